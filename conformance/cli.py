@@ -1,0 +1,275 @@
+"""The edge-conformance command line: thin, it parses arguments and calls the engine and reports.
+
+Exit codes (contract): 0 conformant / command succeeded, 1 non-conformant, 2 usage or configuration
+error, 3 incomplete (a must requirement could not be decided).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .model import results as R
+from .model.errors import ConfigError
+
+
+def _friendly_errors(fn):
+    """Bad input is one line on stderr and exit 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"edge-conformance: error: {exc}", err=True)
+            sys.exit(R.EXIT_USAGE)
+        except KeyboardInterrupt:
+            click.echo("edge-conformance: interrupted", err=True)
+            sys.exit(R.EXIT_CODES[R.INCOMPLETE])
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edge-conformance")
+def main() -> None:
+    """Check an edge deployment against edge-computing requirement profiles.
+
+    \b
+    Examples:
+      edge-conformance run                          # emulated retail deployment, edge-baseline
+      edge-conformance run --profile edge-baseline --target my-site.yaml
+      edge-conformance profiles list
+      edge-conformance report edge-results/<run-id>/results.json --format md
+    """
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+@main.command()
+@click.option("--profile", "-p", "profiles", multiple=True, metavar="NAME|PATH",
+              help="Requirement profile (shipped name or YAML path); repeatable. Default: edge-baseline.")
+@click.option("--target", "-t", default="emulated", show_default=True, metavar="PATH|emulated[:TOPOLOGY]",
+              help="Target file of a real deployment, or an emulated one brought up for this run.")
+@click.option("--suite", "-s", "suites", multiple=True, metavar="SUITE",
+              help="Only run these suites (functional, latency, ...); repeatable.")
+@click.option("--site", "sites", multiple=True, metavar="NAME|ROLE", help="Only check these sites; repeatable.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory [default: ./edge-results/<run-id>].")
+@click.option("--strict", is_flag=True, help="should/may failures also make the run non-conformant.")
+@click.option("--waivers", type=click.Path(dir_okay=False, path_type=Path), help="Waivers file (YAML).")
+@click.option("--backend", type=click.Choice(["local", "docker"]), default="local", show_default=True,
+              help="Backend for emulated targets.")
+@click.option("--defect", "defects", multiple=True, metavar="[SITE:]DEFECT",
+              help="Switch on a defect in the emulated deployment, to see a check catch it; repeatable.")
+@click.option("--verbose", "-v", count=True, help="More pytest output.")
+@_friendly_errors
+def run(profiles, target, suites, sites, out, strict, waivers, backend, defects, verbose):
+    """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
+
+    \b
+    Examples:
+      edge-conformance run
+      edge-conformance run --profile retail --target emulated:retail --suite resilience
+      edge-conformance run --profile edge-baseline --target lab.yaml --out results/ --waivers waivers.yaml
+
+    Exit status: 0 conformant, 1 non-conformant, 2 bad input, 3 incomplete.
+    """
+    from .engine.runner import RunOptions, run as run_profiles
+
+    opts = RunOptions(profiles=list(profiles) or ["edge-baseline"], target=target, suites=list(suites),
+                      sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
+                      defects=list(defects), verbose=verbose)
+    outcome = run_profiles(opts)
+    if outcome.results is None:
+        click.echo("edge-conformance: error: the run could not start (see the message above)", err=True)
+    else:
+        click.echo(f"reports: {outcome.out_dir}")
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            _append_step_summary(outcome.out_dir)
+    sys.exit(outcome.exit_code)
+
+
+def _append_step_summary(out_dir: Path) -> None:
+    summary = out_dir / "summary.md"
+    if summary.exists():
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+            f.write(summary.read_text(encoding="utf-8") + "\n")
+
+
+# ---------------------------------------------------------------------------------------- profiles
+
+
+@main.group()
+def profiles() -> None:
+    """List, show, validate and explain requirement profiles."""
+
+
+@profiles.command("list")
+@_friendly_errors
+def profiles_list():
+    """List the shipped profiles.
+
+    \b
+    Example:
+      edge-conformance profiles list
+    """
+    from .model.profile import list_profiles, load_profile
+
+    for path in list_profiles():
+        p = load_profile(str(path))
+        musts = sum(r.level == "must" for r in p.requirements)
+        click.echo(f"{p.id:<24} {p.version:<6} {len(p.requirements):>3} requirements ({musts} must)  {p.title}")
+
+
+@profiles.command("show")
+@click.argument("ref", metavar="NAME|PATH")
+@_friendly_errors
+def profiles_show(ref):
+    """Show a profile's requirements (with inherited ones resolved).
+
+    \b
+    Example:
+      edge-conformance profiles show edge-baseline
+    """
+    from .model.profile import load_profile
+
+    p = load_profile(ref)
+    chain = " <- ".join(f"{c.id} {c.version}" for c in p.chain)
+    click.echo(f"{p.id} {p.version}: {p.title}\n  from {p.path} ({chain}), sha256 {p.sha256[:16]}")
+    if p.topology:
+        click.echo(f"  emulated topology: {p.topology}")
+    for r in p.requirements:
+        applies = ", ".join(r.applies_to) or "all sites"
+        click.echo(f"  {r.id:<14} {r.level:<6} {r.check:<22} {r.expect.text}   [{applies}]  {r.title}")
+
+
+@profiles.command("validate")
+@click.argument("refs", nargs=-1, required=True, metavar="NAME|PATH...")
+@_friendly_errors
+def profiles_validate(refs):
+    """Validate profiles strictly; the first problem is printed as file:line: field: message.
+
+    \b
+    Example:
+      edge-conformance profiles validate my-profile.yaml
+    """
+    from .model.profile import load_profile
+
+    for ref in refs:
+        p = load_profile(ref)
+        click.echo(f"{p.path}: ok ({p.id} {p.version}, {len(p.requirements)} requirements)")
+
+
+@profiles.command("explain")
+@click.argument("ref", metavar="PROFILE|REQUIREMENT-ID")
+@click.argument("requirement", required=False, metavar="[REQUIREMENT-ID]")
+@_friendly_errors
+def profiles_explain(ref, requirement):
+    """Explain requirements: what is checked, the expectation, rationale and source.
+
+    \b
+    Examples:
+      edge-conformance profiles explain edge-baseline
+      edge-conformance profiles explain edge-baseline BASE-FUN-01
+      edge-conformance profiles explain BASE-FUN-01        # searched in every shipped profile
+    """
+    from .model import catalog
+    from .model.profile import list_profiles, load_profile
+
+    if requirement is None and not _looks_like_profile(ref):
+        found = []
+        for path in list_profiles():
+            p = load_profile(str(path))
+            if p.requirement(ref) and p.requirement(ref).profile == p.id:
+                found.append((p, p.requirement(ref)))
+        if not found:
+            raise ConfigError(None, None, None, f'no shipped profile has requirement "{ref}"')
+        pairs = found
+    else:
+        p = load_profile(ref)
+        reqs = p.requirements if requirement is None else [p.requirement(requirement)]
+        if reqs == [None]:
+            raise ConfigError(p.path, None, None, f'profile {p.id} has no requirement "{requirement}"')
+        pairs = [(p, r) for r in reqs]
+    for p, r in pairs:
+        spec = catalog.get(r.check)
+        click.echo(f"{r.id} ({p.id} {p.version}) [{r.level}] {r.title}")
+        click.echo(f"  check:     {r.check}" + (f" - {spec.summary}" if spec else ""))
+        click.echo(f"  applies:   {', '.join(r.applies_to) or 'every site'}")
+        click.echo(f"  expect:    {r.expect.text}")
+        if r.params:
+            shown = ", ".join(f"{k}={v}" for k, v in r.params.items() if v is not None)
+            click.echo(f"  params:    {shown}")
+        if r.quorum is not None:
+            click.echo(f"  fleet:     at least {r.quorum * 100:g}% of sites must pass")
+        click.echo(f"  rationale: {r.rationale or '-'}")
+        click.echo(f"  source:    {r.source or '-'}")
+        click.echo(f"  defined:   {r.origin}\n")
+
+
+def _looks_like_profile(ref: str) -> bool:
+    from .model.paths import profiles_dir
+
+    return "/" in ref or ref.endswith((".yaml", ".yml")) or (profiles_dir() / f"{ref}.yaml").exists()
+
+
+@profiles.command("checks")
+def profiles_checks():
+    """List the checks a profile can name, with their metrics and params.
+
+    \b
+    Example:
+      edge-conformance profiles checks
+    """
+    from .model import catalog
+
+    for name, spec in sorted(catalog.CHECKS.items()):
+        metrics = ", ".join(f"{m} ({d})" for m, d in spec.metrics.items())
+        click.echo(f"{name}: {spec.summary}\n  metrics: {metrics}")
+        if spec.params:
+            click.echo("  params:  " + ", ".join(spec.params))
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+@main.command()
+@click.argument("results_file", metavar="RESULTS.json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "-f", "fmt", type=click.Choice(["junit", "md", "html", "terminal", "all"]),
+              default="terminal", show_default=True)
+@click.option("--out", "-o", type=click.Path(path_type=Path),
+              help="Write to this file (or directory with --format all) instead of standard output.")
+@_friendly_errors
+def report(results_file, fmt, out):
+    """Re-render reports from a results.json.
+
+    \b
+    Examples:
+      edge-conformance report edge-results/20261126T1200Z-ab12cd/results.json --format md
+      edge-conformance report results.json --format all --out reports/
+    """
+    from .report import writer
+
+    results = writer.load_results(results_file)
+    if fmt == "all":
+        written = writer.write_reports(results, Path(out or results_file.parent))
+        for path in written.values():
+            click.echo(str(path))
+        return
+    text = writer.render(results, fmt)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,237 @@
+"""linkd: the WAN link emulator daemon (`python -m conformance.emulation.linkd [--run-id ID]`).
+
+Starts with no links.  Control API: HTTP/JSON on 127.0.0.1, ephemeral port.  When ready it prints
+exactly one line on stdout, ``{"ready": true, "control_port": N, "pid": P}``, and flushes.
+
+    GET    /links          -> {"links": [LINK, ...]}
+    GET    /links/{name}   -> LINK
+    PUT    /links/{name}   {"upstream": "127.0.0.1:PORT", "delay_ms": 0, "jitter_ms": 0, "loss": 0,
+                            "bandwidth_bps": null, "partitioned": false} -> LINK
+                           creates the link (listening on 127.0.0.1:<ephemeral>); on an existing link
+                           with the same upstream it replaces all parameters (missing ones take
+                           their defaults) and keeps the port and connections; a different upstream
+                           is 409.  Only loopback upstreams are accepted (400 otherwise).
+    PATCH  /links/{name}   any subset of delay_ms, jitter_ms, loss, bandwidth_bps, partitioned -> LINK
+                           (applies at once, to open connections too)
+    DELETE /links/{name}   -> LINK as it was (final stats); its connections are aborted
+    GET    /               -> {"service": "linkd", "run_id": ..., "pid": ..., "links": N}
+
+    LINK = {"name", "listen_port", "upstream", "delay_ms", "jitter_ms", "loss", "bandwidth_bps",
+            "partitioned", "stats": {"connections_total", "connections_open", "bytes_up",
+            "bytes_down", "loss_stalls"}}
+
+Every response is JSON; errors are {"error": "..."} with 400 (invalid input), 404 (unknown link or
+path), 405 (method) or 409 (conflict).  Shaping semantics: see conformance.emulation.link.
+
+Lifetime: exits with status 0, closing every socket, on SIGTERM or SIGINT, and when its parent dies:
+it polls os.getppid() every second and stops when the parent it started with is gone (it has been
+re-parented).  stdin is not read, so a harness may keep it as a pipe, close it or pass /dev/null.
+A daemon started directly by PID 1 cannot detect its parent's death and relies on signals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from conformance.emulation.link import Link, LinkParams, new_event_loop
+
+PARENT_POLL_S = 1.0
+_NAME = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,128}$")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class _Daemon:
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id = run_id
+        self.links: dict[str, Link] = {}
+        # One request at a time may create or delete links, so a PUT racing a DELETE stays sane.
+        self.lock = asyncio.Lock()
+
+    # -- handlers
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"service": "linkd", "run_id": self.run_id, "pid": os.getpid(), "links": len(self.links)}
+        )
+
+    async def list_links(self, request: web.Request) -> web.Response:
+        return web.json_response({"links": [link.to_dict() for link in self.links.values()]})
+
+    async def get_link(self, request: web.Request) -> web.Response:
+        link = self._find(request)
+        return web.json_response(link.to_dict())
+
+    async def put_link(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not _NAME.match(name):
+            return _error(400, f"link name {name!r}: 1..128 characters, no whitespace, '/' or control characters")
+        body = await _json_object(request)
+        if "upstream" not in body:
+            return _error(400, "upstream: required, e.g. \"127.0.0.1:8080\"")
+        fields = dict(body)
+        upstream = fields.pop("upstream")
+        try:
+            params = LinkParams.from_mapping(fields)
+            candidate = Link(name, upstream, params)  # validates the upstream (loopback only)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        async with self.lock:
+            existing = self.links.get(name)
+            if existing is not None:
+                if existing.upstream != candidate.upstream:
+                    return _error(
+                        409,
+                        f"link {name!r} exists with upstream {existing.upstream}; DELETE it first to change the upstream",
+                    )
+                existing.update(**params.as_dict())
+                return web.json_response(existing.to_dict())
+            try:
+                await candidate.start()
+            except OSError as exc:
+                return _error(500, f"cannot listen for link {name!r}: {exc}")
+            self.links[name] = candidate
+            return web.json_response(candidate.to_dict())
+
+    async def patch_link(self, request: web.Request) -> web.Response:
+        link = self._find(request)
+        body = await _json_object(request)
+        if "upstream" in body:
+            return _error(400, "upstream cannot be changed by PATCH; DELETE and PUT the link again")
+        try:
+            link.update(**body)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return web.json_response(link.to_dict())
+
+    async def delete_link(self, request: web.Request) -> web.Response:
+        async with self.lock:
+            link = self._find(request)
+            final = link.to_dict()
+            del self.links[link.name]
+            await link.close()
+        final["stats"] = link.stats()
+        return web.json_response(final)
+
+    def _find(self, request: web.Request) -> Link:
+        name = request.match_info["name"]
+        link = self.links.get(name)
+        if link is None:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"no link named {name!r}"}), content_type="application/json"
+            )
+        return link
+
+    async def close_all(self) -> None:
+        links, self.links = list(self.links.values()), {}
+        for link in links:
+            await link.close()
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads) if request.can_read_body else {}
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body is not valid JSON: {exc}"}), content_type="application/json"
+        ) from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+        )
+    return body
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every response is JSON, also aiohttp's own 404/405 and unexpected failures (no tracebacks)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json":
+            raise
+        return _error(exc.status, exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line on stderr, a JSON 500 to the caller
+        print(f"linkd: internal error on {request.method} {request.path}: {exc!r}", file=sys.stderr, flush=True)
+        return _error(500, f"internal error: {exc!r}")
+
+
+def build_app(daemon: _Daemon) -> web.Application:
+    app = web.Application(middlewares=[_json_errors])
+    app.router.add_get("/", daemon.status)
+    app.router.add_get("/links", daemon.list_links)
+    app.router.add_get("/links/{name}", daemon.get_link)
+    app.router.add_put("/links/{name}", daemon.put_link)
+    app.router.add_patch("/links/{name}", daemon.patch_link)
+    app.router.add_delete("/links/{name}", daemon.delete_link)
+    return app
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    parent = os.getppid()
+    if parent == 1:
+        return  # started by init (or already orphaned): nothing to watch
+    while not stop.is_set():
+        await asyncio.sleep(PARENT_POLL_S)
+        if os.getppid() != parent:
+            stop.set()
+
+
+def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # One line, no traceback: the relay's expected failures are handled; anything else is a bug
+    # worth a line in the log, not a screenful in the harness output.
+    exc = context.get("exception")
+    print(f"linkd: {context.get('message', 'error')}: {exc!r}", file=sys.stderr, flush=True)
+
+
+async def serve(run_id: str | None) -> int:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_exception_handler)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    daemon = _Daemon(run_id)
+    runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    control_port = runner.addresses[0][1]
+    watcher = loop.create_task(_watch_parent(stop))
+    try:
+        sys.stdout.write(json.dumps({"ready": True, "control_port": control_port, "pid": os.getpid()}) + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass  # nobody reads our stdout any more; keep serving until told to stop
+    await stop.wait()
+    watcher.cancel()
+    await daemon.close_all()
+    await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.emulation.linkd", description=__doc__.splitlines()[0])
+    parser.add_argument("--run-id", default=None, help="run id this daemon belongs to (shown in ps and GET /)")
+    args = parser.parse_args(argv)
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(serve(args.run_id))
+    except KeyboardInterrupt:  # SIGINT before the handlers were installed
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Bring a target up for a run and take it down afterwards.
+
+A real target is just its file. An emulated target (`emulated` or `emulated:TOPOLOGY`) is started
+here, for the length of the run, and removed afterwards whatever happens (also on Ctrl-C/SIGTERM,
+which arrive as KeyboardInterrupt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..model.errors import ConfigError
+from ..model.target import EMULATED_PREFIX, Target, is_emulated_ref, load_target
+
+DEFAULT_TOPOLOGY = "retail"
+
+
+def topology_for(ref: str, profiles: list) -> str:
+    """`emulated:NAME` names it; plain `emulated` takes the first profile's topology, or retail."""
+    if ":" in ref:
+        name = ref.split(":", 1)[1]
+        if not name:
+            raise ConfigError(None, None, "--target", 'expected "emulated" or "emulated:TOPOLOGY"')
+        return name
+    for p in profiles:
+        if getattr(p, "topology", None):
+            return p.topology
+    return DEFAULT_TOPOLOGY
+
+
+@contextlib.contextmanager
+def open_target(ref: str, *, run_id: str, profiles: list, backend: str = "local",
+                defects: list[str] | None = None, state_dir: Path | None = None) -> Iterator[Target]:
+    if not is_emulated_ref(ref):
+        if defects:
+            raise ConfigError(None, None, "--defect", "defects can only be switched on in emulated targets")
+        yield load_target(ref)
+        return
+    topology = topology_for(ref, profiles)
+    try:
+        from ..emulation import start_deployment
+    except ImportError:
+        raise ConfigError(None, None, "--target", f"{EMULATED_PREFIX} targets are not available in this "
+                                                  "build (conformance.emulation is missing)") from None
+    deployment = start_deployment(topology, state_dir=state_dir, run_id=run_id, defects=list(defects or []),
+                                  backend=backend)
+    try:
+        yield load_target(deployment.target_file)
+    finally:
+        deployment.stop()

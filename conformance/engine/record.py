@@ -1,0 +1,137 @@
+"""The canonical record of a run: results.json, written incrementally and atomically.
+
+Every planned (requirement, site) starts as `not-run` and is updated as soon as its verdict is
+known, and the file is rewritten (temp file + rename) each time, so a crash, Ctrl-C or SIGTERM keeps
+everything measured so far and shows what did not run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .. import __version__
+from ..model import results as R
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{os.urandom(3).hex()}"
+
+
+def host_facts() -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "platform": platform.platform(),
+            "python": platform.python_version(), "cpus": os.cpu_count(),
+            "memory_bytes": psutil.virtual_memory().total}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class RunRecord:
+    """results.json in memory, saved after every change."""
+
+    def __init__(self, path: Path, run_id: str, profiles: list[dict], target: dict | None,
+                 options: dict[str, Any]):
+        self.path = path
+        self._lock = threading.Lock()
+        self.data: dict[str, Any] = {
+            "schema": R.SCHEMA,
+            "harness": {"name": "edge-conformance", "version": __version__},
+            "run_id": run_id,
+            "started": now_iso(),
+            "finished": None,
+            "state": "running",
+            "host": host_facts(),
+            "profiles": profiles,
+            "target": target,
+            "options": options,
+            "verdict": R.INCOMPLETE,
+            "counts": R.counts([]),
+            "calibration": None,
+            "requirements": [],
+            "waivers": {"applied": [], "expired": []},
+        }
+        self._index: dict[tuple[str, str, str], int] = {}
+
+    @property
+    def strict(self) -> bool:
+        return bool(self.data["options"].get("strict"))
+
+    def plan(self, entry: dict) -> None:
+        key = (entry["profile"], entry["id"], entry["site"])
+        with self._lock:
+            if key in self._index:
+                return
+            self._index[key] = len(self.data["requirements"])
+            self.data["requirements"].append(entry)
+
+    def update(self, profile: str, rid: str, site: str, **fields: Any) -> dict:
+        with self._lock:
+            entry = self.data["requirements"][self._index[(profile, rid, site)]]
+            entry.update(fields)
+            self._refresh()
+            self._save()
+            return entry
+
+    def set(self, key: str, value: Any) -> None:
+        with self._lock:
+            self.data[key] = value
+            self._save()
+
+    def finish(self, state: str) -> None:
+        with self._lock:
+            self.data["state"] = state
+            self.data["finished"] = now_iso()
+            self._refresh()
+            self._save()
+
+    def save(self) -> None:
+        with self._lock:
+            self._refresh()
+            self._save()
+
+    def _refresh(self) -> None:
+        reqs = self.data["requirements"]
+        self.data["counts"] = R.counts(reqs)
+        self.data["verdict"] = R.run_verdict(reqs, self.strict)
+
+    def _save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (dt.date, dt.datetime)):
+        return obj.isoformat()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)

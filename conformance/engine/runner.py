@@ -1,0 +1,97 @@
+"""Run profiles against a target: validate inputs, run pytest with the plugin, return the verdict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ..model import results as R
+from ..model.errors import ConfigError
+from ..model.paths import suites_dir
+from ..model.profile import load_profile
+from ..model.target import is_emulated_ref, load_target
+from ..model.waivers import load_waivers
+from .record import new_run_id
+
+
+@dataclass
+class RunOptions:
+    profiles: list[str] = field(default_factory=lambda: ["edge-baseline"])
+    target: str = "emulated"
+    suites: list[str] = field(default_factory=list)
+    sites: list[str] = field(default_factory=list)
+    out: Path | None = None
+    strict: bool = False
+    waivers: Path | None = None
+    backend: str = "local"
+    defects: list[str] = field(default_factory=list)
+    verbose: int = 0
+    extra_pytest_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    verdict: str | None
+    out_dir: Path
+    results: dict | None
+
+
+def validate_inputs(opts: RunOptions) -> None:
+    """Fail fast, with one located line, before anything is started."""
+    for ref in opts.profiles:
+        try:
+            load_profile(ref)
+        except ConfigError as exc:
+            if exc.source is None and exc.field is None:
+                exc.field = "--profile"
+            raise
+    if not is_emulated_ref(opts.target):
+        load_target(opts.target)
+    if opts.waivers:
+        load_waivers(opts.waivers)
+    known = available_suites()
+    for s in opts.suites:
+        if s not in known:
+            raise ConfigError(None, None, "--suite", f'unknown suite "{s}" (suites: {", ".join(known)})')
+
+
+def available_suites() -> list[str]:
+    root = suites_dir()
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
+    root = suites_dir()
+    paths = [str(root / s) for s in opts.suites] or [str(root)]
+    args = ["-c", str(root / "pytest.ini"), "--rootdir", str(root), "-p", "no:locust",
+            "--import-mode=importlib", "--tb=no", "-rN", "--no-header",
+            "--edge-target", opts.target, "--edge-out", str(out_dir), "--edge-run-id", run_id,
+            "--edge-backend", opts.backend]
+    args += ["-q"] if opts.verbose == 0 else ["-v"] * opts.verbose
+    for p in opts.profiles:
+        args += ["--edge-profile", p]
+    for s in opts.sites:
+        args += ["--edge-site", s]
+    for d in opts.defects:
+        args += ["--edge-defect", d]
+    if opts.strict:
+        args.append("--edge-strict")
+    if opts.waivers:
+        args += ["--edge-waivers", str(opts.waivers)]
+    return args + list(opts.extra_pytest_args) + paths
+
+
+def run(opts: RunOptions) -> RunOutcome:
+    validate_inputs(opts)
+    run_id = new_run_id()
+    out_dir = Path(opts.out) if opts.out else Path.cwd() / "edge-results" / run_id
+    code = pytest.main(pytest_args(opts, run_id, out_dir))
+    results_path = out_dir / "results.json"
+    if code == pytest.ExitCode.USAGE_ERROR or not results_path.exists():
+        return RunOutcome(R.EXIT_USAGE, None, out_dir, None)
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    return RunOutcome(R.exit_code(results["verdict"]), results["verdict"], out_dir, results)

@@ -1,0 +1,62 @@
+"""One HTTP request with a hard overall timeout.
+
+urllib's timeout applies per socket operation, so a server that trickles bytes can hold a request
+far longer than the timeout; we run the request in a worker thread and stop waiting at the deadline.
+A network failure raises MeasurementError (the verdict becomes `error`, not a wrong pass or fail).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from ..model.errors import MeasurementError
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="edge-http")
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    elapsed: float  # seconds until the whole body was read
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a check sees the redirect itself
+        return None
+
+
+def http_request(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dict | None = None,
+                 body: bytes | None = None, verify_tls: bool = True, max_body: int = 4 << 20) -> HttpResponse:
+    context = ssl.create_default_context() if verify_tls else ssl._create_unverified_context()
+    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=context))
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+
+    def do() -> HttpResponse:
+        started = time.perf_counter()
+        try:
+            with opener.open(request, timeout=timeout) as resp:
+                data = resp.read(max_body)
+                return HttpResponse(resp.status, dict(resp.headers.items()), data, time.perf_counter() - started)
+        except urllib.error.HTTPError as exc:  # 4xx/5xx are answers, not failures to measure
+            data = exc.read(max_body) if exc.fp else b""
+            return HttpResponse(exc.code, dict(exc.headers.items()) if exc.headers else {}, data,
+                                time.perf_counter() - started)
+
+    future = _POOL.submit(do)
+    try:
+        return future.result(timeout=timeout + 0.5)
+    except concurrent.futures.TimeoutError:
+        raise MeasurementError(f"{method} {url}: no complete answer within {timeout:g} s") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        text = getattr(reason, "strerror", None) or str(reason)
+        raise MeasurementError(f"{method} {url}: {text}") from None
+    except (OSError, ValueError) as exc:
+        raise MeasurementError(f"{method} {url}: {exc}") from None

@@ -1,0 +1,69 @@
+"""Clocks, precise sleeping and the event loop the prober runs on.
+
+Why this exists: asyncio's default loop on Linux waits in epoll, whose timeout has millisecond
+resolution (CPython rounds it *up*), so `asyncio.sleep(0.0003)` really sleeps about 1 ms. An open-loop
+prober that sends every 500 us would then start most requests up to 1 ms late. select() takes a
+microsecond timeout, so the loop we create for run_probe() uses a SelectSelector; on a loop we did not
+create (probe() awaited by a caller) we sleep until 1 ms before the deadline and yield in a tight loop
+for the rest.
+
+All timestamps are time.perf_counter_ns(): CLOCK_MONOTONIC on Linux, the same clock asyncio's
+loop.time() reads, and comparable across processes on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+
+import psutil
+
+now_ns = time.perf_counter_ns
+
+COARSE_RESOLUTION_NS = 1_000_000  # epoll/poll/IOCP: timeouts in whole milliseconds
+FINE_RESOLUTION_NS = 1_000  # select/kqueue: microseconds (plus the kernel's timer slack)
+
+# select() cannot watch file descriptors >= FD_SETSIZE (1024) and scans every fd it is given; past
+# these bounds we fall back to the default loop and spin instead.
+_SELECT_MAX_FDS = 512
+_SELECT_MAX_IN_FLIGHT = 256
+
+
+def timer_resolution_ns(loop: asyncio.AbstractEventLoop) -> int:
+    """How finely this loop can time a wake-up."""
+    selector = getattr(loop, "_selector", None)
+    if isinstance(selector, selectors.SelectSelector):
+        return FINE_RESOLUTION_NS
+    if hasattr(selectors, "KqueueSelector") and isinstance(selector, selectors.KqueueSelector):
+        return FINE_RESOLUTION_NS
+    return COARSE_RESOLUTION_NS
+
+
+def new_probe_loop(max_in_flight: int = 1) -> asyncio.AbstractEventLoop:
+    """A fresh event loop with microsecond timers when that is safe, else the default kind."""
+    try:
+        open_fds = psutil.Process().num_fds()
+    except (psutil.Error, AttributeError):  # AttributeError: num_fds is POSIX only
+        open_fds = _SELECT_MAX_FDS
+    if open_fds < _SELECT_MAX_FDS and max_in_flight <= _SELECT_MAX_IN_FLIGHT:
+        return asyncio.SelectorEventLoop(selectors.SelectSelector())
+    return asyncio.new_event_loop()
+
+
+def spin_ns_for(loop: asyncio.AbstractEventLoop) -> int:
+    """How long before a deadline sleep_until() stops sleeping and starts yielding."""
+    resolution = timer_resolution_ns(loop)
+    return resolution if resolution >= COARSE_RESOLUTION_NS else 0
+
+
+async def sleep_until(deadline_ns: int, spin_ns: int = 0) -> None:
+    """Return at (not before) perf_counter_ns() >= deadline_ns, as closely as the loop allows."""
+    while True:
+        remaining = deadline_ns - now_ns()
+        if remaining <= 0:
+            return
+        if remaining > spin_ns:
+            await asyncio.sleep((remaining - spin_ns) / 1e9)
+        else:
+            await asyncio.sleep(0)  # yield to other tasks without giving the selector a timeout

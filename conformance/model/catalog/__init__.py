@@ -1,0 +1,70 @@
+"""The catalogue of checks a profile may name.
+
+Each suite declares its checks here, as data: the metrics a check records (with their dimension, so
+expectations can be validated before anything runs) and the params it accepts. The suite's pytest
+test for a check is tied to it by `@pytest.mark.edge_check("name")`. Users' own checks, named
+`custom.<anything>`, are accepted with any metrics and params; their units are checked at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import did_you_mean
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: str  # "str" | "int" | "number" | "bool" | "dict" | "list" | "duration" | "any"
+    doc: str
+    required: bool = False
+    default: object = None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    suite: str
+    summary: str
+    metrics: dict[str, str]  # metric -> dimension (see model.units)
+    params: dict[str, Param] = field(default_factory=dict)
+    # "site": one verdict per (requirement, site); "fleet": per requirement over all matching sites.
+    scope: str = "site"
+
+
+CUSTOM_PREFIX = "custom."
+
+
+def _collect() -> dict[str, CheckSpec]:
+    from . import functional
+
+    checks: dict[str, CheckSpec] = {}
+    for module in (functional,):
+        for spec in module.CHECKS:
+            if spec.name in checks:  # pragma: no cover - a programming error caught by tests
+                raise RuntimeError(f"check {spec.name} declared twice")
+            checks[spec.name] = spec
+    return checks
+
+
+CHECKS: dict[str, CheckSpec] = _collect()
+
+
+def is_custom(name: str) -> bool:
+    return name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX)
+
+
+def get(name: str) -> CheckSpec | None:
+    return CHECKS.get(name)
+
+
+def unknown_check_message(name: str) -> str:
+    return (f'unknown check "{name}"{did_you_mean(name, CHECKS)}; '
+            f'see "edge-conformance profiles checks", or name your own check "custom.<name>"')
+
+
+def suite_of(name: str) -> str:
+    spec = CHECKS.get(name)
+    if spec:
+        return spec.suite
+    return "custom" if is_custom(name) else name.split(".", 1)[0]

@@ -1,0 +1,305 @@
+"""Requirement profiles: parsing, inheritance and strict validation.
+
+A profile is a YAML file of requirements (see schemas/profile.schema.json). Validation happens in
+two passes: the JSON Schema catches structural mistakes (unknown keys, wrong types), then semantic
+checks catch what a schema cannot (duplicate ids, unknown checks and params, expectations whose
+metrics or units do not fit the check). Every error names file:line and the field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import catalog
+from . import expect as E
+from .errors import ConfigError, did_you_mean
+from .paths import profiles_dir
+from .schema_errors import validate as schema_validate
+from .units import UnitError, to_base
+from .yamlfile import YamlDoc, load_yaml
+
+LEVELS = ("must", "should", "may")
+
+
+@dataclass
+class Requirement:
+    id: str
+    title: str
+    level: str
+    check: str
+    applies_to: list[str]
+    params: dict[str, Any]
+    expect: E.Expectation
+    rationale: str = ""
+    source: str = ""
+    quorum: float | None = None  # fleet rule: share of sites (0..1) that must pass
+    profile: str = ""
+    origin: str = ""  # file:line where it was (last) defined
+    raw_params: dict[str, Any] = field(default_factory=dict, repr=False)  # as written, for overrides
+
+    @property
+    def suite(self) -> str:
+        return catalog.suite_of(self.check)
+
+    @property
+    def metric_dimensions(self) -> dict[str, str]:
+        spec = catalog.get(self.check)
+        return dict(spec.metrics) if spec else {}
+
+
+@dataclass
+class ProfileFile:
+    id: str
+    version: str
+    path: str
+    sha256: str
+
+
+@dataclass
+class Profile:
+    id: str
+    version: str
+    title: str
+    description: str
+    requirements: list[Requirement]
+    sources: list[dict] = field(default_factory=list)
+    topology: str | None = None
+    path: str = ""
+    sha256: str = ""
+    chain: list[ProfileFile] = field(default_factory=list)  # this file, then its ancestors
+
+    def requirement(self, rid: str) -> Requirement | None:
+        return next((r for r in self.requirements if r.id == rid), None)
+
+    def summary(self) -> dict:
+        return {"id": self.id, "version": self.version, "title": self.title, "sha256": self.sha256,
+                "source": self.path, "extends": [c.id for c in self.chain[1:]]}
+
+
+def list_profiles() -> list[Path]:
+    return sorted(profiles_dir().glob("*.yaml"))
+
+
+def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
+    """A profile reference is a shipped profile's name or a path to a YAML file."""
+    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
+    if looks_like_path:
+        p = Path(ref)
+        if not p.is_absolute() and relative_to is not None:
+            candidate = relative_to / p
+            if candidate.exists():
+                return candidate
+        return p
+    shipped = profiles_dir() / f"{ref}.yaml"
+    if shipped.exists():
+        return shipped
+    names = [p.stem for p in list_profiles()]
+    raise ConfigError(None, None, None, f'unknown profile "{ref}"{did_you_mean(ref, names)}'
+                                        f" (shipped: {', '.join(names) or 'none'}; or give a path)")
+
+
+def load_profile(ref: str) -> Profile:
+    return _load(resolve_ref(ref), seen=())
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        try:
+            return "profiles/" + str(path.resolve().relative_to(profiles_dir().resolve()))
+        except ValueError:
+            return str(path)
+
+
+def _load(path: Path, seen: tuple[str, ...]) -> Profile:
+    display = _display(path)
+    doc = load_yaml(path, display)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(display, 1, None, "a profile must be a YAML mapping with id, version, "
+                                            "title and requirements")
+    schema_validate(doc, "profile.schema.json")
+    data = doc.data
+    _check_duplicate_ids(doc)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    me = ProfileFile(data["id"], str(data["version"]), display, sha)
+
+    parent: Profile | None = None
+    if "extends" in data:
+        key = str(path.resolve())
+        if key in seen:
+            raise doc.error(("extends",), "profiles extend each other in a cycle")
+        try:
+            parent_path = resolve_ref(data["extends"], relative_to=path.parent)
+            parent = _load(parent_path, seen + (key,))
+        except ConfigError as exc:
+            if exc.source is None:  # an unknown name: point at our extends line
+                raise doc.error(("extends",), exc.message) from None
+            raise
+
+    raw_reqs: dict[str, tuple[dict, tuple, YamlDoc]] = {}
+    order: list[str] = []
+    if parent:
+        for r in parent.requirements:
+            raw_reqs[r.id] = ({"__parsed__": r}, (), doc)
+            order.append(r.id)
+    for i, item in enumerate(data.get("requirements") or []):
+        rid = item["id"]
+        if rid in raw_reqs:
+            base = raw_reqs[rid][0]
+            merged = _merge_override(base, item)
+            raw_reqs[rid] = (merged, ("requirements", i), doc)
+        else:
+            raw_reqs[rid] = (dict(item), ("requirements", i), doc)
+            order.append(rid)
+
+    requirements = []
+    for rid in order:
+        raw, where, rdoc = raw_reqs[rid]
+        if raw.get("disabled"):
+            continue
+        if "__parsed__" in raw:
+            requirements.append(raw["__parsed__"])
+        else:
+            requirements.append(_build_requirement(raw, where, rdoc, data["id"]))
+    if not requirements:
+        raise doc.error(("requirements",), "a profile needs at least one requirement")
+
+    chain = [me] + (parent.chain if parent else [])
+    return Profile(
+        id=data["id"], version=str(data["version"]), title=data["title"],
+        description=str(data.get("description", "")).strip(), requirements=requirements,
+        sources=list(data.get("sources") or []) + (parent.sources if parent else []),
+        topology=data.get("topology") or (parent.topology if parent else None),
+        path=display, sha256=_chain_digest(chain), chain=chain,
+    )
+
+
+def _chain_digest(chain: list[ProfileFile]) -> str:
+    if len(chain) == 1:
+        return chain[0].sha256
+    return hashlib.sha256("".join(c.sha256 for c in chain).encode()).hexdigest()
+
+
+def _check_duplicate_ids(doc: YamlDoc) -> None:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(doc.data.get("requirements") or []):
+        rid = item["id"]
+        if rid in seen:
+            raise doc.error(("requirements", i, "id"),
+                            f'duplicate requirement id "{rid}" (first at line {doc.line(("requirements", seen[rid]))})')
+        seen[rid] = i
+
+
+def _merge_override(base: dict, override: dict) -> dict:
+    """A child's requirement with a parent's id replaces the fields it names; params merge."""
+    if "__parsed__" in base:
+        r: Requirement = base["__parsed__"]
+        base = {"id": r.id, "title": r.title, "level": r.level, "check": r.check,
+                "applies_to": list(r.applies_to), "params": dict(r.raw_params),
+                "expect": r.expect.text, "rationale": r.rationale, "source": r.source}
+        if r.quorum is not None:
+            base["sites"] = f"{r.quorum * 100:g}%"
+    merged = {**base, **override}
+    if "params" in base and "params" in override and override["params"] is not None:
+        merged["params"] = {**base["params"], **override["params"]}
+    return merged
+
+
+def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str) -> Requirement:
+    def err(key: str | None, message: str) -> ConfigError:
+        return doc.error(where + ((key,) if key else ()), message)
+
+    for key in ("title", "level", "check", "expect"):
+        if key not in raw:
+            raise err(None, f'missing required key "{key}"')
+    check = raw["check"]
+    spec = catalog.get(check)
+    if spec is None and not catalog.is_custom(check):
+        raise err("check", catalog.unknown_check_message(check))
+
+    raw_params = dict(raw.get("params") or {})
+    params = _validate_params(raw_params, spec, where, doc)
+
+    try:
+        expectation = E.parse(raw["expect"])
+        E.check_dimensions(expectation, spec.metrics if spec else {}, check, open_metrics=spec is None)
+    except (E.ExpectError, UnitError) as exc:
+        raise err("expect", str(exc)) from None
+
+    applies = raw.get("applies_to", [])
+    applies = [applies] if isinstance(applies, str) else list(applies)
+    quorum = None
+    if "sites" in raw:
+        quorum = float(raw["sites"].strip().rstrip("%")) / 100.0
+        if not 0 < quorum <= 1:
+            raise err("sites", "a quorum is a share of sites between 0 % (excluded) and 100 %")
+    req = Requirement(
+        id=raw["id"], title=raw["title"], level=raw["level"], check=check, applies_to=applies,
+        params=params, expect=expectation, rationale=str(raw.get("rationale", "")).strip(),
+        source=str(raw.get("source", "")).strip(), quorum=quorum, profile=profile_id,
+        origin=f"{doc.source}:{doc.line(where) or '?'}", raw_params=raw_params,
+    )
+    return req
+
+
+_KIND_CHECKS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "number": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "dict": (lambda v: isinstance(v, dict), "a mapping"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+    "any": (lambda v: True, "anything"),
+}
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zµ]+)\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """'5 s', '250 ms', '2 min' or a bare number of seconds -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            try:
+                return to_base(float(m[1]), m[2], "time")
+            except UnitError as exc:
+                raise ValueError(str(exc)) from None
+    raise ValueError(f'expected a duration such as "5 s" or "250 ms", got {value!r}')
+
+
+def _validate_params(raw: dict, spec: catalog.CheckSpec | None, where: tuple, doc: YamlDoc) -> dict:
+    if spec is None:  # custom check: anything goes
+        return dict(raw)
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        p = spec.params.get(name)
+        path = where + ("params", name)
+        if p is None:
+            known = ", ".join(sorted(spec.params)) or "none"
+            raise doc.error(path, f'check {spec.name} has no param "{name}"'
+                                  f"{did_you_mean(name, spec.params)} (known: {known})")
+        if p.kind == "duration":
+            try:
+                out[name] = parse_duration(value)
+            except ValueError as exc:
+                raise doc.error(path, str(exc)) from None
+            continue
+        ok, label = _KIND_CHECKS[p.kind]
+        if value is not None and not ok(value):
+            raise doc.error(path, f"expected {label}, got {type(value).__name__} {value!r}")
+        out[name] = value
+    for name, p in spec.params.items():
+        if name in out:
+            continue
+        if p.required:
+            raise doc.error(where + ("params",), f'check {spec.name} needs param "{name}": {p.doc}')
+        out[name] = parse_duration(p.default) if p.kind == "duration" and p.default is not None else p.default
+    return out

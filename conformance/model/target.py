@@ -1,0 +1,209 @@
+"""Target files: the deployment under test, its sites, endpoints, hosts and fault hooks.
+
+Secrets never live in a target file: credentials are `${ENV_VAR}` references resolved when a check
+needs them, and `redacted()` is what reports see.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, did_you_mean
+from .schema_errors import validate as schema_validate
+from .yamlfile import YamlDoc, load_yaml
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FULL_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+URL_SCHEMES = ("http", "https", "tcp", "udp")
+EMULATED_PREFIX = "emulated"
+
+
+@dataclass
+class Hook:
+    name: str
+    command: str | list[str]
+    timeout: float
+
+
+@dataclass
+class Site:
+    name: str
+    role: str
+    endpoints: dict[str, str] = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)
+    credentials: dict[str, str] = field(default_factory=dict)  # name -> ENV var name
+    hooks: dict[str, Hook] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    uplink: str | None = None
+
+    def endpoint(self, name: str) -> str:
+        try:
+            return self.endpoints[name]
+        except KeyError:
+            known = ", ".join(sorted(self.endpoints)) or "none"
+            raise LookupError(f'site {self.name} has no endpoint "{name}"'
+                              f"{did_you_mean(name, self.endpoints)} (endpoints: {known})") from None
+
+    def credential(self, name: str) -> str:
+        """Resolve a credential from the environment at the moment it is needed."""
+        var = self.credentials.get(name)
+        if var is None:
+            raise LookupError(f'site {self.name} has no credential "{name}"')
+        value = os.environ.get(var)
+        if value is None:
+            raise LookupError(f"environment variable {var} (credential {name} of site {self.name}) is not set")
+        return value
+
+    def matches(self, selectors: list[str]) -> bool:
+        return not selectors or self.role in selectors or self.name in selectors
+
+
+@dataclass
+class Target:
+    name: str
+    sites: list[Site]
+    path: str = ""
+    emulation: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return "emulated" if self.emulation else "real"
+
+    def site(self, name: str) -> Site:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise LookupError(f'no site "{name}"{did_you_mean(name, [s.name for s in self.sites])}')
+
+    def allowed_hosts(self) -> set[str]:
+        """Hosts that measurement traffic may go to: the declared endpoints' hosts and loopback."""
+        hosts = {"127.0.0.1", "::1", "localhost"}
+        for s in self.sites:
+            for url in s.endpoints.values():
+                host = urlsplit(url).hostname
+                if host:
+                    hosts.add(host)
+        return hosts
+
+    def redacted(self) -> dict:
+        """The target as reports may show it: no secret can be in it (credentials are references)."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "path": self.path, "sites": []}
+        if self.emulation:
+            out["topology"] = self.emulation.get("topology")
+            out["emulation"] = {k: self.emulation.get(k) for k in ("run_id", "backend", "topology")}
+        for s in self.sites:
+            out["sites"].append({
+                "name": s.name, "role": s.role, "uplink": s.uplink,
+                "endpoints": {k: _strip_userinfo(v) for k, v in s.endpoints.items()},
+                "hosts": [_strip_userinfo(h) for h in s.hosts],
+                "credentials": {k: "${" + v + "}" for k, v in s.credentials.items()},
+                "hooks": sorted(s.hooks),
+            })
+        return out
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def is_emulated_ref(ref: str) -> bool:
+    return ref == EMULATED_PREFIX or ref.startswith(EMULATED_PREFIX + ":")
+
+
+def load_target(path: str | Path) -> Target:
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(doc.source, 1, None, "a target must be a YAML mapping with name and sites")
+    schema_validate(doc, "target.schema.json")
+    return _build(doc)
+
+
+def _build(doc: YamlDoc) -> Target:
+    from .profile import parse_duration
+
+    data = doc.data
+    sites: list[Site] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(data["sites"]):
+        where = ("sites", i)
+        name = raw["name"]
+        if name in seen:
+            raise doc.error(where + ("name",), f'duplicate site name "{name}"')
+        seen[name] = i
+        for ep, url in (raw.get("endpoints") or {}).items():
+            _check_url(doc, where + ("endpoints", ep), url)
+        for j, host in enumerate(raw.get("hosts") or []):
+            _check_host(doc, where + ("hosts", j), host)
+        creds = {}
+        for cname, ref in (raw.get("credentials") or {}).items():
+            m = _FULL_ENV_REF.match(ref.strip())
+            if not m:
+                raise doc.error(where + ("credentials", cname),
+                                "credentials must be ${ENV_VAR} references, never literal secrets")
+            creds[cname] = m[1]
+        hooks = {}
+        for hname, h in (raw.get("hooks") or {}).items():
+            try:
+                timeout = parse_duration(h.get("timeout", 60))
+            except ValueError as exc:
+                raise doc.error(where + ("hooks", hname, "timeout"), str(exc)) from None
+            if timeout <= 0:
+                raise doc.error(where + ("hooks", hname, "timeout"), "a hook timeout must be positive")
+            hooks[hname] = Hook(hname, h["command"], timeout)
+        sites.append(Site(name=name, role=raw["role"], endpoints=dict(raw.get("endpoints") or {}),
+                          hosts=list(raw.get("hosts") or []), credentials=creds, hooks=hooks,
+                          labels=dict(raw.get("labels") or {}), uplink=raw.get("uplink")))
+    for i, s in enumerate(sites):
+        if s.uplink is not None and s.uplink not in seen:
+            raise doc.error(("sites", i, "uplink"),
+                            f'no site named "{s.uplink}"{did_you_mean(s.uplink, seen)}')
+    return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"))
+
+
+def _check_url(doc: YamlDoc, path: tuple, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in URL_SCHEMES:
+        raise doc.error(path, f'"{url}" is not a URL with one of the schemes {", ".join(URL_SCHEMES)}')
+    if not parts.hostname:
+        raise doc.error(path, f'"{url}" has no host')
+    try:
+        parts.port
+    except ValueError:
+        raise doc.error(path, f'"{url}" has an invalid port') from None
+    if parts.scheme in ("tcp", "udp") and parts.port is None:
+        raise doc.error(path, f'"{url}" needs a port')
+    if parts.password:
+        raise doc.error(path, "no passwords in URLs: use credentials with ${ENV_VAR} references")
+
+
+def _check_host(doc: YamlDoc, path: tuple, spec: str) -> None:
+    if "://" not in spec:
+        raise doc.error(path, f'"{spec}" is not a testinfra host spec such as local://, '
+                              f"ssh://user@host or docker://container")
+    backend = spec.split("://", 1)[0]
+    from testinfra.backend import BACKENDS  # the real list, so we accept exactly what testinfra does
+
+    if backend not in BACKENDS:
+        raise doc.error(path, f'unknown testinfra backend "{backend}"{did_you_mean(backend, BACKENDS)}')
+    if urlsplit(spec).password:
+        raise doc.error(path, "no passwords in host specs: use ssh keys or credentials with ${ENV_VAR}")
+
+
+def expand_env(text: str) -> str:
+    """Expand ${ENV_VAR} references at the moment a value is used (secrets stay out of files)."""
+
+    def sub(m: re.Match) -> str:
+        value = os.environ.get(m[1])
+        if value is None:
+            raise LookupError(f"environment variable {m[1]} is not set")
+        return value
+
+    return ENV_REF.sub(sub, text)

@@ -1,0 +1,510 @@
+"""The pytest glue: requirement items, the `edge` fixture, verdicts and the run record.
+
+A suite test is an ordinary pytest function marked with the check it implements:
+
+    @pytest.mark.edge_check("functional.http")
+    def test_http(edge):
+        edge.record("status", 200)
+
+The plugin parametrizes it with every (requirement, site) of the loaded profiles that names that
+check (ids such as `test_http[BASE-FUN-01@store-1]`), hands the test an `edge` context, evaluates
+the requirement's expectation against what the test recorded, and turns the outcome into a verdict
+that is written to results.json at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .model import catalog
+from .model import expect as E
+from .model import results as R
+from .model.errors import ConfigError, Inconclusive, MeasurementError
+from .model.profile import Profile, Requirement
+from .model.target import Site, Target
+
+MARKER = "edge_check"
+CASE_ARG = "_edge_case"
+STASH = pytest.StashKey["EdgeSession"]()
+
+
+@dataclass
+class Case:
+    requirement: Requirement
+    site: Site
+
+    @property
+    def id(self) -> str:
+        return f"{self.requirement.id}@{self.site.name}"
+
+
+@dataclass
+class Measured:
+    value: float
+    unit: str
+
+
+class EdgeContext:
+    """What a check sees: its requirement, its site, and where to put what it measured."""
+
+    def __init__(self, case: Case, session: EdgeSession):
+        self.requirement = case.requirement
+        self.site = case.site
+        self.target: Target = session.target
+        self.params: dict[str, Any] = dict(case.requirement.params)
+        self.measured: dict[str, Measured] = {}
+        self.notes: list[str] = []
+        self.raw: dict[str, Any] = {}
+        self._session = session
+
+    # -- recording -------------------------------------------------------------------------
+    def record(self, metric: str, value: float | bool, unit: str = "") -> None:
+        """Record a measured metric; `unit` must fit the metric's dimension (checked at verdict)."""
+        if isinstance(value, bool):
+            value = 1.0 if value else 0.0
+        self.measured[metric] = Measured(float(value), unit)
+
+    def note(self, text: str) -> None:
+        """A line of context shown with the verdict (what was tried, which field mismatched ...)."""
+        self.notes.append(str(text))
+
+    def attach(self, key: str, value: Any) -> None:
+        """Raw data kept in results.json for audit and charts (histograms, time series ...)."""
+        self.raw[key] = value
+
+    # -- outcomes other than a measurement ---------------------------------------------------
+    def inconclusive(self, reason: str) -> None:
+        raise Inconclusive(reason)
+
+    def error(self, reason: str) -> None:
+        raise MeasurementError(reason)
+
+    def skip(self, reason: str) -> None:
+        pytest.skip(reason)
+
+    # -- helpers for checks ------------------------------------------------------------------
+    def endpoint(self, name: str | None = None) -> str:
+        name = name or self.params.get("endpoint") or "api"
+        try:
+            return self.site.endpoint(name)
+        except LookupError as exc:
+            raise MeasurementError(str(exc)) from None
+
+    @property
+    def allowed_hosts(self) -> set[str]:
+        """Addresses measurement traffic may go to: loopback and the target's declared endpoints."""
+        return self.target.allowed_hosts()
+
+    @property
+    def emulation(self) -> dict | None:
+        return self.target.emulation
+
+
+@dataclass
+class EdgeSession:
+    profiles: list[Profile]
+    target: Target
+    record: Any  # engine.record.RunRecord
+    strict: bool
+    site_filter: list[str]
+    waivers: list = field(default_factory=list)
+    expired_waivers: list = field(default_factory=list)
+    out_dir: Path | None = None
+    cases: dict[str, list[Case]] = field(default_factory=dict)  # check -> cases
+    implemented: set[str] = field(default_factory=set)
+    target_cm: Any = None
+    reports: bool = True
+    advisories: list[str] = field(default_factory=list)
+
+    def cases_for(self, check: str) -> list[Case]:
+        return self.cases.get(check, [])
+
+
+# ---------------------------------------------------------------------------------------------
+# options and configuration
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edge-conformance", "edge-conformance requirement profiles")
+    group.addoption("--edge-profile", action="append", default=[], metavar="NAME|PATH",
+                    help="requirement profile to check (a shipped profile name or a YAML path); repeatable")
+    group.addoption("--edge-target", default=None, metavar="PATH|emulated[:TOPOLOGY]",
+                    help="target file of the deployment under test, or an emulated deployment")
+    group.addoption("--edge-out", default=None, metavar="DIR",
+                    help="where results.json and the reports go (default ./edge-results/<run-id>)")
+    group.addoption("--edge-site", action="append", default=[], metavar="NAME|ROLE",
+                    help="only check these sites (names or roles); repeatable")
+    group.addoption("--edge-suite", action="append", default=[], metavar="SUITE",
+                    help="add a shipped suite (functional, latency, ...) to the collected tests; "
+                         "without test paths, all shipped suites run")
+    group.addoption("--edge-strict", action="store_true", default=False,
+                    help="should/may failures also make the run non-conformant")
+    group.addoption("--edge-waivers", default=None, metavar="PATH", help="waivers file")
+    group.addoption("--edge-run-id", default=None, help=argparse_suppress())
+    group.addoption("--edge-backend", default="local", choices=("local", "docker"),
+                    help="backend for emulated targets")
+    group.addoption("--edge-defect", action="append", default=[], metavar="[SITE:]DEFECT",
+                    help="switch on a defect in the emulated deployment (to prove a check fails)")
+    group.addoption("--edge-no-reports", action="store_true", default=False, help=argparse_suppress())
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}(name): the edge-conformance check this test implements")
+    _block_locust(config)
+    if not config.getoption("--edge-profile"):
+        return
+    try:
+        session = _open_session(config)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STASH] = session
+    _select_suites(config)
+    _install_sigterm(config)
+
+
+def _block_locust(config: pytest.Config) -> None:
+    # Locust's pytest plugin adds --host and `session` fixtures that would shadow ours, and
+    # importing locust monkey-patches the interpreter: `-p no:locust` must always be in effect.
+    plugin = config.pluginmanager.get_plugin("locust")
+    if plugin is not None:
+        config.pluginmanager.unregister(plugin)
+    config.pluginmanager.set_blocked("locust")
+
+
+def _open_session(config: pytest.Config) -> EdgeSession:
+    from .engine import lifecycle
+    from .engine.record import RunRecord, new_run_id
+    from .model.profile import load_profile
+    from .model.waivers import load_waivers, split_active
+
+    profiles = [load_profile(ref) for ref in config.getoption("--edge-profile")]
+    seen = set()
+    for p in profiles:
+        if p.id in seen:
+            raise ConfigError(None, None, "--edge-profile", f"profile {p.id} given twice")
+        seen.add(p.id)
+    waivers, expired = [], []
+    if config.getoption("--edge-waivers"):
+        waivers, expired = split_active(load_waivers(config.getoption("--edge-waivers")))
+    run_id = config.getoption("--edge-run-id") or new_run_id()
+    out = config.getoption("--edge-out")
+    out_dir = Path(out) if out else Path.cwd() / "edge-results" / run_id
+
+    target_ref = config.getoption("--edge-target") or "emulated"
+    target_cm = lifecycle.open_target(
+        target_ref, run_id=run_id, profiles=profiles, backend=config.getoption("--edge-backend"),
+        defects=config.getoption("--edge-defect"), state_dir=out_dir / "emulation")
+    target = target_cm.__enter__()
+    try:
+        strict = bool(config.getoption("--edge-strict"))
+        options = {"strict": strict, "suites": config.getoption("--edge-suite"),
+                   "sites": config.getoption("--edge-site"), "waivers": config.getoption("--edge-waivers"),
+                   "target": target_ref, "defects": config.getoption("--edge-defect")}
+        record = RunRecord(out_dir / "results.json", run_id, [p.summary() for p in profiles],
+                           target.redacted(), options)
+        record.data["waivers"]["expired"] = [w.to_dict() for w in expired]
+        session = EdgeSession(profiles=profiles, target=target, record=record, strict=strict,
+                              site_filter=config.getoption("--edge-site"), waivers=waivers,
+                              expired_waivers=expired, out_dir=out_dir, target_cm=target_cm,
+                              reports=not config.getoption("--edge-no-reports"))
+        _plan(session)
+        record.save()
+    except BaseException:
+        target_cm.__exit__(None, None, None)
+        raise
+    return session
+
+
+def _plan(session: EdgeSession) -> None:
+    """Every (requirement, site) the profiles ask for, in profile order, starts as not-run."""
+    for profile in session.profiles:
+        for req in profile.requirements:
+            for site in session.target.sites:
+                if not site.matches(req.applies_to):
+                    continue
+                if session.site_filter and not site.matches(session.site_filter):
+                    continue
+                case = Case(req, site)
+                session.cases.setdefault(req.check, []).append(case)
+                session.record.plan(_entry(req, site, "not-run", f"{case.id}: not run"))
+
+
+def _entry(req: Requirement, site: Site, status: str, message: str) -> dict:
+    return {"id": req.id, "title": req.title, "profile": req.profile, "site": site.name,
+            "role": site.role, "level": req.level, "check": req.check, "suite": req.suite,
+            "status": status, "advisory": False, "expect": req.expect.text, "measured": {},
+            "message": message, "source": req.source, "rationale": req.rationale,
+            "duration": 0.0, "params": req.params, "waiver": None, "notes": [], "raw": {}}
+
+
+def _select_suites(config: pytest.Config) -> None:
+    """Without test paths, collect the shipped suites; --edge-suite adds chosen ones."""
+    from .model.paths import suites_dir
+
+    root = suites_dir()
+    wanted = config.getoption("--edge-suite")
+    for name in wanted:
+        if not (root / name).is_dir():
+            known = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+            raise pytest.UsageError(f"--edge-suite: unknown suite \"{name}\" (suites: {', '.join(known)})")
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(root / n) for n in wanted] if wanted else [str(root)]
+    else:
+        config.args = list(config.args) + [str(root / n) for n in wanted]
+
+
+def _install_sigterm(config: pytest.Config) -> None:
+    # SIGTERM (a CI job cancelled, a container stopped) must end the run like Ctrl-C does, so that
+    # pytest's own interrupt handling runs sessionfinish and results.json is finalised.
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        return
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+
+
+# ---------------------------------------------------------------------------------------------
+# collection
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    if marker is None:
+        return
+    session = metafunc.config.stash.get(STASH, None)
+    check = marker.args[0] if marker.args else None
+    if not check:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.{MARKER} needs a check name")
+    if session is None:
+        return
+    session.implemented.add(check)
+    cases = session.cases_for(check)
+    if cases and CASE_ARG in metafunc.fixturenames:
+        metafunc.parametrize(CASE_ARG, cases, ids=[c.id for c in cases], scope="function")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    edge = config.stash.get(STASH, None)
+    if edge is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker(MARKER)
+        if marker is None:
+            keep.append(item)
+        elif CASE_ARG in getattr(getattr(item, "callspec", None), "params", {}):
+            keep.append(item)
+        else:
+            drop.append(item)  # a check that no requirement of these profiles asks for
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    # Requirements whose check no collected test implements are skipped with the reason.
+    collected_suites = {i.get_closest_marker(MARKER).args[0] for i in keep if i.get_closest_marker(MARKER)}
+    for check, cases in edge.cases.items():
+        if check in collected_suites:
+            continue
+        suite = catalog.suite_of(check)
+        reason = (f"suite {suite} not selected" if check not in edge.implemented
+                  and catalog.get(check) is not None else f"no collected test implements check {check}")
+        for case in cases:
+            edge.record.update(case.requirement.profile, case.requirement.id, case.site.name,
+                               status="skip", message=f"{case.id}: skipped: {reason}")
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture
+def _edge_case(request: pytest.FixtureRequest) -> Case:
+    raise pytest.UsageError("the `edge` fixture is only available to tests marked "
+                            f"@pytest.mark.{MARKER}(...) while --edge-profile is given")
+
+
+@pytest.fixture
+def edge(request: pytest.FixtureRequest, _edge_case: Case) -> EdgeContext:
+    """The check's context: requirement, site, params, and record()/note()/attach()."""
+    session = request.config.stash[STASH]
+    ctx = EdgeContext(_edge_case, session)
+    request.node.stash[_CTX] = ctx
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def edge_target(request: pytest.FixtureRequest) -> Target:
+    """The target under test (sites, endpoints, hosts)."""
+    session = request.config.stash.get(STASH, None)
+    if session is None:
+        pytest.skip("no --edge-profile given")
+    return session.target
+
+
+_CTX = pytest.StashKey[EdgeContext]()
+_START = pytest.StashKey[float]()
+
+
+# ---------------------------------------------------------------------------------------------
+# verdicts
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_START] = time.monotonic()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    session = item.config.stash.get(STASH, None)
+    callspec = getattr(item, "callspec", None)
+    if session is None or callspec is None or CASE_ARG not in callspec.params:
+        return report
+    case: Case = callspec.params[CASE_ARG]
+    if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
+        ctx = item.stash.get(_CTX, None)
+        duration = time.monotonic() - item.stash.get(_START, time.monotonic())
+        verdict = _verdict(case, ctx, call, report, session)
+        _apply_to_report(report, verdict, session)
+        entry = session.record.update(
+            case.requirement.profile, case.requirement.id, case.site.name,
+            status=verdict.status, message=verdict.message, advisory=verdict.advisory,
+            measured={k: {"value": v.value, "unit": v.unit} for k, v in (ctx.measured.items() if ctx else [])},
+            notes=list(ctx.notes) if ctx else [], raw=dict(ctx.raw) if ctx else {},
+            duration=round(duration, 6), waiver=verdict.waiver)
+        if verdict.waiver:
+            session.record.data["waivers"]["applied"].append({**verdict.waiver, "site": entry["site"]})
+            session.record.save()
+        if verdict.advisory:
+            session.advisories.append(verdict.message)
+    return report
+
+
+@dataclass
+class Verdict:
+    status: str
+    message: str
+    advisory: bool = False
+    waiver: dict | None = None
+
+
+def _verdict(case: Case, ctx: EdgeContext | None, call: pytest.CallInfo, report, session: EdgeSession) -> Verdict:
+    req, prefix = case.requirement, f"{case.requirement.id} {case.site.name}"
+    notes = f" ({'; '.join(ctx.notes)})" if ctx and ctx.notes else ""
+    excinfo = call.excinfo
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        return Verdict("skip", f"{prefix}: skipped: {reason.removeprefix('Skipped: ')}")
+    if excinfo is not None:
+        exc = excinfo.value
+        if isinstance(exc, Inconclusive):
+            return Verdict("inconclusive", f"{prefix}: inconclusive: {exc}{notes}", advisory=req.level != "must")
+        if isinstance(exc, AssertionError) and call.when == "call":
+            text = str(exc).split("\n")[0] or "assertion failed"
+            return _maybe_waive(Verdict("fail", f"{prefix}: {text}{notes}"), case, session)
+        kind = "" if isinstance(exc, MeasurementError) else f"{type(exc).__name__}: "
+        where = " (in setup)" if call.when == "setup" else ""
+        return Verdict("error", f"{prefix}: could not measure{where}: {kind}{exc}{notes}",
+                       advisory=req.level != "must")
+    assert ctx is not None
+    measured = {k: (v.value, v.unit) for k, v in ctx.measured.items()}
+    try:
+        outcomes = E.evaluate(req.expect, measured, req.metric_dimensions)
+    except (ValueError, E.ExpectError) as exc:
+        return Verdict("error", f"{prefix}: cannot compare with the expectation: {exc}")
+    missing = [o for o in outcomes if o.ok is None]
+    if missing:
+        return Verdict("error", f"{prefix}: {'; '.join(o.describe() for o in missing)}{notes}",
+                       advisory=req.level != "must")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        return _maybe_waive(Verdict("fail", f"{prefix}: {'; '.join(o.describe() for o in failed)}{notes}"),
+                            case, session)
+    shown = "; ".join(o.describe().replace(", expected ", " (expected ") + ")" for o in outcomes)
+    return Verdict("pass", f"{prefix}: {shown}")
+
+
+def _maybe_waive(v: Verdict, case: Case, session: EdgeSession) -> Verdict:
+    for w in session.waivers:
+        if w.covers(case.requirement.id, case.site.name):
+            return Verdict("waived", f"{v.message} [waived until {w.expires}: {w.reason} ({w.who})]",
+                           waiver=w.to_dict())
+    v.advisory = case.requirement.level != "must"
+    return v
+
+
+def _apply_to_report(report, verdict: Verdict, session: EdgeSession) -> None:
+    """A blocking failure fails the pytest test; advisories and waivers pass with a note."""
+    blocking = not verdict.advisory or session.strict
+    if verdict.status in ("pass", "waived"):
+        report.outcome = "passed"
+        report.longrepr = None
+    elif verdict.status == "skip":
+        report.outcome = "skipped"
+    elif blocking:
+        report.outcome = "failed"
+        report.longrepr = verdict.message
+    else:
+        report.outcome = "passed"
+        report.longrepr = None
+
+
+# ---------------------------------------------------------------------------------------------
+# end of the run
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    edge = session.config.stash.get(STASH, None)
+    if edge is None:
+        return
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    try:
+        edge.record.finish("interrupted" if interrupted else "finished")
+        if edge.reports:
+            _write_reports(edge)
+    finally:
+        edge.target_cm.__exit__(None, None, None)
+
+
+def _write_reports(edge: EdgeSession) -> None:
+    try:
+        from .report.writer import write_reports
+    except ImportError:  # renderers not installed in this build
+        return
+    write_reports(edge.record.data, edge.record.path.parent)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    edge = config.stash.get(STASH, None)
+    if edge is None:
+        return
+    data = edge.record.data
+    tr = terminalreporter
+    tr.section("edge-conformance")
+    try:
+        from .report.terminal import render_terminal
+
+        tr.write(render_terminal(data, color=tr.hasmarkup) + "\n")
+    except ImportError:
+        pass
+    for line in edge.advisories:
+        tr.write_line(f"advisory: {line}")
+    counts = ", ".join(f"{n} {s}" for s, n in data["counts"].items() if n)
+    tr.write_line(f"verdict: {data['verdict']} ({counts})", bold=True)
+    tr.write_line(f"results: {edge.record.path}")

@@ -1,0 +1,147 @@
+"""Inline SVG charts (pygal) for the HTML report: latency spectrum, load over time, parameter sweeps.
+
+report.html must be one self-contained file that opens offline, so every chart is post-processed:
+pygal's <script> elements (an external tooltip script by default, plus a config blob) are removed and
+its CSS licence comments, which hold URLs, are dropped. Text from the target reaches pygal only as
+titles and legends, which pygal writes through ElementTree and so escapes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pygal
+from pygal.style import Style
+
+from . import latency as L
+from .view import as_dict, as_list, clean, label
+
+WIDTH, HEIGHT = 760, 320
+MAX_POINTS = 300  # timeseries are thinned to this many points to keep the SVG small
+
+_STYLE = Style(
+    background="transparent",
+    plot_background="#ffffff",
+    foreground="#333333",
+    foreground_strong="#111111",
+    foreground_subtle="#999999",
+    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",  # local fonts only
+    colors=("#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd"),
+    title_font_size=14,
+    legend_font_size=12,
+    label_font_size=11,
+    major_label_font_size=11,
+)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_THRESHOLD_STROKE = {"width": 2, "dasharray": "6, 4"}
+
+
+def _strip_scripts_and_comments(root):
+    """xml filter: drop every <script> and the CSS comments (licence URLs) from pygal's tree."""
+    for parent in list(root.iter()):
+        for child in list(parent):
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag.rsplit("}", 1)[-1] == "script":
+                parent.remove(child)
+            elif tag.rsplit("}", 1)[-1] == "style" and child.text:
+                child.text = _CSS_COMMENT.sub("", child.text)
+    return root
+
+
+def _chart(kind, title: str, **config: Any):
+    options = dict(show_dots=False, legend_at_bottom=True, legend_at_bottom_columns=3,
+                   truncate_legend=-1, truncate_label=-1)
+    options.update(config)
+    # js=[]: pygal would otherwise link its tooltip script from a CDN.
+    chart = kind(title=title, width=WIDTH, height=HEIGHT, style=_STYLE, js=[],
+                 disable_xml_declaration=True, **options)
+    chart.add_xml_filter(_strip_scripts_and_comments)
+    return chart
+
+
+def _render(chart) -> str:
+    return chart.render(is_unicode=True)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def latency_chart(r: dict) -> str | None:
+    """Latency by percentile, HdrHistogram style: x = 1/(1-p) on a log axis, y = ms on a log axis."""
+    raw = as_dict(as_dict(r.get("raw")).get("latency"))
+    hist = L.decode(raw.get("histogram"))
+    if hist is None:
+        return None
+    series = [("latency", L.spectrum(hist, raw.get("unit")))]
+    service = L.decode(raw.get("service_histogram"))
+    if service is not None:
+        series.append(("service time (uncorrected)", L.spectrum(service, raw.get("unit"))))
+    chart = _chart(
+        pygal.XY, f"{label(r)}: latency by percentile", logarithmic=True, dots_size=0,
+        x_title="percentile", y_title="latency (ms)",
+        x_labels=[10.0 ** n for n in range(int(L.MAX_NINES) + 1)],
+        x_value_formatter=_percentile_label, value_formatter=lambda v: f"{v:.3g} ms",
+    )
+    for name, points in series:
+        chart.add(name, [(10.0 ** x, max(ms, 1e-3)) for x, ms in points])
+    threshold = _number(raw.get("threshold_us"))
+    if threshold and threshold > 0:
+        right = 10.0 ** max(x for _, pts in series for x, _ in pts)
+        chart.add(f"threshold {threshold / 1000:g} ms", [(1.0, threshold / 1000), (right, threshold / 1000)],
+                  stroke_style=_THRESHOLD_STROKE)
+    return _render(chart)
+
+
+def _percentile_label(x: float) -> str:
+    p = 100.0 - 100.0 / x if x else 0.0
+    return f"{p:.3f}".rstrip("0").rstrip(".") + "%"
+
+
+def _thin(rows: list, limit: int = MAX_POINTS) -> list:
+    if len(rows) <= limit:
+        return rows
+    step = len(rows) / limit
+    return [rows[int(i * step)] for i in range(limit)] + [rows[-1]]
+
+
+def timeseries_chart(r: dict) -> str | None:
+    """Throughput (rps, left axis) and p95 latency (ms, right axis) over the run."""
+    rows = [row for row in as_list(as_dict(r.get("raw")).get("timeseries")) if isinstance(row, dict)]
+    rows = [row for row in rows if _number(row.get("t")) is not None]
+    if not rows:
+        return None
+    rows = _thin(sorted(rows, key=lambda row: row["t"]))
+    chart = _chart(pygal.XY, f"{label(r)}: load over time", x_title="time (s)",
+                   y_title="requests/s", value_formatter=lambda v: f"{v:.3g}")
+    chart.add("throughput (rps)", _points(rows, "t", "rps"))
+    chart.add("p95 latency (ms)", _points(rows, "t", "p95_ms"), secondary=True)
+    if any(_number(row.get("errors_per_s")) for row in rows):
+        chart.add("errors/s", _points(rows, "t", "errors_per_s"))
+    return _render(chart)
+
+
+def _points(rows: list[dict], x: str, y: str) -> list[tuple[float, float]]:
+    return [(row[x], _number(row.get(y))) for row in rows if _number(row.get(y)) is not None]
+
+
+def sweep_rows(r: dict) -> tuple[str, str, list[dict]]:
+    """(param, unit, rows sorted by value) of raw.sweep; rows are empty when there is no sweep."""
+    sweep = as_dict(as_dict(r.get("raw")).get("sweep"))
+    rows = [row for row in as_list(sweep.get("rows")) if isinstance(row, dict)]
+    rows = sorted((row for row in rows if _number(row.get("value")) is not None), key=lambda row: row["value"])
+    return clean(sweep.get("param") or "value"), clean(sweep.get("unit")), rows
+
+
+def sweep_chart(r: dict) -> str | None:
+    """Success ratio (left axis) and duration (right axis) against the swept parameter."""
+    param, unit, rows = sweep_rows(r)
+    if not rows:
+        return None
+    chart = _chart(pygal.XY, f"{label(r)}: sweep of {param}", show_dots=True, dots_size=3,
+                   x_title=f"{param} ({unit})" if unit else param, y_title="success ratio",
+                   range=(0, 1), value_formatter=lambda v: f"{v:.3g}")
+    chart.add("success ratio", _points(rows, "value", "success_ratio"))
+    chart.add("duration (s)", _points(rows, "value", "duration_s"), secondary=True)
+    return _render(chart)
