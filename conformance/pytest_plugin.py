@@ -14,6 +14,7 @@ that is written to results.json at once.
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -68,7 +69,10 @@ class EdgeContext:
         """Record a measured metric; `unit` must fit the metric's dimension (checked at verdict)."""
         if isinstance(value, bool):
             value = 1.0 if value else 0.0
-        self.measured[metric] = Measured(float(value), unit)
+        value = float(value)
+        if not math.isfinite(value):  # NaN would compare as a failure and is not valid JSON
+            raise MeasurementError(f"{metric} is not a finite number ({value})")
+        self.measured[metric] = Measured(value, unit)
 
     def note(self, text: str) -> None:
         """A line of context shown with the verdict (what was tried, which field mismatched ...)."""
@@ -483,10 +487,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _write_reports(edge: EdgeSession) -> None:
-    try:
-        from .report.writer import write_reports
-    except ImportError:  # renderers not installed in this build
-        return
+    from .report.writer import write_reports
+
     write_reports(edge.record.data, edge.record.path.parent)
 
 
@@ -495,16 +497,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if edge is None:
         return
     data = edge.record.data
+    from .report.terminal import render_terminal
+
     tr = terminalreporter
     tr.section("edge-conformance")
-    try:
-        from .report.terminal import render_terminal
-
-        tr.write(render_terminal(data, color=tr.hasmarkup) + "\n")
-    except ImportError:
-        pass
-    for line in edge.advisories:
-        tr.write_line(f"advisory: {line}")
-    counts = ", ".join(f"{n} {s}" for s, n in data["counts"].items() if n)
-    tr.write_line(f"verdict: {data['verdict']} ({counts})", bold=True)
+    tr.write(render_terminal(data, color=tr.hasmarkup) + "\n")
     tr.write_line(f"results: {edge.record.path}")

@@ -90,9 +90,7 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
     if looks_like_path:
         p = Path(ref)
         if not p.is_absolute() and relative_to is not None:
-            candidate = relative_to / p
-            if candidate.exists():
-                return candidate
+            return relative_to / p  # `extends: ../x.yaml` is relative to the extending file
         return p
     shipped = profiles_dir() / f"{ref}.yaml"
     if shipped.exists():
@@ -120,7 +118,7 @@ def _load(path: Path, seen: tuple[str, ...]) -> Profile:
     display = _display(path)
     doc = load_yaml(path, display)
     if not isinstance(doc.data, dict):
-        raise ConfigError(display, 1, None, "a profile must be a YAML mapping with id, version, "
+        raise ConfigError(display, doc.line(()) or 1, None, "a profile must be a YAML mapping with id, version, "
                                             "title and requirements")
     schema_validate(doc, "profile.schema.json")
     data = doc.data
@@ -135,6 +133,8 @@ def _load(path: Path, seen: tuple[str, ...]) -> Profile:
             raise doc.error(("extends",), "profiles extend each other in a cycle")
         try:
             parent_path = resolve_ref(data["extends"], relative_to=path.parent)
+            if not parent_path.is_file():
+                raise doc.error(("extends",), f'no profile file "{data["extends"]}" (looked for {parent_path})')
             parent = _load(parent_path, seen + (key,))
         except ConfigError as exc:
             if exc.source is None:  # an unknown name: point at our extends line

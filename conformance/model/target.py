@@ -121,7 +121,7 @@ def is_emulated_ref(ref: str) -> bool:
 def load_target(path: str | Path) -> Target:
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
-        raise ConfigError(doc.source, 1, None, "a target must be a YAML mapping with name and sites")
+        raise ConfigError(doc.source, doc.line(()) or 1, None, "a target must be a YAML mapping with name and sites")
     schema_validate(doc, "target.schema.json")
     return _build(doc)
 
@@ -170,6 +170,8 @@ def _build(doc: YamlDoc) -> Target:
 
 def _check_url(doc: YamlDoc, path: tuple, url: str) -> None:
     parts = urlsplit(url)
+    if parts.password:  # first, so that no later message repeats the password
+        raise doc.error(path, "no passwords in URLs: use credentials with ${ENV_VAR} references")
     if parts.scheme not in URL_SCHEMES:
         raise doc.error(path, f'"{url}" is not a URL with one of the schemes {", ".join(URL_SCHEMES)}')
     if not parts.hostname:
@@ -180,8 +182,6 @@ def _check_url(doc: YamlDoc, path: tuple, url: str) -> None:
         raise doc.error(path, f'"{url}" has an invalid port') from None
     if parts.scheme in ("tcp", "udp") and parts.port is None:
         raise doc.error(path, f'"{url}" needs a port')
-    if parts.password:
-        raise doc.error(path, "no passwords in URLs: use credentials with ${ENV_VAR} references")
 
 
 def _check_host(doc: YamlDoc, path: tuple, spec: str) -> None:

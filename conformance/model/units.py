@@ -7,6 +7,7 @@ same requirement and `p99 <= 20 rps` is rejected when the profile is validated.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import did_you_mean
@@ -98,7 +99,11 @@ def format_value(value: float, unit: str) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         text = str(int(value))
     else:
-        text = f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e6 else f"{value:.3f}".rstrip("0").rstrip(".")
+        if abs(value) < 1e-3 or abs(value) >= 1e6:
+            text = f"{value:.4g}"
+        else:  # 3 decimals, more below 1 so that 0.0015 is not shown as 0.002 (4 significant digits)
+            decimals = 3 if abs(value) >= 1 else 3 - math.floor(math.log10(abs(value)))
+            text = f"{value:.{decimals}f}".rstrip("0").rstrip(".")
     if not unit:
         return text
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"

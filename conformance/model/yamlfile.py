@@ -48,10 +48,10 @@ def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: st
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError(source, key_node.start_mark.line + 1, field_path(path) or None,
                                   "mapping keys must be plain scalars")
-            key = _scalar(key_node, source)
-            if key == "<<":
+            if key_node.tag == "tag:yaml.org,2002:merge":  # before _scalar, which cannot construct it
                 raise ConfigError(source, key_node.start_mark.line + 1, field_path(path) or None,
                                   "YAML merge keys (<<) are not supported")
+            key = _scalar(key_node, source, path)
             if key in out:
                 raise ConfigError(source, key_node.start_mark.line + 1, field_path(path + (key,)),
                                   f'duplicate key "{key}"')
@@ -60,14 +60,18 @@ def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: st
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, path + (i,), lines, source) for i, item in enumerate(node.value)]
-    return _scalar(node, source)
+    return _scalar(node, source, path)
 
 
-def _scalar(node: yaml.ScalarNode, source: str) -> Any:
+def _scalar(node: yaml.ScalarNode, source: str, path: Path_ = ()) -> Any:
     try:
         return yaml.SafeLoader(f"").construct_object(node, deep=True)
-    except yaml.YAMLError as exc:  # pragma: no cover - composer already validated syntax
-        raise ConfigError(source, node.start_mark.line + 1, None, str(exc).splitlines()[0]) from exc
+    except yaml.YAMLError as exc:  # an unknown tag such as !custom
+        raise ConfigError(source, node.start_mark.line + 1, field_path(path) or None,
+                          str(exc).splitlines()[0]) from None
+    except (ValueError, OverflowError) as exc:  # a date that does not exist, e.g. 2027-02-30
+        raise ConfigError(source, node.start_mark.line + 1, field_path(path) or None,
+                          f'cannot read "{node.value}": {exc}') from None
 
 
 def parse_yaml(text: str, source: str) -> YamlDoc:

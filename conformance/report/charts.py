@@ -8,6 +8,7 @@ titles and legends, which pygal writes through ElementTree and so escapes.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -20,52 +21,68 @@ from .view import as_dict, as_list, clean, label
 WIDTH, HEIGHT = 760, 320
 MAX_POINTS = 300  # timeseries are thinned to this many points to keep the SVG small
 
-_STYLE = Style(
+_BLUE, _ORANGE, _RED, _GREEN = "#1f77b4", "#ff7f0e", "#d62728", "#2ca02c"
+_FLOOR_MS = 1e-3  # a log axis cannot show 0; a 1 us floor is below anything a network can do
+_STYLE = dict(
     background="transparent",
     plot_background="#ffffff",
     foreground="#333333",
     foreground_strong="#111111",
     foreground_subtle="#999999",
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",  # local fonts only
-    colors=("#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd"),
     title_font_size=14,
     legend_font_size=12,
     label_font_size=11,
     major_label_font_size=11,
 )
+
+
+def _style(colors=(_BLUE, _ORANGE, _RED, _GREEN)) -> Style:
+    """Pygal colours series by position; passing them per chart keeps the threshold always red."""
+    return Style(colors=tuple(colors), **_STYLE)
+
+
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _THRESHOLD_STROKE = {"width": 2, "dasharray": "6, 4"}
 
 
 def _strip_scripts_and_comments(root):
-    """xml filter: drop every <script> and the CSS comments (licence URLs) from pygal's tree."""
+    """xml filter: drop every <script>, XML comment and CSS comment (they hold URLs) from pygal's tree."""
     for parent in list(root.iter()):
         for child in list(parent):
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag.rsplit("}", 1)[-1] == "script":
+            if not isinstance(child.tag, str):  # a comment or processing instruction
                 parent.remove(child)
-            elif tag.rsplit("}", 1)[-1] == "style" and child.text:
+                continue
+            tag = child.tag.rsplit("}", 1)[-1]
+            if tag == "script":
+                parent.remove(child)
+            elif tag == "style" and child.text:
                 child.text = _CSS_COMMENT.sub("", child.text)
     return root
 
 
 def _chart(kind, title: str, **config: Any):
-    options = dict(show_dots=False, legend_at_bottom=True, legend_at_bottom_columns=3,
-                   truncate_legend=-1, truncate_label=-1)
+    options = dict(show_dots=False, legend_at_bottom=True, truncate_legend=-1, truncate_label=-1,
+                   style=_style())
     options.update(config)
     # js=[]: pygal would otherwise link its tooltip script from a CDN.
-    chart = kind(title=title, width=WIDTH, height=HEIGHT, style=_STYLE, js=[],
+    chart = kind(title=title, width=WIDTH, height=HEIGHT, js=[],
                  disable_xml_declaration=True, **options)
     chart.add_xml_filter(_strip_scripts_and_comments)
     return chart
 
 
 def _render(chart) -> str:
+    # One legend row: pygal sizes the bottom margin wrongly when there are fewer series than columns.
+    chart.legend_at_bottom_columns = max(1, len(chart.raw_series))
     return chart.render(is_unicode=True)
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite number, or None: pygal cannot place NaN or infinity, and results.json may hold them."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def latency_chart(r: dict) -> str | None:
@@ -74,24 +91,36 @@ def latency_chart(r: dict) -> str | None:
     hist = L.decode(raw.get("histogram"))
     if hist is None:
         return None
-    series = [("latency", L.spectrum(hist, raw.get("unit")))]
+    series = [("latency", L.spectrum(hist, raw.get("unit")), _BLUE)]
     service = L.decode(raw.get("service_histogram"))
     if service is not None:
-        series.append(("service time (uncorrected)", L.spectrum(service, raw.get("unit"))))
+        series.append(("service time (uncorrected)", L.spectrum(service, raw.get("unit")), _ORANGE))
+    threshold = _number(raw.get("threshold_us"))
+    threshold_ms = threshold / 1000.0 if threshold and threshold > 0 else None
+    values = [max(ms, _FLOOR_MS) for _, points, _ in series for _, ms in points] + [threshold_ms or _FLOOR_MS]
+    colors = [color for _, _, color in series] + [_RED]
     chart = _chart(
-        pygal.XY, f"{label(r)}: latency by percentile", logarithmic=True, dots_size=0,
+        pygal.XY, f"{label(r)}: latency by percentile", logarithmic=True, style=_style(colors),
         x_title="percentile", y_title="latency (ms)",
-        x_labels=[10.0 ** n for n in range(int(L.MAX_NINES) + 1)],
+        x_labels=[10.0 ** n for n in range(int(L.MAX_NINES) + 1)], y_labels=_log_labels(min(values), max(values)),
         x_value_formatter=_percentile_label, value_formatter=lambda v: f"{v:.3g} ms",
     )
-    for name, points in series:
-        chart.add(name, [(10.0 ** x, max(ms, 1e-3)) for x, ms in points])
-    threshold = _number(raw.get("threshold_us"))
-    if threshold and threshold > 0:
-        right = 10.0 ** max(x for _, pts in series for x, _ in pts)
-        chart.add(f"threshold {threshold / 1000:g} ms", [(1.0, threshold / 1000), (right, threshold / 1000)],
+    for name, points, _ in series:
+        chart.add(name, [(10.0 ** x, max(ms, _FLOOR_MS)) for x, ms in points])
+    if threshold_ms:
+        right = 10.0 ** max(x for _, points, _ in series for x, _ in points)
+        chart.add(f"threshold {threshold_ms:g} ms", [(1.0, threshold_ms), (right, threshold_ms)],
                   stroke_style=_THRESHOLD_STROKE)
     return _render(chart)
+
+
+def _log_labels(low: float, high: float) -> list[float]:
+    """1-2-5 steps covering [low, high]: pygal's own log labels leave whole decades unlabelled."""
+    labels, decade = [], 10.0 ** math.floor(math.log10(low))
+    while decade <= high * 10:
+        labels += [m * decade for m in (1, 2, 5) if low / 2 <= m * decade <= high * 2]
+        decade *= 10
+    return labels
 
 
 def _percentile_label(x: float) -> str:
@@ -113,12 +142,24 @@ def timeseries_chart(r: dict) -> str | None:
     if not rows:
         return None
     rows = _thin(sorted(rows, key=lambda row: row["t"]))
-    chart = _chart(pygal.XY, f"{label(r)}: load over time", x_title="time (s)",
+    chart = _chart(pygal.XY, f"{label(r)}: load over time", x_title="time (s)", include_x_axis=True,
                    y_title="requests/s", value_formatter=lambda v: f"{v:.3g}")
-    chart.add("throughput (rps)", _points(rows, "t", "rps"))
-    chart.add("p95 latency (ms)", _points(rows, "t", "p95_ms"), secondary=True)
+    series = [("throughput (rps)", _points(rows, "t", "rps"), False),
+              ("p95 latency (ms)", _points(rows, "t", "p95_ms"), True)]
     if any(_number(row.get("errors_per_s")) for row in rows):
-        chart.add("errors/s", _points(rows, "t", "errors_per_s"))
+        series.append(("errors/s", _points(rows, "t", "errors_per_s"), False))
+    return _render_series(chart, series)
+
+
+def _render_series(chart, series: list[tuple[str, list, bool]]) -> str | None:
+    """Add the series that have points (pygal fails on an empty axis); None when none has any."""
+    series = [s for s in series if s[1]]
+    if not series:
+        return None
+    if not any(not secondary for _, _, secondary in series):
+        series = [(name, points, False) for name, points, _ in series]  # a lone right axis has no scale
+    for name, points, secondary in series:
+        chart.add(name, points, secondary=secondary)
     return _render(chart)
 
 
@@ -142,6 +183,5 @@ def sweep_chart(r: dict) -> str | None:
     chart = _chart(pygal.XY, f"{label(r)}: sweep of {param}", show_dots=True, dots_size=3,
                    x_title=f"{param} ({unit})" if unit else param, y_title="success ratio",
                    range=(0, 1), value_formatter=lambda v: f"{v:.3g}")
-    chart.add("success ratio", _points(rows, "value", "success_ratio"))
-    chart.add("duration (s)", _points(rows, "value", "duration_s"), secondary=True)
-    return _render(chart)
+    return _render_series(chart, [("success ratio", _points(rows, "value", "success_ratio"), False),
+                                  ("duration (s)", _points(rows, "value", "duration_s"), True)])

@@ -77,6 +77,8 @@ def label(r: dict) -> str:
 
 def fmt_value(value: Any, unit: Any = "") -> str:
     unit = clean(unit) if unit else ""
+    if value is None:
+        return "-"
     if isinstance(value, (int, float)):
         try:
             return U.format_value(value, unit)

@@ -29,9 +29,14 @@ async def read_json(request: web.Request) -> tuple[Any, int]:
     """Parsed JSON body and its size in bytes; BadRequest when it is not JSON."""
     body = await request.read()
     try:
-        return json.loads(body), len(body)
+        return json.loads(body, parse_constant=_reject_constant), len(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> None:
+    # NaN and Infinity are not JSON; accepting them would make digests depend on the parser.
+    raise ValueError(f"{name} is not allowed")
 
 
 def require_object(value: Any, what: str = "body") -> dict[str, Any]:

@@ -52,7 +52,7 @@ class CentralClient:
             auto_decompress=False,
         )
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -69,8 +69,8 @@ class CentralClient:
         settings = self.site.settings
         data = None
         send_headers = dict(headers or {})
-        if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode()
+        if body is not None:   # bytes are sent as they are (already serialised JSON)
+            data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
             send_headers["Content-Type"] = "application/json"
         total = timeout if timeout is not None else settings.wan_timeout_s
         client_timeout = aiohttp.ClientTimeout(

@@ -7,6 +7,7 @@ significant figures, about 0.1 % value error), so merges are exact counter addit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from hdrh.histogram import HdrHistogram
@@ -55,10 +56,24 @@ def summarize(histogram: HdrHistogram) -> dict[str, float | int | None]:
     for key, pct in PERCENTILES:
         out[key] = values[pct]
     out["max_us"] = histogram.get_max_value()
-    out["mean_us"] = round(histogram.get_mean_value(), 1)
-    out["stdev_us"] = round(histogram.get_stddev(), 1)
+    mean, stdev = moments(histogram)
+    out["mean_us"] = round(mean, 1)
+    out["stdev_us"] = round(stdev, 1)
     out["jitter_us"] = values[99.0] - values[50.0]
     return out
+
+
+def moments(histogram: HdrHistogram) -> tuple[float, float]:
+    """Mean and standard deviation, as hdrh computes them (bucket median values), but only visiting
+    non-empty buckets: hdrh's own get_mean_value/get_stddev walk every bucket in Python (~0.15 s each)."""
+    total = histogram.get_total_count()
+    if not total:
+        return 0.0, 0.0
+    buckets = [(histogram._hdr_median_equiv_value(histogram.get_value_from_index(i)), c)
+               for i, c in enumerate(histogram.counts[:]) if c]
+    mean = sum(v * c for v, c in buckets) / total
+    variance = sum((v - mean) ** 2 * c for v, c in buckets) / total
+    return mean, math.sqrt(variance)
 
 
 def encode(histogram: HdrHistogram) -> str:

@@ -36,11 +36,14 @@ CUSTOM_PREFIX = "custom."
 
 
 def _collect() -> dict[str, CheckSpec]:
-    from . import functional
+    # Every module in this package declares a CHECKS list; one module per suite (or family).
+    import importlib
+    import pkgutil
 
     checks: dict[str, CheckSpec] = {}
-    for module in (functional,):
-        for spec in module.CHECKS:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for spec in getattr(module, "CHECKS", []):
             if spec.name in checks:  # pragma: no cover - a programming error caught by tests
                 raise RuntimeError(f"check {spec.name} declared twice")
             checks[spec.name] = spec

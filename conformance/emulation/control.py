@@ -1,0 +1,136 @@
+"""The supervisor's control API (HTTP/JSON on 127.0.0.1, ephemeral port): faults and status.
+
+    GET   /                              -> {"service": "edge-conformance-supervisor", "run_id", "pid"}
+    GET   /status                        -> sites (pid, port, state, restarts, ...) and links (params, stats)
+    POST  /sites/{name}/kill             SIGKILL: a crash; the restart policy brings it back (~0.5 s)
+    POST  /sites/{name}/stop             SIGTERM, and it stays down
+    POST  /sites/{name}/start            start a stopped site (same port)
+    POST  /sites/{name}/restart          stop + start (not counted in `restarts`)
+    POST  /sites/{name}/pause            SIGSTOP the site's process group
+    POST  /sites/{name}/resume           SIGCONT
+    POST  /sites/{name}/partition        cut the site's WAN link(s) (for a central site: every WAN
+    POST  /sites/{name}/heal             link that ends at it); heal restores them
+    POST  /links/{name}/partition        cut one link: "wan:<site>" or "access:<site>"
+    POST  /links/{name}/heal
+    POST  /links/{name}/reset            back to the topology's parameters, healed
+    PATCH /links/{name}                  {delay_ms, jitter_ms, loss, bandwidth_bps} (any subset)
+    POST  /shutdown                      -> 202; the supervisor tears everything down and exits
+
+Site actions answer with the site's status; link actions with {"links": [LINK, ...]}.
+Errors are {"error": "..."}: 400 bad input, 404 unknown site/link, 409 action does not fit the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..model.errors import did_you_mean
+from .linkctl import LinkdError
+from .procs import SpawnError
+from .sites import StateError
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+SITE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume", "partition", "heal")
+LINK_ACTIONS = ("partition", "heal", "reset")
+LINK_FIELDS = ("delay_ms", "jitter_ms", "loss", "bandwidth_bps")
+
+
+def build_app(sup: Supervisor) -> web.Application:
+    async def index(_request: web.Request) -> web.Response:
+        return web.json_response({"service": "edge-conformance-supervisor", "run_id": sup.run_id,
+                                  "pid": os.getpid()})
+
+    async def status(_request: web.Request) -> web.Response:
+        return web.json_response(await sup.status())
+
+    async def site_action(request: web.Request) -> web.Response:
+        name, action = request.match_info["name"], request.match_info["action"]
+        site = sup.site(name)
+        if action not in SITE_ACTIONS:
+            raise web.HTTPNotFound(reason=f'unknown site action "{action}"{did_you_mean(action, SITE_ACTIONS)}'
+                                          f" (actions: {', '.join(SITE_ACTIONS)})")
+        if action in ("partition", "heal"):
+            links = await sup.patch_links(sup.wan_links_of(name), {"partitioned": action == "partition"})
+            return web.json_response({"links": links})
+        await getattr(site, action)()
+        return web.json_response(site.status())
+
+    async def link_action(request: web.Request) -> web.Response:
+        name, action = request.match_info["name"], request.match_info["action"]
+        links = sup.resolve_links(name)
+        if action not in LINK_ACTIONS:
+            raise web.HTTPNotFound(reason=f'unknown link action "{action}"{did_you_mean(action, LINK_ACTIONS)}'
+                                          f" (actions: {', '.join(LINK_ACTIONS)}; PATCH to degrade)")
+        if action == "reset":
+            return web.json_response({"links": await sup.reset_links(links)})
+        return web.json_response({"links": await sup.patch_links(links, {"partitioned": action == "partition"})})
+
+    async def link_patch(request: web.Request) -> web.Response:
+        links = sup.resolve_links(request.match_info["name"])
+        fields = await _body(request)
+        for key in fields:
+            if key not in LINK_FIELDS:
+                raise web.HTTPBadRequest(reason=f'unknown field "{key}"{did_you_mean(key, LINK_FIELDS)}'
+                                                f" (fields: {', '.join(LINK_FIELDS)})")
+        if not fields:
+            raise web.HTTPBadRequest(reason=f"nothing to change: give any of {', '.join(LINK_FIELDS)}")
+        return web.json_response({"links": await sup.patch_links(links, fields)})
+
+    async def shutdown(_request: web.Request) -> web.Response:
+        # Answer first: tearing down stops this very server.
+        asyncio.get_running_loop().call_later(0.05, sup.request_shutdown)
+        return web.json_response({"stopping": True, "run_id": sup.run_id}, status=202)
+
+    app = web.Application(middlewares=[_json_errors])
+    app.router.add_get("/", index)
+    app.router.add_get("/status", status)
+    app.router.add_post("/sites/{name}/{action}", site_action)
+    app.router.add_post("/links/{name}/{action}", link_action)
+    app.router.add_patch("/links/{name}", link_patch)
+    app.router.add_post("/shutdown", shutdown)
+    return app
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads) if request.can_read_body else {}
+    except ValueError as exc:
+        raise web.HTTPBadRequest(reason=f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(reason="body must be a JSON object")
+    return body
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Every answer is JSON, errors included; expected failures map to 4xx, not tracebacks."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        return _error(exc.status, exc.reason)
+    except LookupError as exc:
+        return _error(404, str(exc.args[0]) if exc.args else "not found")
+    except StateError as exc:
+        return _error(409, str(exc))
+    except LinkdError as exc:
+        return _error(exc.status if 400 <= exc.status < 500 else 502, str(exc))
+    except SpawnError as exc:
+        return _error(500, f"site did not start: {exc}")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a JSON 500 and a log line, never a dead supervisor
+        print(f"supervisor: internal error on {request.method} {request.path}: {exc!r}", file=sys.stderr,
+              flush=True)
+        return _error(500, f"internal error: {exc!r}")

@@ -1,0 +1,204 @@
+"""Child processes of an emulated deployment: start them labelled, read their ready line, kill them.
+
+Every process we start carries the run id in its environment (EDGE_CONFORMANCE_RUN_ID) and, where the
+program accepts it, in its command line (--run-id), so leftovers of a crashed run can always be found
+(`find_labelled`) and removed (`kill_processes`). Each child gets its own session, hence its own
+process group: signals go to the whole group (a site that forks cannot leak grandchildren), and a
+Ctrl-C in the terminal reaches only the harness, which then tears the deployment down in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+RUN_ID_ENV = "EDGE_CONFORMANCE_RUN_ID"
+# Only processes running one of our modules are ever swept up by run id: a user's shell that happens
+# to export the variable must never be killed.
+OUR_MODULES = "conformance.emulation"
+
+
+class SpawnError(RuntimeError):
+    """A child did not come up (exited, timed out, or printed no ready line)."""
+
+
+def child_env(run_id: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env[RUN_ID_ENV] = run_id
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log files as they happen
+    return env
+
+
+def module_argv(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+async def spawn(argv: list[str], *, run_id: str, log_path: Path, timeout: float
+                ) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+    """Start a child and wait for its one-line JSON ready message.
+
+    stdin is a pipe we never write: when we die, the child reads EOF and exits. stderr goes straight
+    to `log_path` (appended, so restarts keep the history); stdout after the ready line is copied
+    there too, so a chatty child can never block on a full pipe.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+            env=child_env(run_id), start_new_session=True, limit=1 << 20)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+    except asyncio.TimeoutError:
+        await reap(proc)
+        raise SpawnError(f"no ready line within {timeout:g} s{log_tail(log_path)}") from None
+    except BaseException:  # cancelled (bring-up aborted): the child must not outlive the wait
+        signal_group(proc.pid, signal.SIGKILL)
+        raise
+    try:
+        ready = json.loads(line.decode("utf-8", "replace")) if line else None
+    except ValueError:
+        ready = None
+    if not isinstance(ready, dict) or ready.get("ready") is not True:
+        rc = await reap(proc)
+        said = line.decode("utf-8", "replace").strip()
+        what = (f"printed {said[:200]!r} instead of a ready line" if said
+                else f"exited with status {rc} before it was ready")
+        raise SpawnError(f"{what}{log_tail(log_path)}")
+    asyncio.get_running_loop().create_task(_copy_rest(proc.stdout, log_path))
+    return proc, ready
+
+
+async def _copy_rest(stream: asyncio.StreamReader, log_path: Path) -> None:
+    try:
+        with open(log_path, "ab") as log:
+            while chunk := await stream.read(65536):
+                log.write(chunk)
+                log.flush()
+    except (OSError, ValueError):
+        pass
+
+
+async def reap(proc: asyncio.subprocess.Process, grace: float = 3.0) -> int | None:
+    """SIGTERM the child's group, SIGKILL it after `grace` seconds; wait for the child."""
+    if proc.returncode is None:
+        signal_group(proc.pid, signal.SIGCONT)  # a paused child cannot act on SIGTERM
+        signal_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except asyncio.TimeoutError:
+            pass
+    signal_group(proc.pid, signal.SIGKILL)  # also takes any grandchild left in the group
+    try:
+        return await asyncio.wait_for(proc.wait(), grace)
+    except asyncio.TimeoutError:
+        return None
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when it no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("; last log lines: " + " | ".join(t.strip() for t in text)) if text else ""
+
+
+# --------------------------------------------------------------------------- finding leftovers
+
+
+def run_id_of(proc: psutil.Process) -> str | None:
+    """The run id a process is labelled with, if it runs one of our modules."""
+    try:
+        cmdline = proc.cmdline()
+        if not any(OUR_MODULES in part for part in cmdline):
+            return None
+        if "--run-id" in cmdline:
+            i = cmdline.index("--run-id")
+            if i + 1 < len(cmdline):
+                return cmdline[i + 1]
+        return proc.environ().get(RUN_ID_ENV)
+    except (psutil.Error, OSError):
+        return None
+
+
+def find_labelled(run_id: str | None = None) -> dict[str, list[psutil.Process]]:
+    """run id -> live processes of ours labelled with it (all runs, or just `run_id`).
+
+    Never lists this process or its ancestors: the harness itself may carry the variable.
+    """
+    me = psutil.Process()
+    skip = {me.pid} | {p.pid for p in _parents(me)}
+    found: dict[str, list[psutil.Process]] = {}
+    for proc in psutil.process_iter():
+        if proc.pid in skip:
+            continue
+        label = run_id_of(proc)
+        if label is None or (run_id is not None and label != run_id):
+            continue
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            continue
+        found.setdefault(label, []).append(proc)
+    return found
+
+
+def _parents(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.parents()
+    except psutil.Error:
+        return []
+
+
+def kill_processes(procs: Iterable[psutil.Process], grace: float = 3.0) -> None:
+    """SIGTERM (with SIGCONT for paused ones), then SIGKILL whatever is left after `grace`."""
+    procs = list(procs)
+    for p in procs:
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)

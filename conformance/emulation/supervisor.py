@@ -1,0 +1,444 @@
+"""The supervisor: the single owner of one emulated deployment on this machine.
+
+    python -m conformance.emulation.supervisor --topology NAME|PATH [--state-dir DIR] [--run-id ID]
+        [--defect SITE_OR_ROLE_OR_*:DEFECT ...] [--detach] [--keep] [--timeout SECONDS]
+
+Brings up, in order: the link daemon; the central sites (ephemeral ports); a WAN link per edge site
+(upstream: its uplink); the edge sites (their central URL is their WAN link); an access link in
+front of every site (what clients use). Sites start concurrently, so 50 stores come up in seconds.
+When every site answers /health directly and through its access link, it writes STATE_DIR/target.yaml
+and STATE_DIR/state.json, registers the run, and prints one line:
+
+    {"ready": true, "control_url": "http://127.0.0.1:N", "target_file": "...", "pid": P, ...}
+
+or, if bring-up fails, {"ready": false, "error": "..."} and exits 1 (2 for a bad topology).
+
+It then serves the control API (conformance.emulation.control) and restarts crashed sites, until its
+stdin closes (the harness died; disabled by --detach), SIGTERM/SIGINT/SIGHUP, or POST /shutdown. Then
+it removes everything it made: process groups, leftover processes labelled with the run id, the
+files and directories it created (unless --keep), and its registry entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..model.errors import ConfigError
+from ..model.topology import LinkSpec, Topology, apply_defects, load_topology
+from . import procs, state
+from .linkctl import Linkd, LinkdError
+from .sites import ManagedSite
+
+DEFAULT_TIMEOUT_S = 60.0
+HEALTH_POLL_S = 0.1
+HEALTH_REQUEST_TIMEOUT_S = 5.0
+RESTART_START_TIMEOUT_S = 30.0
+
+
+class BringUpError(RuntimeError):
+    pass
+
+
+class Supervisor:
+    def __init__(self, topology: Topology, *, topology_ref: str, run_id: str, state_dir: Path,
+                 owns_state_dir: bool, detach: bool = False, keep: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT_S):
+        self.topology = topology
+        self.topology_ref = topology_ref
+        self.run_id = run_id
+        self.state_dir = state_dir
+        self.owns_state_dir = owns_state_dir
+        self.detach = detach
+        self.keep = keep
+        self.timeout = timeout
+        self.linkd: Linkd | None = None
+        self.sites: dict[str, ManagedSite] = {}
+        self.links: dict[str, LinkSpec] = {link.name: link for link in topology.links}
+        self.link_ports: dict[str, int] = {}
+        self.control_url = ""
+        self.ready = False
+        self.stopping = asyncio.Event()
+        self.created: list[Path] = []   # what we made inside a state dir we do not own
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def target_file(self) -> Path:
+        return self.state_dir / "target.yaml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def _make_dir(self, path: Path) -> Path:
+        if not path.exists():
+            path.mkdir(parents=True)
+            self.created.append(path)
+        return path
+
+    # ------------------------------------------------------------------ main flow
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.stopping.set)
+        if not self.detach:
+            _watch_stdin(loop, self.stopping)
+        self._prepare_state_dir()
+        state.write_entry(self._entry())
+        bring_up = loop.create_task(self._bring_up())
+        stop_wait = loop.create_task(self.stopping.wait())
+        await asyncio.wait({bring_up, stop_wait}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if not bring_up.done():
+            bring_up.cancel()
+            await asyncio.gather(bring_up, return_exceptions=True)
+            why = "stopped" if self.stopping.is_set() else f"not ready within {self.timeout:g} s"
+            code = self._announce_failure(f"bring-up {why}")
+        elif bring_up.exception() is not None:
+            exc = bring_up.exception()
+            known = (BringUpError, procs.SpawnError, LinkdError, OSError, aiohttp.ClientError)
+            code = self._announce_failure(str(exc) if isinstance(exc, known) else repr(exc))
+        else:
+            self.ready = True
+            self._write_state()
+            state.write_entry(self._entry())
+            _emit({"ready": True, "control_url": self.control_url, "target_file": str(self.target_file),
+                   "pid": os.getpid(), "run_id": self.run_id, "state_dir": str(self.state_dir)})
+            await self.stopping.wait()
+        stop_wait.cancel()
+        await self._teardown()
+        return code
+
+    def _announce_failure(self, message: str) -> int:
+        _log(f"bring-up failed: {message}")
+        _emit({"ready": False, "error": message, "pid": os.getpid(), "run_id": self.run_id})
+        return 1
+
+    def _prepare_state_dir(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._make_dir(self.state_dir / "logs")
+        self._make_dir(self.state_dir / "sites")
+        if self.detach:
+            # Nobody reads our stderr any more: keep the log with the deployment.
+            fd = os.open(self.state_dir / "logs" / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(fd, 2)
+            os.close(fd)
+
+    async def _bring_up(self) -> None:
+        started = time.monotonic()
+        await self._start_control_api()
+        logs = self.state_dir / "logs"
+        for spec in self.topology.sites:
+            self.sites[spec.name] = ManagedSite(
+                spec, run_id=self.run_id, data_dir=self.state_dir / "sites" / spec.name,
+                log_path=logs / f"{spec.name}.log", start_timeout=self.timeout, on_change=self._site_changed)
+        centrals = [s for s in self.sites.values() if s.spec.uplink is None]
+        edges = [s for s in self.sites.values() if s.spec.uplink is not None]
+
+        async def start_linkd() -> None:
+            self.linkd = await Linkd.start(run_id=self.run_id, log_path=logs / "linkd.log", timeout=self.timeout)
+
+        # Central sites need no link to start, so they boot while linkd does.
+        await _all([start_linkd(), *(s.start() for s in centrals)])
+        # Edges reach their uplink only through their WAN link, so the link comes first.
+        await _all(self._put_link(self.links[f"wan:{s.name}"]) for s in edges)
+        for s in edges:
+            s.central_url = f"http://127.0.0.1:{self.link_ports[f'wan:{s.name}']}"
+        await _all(s.start() for s in edges)
+        for s in self.sites.values():
+            s.start_timeout = RESTART_START_TIMEOUT_S
+        await _all(self._put_link(self.links[f"access:{s.name}"]) for s in self.sites.values())
+        # Leave a second of the budget to report which sites are unhealthy, and why.
+        await self._wait_healthy(started + self.timeout - 1.0)
+        _log(f"{len(self.sites)} sites and {len(self.links)} links up in {time.monotonic() - started:.1f} s")
+
+    async def _put_link(self, link: LinkSpec) -> None:
+        assert self.linkd is not None
+        upstream = self.sites[link.peer if link.kind == "wan" else link.site].port
+        reply = await self.linkd.put(link.name, upstream, link.params())
+        self.link_ports[link.name] = int(reply["listen_port"])
+
+    async def _wait_healthy(self, deadline: float) -> None:
+        """Every site answers /health with 200, directly and through its access link."""
+        checks = []
+        for s in self.sites.values():
+            checks.append((f"{s.name} (direct)", f"http://127.0.0.1:{s.port}/health"))
+            checks.append((f"{s.name} (access link)",
+                           f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}/health"))
+        connector = aiohttp.TCPConnector(force_close=True, limit=32)
+        timeout = aiohttp.ClientTimeout(total=HEALTH_REQUEST_TIMEOUT_S)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            problems = await asyncio.gather(*(_poll_health(session, url, deadline) for _, url in checks))
+        bad = [f"{what}: {problem}" for (what, _), problem in zip(checks, problems) if problem]
+        if bad:
+            raise BringUpError(f"{len(bad)} health check(s) failing: " + "; ".join(bad[:5]))
+
+    # ------------------------------------------------------------------ control API
+
+    async def _start_control_api(self) -> None:
+        from .control import build_app  # the API module needs this class; import late to avoid a cycle
+
+        self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.control_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    def site(self, name: str) -> ManagedSite:
+        try:
+            return self.sites[name]
+        except KeyError:
+            raise LookupError(f'no site "{name}"{_hint(name, self.sites)}') from None
+
+    def resolve_links(self, name: str) -> list[LinkSpec]:
+        """A link name, or "wan:<central>" for every WAN link that ends at that central site."""
+        if name in self.links:
+            return [self.links[name]]
+        kind, _, site = name.partition(":")
+        if kind == "wan" and site in self.sites:
+            group = [link for link in self.links.values() if link.kind == "wan" and link.peer == site]
+            if group:
+                return group
+        raise LookupError(f'no link "{name}"{_hint(name, self.links)} (links are wan:<site> and access:<site>)')
+
+    def wan_links_of(self, site: str) -> list[LinkSpec]:
+        self.site(site)
+        return self.resolve_links(f"wan:{site}")
+
+    async def patch_links(self, links: list[LinkSpec], fields: dict[str, Any]) -> list[dict[str, Any]]:
+        assert self.linkd is not None
+        return list(await asyncio.gather(*(self.linkd.patch(link.name, fields) for link in links)))
+
+    async def reset_links(self, links: list[LinkSpec]) -> list[dict[str, Any]]:
+        """Back to the topology's parameters, healed (PUT on the same upstream keeps the port)."""
+        assert self.linkd is not None
+        replies = []
+        for link in links:
+            upstream = self.sites[link.peer if link.kind == "wan" else link.site].port
+            replies.append(await self.linkd.put(link.name, upstream, link.params()))
+        return replies
+
+    async def status(self) -> dict[str, Any]:
+        live: dict[str, dict[str, Any]] = {}
+        if self.linkd is not None:
+            try:
+                live = await self.linkd.links()
+            except LinkdError as exc:
+                _log(f"status: {exc}")
+        links = []
+        for link in self.links.values():
+            entry = {"name": link.name, "kind": link.kind, "site": link.site, "peer": link.peer,
+                     "listen_port": self.link_ports.get(link.name), **link.params(), "partitioned": None,
+                     "stats": None}
+            entry.update({k: v for k, v in live.get(link.name, {}).items() if k != "name"})
+            links.append(entry)
+        return {"run_id": self.run_id, "topology": self.topology.name, "pid": os.getpid(),
+                "state": "stopping" if self.stopping.is_set() else ("running" if self.ready else "starting"),
+                "control_url": self.control_url, "target_file": str(self.target_file),
+                "state_dir": str(self.state_dir),
+                "linkd": {"pid": self.linkd.proc.pid, "control_port": self.linkd.control_port} if self.linkd else None,
+                "sites": [s.status() for s in self.sites.values()], "links": links}
+
+    def request_shutdown(self) -> None:
+        self.stopping.set()
+
+    # ------------------------------------------------------------------ files
+
+    def _site_changed(self) -> None:
+        if self.ready and not self.stopping.is_set():
+            self._write_state()  # a restarted site has a new pid
+
+    def _write_state(self) -> None:
+        state.write_yaml(self.target_file, self.target_document())
+        state.atomic_write(self.state_file, json.dumps(self._state_document(), indent=2) + "\n")
+
+    def target_document(self) -> dict[str, Any]:
+        sites = []
+        for s in self.sites.values():
+            entry: dict[str, Any] = {"name": s.name, "role": s.spec.role}
+            if s.spec.uplink:
+                entry["uplink"] = s.spec.uplink
+            endpoints = {"api": f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}",
+                         "direct": f"http://127.0.0.1:{s.port}"}
+            if f"wan:{s.name}" in self.link_ports:
+                endpoints["wan"] = f"http://127.0.0.1:{self.link_ports[f'wan:{s.name}']}"
+            entry["endpoints"] = endpoints
+            entry["hosts"] = ["local://"]
+            status = s.status()
+            entry["labels"] = {"workload": s.spec.workload, "pid": status["pid"], "data_dir": str(s.data_dir),
+                               "resources_cpus": s.spec.resources.cpus,
+                               "resources_memory": s.spec.resources.memory_bytes,
+                               "defects": list(s.spec.defects), "log": str(s.log_path)}
+            sites.append(entry)
+        return {"name": f"emulated-{self.topology.name}",
+                "emulation": {"run_id": self.run_id, "backend": "local", "topology": self.topology.name,
+                              "control_url": self.control_url, "state_dir": str(self.state_dir)},
+                "sites": sites}
+
+    def _state_document(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "pid": os.getpid(), "topology": self.topology.to_dict(),
+                "control_url": self.control_url, "target_file": str(self.target_file),
+                "linkd": {"pid": self.linkd.proc.pid, "control_port": self.linkd.control_port} if self.linkd else None,
+                "sites": {s.name: s.status() for s in self.sites.values()},
+                "link_ports": self.link_ports}
+
+    def _entry(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "pid": os.getpid(), "topology": self.topology.name,
+                "topology_ref": self.topology_ref, "control_url": self.control_url,
+                "state_dir": str(self.state_dir), "owns_state_dir": self.owns_state_dir,
+                "target_file": str(self.target_file) if self.ready else None, "ready": self.ready,
+                "detached": self.detach, "started": _now()}
+
+    # ------------------------------------------------------------------ teardown
+
+    async def _teardown(self) -> None:
+        _log("shutting down")
+        self.stopping.set()
+        await asyncio.gather(*(s.close() for s in self.sites.values()), return_exceptions=True)
+        if self.linkd is not None:
+            await self.linkd.close()
+        # Belt and braces: anything still labelled with our run id (a site's stray child, a process
+        # started while we were going down) goes too.
+        leftovers = procs.find_labelled(self.run_id).get(self.run_id, [])
+        if leftovers:
+            _log(f"killing {len(leftovers)} leftover process(es): {[p.pid for p in leftovers]}")
+            await asyncio.to_thread(procs.kill_processes, leftovers)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if not self.keep:
+            self._remove_files()
+        state.remove_entry(self.run_id)
+
+    def _remove_files(self) -> None:
+        if self.owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            return
+        for path in (self.target_file, self.state_file):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        for path in reversed(self.created):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+async def _all(aws) -> None:
+    """Run concurrently; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    if not tasks:
+        return
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _poll_health(session: aiohttp.ClientSession, url: str, deadline: float) -> str | None:
+    """None once `url` answers 200; the last problem seen if `deadline` (monotonic) passes first."""
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    return None
+                last = f"HTTP {resp.status}: {(await resp.text())[:200]}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            last = repr(exc)
+        await asyncio.sleep(HEALTH_POLL_S)
+    return last
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Our parent holds the other end of stdin: EOF means it died, so we go down too."""
+    def watch() -> None:
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+
+def _hint(word: str, choices) -> str:
+    from ..model.errors import did_you_mean
+
+    return did_you_mean(word, list(choices))
+
+
+def _emit(message: dict[str, Any]) -> None:
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass  # nobody reads our stdout any more
+
+
+def _log(message: str) -> None:
+    print(f"supervisor: {message}", file=sys.stderr, flush=True)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{os.urandom(3).hex()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.emulation.supervisor",
+                                     description="Run one emulated edge deployment until told to stop.")
+    parser.add_argument("--topology", required=True, help="built-in topology name or path to a YAML file")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where target.yaml, state.json, logs and site data go (default: per-user runtime dir)")
+    parser.add_argument("--run-id", default=None, help="label for every process and file of this deployment")
+    parser.add_argument("--defect", action="append", default=[], metavar="SITE_OR_ROLE_OR_*:DEFECT",
+                        help="switch a defect on in the selected sites (repeatable)")
+    parser.add_argument("--detach", action="store_true", help="do not stop when stdin closes (emulate up --detach)")
+    parser.add_argument("--keep", action="store_true", help="keep the state dir (logs, data) after shutdown")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="bring-up timeout in seconds")
+    args = parser.parse_args(argv)
+    run_id = args.run_id or new_run_id()
+    try:
+        topology = apply_defects(load_topology(args.topology), args.defect)
+    except ConfigError as exc:
+        _emit({"ready": False, "error": str(exc), "pid": os.getpid(), "run_id": run_id})
+        return 2
+    state_dir = (args.state_dir or state.default_state_dir(run_id)).absolute()
+    owns = not state_dir.exists()
+    supervisor = Supervisor(topology, topology_ref=args.topology, run_id=run_id, state_dir=state_dir,
+                            owns_state_dir=owns, detach=args.detach, keep=args.keep, timeout=args.timeout)
+    try:
+        return asyncio.run(supervisor.run())
+    except KeyboardInterrupt:  # a signal before our handlers were installed
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""An edge site: the parts of the white paper's edge, wired to one central through the WAN client."""
+
+from __future__ import annotations
+
+from . import edge_cache, edge_pos, edge_telemetry
+from .context import Site
+from .edge_auth import EdgeAuth
+from .edge_cache import ContentCache
+from .edge_control import EdgeControl
+from .edge_pos import PosService
+from .edge_telemetry import TelemetryService
+from .privacy import load_site_secret
+from .wan import CentralClient
+
+SCHEMA = edge_pos.SCHEMA + edge_cache.SCHEMA + edge_telemetry.SCHEMA
+
+
+def build(site: Site) -> tuple[str, list[object]]:
+    """(database schema, services); each service may have add_routes(app), start() and stop()."""
+    assert site.options.central_url, "an edge site needs --central-url"
+    central = CentralClient(site, site.options.central_url)
+    secret = load_site_secret(site.options.data_dir)
+    return SCHEMA, [
+        central,   # first: started before and stopped after everything that calls central
+        PosService(site, central, secret),
+        ContentCache(site, central),
+        TelemetryService(site, central, secret),
+        EdgeAuth(site, central),
+        EdgeControl(site, central),
+    ]

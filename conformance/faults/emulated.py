@@ -1,0 +1,133 @@
+"""Fault injection into an emulated deployment, through its supervisor's control API.
+
+    faults = EmulatedFaults(target.emulation["control_url"])
+    faults.partition("store-1")                  # cut store-1's WAN link (for central: every WAN link)
+    faults.degrade("store-1", delay_ms=150, loss=0.05)
+    faults.reset("store-1")                      # back to the topology's link parameters, healed
+    faults.kill("store-1")                       # a crash; the site comes back by itself (~0.5 s)
+
+Every call has a timeout and raises FaultError (a MeasurementError: a check that cannot inject its
+fault reports `error`, not `fail`) with the supervisor's own explanation when it refuses.
+Stdlib only, so it works in any process the harness runs.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from ..model.errors import MeasurementError
+
+LINK_KINDS = ("wan", "access")
+
+
+class FaultError(MeasurementError):
+    """The fault could not be injected (unknown site, supervisor gone, bad parameters, ...)."""
+
+
+class EmulatedFaults:
+    def __init__(self, control_url: str, timeout: float = 30.0):
+        # Generous default: start/restart wait for the site's ready line.
+        self.control_url = control_url.rstrip("/")
+        self.timeout = timeout
+
+    # -- network
+
+    def partition(self, site: str) -> dict[str, Any]:
+        """Cut the site off its WAN (nothing delivered, nothing reset) until heal()."""
+        return self._post(f"/sites/{_q(site)}/partition")
+
+    def heal(self, site: str) -> dict[str, Any]:
+        return self._post(f"/sites/{_q(site)}/heal")
+
+    def degrade(self, site: str, delay_ms: float | None = None, jitter_ms: float | None = None,
+                loss: float | None = None, bandwidth_bps: int | None = None, link: str = "wan"
+                ) -> dict[str, Any]:
+        """Change the parameters of the site's `link` ("wan" or "access"); None leaves one as it is.
+
+        delay_ms is one-way (a request/response pays it twice); loss is a fraction (0.05 = 5 %).
+        """
+        fields = {k: v for k, v in (("delay_ms", delay_ms), ("jitter_ms", jitter_ms), ("loss", loss),
+                                    ("bandwidth_bps", bandwidth_bps)) if v is not None}
+        if not fields:
+            raise ValueError("degrade() needs at least one of delay_ms, jitter_ms, loss, bandwidth_bps")
+        return self._call("PATCH", f"/links/{_link(site, link)}", fields)
+
+    def reset(self, site: str, link: str = "wan") -> dict[str, Any]:
+        """Undo degrade() and partition(): the topology's parameters, healed."""
+        return self._post(f"/links/{_link(site, link)}/reset")
+
+    # -- processes
+
+    def kill(self, site: str) -> dict[str, Any]:
+        """SIGKILL, like a crash: the supervisor restarts the site after about 0.5 s."""
+        return self._post(f"/sites/{_q(site)}/kill")
+
+    def stop(self, site: str) -> dict[str, Any]:
+        """SIGTERM; the site stays down until start()."""
+        return self._post(f"/sites/{_q(site)}/stop")
+
+    def start(self, site: str) -> dict[str, Any]:
+        return self._post(f"/sites/{_q(site)}/start")
+
+    def restart(self, site: str) -> dict[str, Any]:
+        return self._post(f"/sites/{_q(site)}/restart")
+
+    def pause(self, site: str) -> dict[str, Any]:
+        """SIGSTOP: the site hangs (connections open, nothing answered) until resume()."""
+        return self._post(f"/sites/{_q(site)}/pause")
+
+    def resume(self, site: str) -> dict[str, Any]:
+        return self._post(f"/sites/{_q(site)}/resume")
+
+    # -- status
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", "/status")
+
+    def site_status(self, site: str) -> dict[str, Any]:
+        for entry in self.status()["sites"]:
+            if entry["name"] == site:
+                return entry
+        raise FaultError(f'no site "{site}" in the emulated deployment at {self.control_url}')
+
+    # -- plumbing
+
+    def _post(self, path: str) -> dict[str, Any]:
+        return self._call("POST", path)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = self.control_url + path
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        what = f"{method} {path}"
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error")
+            except (ValueError, AttributeError, OSError):
+                message = None
+            raise FaultError(f"fault {what} refused (HTTP {exc.code}): {message or exc.reason}") from None
+        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise FaultError(f"fault {what}: emulation control API at {self.control_url} did not answer "
+                             f"within {self.timeout:g} s ({reason}); is the deployment still up?") from None
+        except ValueError as exc:
+            raise FaultError(f"fault {what}: answer is not JSON ({exc})") from None
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def _link(site: str, kind: str) -> str:
+    if kind not in LINK_KINDS:
+        raise ValueError(f'link must be one of {", ".join(LINK_KINDS)}, got {kind!r}')
+    return urllib.parse.quote(f"{kind}:{site}", safe=":")

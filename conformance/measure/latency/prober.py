@@ -1,0 +1,238 @@
+"""The open-loop prober: send on a fixed schedule, time every request from when it SHOULD have gone.
+
+One sender task walks the arrival schedule. At each intended time it takes a free in-flight slot and
+starts the request as its own task, so a slow answer never delays the next send (open loop). When all
+`max_in_flight` slots are busy the sender waits for one; the requests it sends late still count their
+latency from their intended time. This is the coordinated-omission correction of wrk2 and k6's
+arrival-rate executors: a target that stalls for 500 ms is charged for every request scheduled during
+the stall, not just for the one that happened to be in flight.
+
+Each request is timed twice, both recorded in HDR histograms (us):
+    latency = done - intended      what users on this schedule experience (the checked number)
+    service = done - actual send   what the network and server took once the request was out
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psutil
+
+from .config import ProbeConfig
+from .histogram import encode, summarize
+from .protocols import Protocol, make_protocol
+from .recorder import Recorder
+from .result import LatencyResult
+from .safety import check_target
+from .schedule import arrival_offsets_ns
+from .selfcheck import LoopLagTicker, assess, lag_stats
+from .timing import fine_timer_slack, new_probe_loop, now_ns, sleep_until, spin_ns_for, timer_resolution_ns
+
+# The schedule starts this long after setup so the first send is not late by construction.
+_LEAD_NS = 2_000_000
+
+
+async def probe(config: ProbeConfig, protocol: Protocol | None = None) -> LatencyResult:
+    """Run one probe on the running event loop. `protocol` overrides the one named in the config.
+
+    Raises safety.TargetRefused before sending anything if the target host is not allowed.
+    """
+    check_target(config.parsed_target.host, config.allow_hosts)
+    floor = None
+    if config.calibrate:
+        from .calibrate import measure_floor  # late: calibrate imports this module
+
+        floor = (await measure_floor(config)).to_dict()
+    with fine_timer_slack():
+        result = await _ProbeRun(config, protocol or make_protocol(config)).execute()
+    result.floor = floor
+    return result
+
+
+def run_probe(config: ProbeConfig, protocol: Protocol | None = None) -> LatencyResult:
+    """Synchronous probe: runs a fresh event loop (microsecond timers) in the calling thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("run_probe() was called inside a running event loop; use `await probe(config)`")
+    loop = new_probe_loop(config.max_in_flight)
+    try:
+        return loop.run_until_complete(probe(config, protocol))
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+class _ProbeRun:
+    def __init__(self, config: ProbeConfig, protocol: Protocol):
+        self.config = config
+        self.protocol = protocol
+        self.recorder = Recorder(lag_limit_ns=int(config.lag_limit_us * 1000))
+        self.slots = asyncio.Semaphore(config.max_in_flight)
+        self.last_done_ns = 0
+
+    async def execute(self) -> LatencyResult:
+        config, recorder = self.config, self.recorder
+        loop = asyncio.get_running_loop()
+        spin_ns = spin_ns_for(loop)
+        process = psutil.Process()
+        cpu_before, wall_before = process.cpu_times(), time.perf_counter()
+
+        try:
+            # connect() only prepares (resolves, picks an address); it must not hang the run.
+            async with asyncio.timeout(config.timeout + 5.0):
+                await self.protocol.connect()
+        except TimeoutError:
+            pass
+        ticker = LoopLagTicker(config.loop_tick_interval)  # never spins: its coarse-timer error is known
+        ticker.start()
+        tasks: set[asyncio.Task] = set()
+        try:
+            start_ns = now_ns() + _LEAD_NS
+            schedule = await self._send_all(start_ns, spin_ns, tasks)
+            if tasks:
+                await asyncio.gather(*tasks)  # each is bounded by the timeout
+        finally:
+            for task in tasks:
+                task.cancel()
+            await ticker.stop()
+            await self.protocol.close()
+
+        cpu_after, wall_after = process.cpu_times(), time.perf_counter()
+        cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+        scheduled, unsent, warmup_sent, first_measured_ns = schedule
+        end_ns = max(self.last_done_ns, now_ns())
+        elapsed_s = (end_ns - first_measured_ns) / 1e9 if first_measured_ns else 0.0
+
+        loop_lag = lag_stats(ticker.lag)
+        resolution_us = timer_resolution_ns(loop) / 1000
+        invalid_reason = assess(
+            scheduled=scheduled, sent=recorder.sent, unsent=unsent, late=recorder.late,
+            lag_limit_us=config.lag_limit_us, max_late_ratio=config.max_late_ratio,
+            loop_lag_p99_us=loop_lag["p99_us"], timer_resolution_us=resolution_us,
+            max_in_flight=config.max_in_flight, behind_s=config.timeout, rate=config.rate)
+        sent = recorder.sent
+        return LatencyResult(
+            protocol=self.protocol.name,
+            target=config.target,
+            rate=config.rate,
+            arrivals=config.arrivals,
+            seed=config.seed,
+            duration_s=config.duration,
+            count=config.count,
+            warmup_s=config.warmup,
+            max_in_flight=config.max_in_flight,
+            timeout_s=config.timeout,
+            elapsed_s=elapsed_s,
+            scheduled=scheduled,
+            sent=sent,
+            unsent=unsent,
+            samples=recorder.latency.histogram.get_total_count(),
+            timeouts=recorder.timeouts,
+            errors=dict(recorder.errors),
+            error_examples=dict(recorder.error_examples),
+            warmup_sent=warmup_sent,
+            latency=summarize(recorder.latency.histogram),
+            service=summarize(recorder.service.histogram),
+            histograms={"latency": encode(recorder.latency.histogram),
+                        "service": encode(recorder.service.histogram)},
+            send_lag={
+                **lag_stats(recorder.dispatch_lag),
+                "limit_us": config.lag_limit_us,
+                "late": recorder.late,
+                "late_ratio": round(recorder.late / sent, 6) if sent else 0.0,
+                "queued": recorder.queued,
+                "queued_ratio": round(recorder.queued / sent, 6) if sent else 0.0,
+                "including_queueing": lag_stats(recorder.send_lag),
+            },
+            loop_lag={**loop_lag, "interval_us": config.loop_tick_interval * 1e6,
+                      "timer_resolution_us": resolution_us},
+            valid=invalid_reason is None,
+            invalid_reason=invalid_reason,
+            rejected=recorder.rejected,
+            prober_cpu_percent=round(100 * cpu_s / max(wall_after - wall_before, 1e-9), 1),
+            schedule_start_ns=start_ns,
+        )
+
+    async def _send_all(self, start_ns: int, spin_ns: int, tasks: set) -> tuple[int, int, int, int]:
+        """Walk the schedule; returns (scheduled, unsent, warmup_sent, first measured intended ns)."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        warmup_ns = round(config.warmup * 1e9)
+        end_ns = warmup_ns + round(config.duration * 1e9) if config.duration is not None else None
+        # Being `timeout` behind schedule means every request still to send would already have timed
+        # out from its user's point of view: stop sending and count the rest as unsent (invalid run).
+        behind_limit_ns = round(config.timeout * 1e9)
+        backpressure_until = 0  # end of the most recent wait for a free slot
+        scheduled = unsent = warmup_sent = 0
+        first_measured_ns = 0
+        gave_up = False
+
+        for offset in arrival_offsets_ns(config.rate, config.arrivals, config.seed):
+            measured = offset >= warmup_ns
+            if measured:
+                if end_ns is not None and offset >= end_ns:
+                    break
+                if config.count is not None and scheduled >= config.count:
+                    break
+                scheduled += 1
+            intended = start_ns + offset
+            if gave_up:
+                unsent += measured
+                continue
+            if measured and not first_measured_ns:
+                first_measured_ns = intended
+
+            await sleep_until(intended, spin_ns)
+            queued = self.slots.locked()
+            if queued:
+                # Backpressure from the target: wait for a slot, but not past the behind limit.
+                remaining_s = (intended + behind_limit_ns - now_ns()) / 1e9
+                try:
+                    async with asyncio.timeout(max(remaining_s, 0.0)):
+                        await self.slots.acquire()
+                except TimeoutError:
+                    gave_up = True
+                    unsent += measured
+                    continue
+                backpressure_until = now_ns()
+            else:
+                await self.slots.acquire()  # a free slot: returns without suspending
+            if now_ns() - intended > behind_limit_ns:
+                self.slots.release()
+                gave_up = True
+                unsent += measured
+                continue
+            # Lateness up to `ready` is the target's (waiting for a slot); after it, the prober's.
+            ready = max(intended, backpressure_until)
+            task = loop.create_task(self._one(intended, ready, queued, measured))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if not measured:
+                warmup_sent += 1
+        return scheduled, unsent, warmup_sent, first_measured_ns
+
+    async def _one(self, intended: int, ready: int, queued: bool, measured: bool) -> None:
+        recorder = self.recorder
+        sent_at = now_ns()
+        try:
+            if measured:
+                recorder.sending(sent_at - intended, sent_at - ready, queued)
+            try:
+                async with asyncio.timeout(self.config.timeout):
+                    await self.protocol.request()
+            except Exception as exc:  # counted by kind, never dropped; CancelledError propagates
+                if measured:
+                    recorder.failed(exc)
+            else:
+                done = now_ns()
+                if measured:
+                    recorder.succeeded(done - intended, done - sent_at)
+                    self.last_done_ns = max(self.last_done_ns, done)
+        finally:
+            self.slots.release()

@@ -1,0 +1,71 @@
+"""Saturation guard: decide whether the *generator*, not the target, limited the run (harness side).
+
+A load result is only evidence about the target when the generator delivered the offered load. The
+run is marked invalid (verdict: inconclusive) when any of these hold:
+
+* a generator process used more than `cpu_percent` of one core in at least `cpu_sustained_share` of
+  its samples (a gevent process cannot use a second core, so requests queue for our CPU);
+* the achieved rate fell more than `rate_tolerance` short of the offered rate while the target was not
+  erroring (failure ratio <= `error_tolerance`): a target that errors explains its own shortfall,
+  one that answers fine does not;
+* more than `dropped_tolerance` of the arrivals found no free user (open model: the users ran out, so
+  the target never saw part of the offered load; raise `users`);
+* the gevent loop woke up more than `loop_lag_p99_ms` late at p99 (starved of CPU, e.g. sharing a core);
+* a worker's report is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import GuardConfig
+
+
+@dataclass
+class ProcessSignals:
+    name: str  # "local", "worker-0", ...
+    cpu_samples: list[float]
+    loop_lag_p99_us: float
+
+
+@dataclass
+class GuardInput:
+    offered_rps: float
+    achieved_rps: float
+    requests: int
+    failures: int
+    arrivals: int
+    dropped: int
+    processes: list[ProcessSignals] = field(default_factory=list)
+    missing_workers: int = 0
+    expected_workers: int = 1
+
+
+def assess(signals: GuardInput, config: GuardConfig | None = None) -> tuple[bool, str | None]:
+    """(valid, invalid_reason). The reason lists every finding, e.g.
+    'load generator saturated: CPU 97% of one core (local); achieved 610/s of 1000/s offered'."""
+    config = config or GuardConfig()
+    findings: list[str] = []
+
+    for proc in signals.processes:
+        samples = proc.cpu_samples
+        hot = [s for s in samples if s >= config.cpu_percent]
+        if samples and len(hot) / len(samples) >= config.cpu_sustained_share:
+            findings.append(f"CPU {sum(hot) / len(hot):.0f}% of one core ({proc.name})")
+        if proc.loop_lag_p99_us > config.loop_lag_p99_ms * 1000:
+            findings.append(f"event loop lag p99 {proc.loop_lag_p99_us / 1000:.0f} ms ({proc.name})")
+
+    failure_ratio = signals.failures / signals.requests if signals.requests else 0.0
+    short = signals.achieved_rps < signals.offered_rps * (1 - config.rate_tolerance)
+    if short and failure_ratio <= config.error_tolerance:
+        findings.append(f"achieved {signals.achieved_rps:.0f}/s of {signals.offered_rps:.0f}/s offered")
+
+    if signals.arrivals and signals.dropped / signals.arrivals > config.dropped_tolerance:
+        findings.append(f"dropped {signals.dropped} of {signals.arrivals} iterations (no free user; raise users)")
+
+    if signals.missing_workers:
+        findings.append(f"worker report missing from {signals.missing_workers} of {signals.expected_workers} workers")
+
+    if not findings:
+        return True, None
+    return False, "load generator saturated: " + "; ".join(findings)

@@ -1,0 +1,113 @@
+"""Open-model pacing inside one generator process (child side, gevent).
+
+Locust by itself is a closed model: a user waits for its response before it starts the next task, so a
+slow target quietly lowers the load it receives (and `constant_throughput` can never exceed what the
+users can do). Like k6's constant-arrival-rate executor we separate *arrivals* from *users*:
+
+* one arrival greenlet puts iterations on a queue on a fixed schedule (`rate` per second from the
+  start, independent of any response);
+* users are a pool: a free user takes the next arrival from the queue and plays one iteration;
+* an arrival that no user could start within `start_tolerance_s` of its scheduled time is *dropped*
+  and counted (k6's `dropped_iterations`), never started late: the offered load stays what the
+  schedule says, and drops show that the users (the generator's concurrency) ran out.
+
+Why a small tolerance instead of k6's "a user must be idle at that instant": gevent timers fire with
+about 1 ms granularity, so arrivals leave in small batches. Requiring an idle user at the batch instant
+would leave users that finish a moment later idle until the next batch, which costs a third of the
+throughput at saturation (measured with benchmarks/load_vs_locust.py). The queue never holds more
+arrivals than there are users: beyond that, an arrival is dropped at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+import gevent
+from gevent.event import Event
+
+MIN_SLEEP_S = 0.0005
+
+
+class Pacer:
+    def __init__(self, duration_s: float, start_tolerance_s: float = 0.01,
+                 on_arrival: Callable[[], None] = lambda: None, on_drop: Callable[[int], None] = lambda n: None):
+        # Users exist (and wait in take()) before the rate is known: a worker learns its share of the
+        # total rate only when the master says spawning is complete, so the rate is given to run().
+        self.duration_s = duration_s
+        self.start_tolerance_s = start_tolerance_s
+        self.max_backlog = 1  # set to the number of users before run()
+        self.rate = 0.0
+        self._on_arrival = on_arrival
+        self._on_drop = on_drop
+        self._queue: deque[float] = deque()  # scheduled perf_counter times, oldest first
+        self._waiting: deque[Event] = deque()  # users blocked in take(), first come first served
+        self.active = 0  # users inside an iteration
+        self.arrivals = 0
+        self.dropped = 0
+        self.started_at: float | None = None  # epoch seconds
+        self.ended_at: float | None = None
+
+    # -- user side --------------------------------------------------------------------------
+
+    def take(self) -> float:
+        """Block until an arrival is available for this user; returns its scheduled perf_counter time."""
+        while True:
+            while self._queue:
+                scheduled = self._queue.popleft()
+                if time.perf_counter() - scheduled <= self.start_tolerance_s:
+                    return scheduled
+                self._drop(1)  # nobody was free in time: it is not started late
+            wake = Event()
+            self._waiting.append(wake)
+            wake.wait()
+
+    def begin(self) -> None:
+        self.active += 1
+
+    def end(self) -> None:
+        self.active -= 1
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        self._on_drop(count)
+
+    # -- arrival loop -----------------------------------------------------------------------
+
+    def run(self, iterations_per_s: float) -> None:
+        """Emit the whole schedule; returns after `duration_s` (blocks the calling greenlet)."""
+        self.rate = rate = iterations_per_s
+        total = round(rate * self.duration_s) if rate > 0 else 0  # a worker without users gets rate 0
+        self.started_at = time.time()
+        start = time.perf_counter()
+        emitted = 0
+        while emitted < total:
+            due = min(total, int((time.perf_counter() - start) * rate) + 1)
+            while emitted < due:
+                scheduled = start + emitted / rate
+                emitted += 1
+                self.arrivals += 1
+                self._on_arrival()
+                if len(self._queue) >= self.max_backlog:
+                    self._drop(1)  # every user already has an arrival waiting for it
+                    continue
+                self._queue.append(scheduled)
+                if self._waiting:
+                    self._waiting.popleft().set()
+            if emitted < total:
+                gevent.sleep(max(MIN_SLEEP_S, start + emitted / rate - time.perf_counter()))
+        # the window ends when the schedule does, not when the last arrival was emitted
+        gevent.sleep(max(0.0, start + self.duration_s - time.perf_counter()))
+        self.ended_at = time.time()
+        gevent.sleep(self.start_tolerance_s)  # let the last arrivals start (or expire)
+        if self._queue:
+            self._drop(len(self._queue))
+            self._queue.clear()
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait for iterations in flight; returns how many were still running at the timeout."""
+        deadline = time.perf_counter() + timeout_s
+        while self.active and time.perf_counter() < deadline:
+            gevent.sleep(0.01)
+        return self.active

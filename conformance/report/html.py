@@ -1,0 +1,152 @@
+"""report.html: one self-contained page for certification reviewers (inline CSS, JS and SVG).
+
+The page is mailed around and opened offline, so it references nothing outside itself. Everything
+that came from the target or a measurement goes through jinja2's autoescaping; the only markup not
+escaped by the template is pygal's SVG, which pygal builds with ElementTree (so its text is escaped)
+and which charts.py strips of scripts. A Content-Security-Policy with a per-page nonce makes sure that
+only the page's own filter script can run, even if a future change let target text through unescaped.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from . import charts as C
+from . import latency as L
+from . import view as V
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+@functools.lru_cache(maxsize=1)  # compiling the template costs more than rendering it
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(results: dict) -> str:
+    return _env().get_template("report.html.j2").render(page=_page(results), nonce=secrets.token_urlsafe(18))
+
+
+def _page(results: dict) -> dict:
+    reqs = V.requirements(results)
+    rows = [_row(i, r) for i, r in enumerate(reqs)]
+    by_identity = {id(r): row for r, row in zip(reqs, rows)}  # problem_groups returns these same dicts
+    return {
+        "verdict": V.verdict_word(results),
+        "verdict_class": V.clean(results.get("verdict")) or "unknown",
+        "strict": V.strict(results),
+        "state_note": V.state_note(results),
+        "facts": _run_facts(results),
+        "counts": V.count_items(results),
+        "problems": [(heading, [by_identity[id(r)] for r in group])
+                     for _, heading, group in V.problem_groups(results)],
+        "rows": rows,
+        "sites": sorted({row["site"] for row in rows}),
+        "levels": V.LEVELS,
+        "statuses": V.STATUSES,
+        "measurements": [row for row in rows if row["charts"] or row["sweep"]],
+        "worst": L.worst_sites(results),
+        "fmt": V.fmt_value,
+        "waivers": _waivers(results),
+        "profiles": [_profile(p) for p in V.as_list(results.get("profiles"))],
+        "target": _target(results),
+        "host": _host(results),
+        "options": _options(results),
+    }
+
+
+def _row(i: int, r: dict) -> dict:
+    param, unit, sweep = C.sweep_rows(r)
+    charts = [svg for svg in (C.latency_chart(r), C.timeseries_chart(r), C.sweep_chart(r)) if svg]
+    params = V.as_dict(r.get("params"))
+    return {
+        "anchor": f"req-{i}",
+        "label": V.label(r),
+        "id": V.clean(r.get("id") or "?"),
+        "title": V.clean(r.get("title")),
+        "profile": V.clean(r.get("profile")),
+        "site": V.clean(r.get("site") or "?"),
+        "role": V.clean(r.get("role")),
+        "level": V.level(r),
+        "status": V.status(r),
+        "advisory": V.is_advisory(r),
+        "check": V.clean(r.get("check")),
+        "measured": V.measured_items(r),
+        "expect": V.expected(r),
+        "message": V.message(r),
+        "source": V.clean(r.get("source")),
+        "rationale": V.clean(r.get("rationale")),
+        "notes": [V.clean(n) for n in V.as_list(r.get("notes"))],
+        "params": V.clean(json.dumps(params, indent=1, sort_keys=True, default=str)) if params else "",
+        "waiver": V.waiver_text(r["waiver"]) if r.get("waiver") else "",
+        "duration": V.fmt_value(r["duration"], "s") if isinstance(r.get("duration"), (int, float)) else "",
+        # Markup: pygal's SVG is built with ElementTree, so its text is already escaped (see charts.py).
+        "charts": [Markup(svg) for svg in charts],
+        "sweep": {"param": param, "unit": unit,
+                  "rows": [[V.fmt_value(row.get("value")), V.fmt_value(row.get("success_ratio")),
+                            V.fmt_value(row.get("duration_s"), "s")] for row in sweep]} if sweep else None,
+    }
+
+
+def _run_facts(results: dict) -> list[tuple[str, str]]:
+    target = V.as_dict(results.get("target"))
+    harness = V.as_dict(results.get("harness"))
+    facts = [("run", results.get("run_id")), ("state", results.get("state")),
+             ("started", results.get("started")), ("finished", results.get("finished")),
+             ("profiles", ", ".join(V.profile_titles(results))),
+             ("target", f"{V.clean(target.get('name'))} ({V.clean(target.get('kind'))})" if target else ""),
+             ("harness", f"{V.clean(harness.get('name'))} {V.clean(harness.get('version'))}".strip())]
+    return [(k, V.clean(v)) for k, v in facts if v]
+
+
+def _waivers(results: dict) -> dict[str, list[dict]]:
+    waivers = V.as_dict(results.get("waivers"))
+    keys = ("id", "site", "reason", "who", "expires")
+    return {kind: [{k: V.clean(V.as_dict(w).get(k)) for k in keys} for w in V.as_list(waivers.get(kind))]
+            for kind in ("applied", "expired")}
+
+
+def _profile(p) -> dict:
+    p = V.as_dict(p)
+    return {k: V.clean(p.get(k)) for k in ("id", "version", "title", "sha256", "source")}
+
+
+def _target(results: dict) -> dict:
+    target = V.as_dict(results.get("target"))
+    sites = []
+    for s in V.as_list(target.get("sites")):
+        s = V.as_dict(s)
+        hosts = [V.clean(json.dumps(h, sort_keys=True) if isinstance(h, dict) else h)
+                 for h in V.as_list(s.get("hosts"))]
+        sites.append({"name": V.clean(s.get("name")), "role": V.clean(s.get("role")), "hosts": hosts,
+                      "endpoints": [(V.clean(k), V.clean(v)) for k, v in V.as_dict(s.get("endpoints")).items()]})
+    return {"name": V.clean(target.get("name")), "kind": V.clean(target.get("kind")),
+            "topology": V.clean(target.get("topology")), "sites": sites}
+
+
+def _host(results: dict) -> list[tuple[str, str]]:
+    host = V.as_dict(results.get("host"))
+    facts = [(k, V.clean(host.get(k))) for k in ("hostname", "platform", "python", "cpus") if host.get(k) is not None]
+    mem = host.get("memory_bytes")
+    if isinstance(mem, (int, float)) and mem > 0:
+        facts.append(("memory", f"{mem / 1024 ** 3:.1f} GiB"))
+    calibration = V.as_dict(results.get("calibration"))
+    facts += [(f"calibration {V.clean(k)}", V.fmt_value(v)) for k, v in calibration.items()]
+    return facts
+
+
+def _options(results: dict) -> list[tuple[str, str]]:
+    options = V.as_dict(results.get("options"))
+    out = []
+    for k, v in options.items():
+        if isinstance(v, list):
+            v = ", ".join(V.clean(x) for x in v) or "all"
+        out.append((V.clean(k), V.clean("none" if v is None else v)))
+    return out

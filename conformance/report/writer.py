@@ -1,0 +1,107 @@
+"""Reading results.json and writing the report files next to it.
+
+Files are written atomically (temp file in the same directory + os.replace), so a CI job that picks up
+junit.xml while a run is being re-rendered never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..model import results as R
+from ..model.errors import ConfigError, did_you_mean
+
+FILES = {"junit": "junit.xml", "md": "summary.md", "html": "report.html"}
+DEFAULT_FORMATS = ("junit", "md", "html")
+
+
+def _renderer(fmt: str) -> Callable[[dict], str]:
+    # Imported on demand: the HTML renderer pulls in pygal, which `report --format junit` never needs.
+    if fmt == "junit":
+        from .junit import render_junit
+        return render_junit
+    if fmt == "md":
+        from .markdown import render_markdown
+        return render_markdown
+    from .html import render_html
+    return render_html
+
+
+def render(results: dict, fmt: str, color: bool | None = None) -> str:
+    """One report as text: "junit", "md", "html" or "terminal" (colour: None = when stdout is a TTY)."""
+    if fmt == "terminal":
+        from .terminal import render_terminal
+        if color is None:
+            color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        return render_terminal(results, color=color)
+    _check_formats([fmt])
+    return _renderer(fmt)(results)
+
+
+def _check_formats(formats: list[str]) -> None:
+    for fmt in formats:
+        if fmt not in FILES:
+            known = ", ".join(FILES)
+            raise ConfigError(None, None, "formats",
+                              f'unknown report format "{fmt}"{did_you_mean(fmt, FILES)} (known: {known})')
+
+
+def write_reports(results: dict, out_dir: Path, formats: Iterable[str] = DEFAULT_FORMATS) -> dict[str, Path]:
+    """Render each format and write it into out_dir; returns {format: path written}."""
+    formats = list(formats)
+    _check_formats(formats)  # all of them before writing any
+    out_dir = Path(out_dir)
+    written = {}
+    for fmt in formats:
+        path = out_dir / FILES[fmt]
+        atomic_write_text(path, _renderer(fmt)(results))
+        written[fmt] = path
+    return written
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be shared as CI artifacts
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_results(path: str | Path) -> dict:
+    """Parse a results.json; any problem is a ConfigError naming the file (CLI: one line, exit 2)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(source, None, None, f"cannot read results: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, None, None, "not a results.json: the file is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(source, e.lineno, None, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, 1, None, "not a results.json: expected a JSON object")
+    if "schema" not in data:
+        raise ConfigError(source, None, "schema", f'missing; a results.json has "schema": "{R.SCHEMA}"')
+    if data["schema"] != R.SCHEMA:
+        raise ConfigError(source, None, "schema", f'unknown results schema "{data["schema"]}"'
+                          f'{did_you_mean(data["schema"], [R.SCHEMA])} (this harness reads "{R.SCHEMA}")')
+    if not isinstance(data.get("requirements", []), list):
+        raise ConfigError(source, None, "requirements", "expected a list")
+    return data

@@ -1,0 +1,163 @@
+"""Pure parts of the latency prober: config, target safety, schedule, histograms, error kinds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+
+import pytest
+
+from conformance.measure.latency import (
+    ProbeConfig,
+    TargetRefused,
+    check_target,
+    classify_error,
+    decode,
+    encode,
+    is_loopback_host,
+    merge_encoded,
+    new_histogram,
+    run_probe,
+    summarize,
+)
+from conformance.measure.latency.errors import HTTPStatusError
+from conformance.measure.latency.schedule import arrival_offsets_ns
+from conformance.model.errors import ConfigError
+
+
+def take(iterator, n):
+    return [next(iterator) for _ in range(n)]
+
+
+# --- safety -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.5.6.7", "::1", "[::1]", "localhost", "LOCALHOST",
+                                  "::ffff:127.0.0.1"])
+def test_loopback_hosts_are_allowed(host):
+    assert is_loopback_host(host)
+    check_target(host)  # does not raise
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "10.0.0.1", "0.0.0.0", "example.com", "::ffff:10.0.0.1",
+                                  "localhost.example.com", "::"])
+def test_non_loopback_hosts_are_refused_without_allow_hosts(host):
+    assert not is_loopback_host(host)
+    with pytest.raises(TargetRefused):
+        check_target(host)
+    check_target(host, allow_hosts={host.upper()})  # explicitly allowed: passes
+
+
+def test_probe_refuses_non_loopback_target_before_sending():
+    config = ProbeConfig("http://192.0.2.1:80/", count=1, timeout=0.2)  # TEST-NET-1: must never be hit
+    with pytest.raises(TargetRefused, match="not loopback"):
+        run_probe(config)
+    with pytest.raises(TargetRefused):
+        run_probe(ProbeConfig("http://edge.example.com/", count=1, allow_hosts={"other.example.com"}))
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def test_config_defaults_and_protocol_from_scheme():
+    assert ProbeConfig("http://127.0.0.1:1/").protocol == "http"
+    assert ProbeConfig("https://127.0.0.1/").parsed_target.port == 443
+    assert ProbeConfig("tcp://127.0.0.1:7").protocol == "tcp-echo"
+    assert ProbeConfig("udp://127.0.0.1:7").protocol == "udp-echo"
+    counted = ProbeConfig("tcp://127.0.0.1:7", count=10)
+    assert counted.count == 10 and counted.duration is None
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"rate": 0}, "rate"), ({"rate": float("nan")}, "rate"), ({"protocol": "htp"}, "protocol"),
+    ({"duration": None}, "duration"), ({"timeout": -1}, "timeout"), ({"arrivals": "burst"}, "arrivals"),
+    ({"max_in_flight": 0}, "max_in_flight"), ({"warmup": -1}, "warmup"), ({"count": 0}, "count"),
+])
+def test_config_errors_name_the_field(kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        ProbeConfig("http://127.0.0.1:1/", **kwargs)
+    assert info.value.field == field
+
+
+def test_config_suggests_close_protocol_names():
+    with pytest.raises(ConfigError, match='did you mean "tcp-echo"'):
+        ProbeConfig("tcp://127.0.0.1:7", protocol="tcp-ecoh")
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/", "tcp://127.0.0.1", "http://:80/"])
+def test_bad_target_urls(url):
+    with pytest.raises(ConfigError):
+        ProbeConfig(url)
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+
+def test_fixed_schedule_is_exact_and_does_not_drift():
+    offsets = take(arrival_offsets_ns(300.0), 3001)
+    assert offsets[:3] == [0, 3_333_333, 6_666_667]
+    assert offsets[3000] == 10_000_000_000  # computed from the index: no accumulated rounding
+
+
+def test_poisson_schedule_is_seeded_and_exponential():
+    a = take(arrival_offsets_ns(1000.0, "poisson", seed=7), 5000)
+    b = take(arrival_offsets_ns(1000.0, "poisson", seed=7), 5000)
+    c = take(arrival_offsets_ns(1000.0, "poisson", seed=8), 5000)
+    assert a == b
+    assert a != c
+    gaps = [y - x for x, y in zip(a, a[1:])]
+    mean = statistics.fmean(gaps)
+    assert 0.9e6 < mean < 1.1e6  # mean gap 1/rate
+    assert 0.9 < statistics.pstdev(gaps) / mean < 1.1  # exponential: coefficient of variation 1
+    fixed = take(arrival_offsets_ns(1000.0, "fixed"), 100)
+    assert statistics.pstdev([y - x for x, y in zip(fixed, fixed[1:])]) < 1
+
+
+# --- histograms ---------------------------------------------------------------------------------
+
+
+def test_merged_histograms_give_the_true_percentile_not_the_average():
+    a, b = new_histogram(), new_histogram()
+    for i in range(1000):  # worker A: 1.0 .. 2.0 ms, p50 1.5 ms
+        a.record_value(1000 + i)
+    for i in range(200):  # worker B: 50.0 .. 51.0 ms, p50 50.5 ms
+        b.record_value(50_000 + 5 * i)
+    pa, pb = summarize(a)["p50_us"], summarize(b)["p50_us"]
+    merged = summarize(merge_encoded([encode(a), encode(b)]))
+    assert merged["count"] == 1200
+    assert 1550 <= merged["p50_us"] <= 1650  # the 600th of 1200 values lies in A's range
+    assert abs(merged["p50_us"] - (pa + pb) / 2) > 20_000  # averaging p50s would give ~26 ms
+    assert 50_000 <= merged["p99_us"] <= 51_100
+    assert merged["max_us"] >= 50_995
+    round_trip = summarize(decode(encode(a)))
+    assert round_trip == summarize(a)
+
+
+def test_summary_of_empty_histogram_is_none_not_zero():
+    s = summarize(new_histogram())
+    assert s["count"] == 0 and s["p50_us"] is None and s["max_us"] is None
+
+
+def test_summary_mean_stdev_and_jitter():
+    h = new_histogram()
+    for v in (100, 200, 300, 400):
+        h.record_value(v)
+    s = summarize(h)
+    assert s["mean_us"] == pytest.approx(250, abs=1)
+    assert s["stdev_us"] == pytest.approx(111.8, abs=1)
+    assert s["jitter_us"] == s["p99_us"] - s["p50_us"]
+    json.dumps(s)
+
+
+# --- error kinds --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("exc", "kind"), [
+    (TimeoutError(), "timeout"), (asyncio.TimeoutError(), "timeout"),
+    (ConnectionRefusedError(), "connection_refused"), (ConnectionResetError(), "connection_reset"),
+    (asyncio.IncompleteReadError(b"", 10), "connection_closed"), (HTTPStatusError(503), "http_503"),
+    (OSError(113, "No route to host"), "os_ehostunreach"), (ValueError("x"), "unexpected_ValueError"),
+])
+def test_error_kinds(exc, kind):
+    assert classify_error(exc) == kind

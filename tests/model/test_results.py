@@ -1,0 +1,58 @@
+"""results.run_verdict: the rules that turn per-requirement statuses into the run's verdict."""
+
+import pytest
+
+from conformance.model import results as R
+
+
+def r(status, level="must"):
+    return {"status": status, "level": level}
+
+
+def test_all_must_pass_is_conformant():
+    assert R.run_verdict([r("pass"), r("pass")]) == R.CONFORMANT
+    assert R.run_verdict([]) == R.CONFORMANT
+
+
+def test_must_fail_is_non_conformant():
+    assert R.run_verdict([r("pass"), r("fail")]) == R.NON_CONFORMANT
+    # a failure beats undecided results
+    assert R.run_verdict([r("error"), r("fail"), r("not-run")]) == R.NON_CONFORMANT
+
+
+@pytest.mark.parametrize("status", ["error", "inconclusive", "not-run"])
+def test_must_undecided_is_incomplete(status):
+    assert R.run_verdict([r("pass"), r(status)]) == R.INCOMPLETE
+
+
+@pytest.mark.parametrize("level", ["should", "may"])
+def test_should_failure_is_advisory_unless_strict(level):
+    reqs = [r("pass"), r("fail", level)]
+    assert R.run_verdict(reqs) == R.CONFORMANT
+    assert R.run_verdict(reqs, strict=True) == R.NON_CONFORMANT
+
+
+@pytest.mark.parametrize("status", ["error", "inconclusive", "not-run"])
+def test_should_undecided_only_matters_when_strict(status):
+    reqs = [r("pass"), r(status, "should")]
+    assert R.run_verdict(reqs) == R.CONFORMANT
+    assert R.run_verdict(reqs, strict=True) == R.INCOMPLETE
+
+
+def test_waived_counts_as_passed():
+    assert R.run_verdict([r("waived"), r("pass")]) == R.CONFORMANT
+    assert R.run_verdict([r("waived"), r("waived", "should")], strict=True) == R.CONFORMANT
+
+
+def test_skip_is_not_a_failure():
+    assert R.run_verdict([r("pass"), r("skip")]) == R.CONFORMANT
+
+
+def test_counts_and_exit_codes():
+    c = R.counts([r("pass"), r("pass"), r("fail"), r("not-run")])
+    assert c == {"pass": 2, "fail": 1, "error": 0, "inconclusive": 0, "skip": 0, "waived": 0, "not-run": 1}
+    assert list(c) == list(R.STATUSES)
+    assert R.exit_code(R.CONFORMANT) == 0
+    assert R.exit_code(R.NON_CONFORMANT) == 1
+    assert R.exit_code(R.INCOMPLETE) == 3
+    assert R.EXIT_USAGE == 2

@@ -1,0 +1,263 @@
+"""The pytest plugin: a user's own check, parametrized by requirement × site, turned into verdicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import jsonschema
+import pytest
+
+from conformance.model.paths import schemas_dir
+
+from .conftest import FAST, req
+
+
+def results_schema():
+    return json.loads((schemas_dir() / "results.schema.json").read_text(encoding="utf-8"))
+
+
+def test_ids_are_requirement_at_site_and_pass(edge_run):
+    run = edge_run([req("REQ-1", "pass", applies_to=("edge",))])
+    run.result.assert_outcomes(passed=3)  # two edge sites and test_plain
+    run.result.stdout.fnmatch_lines(["PASSED *::test_x[[]REQ-1@site-a[]]", "PASSED *::test_x[[]REQ-1@site-b[]]"])
+    e = run.entry("REQ-1")
+    assert e["status"] == "pass" and e["advisory"] is False
+    assert e["measured"] == {"value": {"value": 2.0, "unit": ""}}
+    assert e["message"] == "REQ-1 site-a: value = 2 (expected <= 3)"
+    assert e["notes"] == ["mode pass"] and e["raw"] == {"samples": [1, 2, 3]}
+    assert e["duration"] >= 0 and e["role"] == "edge" and e["suite"] == "custom"
+    assert run.data["verdict"] == "conformant" and run.data["state"] == "finished"
+    assert run.result.ret == 0
+
+
+def test_fail_message(edge_run):
+    run = edge_run([req("REQ-1", "fail")])
+    assert run.result.ret == 1
+    run.result.assert_outcomes(passed=1, failed=1)
+    run.result.stdout.fnmatch_lines(["*REQ-1 site-a: value = 5, expected <= 3*"])
+    e = run.entry("REQ-1")
+    assert e["status"] == "fail"
+    assert e["message"].startswith("REQ-1 site-a: value = 5, expected <= 3")
+    assert e["measured"]["value"] == {"value": 5.0, "unit": ""}
+    assert run.data["verdict"] == "non-conformant"
+
+
+def test_assertion_in_the_check_is_a_fail(edge_run):
+    run = edge_run([req("REQ-1", "assert")])
+    e = run.entry("REQ-1")
+    assert e["status"] == "fail" and "custom assertion" in e["message"]
+
+
+@pytest.mark.parametrize(("mode", "text"), [("raise", "could not measure: RuntimeError: boom"),
+                                            ("error", "could not measure: endpoint unreachable"),
+                                            ("nothing", "value not measured, expected <= 3"),
+                                            ("nan", "value is not a finite number")])
+def test_error_when_the_check_cannot_measure(edge_run, mode, text):
+    run = edge_run([req("REQ-1", mode)])
+    e = run.entry("REQ-1")
+    assert e["status"] == "error", e
+    assert text in e["message"]
+    assert e["message"].startswith("REQ-1 site-a: ")
+    assert run.data["verdict"] == "incomplete"
+    assert run.result.ret == 1  # the pytest test failed
+    run.result.assert_outcomes(passed=1, failed=1)
+
+
+def test_inconclusive(edge_run):
+    run = edge_run([req("REQ-1", "inconclusive")])
+    e = run.entry("REQ-1")
+    assert e["status"] == "inconclusive"
+    assert e["message"] == "REQ-1 site-a: inconclusive: too few samples (mode inconclusive)"
+    assert run.data["verdict"] == "incomplete"
+
+
+def test_skip_with_reason(edge_run):
+    run = edge_run([req("REQ-1", "skip"), req("REQ-2", "pass")])
+    run.result.assert_outcomes(passed=2, skipped=1)
+    e = run.entry("REQ-1")
+    assert e["status"] == "skip"
+    assert e["message"] == "REQ-1 site-a: skipped: feature absent at this site"
+    assert run.data["verdict"] == "conformant"
+
+
+def test_units_are_converted_for_custom_metrics(edge_run):
+    run = edge_run([req("REQ-1", "ms", expect="wait <= 2 s"), req("REQ-2", "ms", expect="wait <= 1 s")])
+    assert run.entry("REQ-1")["status"] == "pass"
+    e = run.entry("REQ-2")
+    assert e["status"] == "fail" and e["message"].startswith("REQ-2 site-a: wait = 1.5 s, expected <= 1 s")
+    assert e["measured"]["wait"] == {"value": 1500.0, "unit": "ms"}
+
+
+def test_should_failure_is_advisory(edge_run):
+    run = edge_run([req("REQ-1", "pass"), req("REQ-2", "fail", level="should")])
+    assert run.result.ret == 0
+    run.result.assert_outcomes(passed=3)
+    e = run.entry("REQ-2")
+    assert e["status"] == "fail" and e["advisory"] is True
+    assert run.data["verdict"] == "conformant"
+
+
+def test_should_failure_fails_with_strict(edge_run):
+    run = edge_run([req("REQ-1", "pass"), req("REQ-2", "fail", level="should")], "--edge-strict")
+    assert run.result.ret == 1
+    run.result.assert_outcomes(passed=2, failed=1)
+    assert run.entry("REQ-2")["status"] == "fail"
+    assert run.data["verdict"] == "non-conformant" and run.data["options"]["strict"] is True
+
+
+def test_waivers_active_and_expired(edge_run):
+    future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    past = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    waivers = [
+        {"id": "REQ-1", "site": "all", "reason": "vendor fix in 4.2", "who": "jane@example.com", "expires": future},
+        {"id": "REQ-2", "site": "site-a", "reason": "old excuse", "who": "joe@example.com", "expires": past},
+    ]
+    run = edge_run([req("REQ-1", "fail"), req("REQ-2", "fail")], waivers=waivers)
+    waived, failed = run.entry("REQ-1"), run.entry("REQ-2")
+    assert waived["status"] == "waived"
+    assert waived["waiver"]["who"] == "jane@example.com" and waived["waiver"]["expires"] == future
+    assert "waived until" in waived["message"] and "vendor fix in 4.2" in waived["message"]
+    assert failed["status"] == "fail" and failed["waiver"] is None  # the expired waiver is ignored
+    assert [w["id"] for w in run.data["waivers"]["applied"]] == ["REQ-1"]
+    assert run.data["waivers"]["applied"][0]["site"] == "site-a"
+    assert [w["id"] for w in run.data["waivers"]["expired"]] == ["REQ-2"]
+    assert run.data["verdict"] == "non-conformant"
+    run.result.assert_outcomes(passed=2, failed=1)
+
+
+def test_waiver_alone_makes_the_run_conformant(edge_run):
+    future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    run = edge_run([req("REQ-1", "fail")], waivers=[
+        {"id": "REQ-1", "site": "site-a", "reason": "r", "who": "w", "expires": future}])
+    assert run.entry("REQ-1")["status"] == "waived"
+    assert run.data["verdict"] == "conformant" and run.result.ret == 0
+
+
+def test_applies_to_by_role_and_by_name(edge_run):
+    run = edge_run([req("BY-ROLE", applies_to=("edge",)), req("BY-NAME", applies_to=("central", "site-b")),
+                    req("ALL", applies_to=())])
+    assert run.statuses() == {
+        "BY-ROLE@site-a": "pass", "BY-ROLE@site-b": "pass",
+        "BY-NAME@central": "pass", "BY-NAME@site-b": "pass",
+        "ALL@central": "pass", "ALL@site-a": "pass", "ALL@site-b": "pass",
+    }
+
+
+def test_site_filter(edge_run):
+    run = edge_run([req("ALL", applies_to=())], "--edge-site", "site-b", "--edge-site", "central")
+    assert set(run.statuses()) == {"ALL@central", "ALL@site-b"}
+    run.result.stdout.no_fnmatch_line("*ALL@site-a*")
+    run = edge_run([req("ALL", applies_to=())], "--edge-site", "edge")
+    assert set(run.statuses()) == {"ALL@site-a", "ALL@site-b"}
+
+
+def test_unimplemented_check_is_skipped_with_a_reason(edge_run):
+    run = edge_run([req("REQ-1", "pass"), req("REQ-9", check="custom.missing", expect="x <= 1")])
+    e = run.entry("REQ-9")
+    assert e["status"] == "skip"
+    assert e["message"] == "REQ-9@site-a: skipped: no collected test implements check custom.missing"
+    assert run.entry("REQ-1")["status"] == "pass"
+
+
+def test_a_check_no_requirement_names_is_deselected(edge_run):
+    run = edge_run([req("REQ-1", check="custom.other", expect="x <= 1")])
+    run.result.assert_outcomes(passed=1, deselected=1)  # test_plain runs, test_x is deselected
+    assert run.entry("REQ-1")["status"] == "skip"
+
+
+def test_results_json_contract_and_schema(edge_run):
+    future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    run = edge_run([req("R-PASS"), req("R-FAIL", "fail"), req("R-ERR", "raise"), req("R-INC", "inconclusive"),
+                    req("R-SKIP", "skip"), req("R-WAIVE", "fail"), req("R-SHOULD", "fail", level="should"),
+                    req("R-NONE", check="custom.none", expect="x <= 1")],
+                   waivers=[{"id": "R-WAIVE", "site": "site-a", "reason": "r", "who": "w", "expires": future}])
+    data = run.data
+    assert data["schema"] == "edge-conformance/results/v1"
+    assert data["verdict"] in ("conformant", "non-conformant", "incomplete")
+    for e in data["requirements"]:
+        for key in ("id", "site", "level", "status", "expect", "message", "measured"):
+            assert key in e, key
+        for metric in e["measured"].values():
+            assert isinstance(metric["value"], (int, float)) and isinstance(metric["unit"], str)
+    assert {e["status"] for e in data["requirements"]} == {"pass", "fail", "error", "inconclusive", "skip",
+                                                            "waived"}
+    assert sum(data["counts"].values()) == len(data["requirements"])
+    jsonschema.Draft202012Validator(results_schema()).validate(data)
+
+
+def test_results_schema_rejects_broken_records(edge_run):
+    run = edge_run([req("REQ-1")])
+    validator = jsonschema.Draft202012Validator(results_schema())
+    validator.validate(run.data)
+    broken = json.loads(json.dumps(run.data))
+    broken["requirements"][0]["status"] = "passed"
+    assert not validator.is_valid(broken)
+    broken = json.loads(json.dumps(run.data))
+    broken["requirements"][0]["measured"] = {"value": 2}
+    assert not validator.is_valid(broken)
+    broken = json.loads(json.dumps(run.data))
+    del broken["verdict"]
+    assert not validator.is_valid(broken)
+
+
+def test_results_are_written_before_the_end(pytester, edge_run):
+    """Each verdict is in results.json as soon as it is known (a later check sees the earlier one)."""
+    checks = '''
+import json, pathlib, pytest
+
+@pytest.mark.edge_check("custom.first")
+def test_a(edge):
+    edge.record("value", 1)
+
+@pytest.mark.edge_check("custom.second")
+def test_b(edge):
+    data = json.loads((pathlib.Path("out") / "results.json").read_text())
+    status = {r["id"]: r["status"] for r in data["requirements"]}
+    edge.record("first_done", status["R-A"] == "pass")
+    edge.record("second_planned", status["R-B"] == "not-run")
+'''
+    run = edge_run([req("R-A", check="custom.first", expect="value == 1"),
+                    req("R-B", check="custom.second", expect="first_done == true and second_planned == true")],
+                   checks=checks)
+    assert run.statuses() == {"R-A@site-a": "pass", "R-B@site-a": "pass"}, run.data["requirements"]
+
+
+def test_edge_fixture_without_profile_is_an_error(pytester):
+    pytester.makepyfile('''
+import pytest
+
+@pytest.mark.edge_check("custom.thing")
+def test_x(edge):
+    pass
+''')
+    result = pytester.runpytest("-p", "no:locust", *FAST)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*only available to tests marked*"])
+
+
+def test_bad_profile_is_a_usage_error(pytester):
+    bad = pytester.path / "bad.yaml"
+    bad.write_text("id: bad\nversion: '1'\ntitle: Bad\nrequirements:\n"
+                   "  - {id: R, title: t, level: must, check: custom.x, expect: x <= 3 msec}\n")
+    target = pytester.path / "t.yaml"
+    target.write_text("name: t\nsites: [{name: s, role: edge}]\n")
+    result = pytester.runpytest("-p", "no:locust", *FAST, "--edge-profile", str(bad), "--edge-target", str(target))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(['*bad.yaml:5: requirements[[]0[]].expect: unknown unit "msec"*'])
+
+
+def test_locust_plugin_is_blocked_even_when_not_asked(pytester):
+    pytester.makeconftest('''
+def pytest_configure(config):
+    pass
+''')
+    pytester.makepyfile('''
+def test_locust_blocked(request):
+    pm = request.config.pluginmanager
+    assert pm.get_plugin("locust") is None
+    assert pm.is_blocked("locust")
+''')
+    # in a child process, without -p no:locust: the plugin itself must block locust's
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)

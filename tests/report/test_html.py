@@ -1,0 +1,180 @@
+"""report.html: self-contained, escaped, filterable, with charts when raw measurements exist."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from conformance.report.html import render_html
+
+# An attribute or CSS value that loads or links something outside the file.
+EXTERNAL_ATTR = re.compile(
+    r"""\b(?:src|href|action|srcset|poster|data|formaction)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""", re.I)
+CSS_URL = re.compile(r"url\(\s*['\"]?(?!data:|#)", re.I)
+
+
+class Tags(HTMLParser):
+    """Every element and attribute as a browser's tokenizer sees them."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    handle_startendtag = handle_starttag
+
+    def named(self, name: str) -> list[dict]:
+        return [attrs for tag, attrs in self.tags if tag == name]
+
+
+@pytest.fixture
+def page(non_conformant) -> str:
+    return render_html(non_conformant)
+
+
+def test_self_contained_no_external_references(any_results):
+    html = render_html(any_results)
+    assert not EXTERNAL_ATTR.search(html), EXTERNAL_ATTR.search(html).group(0)
+    assert not CSS_URL.search(html) and "@import" not in html
+    tags = Tags(html)
+    assert not tags.named("link") and not tags.named("iframe") and not tags.named("img")
+    for _, attrs in tags.tags:  # belt and braces: no attribute value points to another place
+        for name, value in attrs.items():
+            if name in ("href", "src", "xlink:href"):
+                assert (value or "").startswith("#"), (name, value)
+
+
+def test_charts_carry_no_pygal_script_or_cdn(with_raw):
+    html = render_html(with_raw)
+    assert "kozea.github.io" not in html and "pygal-tooltips" not in html
+    svgs = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert len(svgs) == 4
+    for svg in svgs:  # only the SVG namespace name may look like a URL (pygal's comments hold others)
+        assert "<script" not in svg and "<!--" not in svg
+        assert not re.search(r"https?://", svg.replace('xmlns="http://www.w3.org/2000/svg"', ""))
+
+
+def test_only_the_nonced_filter_script_runs(any_results):
+    html = render_html(any_results)
+    tags = Tags(html)
+    scripts = tags.named("script")
+    assert len(scripts) == 1
+    nonce = scripts[0]["nonce"]
+    csp = next(m["content"] for m in tags.named("meta") if m.get("http-equiv") == "Content-Security-Policy")
+    assert f"script-src 'nonce-{nonce}'" in csp and "default-src 'none'" in csp
+    assert not [name for _, attrs in tags.tags for name in attrs if name.startswith("on")]
+
+
+def test_target_text_is_escaped_everywhere(hostile, injection):
+    html = render_html(hostile)
+    assert "<script>alert(1)</script>" not in html
+    assert '"><img src=x onerror=' not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+    tags = Tags(html)
+    assert len(tags.named("script")) == 1 and not tags.named("img")
+    assert not [name for _, attrs in tags.tags for name in attrs if name.startswith("on")]
+    assert "\x1b" not in html and "\x00" not in html
+
+
+def test_hostile_text_inside_svg_stays_text(hostile):
+    html = render_html(hostile)
+    svgs = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert len(svgs) == 4
+    assert all("<script" not in svg and "<img" not in svg for svg in svgs)
+    assert any("&lt;script&gt;alert(1)&lt;/script&gt;" in svg for svg in svgs)  # the title, escaped
+
+
+def test_verdict_banner_and_counts(page):
+    assert re.search(r'<header class="banner non-conformant" id="verdict">\s*'
+                     r'<h1>Edge conformance: NON-CONFORMANT', page)
+    counts = re.findall(r"<li class=\"[a-z]*\"><b>(\d+)</b><span class=\"status s-([a-z-]+)\">", page)
+    assert counts == [("1", "pass"), ("2", "fail"), ("1", "error"), ("1", "inconclusive"), ("1", "skip"),
+                      ("1", "waived"), ("1", "not-run")]
+
+
+def test_filter_controls_and_filterable_rows(page, non_conformant):
+    tags = Tags(page)
+    ids = {attrs.get("id") for _, attrs in tags.tags}
+    assert {"filters", "f-status", "f-site", "f-level", "f-text", "results"} <= ids
+    rows = [attrs for attrs in tags.named("tr") if "data-status" in attrs]
+    assert len(rows) == len(non_conformant["requirements"])
+    assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "inconclusive", "skip", "waived", "not-run"}
+    site_options = {a["value"] for a in tags.named("option")}
+    assert {"store-1", "store-2", "must", "should", "may", "fail", "problem"} <= site_options
+
+
+def test_table_is_there_without_javascript(page):
+    without_js = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    assert without_js.count('data-status="') == 8
+    assert "BASE-FUN-02 store-2: status = 503, expected == 200" in without_js
+
+
+def test_measured_expected_source_and_rationale(page):
+    row = re.search(r'<tr id="req-1".*?</details>', page, re.S).group(0)
+    assert "status = 503" in row and "status == 200" in row
+    assert "<details>" in row and "OSF-2018 §Operational requirements" in row
+    assert "Remote sites must be observable." in row
+
+
+def test_problems_listed_before_table(page):
+    assert page.index("Must failures (1)") < page.index("Errors and inconclusive results (2)") \
+        < page.index("Advisory failures") < page.index('<table id="results">')
+
+
+def test_waivers_host_and_profiles(page):
+    assert "vendor fix due in 4.2" in page and "old exemption" in page
+    assert "ci-runner" in page and "24.0 GiB" in page
+    assert "ab" * 32 in page
+    assert "http://127.0.0.1:8081" in page  # endpoint shown as text
+
+
+def test_charts_present_when_raw_present(with_raw):
+    html = render_html(with_raw)
+    assert html.count("<svg") == 4  # two latency spectra, one timeseries, one sweep
+    assert "latency by percentile" in html and "threshold 20 ms" in html
+    assert "load over time" in html and "throughput (rps)" in html and "p95 latency (ms)" in html
+    assert "sweep of delay_ms" in html and "success ratio" in html
+    sweep = re.search(r'<div class="measurement" id="m-req-3">.*?</div>', html, re.S).group(0)
+    assert "<th>delay_ms (ms)</th>" in sweep and "<td>0.99</td>" in sweep
+
+
+def test_no_charts_without_raw(conformant):
+    assert "<svg" not in render_html(conformant)
+
+
+def test_undecodable_histogram_is_skipped_not_fatal(with_raw):
+    with_raw["requirements"][0]["raw"]["latency"]["histogram"] = "not-a-histogram"
+    html = render_html(with_raw)
+    assert html.count("latency by percentile</title>") == 1
+
+
+def test_svg_size_stays_reasonable(with_raw):
+    with_raw["requirements"][2]["raw"]["timeseries"] = [
+        {"t": t / 10, "rps": 100.0, "p95_ms": 12.5, "users": 10, "errors_per_s": 0.0} for t in range(20000)]
+    html = render_html(with_raw)
+    assert len(html) < 400_000
+
+
+def test_interrupted_and_minimal_results_render(interrupted):
+    html = render_html(interrupted)
+    assert "INCOMPLETE" in html and "interrupted" in html
+    assert "Edge conformance: UNKNOWN" in render_html({"schema": "edge-conformance/results/v1"})
+
+
+@pytest.mark.parametrize("raw,charts", [
+    ({"timeseries": [{"t": 0}]}, 0),  # no values at all: no chart rather than a crash
+    ({"timeseries": [{"t": 0, "rps": float("nan")}, {"t": 1, "p95_ms": 4.0}]}, 1),
+    ({"timeseries": "garbage", "sweep": {"rows": [{"value": "x"}]}}, 0),
+    ({"sweep": {"rows": [{"value": 1}]}}, 0),
+    ({"sweep": {"rows": [{"value": 1, "duration_s": 2.0}]}}, 1),
+    ({"latency": {"histogram": None}}, 0),
+    ("garbage", 0),
+])
+def test_degenerate_raw_measurements(conformant, raw, charts):
+    conformant["requirements"][0]["raw"] = raw
+    assert render_html(conformant).count("<svg") == charts
