@@ -298,7 +298,9 @@ def run(args: argparse.Namespace, server_port: int, control: int, linkd: psutil.
         added_p99 = measured["p99_ms"] - direct["p99_ms"]
         ok = abs(added_p50 - 2 * delay) <= 1.0 and abs(added_p99 - 2 * delay) <= 2.0
         if not ok:
-            missed.append(f"latency d={delay:g} ms: added p50 {added_p50:.2f} / p99 {added_p99:.2f} ms vs {2 * delay:g}")
+            missed.append(
+                f"latency d={delay:g} ms: added p50 {added_p50:.2f} / p99 {added_p99:.2f} ms, expected {2 * delay:g}"
+            )
         latency[f"delay_{delay:g}ms"] = {
             **measured,
             **info,

@@ -1,6 +1,6 @@
 """Benchmark: our load driver vs plain `locust --headless`, with wrk as the ceiling. Prints ONE JSON object.
 
-    python benchmarks/load_vs_locust.py [--duration 8] [--users 20]
+    python benchmarks/load_vs_locust.py [--duration 8] [--users 20] [--rounds 3]
 
 Target: nginx (Debian `nginx-light`), one worker process pinned to the last CPU, answering 200 "ok"
 from a temp config on 127.0.0.1. Installed with apt-get when missing (needs root), stopped at the end.
@@ -11,8 +11,11 @@ What is compared, all in the same run on the same machine:
 * `driver_rps`: `run_load` with the same class and user count, open model, offered 1.5x what plain
   Locust managed (so the generator, not the schedule, limits it), with our pacer, microsecond HDR
   recording and monitors on;
-* `ratio_driver_vs_locust` = driver_rps / locust_plain_rps (goal >= 0.9: our overhead is small);
-  both generators are pinned to CPU 0, so they compete for exactly one core;
+* `ratio_driver_vs_locust` = median driver_rps / median locust_plain_rps over `--rounds` interleaved
+  rounds (goal >= 0.9: our overhead is small); both generators are pinned to CPU 0;
+* `requests_per_cpu_s`: requests divided by the CPU seconds the generator processes used (startup
+  included), which stays comparable when other work on the machine steals CPU from one of the runs
+  (`loadavg` tells how busy the machine was);
 * `scaling`: achieved rate with 2 worker processes vs 1 (unpinned, offered far above capacity);
 * `wrk_rps`: wrk (C, 1 thread, CPU 0) against the same URL: what one core can drive at most.
 """
@@ -25,6 +28,8 @@ import json
 import os
 import platform
 import re
+import resource
+import statistics
 import shutil
 import socket
 import subprocess
@@ -110,7 +115,13 @@ def run_wrk(url: str, users: int, duration: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def run_plain_locust(tmp: Path, base: str, users: int, duration: int) -> float:
+def children_cpu_s() -> float:
+    """CPU seconds of all waited-for descendants so far (the driver's child waits for its workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_plain_locust(tmp: Path, base: str, users: int, duration: int) -> dict:
     locustfile = tmp / "bench_locustfile.py"
     locustfile.write_text(LOCUSTFILE)
     prefix = tmp / "plain"
@@ -122,7 +133,7 @@ def run_plain_locust(tmp: Path, base: str, users: int, duration: int) -> float:
                    start_new_session=True)
     with open(f"{prefix}_stats.csv", newline="") as fh:
         row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
-    return float(row["Requests/s"])
+    return {"rps": float(row["Requests/s"]), "requests": int(row["Request Count"])}
 
 
 def run_driver(base: str, rate: float, users: int, duration: int, workers: int = 1,
@@ -140,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ensure_tools()
     cpus = os.cpu_count() or 1
@@ -147,40 +159,58 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    loadavg_start = os.getloadavg()
     nginx = start_nginx(tmp, port, server_cpu)
+    rounds = []
     try:
         log("wrk ...")
         wrk = run_wrk(base + "/content/k1", args.users, args.duration)
-        log("plain locust ...")
-        plain = run_plain_locust(tmp, base, args.users, args.duration)
-        log("driver, 1 process on CPU 0 ...")
-        ours = run_driver(base, rate=1.5 * plain, users=args.users, duration=args.duration, cpus=[0])
+        for i in range(args.rounds):  # interleaved, so drifting background load hits both alike
+            log(f"round {i + 1}: plain locust, then the driver (1 process each, CPU 0) ...")
+            cpu0 = children_cpu_s()
+            plain = run_plain_locust(tmp, base, args.users, args.duration)
+            cpu1 = children_cpu_s()
+            ours = run_driver(base, rate=1.5 * plain["rps"], users=args.users, duration=args.duration, cpus=[0])
+            cpu2 = children_cpu_s()
+            rounds.append({"locust_plain_rps": plain["rps"], "driver_rps": ours["achieved_rps"],
+                           "ratio": round(ours["achieved_rps"] / plain["rps"], 3) if plain["rps"] else 0.0,
+                           "locust_plain_requests_per_cpu_s": round(plain["requests"] / (cpu1 - cpu0), 1),
+                           "driver_requests_per_cpu_s": round(ours["requests"] / (cpu2 - cpu1), 1),
+                           "driver": ours})
+        top = max(r["locust_plain_rps"] for r in rounds)
         log("scaling: 1 vs 2 worker processes, unpinned ...")
-        one = run_driver(base, rate=3 * plain, users=2 * args.users, duration=args.duration)
-        two = run_driver(base, rate=3 * plain, users=2 * args.users, duration=args.duration, workers=2)
+        one = run_driver(base, rate=3 * top, users=2 * args.users, duration=args.duration)
+        two = run_driver(base, rate=3 * top, users=2 * args.users, duration=args.duration, workers=2)
     finally:
         os.killpg(nginx.pid, 9)
         nginx.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    ratio = ours["achieved_rps"] / plain if plain else 0.0
+    plain_rps = statistics.median(r["locust_plain_rps"] for r in rounds)
+    driver_rps = statistics.median(r["driver_rps"] for r in rounds)
+    ratio = driver_rps / plain_rps if plain_rps else 0.0
+    plain_eff = statistics.median(r["locust_plain_requests_per_cpu_s"] for r in rounds)
+    driver_eff = statistics.median(r["driver_requests_per_cpu_s"] for r in rounds)
     print(json.dumps({
         "benchmark": "load_vs_locust",
-        "machine": {"cpus": cpus, "python": platform.python_version(), "kernel": platform.release()},
+        "machine": {"cpus": cpus, "python": platform.python_version(), "kernel": platform.release(),
+                    "loadavg_start": [round(x, 2) for x in loadavg_start],
+                    "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "target": f"nginx, 1 worker on CPU {server_cpu}, GET /content/{{key}} -> 200",
         "duration_s": args.duration,
         "users": args.users,
         "wrk_rps": round(wrk, 1),
-        "locust_plain_rps": round(plain, 1),
-        "driver_rps": ours["achieved_rps"],
+        "locust_plain_rps": round(plain_rps, 1),
+        "driver_rps": round(driver_rps, 1),
         "ratio_driver_vs_locust": round(ratio, 3),
         "ratio_ok": ratio >= 0.9,
-        "driver": ours,
-        "driver_vs_wrk": round(ours["achieved_rps"] / wrk, 3) if wrk else None,
+        "requests_per_cpu_s": {"locust_plain": plain_eff, "driver": driver_eff,
+                               "ratio": round(driver_eff / plain_eff, 3) if plain_eff else None},
+        "driver_vs_wrk": round(driver_rps / wrk, 3) if wrk else None,
         "scaling": {"workers_1_rps": one["achieved_rps"], "workers_2_rps": two["achieved_rps"],
                     "ratio": round(two["achieved_rps"] / one["achieved_rps"], 3) if one["achieved_rps"] else None,
                     "workers_1": one, "workers_2": two},
+        "rounds": rounds,
     }))
-
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -32,8 +34,28 @@ def _friendly_errors(fn):
         except KeyboardInterrupt:
             click.echo("edge-conformance: interrupted", err=True)
             sys.exit(R.EXIT_CODES[R.INCOMPLETE])
+        except _environment_errors() as exc:
+            # The target could not be reached or brought up: nothing could be decided.
+            click.echo(f"edge-conformance: error: {exc}", err=True)
+            sys.exit(R.EXIT_CODES[R.INCOMPLETE])
 
     return wrapper
+
+
+def _environment_errors() -> tuple[type[BaseException], ...]:
+    from .emulation import EmulationError
+    from .engine.runner import TargetUnavailable
+
+    return (TargetUnavailable, EmulationError)
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a cancelled CI job) ends a run like Ctrl-C: everything started is removed."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -84,6 +106,7 @@ def run(profiles, target, suites, sites, out, strict, waivers, backend, defects,
     """
     from .engine.runner import RunOptions, run as run_profiles
 
+    _sigterm_as_interrupt()
     opts = RunOptions(profiles=list(profiles) or ["edge-baseline"], target=target, suites=list(suites),
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
                       defects=list(defects), verbose=verbose)
@@ -109,7 +132,14 @@ def _append_step_summary(out_dir: Path) -> None:
 
 @main.group()
 def profiles() -> None:
-    """List, show, validate and explain requirement profiles."""
+    """List, show, validate and explain requirement profiles.
+
+    \b
+    Examples:
+      edge-conformance profiles list
+      edge-conformance profiles validate my-profile.yaml
+      edge-conformance profiles explain BASE-FUN-01
+    """
 
 
 @profiles.command("list")
@@ -269,6 +299,103 @@ def report(results_file, fmt, out):
         Path(out).write_text(text, encoding="utf-8")
     else:
         click.echo(text)
+
+
+# ----------------------------------------------------------------------------------------- emulate
+
+
+@main.group()
+def emulate() -> None:
+    """Bring emulated edge deployments up and down on this machine (no root, no Docker needed)."""
+
+
+@emulate.command("up")
+@click.argument("topology", default="retail", metavar="[TOPOLOGY]")
+@click.option("--detach", is_flag=True, help="Return once it is up and leave it running (stop with `emulate down`).")
+@click.option("--defect", "defects", multiple=True, metavar="[SITE:]DEFECT", help="Switch on a defect; repeatable.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the target file, logs and site data go [default: a temporary directory].")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for every site to be healthy.")
+@_friendly_errors
+def emulate_up(topology, detach, defects, state_dir, timeout):
+    """Start an emulated deployment and write a target file for it.
+
+    \b
+    Examples:
+      edge-conformance emulate up retail --detach
+      pytest --edge-target <the printed target file> --edge-profile edge-baseline
+      edge-conformance emulate down --all
+    Topologies: retail, iot, satcom, mec, fleet-50, or a YAML file.
+    """
+    from .emulation import start_deployment
+
+    dep = start_deployment(topology, state_dir=state_dir, defects=list(defects), timeout=timeout,
+                           detach=detach, keep=state_dir is not None)
+    click.echo(f"run id:      {dep.run_id}\ntarget file: {dep.target_file}\ncontrol:     {dep.control_url}")
+    if detach:
+        click.echo(f"stop it with: edge-conformance emulate down {dep.run_id}")
+        return
+    click.echo("running; press Ctrl-C to stop")
+    _sigterm_as_interrupt()
+    try:
+        while dep.running:
+            time.sleep(0.5)
+        click.echo("edge-conformance: the deployment stopped", err=True)
+        sys.exit(R.EXIT_CODES[R.INCOMPLETE])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dep.stop()
+
+
+@emulate.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_friendly_errors
+def emulate_status(as_json):
+    """List emulated deployments (and leftovers) on this machine.
+
+    \b
+    Example:
+      edge-conformance emulate status
+    """
+    from dataclasses import asdict
+
+    from .emulation import list_running
+
+    runs = list_running()
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in runs], indent=2))
+        return
+    if not runs:
+        click.echo("no emulated deployments")
+    for r in runs:
+        state = "running" if r.alive else "leftover processes" if r.processes else "stale entry"
+        click.echo(f"{r.run_id}  {r.topology or '?':<10} {state:<18} {len(r.processes)} processes  "
+                   f"{r.target_file or ''}")
+
+
+@emulate.command("down")
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID...]")
+@click.option("--all", "all_", is_flag=True, help="Remove every emulated deployment and leftover process.")
+@_friendly_errors
+def emulate_down(run_ids, all_):
+    """Stop emulated deployments and remove everything they started.
+
+    \b
+    Examples:
+      edge-conformance emulate down 20261126T120000Z-ab12cd
+      edge-conformance emulate down --all
+    """
+    from .emulation import stop_all, stop_run
+
+    if not run_ids and not all_:
+        raise ConfigError(None, None, None, "name a RUN_ID (see `emulate status`) or give --all")
+    stopped = stop_all() if all_ else [r for r in run_ids if stop_run(r)]
+    for rid in stopped:
+        click.echo(f"stopped {rid}")
+    missing = [] if all_ else [r for r in run_ids if r not in stopped]
+    if missing:
+        raise ConfigError(None, None, None, f"no emulated deployment {', '.join(missing)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -169,13 +169,15 @@ def pytest_configure(config: pytest.Config) -> None:
     _block_locust(config)
     if not config.getoption("--edge-profile"):
         return
+    _select_suites(config)  # before anything is started: a bad --edge-suite must not leak a deployment
+    _install_sigterm(config)  # before the target is brought up, so SIGTERM then also cleans up
     try:
         session = _open_session(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STASH] = session
-    _select_suites(config)
-    _install_sigterm(config)
+    # sessionfinish closes the target; this covers runs that end before the session starts
+    config.add_cleanup(lambda: session.target_cm.__exit__(None, None, None))
 
 
 def _block_locust(config: pytest.Config) -> None:
@@ -209,9 +211,17 @@ def _open_session(config: pytest.Config) -> EdgeSession:
     target_ref = config.getoption("--edge-target") or "emulated"
     target_cm = lifecycle.open_target(
         target_ref, run_id=run_id, profiles=profiles, backend=config.getoption("--edge-backend"),
-        defects=config.getoption("--edge-defect"), state_dir=out_dir / "emulation")
-    target = target_cm.__enter__()
+        defects=config.getoption("--edge-defect"))
     try:
+        target = target_cm.__enter__()
+    except ConfigError:
+        raise
+    except Exception as exc:  # the emulated deployment could not come up
+        raise pytest.UsageError(f"--edge-target {target_ref}: {exc}") from None
+    try:
+        from .engine.runner import check_site_selectors
+
+        check_site_selectors(target, config.getoption("--edge-site"), "--edge-site")
         strict = bool(config.getoption("--edge-strict"))
         options = {"strict": strict, "suites": config.getoption("--edge-suite"),
                    "sites": config.getoption("--edge-site"), "waivers": config.getoption("--edge-waivers"),
@@ -431,7 +441,8 @@ def _verdict(case: Case, ctx: EdgeContext | None, call: pytest.CallInfo, report,
     try:
         outcomes = E.evaluate(req.expect, measured, req.metric_dimensions)
     except (ValueError, E.ExpectError) as exc:
-        return Verdict("error", f"{prefix}: cannot compare with the expectation: {exc}")
+        return Verdict("error", f"{prefix}: cannot compare with the expectation: {exc}",
+                       advisory=req.level != "must")
     missing = [o for o in outcomes if o.ok is None]
     if missing:
         return Verdict("error", f"{prefix}: {'; '.join(o.describe() for o in missing)}{notes}",

@@ -28,7 +28,6 @@ from typing import Any
 from ..model.errors import ConfigError
 from ..model.topology import apply_defects, load_topology, resolve_topology, topologies_dir
 from . import client, procs, state
-from .supervisor import new_run_id
 
 SUPERVISOR_MODULE = "conformance.emulation.supervisor"
 BACKENDS = ("local",)
@@ -113,7 +112,7 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
     path = resolve_topology(topology).resolve()
     # Built-ins travel by name (shown in ps and the target file); files by absolute path (cwd-proof).
     ref = topology if path.parent == topologies_dir().resolve() else str(path)
-    run_id = run_id or new_run_id()
+    run_id = run_id or state.new_run_id()
     argv = procs.module_argv(SUPERVISOR_MODULE, "--topology", ref, "--run-id", run_id,
                              "--timeout", f"{timeout:g}")
     if state_dir is not None:
@@ -132,23 +131,34 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
                             env=procs.child_env(run_id), start_new_session=True, close_fds=True)
     try:
         ready = _read_ready(proc, timeout + 15.0)  # the supervisor enforces `timeout` itself
-    except BaseException:
-        _wait_or_kill(proc, 15.0)
-        _sweep(run_id)
+    except BaseException:  # Ctrl-C while waiting: the supervisor must not finish bringing it up
+        _abandon(proc, run_id)
         if stderr_file is not None:
             stderr_file.close()
         raise
     finally:
         proc.stdout.close()
     if not ready.get("ready"):
-        _wait_or_kill(proc, 15.0)
-        _sweep(run_id)
+        _abandon(proc, run_id)
         detail = _tail(stderr_file)
         if stderr_file is not None:
             stderr_file.close()
         raise EmulationError(f"emulated {topology} did not come up: {ready.get('error', 'unknown error')}"
                              + (f" [supervisor log: {detail}]" if detail and "error" not in ready else ""))
     return Deployment(proc, ready, run_id=run_id, topology=topology, stderr_file=stderr_file, detached=detach)
+
+
+def _abandon(proc: subprocess.Popen, run_id: str) -> None:
+    """A supervisor that is not (or not yet) ready: EOF on its stdin stops it; then make sure."""
+    if proc.stdin is not None:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    elif proc.poll() is None:
+        procs.signal_group(proc.pid, signal.SIGTERM)  # detached: no stdin to close
+    _wait_or_kill(proc, 15.0)
+    _sweep(run_id)
 
 
 def _read_ready(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:

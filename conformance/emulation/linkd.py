@@ -97,7 +97,8 @@ class _Daemon:
                 if existing.upstream != candidate.upstream:
                     return _error(
                         409,
-                        f"link {name!r} exists with upstream {existing.upstream}; DELETE it first to change the upstream",
+                        f"link {name!r} exists with upstream {existing.upstream}; "
+                        "DELETE it first to change the upstream",
                     )
                 existing.update(**params.as_dict())
                 return web.json_response(existing.to_dict())
@@ -184,13 +185,12 @@ def build_app(daemon: _Daemon) -> web.Application:
     return app
 
 
-async def _watch_parent(stop: asyncio.Event) -> None:
-    parent = os.getppid()
+async def _watch_parent(stop: asyncio.Event, parent: int) -> None:
     if parent == 1:
         return  # started by init (or already orphaned): nothing to watch
     while not stop.is_set():
         await asyncio.sleep(PARENT_POLL_S)
-        if False:
+        if os.getppid() != parent:
             stop.set()
 
 
@@ -229,7 +229,8 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
     print(f"linkd: {context.get('message', 'error')}: {exc!r}", file=sys.stderr, flush=True)
 
 
-async def serve(run_id: str | None) -> int:
+async def serve(run_id: str | None, parent: int) -> int:
+    """Run the daemon until a signal, or until `parent` (the pid we were started by) is gone."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_exception_handler)
     stop = asyncio.Event()
@@ -241,7 +242,7 @@ async def serve(run_id: str | None) -> int:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     control_port = runner.addresses[0][1]
-    watcher = loop.create_task(_watch_parent(stop))
+    watcher = loop.create_task(_watch_parent(stop, parent))
     stdin_watch = await _watch_stdin(stop)
     try:
         sys.stdout.write(json.dumps({"ready": True, "control_port": control_port, "pid": os.getpid()}) + "\n")
@@ -277,11 +278,13 @@ def _reduce_timer_slack() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.emulation.linkd", description=__doc__.splitlines()[0])
     parser.add_argument("--run-id", default=None, help="run id this daemon belongs to (shown in ps and GET /)")
+    # Taken first thing: were it read later, a parent dying in between would go unnoticed.
+    parent = os.getppid()
     args = parser.parse_args(argv)
     _reduce_timer_slack()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            return runner.run(serve(args.run_id))
+            return runner.run(serve(args.run_id, parent))
     except KeyboardInterrupt:  # SIGINT before the handlers were installed
         return 130
 

@@ -75,7 +75,17 @@ class ManagedSite:
             self.want_running = True
             if self.proc is not None and self.proc.returncode is None:
                 return
-            await self._spawn(STARTING)
+            await self._spawn_or_give_up(STARTING)
+
+    async def _spawn_or_give_up(self, state: str) -> None:
+        """An asked-for start that fails leaves the site stopped (and says why) rather than retrying."""
+        try:
+            await self._spawn(state)
+        except procs.SpawnError:
+            self.want_running = False
+            self.state = STOPPED
+            self._on_change()
+            raise
 
     async def _spawn(self, state: str) -> None:
         self.state = state
@@ -106,7 +116,7 @@ class ManagedSite:
             self.want_running = True
             self._cancel_restart()
             await self._terminate()
-            await self._spawn(RESTARTING)
+            await self._spawn_or_give_up(RESTARTING)
 
     async def kill(self) -> None:
         """SIGKILL: a crash. The restart policy brings the site back."""
@@ -116,6 +126,7 @@ class ManagedSite:
                 raise StateError(f"site {self.name} is not running (state {self.state})")
             procs.signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
+            self.state = RESTARTING  # what the watcher is about to do; answer with it already
 
     async def pause(self) -> None:
         async with self.lock:

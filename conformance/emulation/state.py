@@ -12,6 +12,7 @@ The runtime root is $XDG_RUNTIME_DIR/edge-conformance when that is usable, else
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
@@ -19,6 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def new_run_id() -> str:
+    """Same shape as the engine's run ids: sortable, unique enough for one machine."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{os.urandom(3).hex()}"
 
 
 def runtime_root() -> Path:

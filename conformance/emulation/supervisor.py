@@ -72,6 +72,7 @@ class Supervisor:
         self.control_url = ""
         self.ready = False
         self.stopping = asyncio.Event()
+        self.stop_reason = ""
         self.created: list[Path] = []   # what we made inside a state dir we do not own
         self._runner: web.AppRunner | None = None
 
@@ -96,9 +97,9 @@ class Supervisor:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self.request_shutdown, f"signal {signal.Signals(sig).name}")
         if not self.detach:
-            _watch_stdin(loop, self.stopping)
+            _watch_stdin(loop, self.request_shutdown)
         self._prepare_state_dir()
         state.write_entry(self._entry())
         bring_up = loop.create_task(self._bring_up())
@@ -108,7 +109,7 @@ class Supervisor:
         if not bring_up.done():
             bring_up.cancel()
             await asyncio.gather(bring_up, return_exceptions=True)
-            why = "stopped" if self.stopping.is_set() else f"not ready within {self.timeout:g} s"
+            why = f"stopped ({self.stop_reason})" if self.stopping.is_set() else f"not ready within {self.timeout:g} s"
             code = self._announce_failure(f"bring-up {why}")
         elif bring_up.exception() is not None:
             exc = bring_up.exception()
@@ -253,11 +254,14 @@ class Supervisor:
                 "state": "stopping" if self.stopping.is_set() else ("running" if self.ready else "starting"),
                 "control_url": self.control_url, "target_file": str(self.target_file),
                 "state_dir": str(self.state_dir),
-                "linkd": {"pid": self.linkd.proc.pid, "control_port": self.linkd.control_port} if self.linkd else None,
+                "linkd": {"pid": self.linkd.proc.pid, "control_port": self.linkd.control_port,
+                          "running": self.linkd.proc.returncode is None} if self.linkd else None,
                 "sites": [s.status() for s in self.sites.values()], "links": links}
 
-    def request_shutdown(self) -> None:
-        self.stopping.set()
+    def request_shutdown(self, reason: str = "POST /shutdown") -> None:
+        if not self.stopping.is_set():
+            self.stop_reason = reason
+            self.stopping.set()
 
     # ------------------------------------------------------------------ files
 
@@ -309,7 +313,7 @@ class Supervisor:
     # ------------------------------------------------------------------ teardown
 
     async def _teardown(self) -> None:
-        _log("shutting down")
+        _log(f"shutting down ({self.stop_reason or 'bring-up failed'})")
         self.stopping.set()
         await asyncio.gather(*(s.close() for s in self.sites.values()), return_exceptions=True)
         if self.linkd is not None:
@@ -371,7 +375,7 @@ async def _poll_health(session: aiohttp.ClientSession, url: str, deadline: float
     return last
 
 
-def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop) -> None:
     """Our parent holds the other end of stdin: EOF means it died, so we go down too."""
     def watch() -> None:
         try:
@@ -379,7 +383,7 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
                 pass
         except OSError:
             pass
-        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(stop, "stdin closed, so the parent is gone; --detach runs in the background")
 
     threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
 
@@ -406,11 +410,6 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def new_run_id() -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{os.urandom(3).hex()}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.emulation.supervisor",
                                      description="Run one emulated edge deployment until told to stop.")
@@ -424,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs, data) after shutdown")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="bring-up timeout in seconds")
     args = parser.parse_args(argv)
-    run_id = args.run_id or new_run_id()
+    run_id = args.run_id or state.new_run_id()
     try:
         topology = apply_defects(load_topology(args.topology), args.defect)
     except ConfigError as exc:

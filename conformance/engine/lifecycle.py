@@ -45,7 +45,7 @@ def open_target(ref: str, *, run_id: str, profiles: list, backend: str = "local"
         raise ConfigError(None, None, "--target", f"{EMULATED_PREFIX} targets are not available in this "
                                                   "build (conformance.emulation is missing)") from None
     deployment = start_deployment(topology, state_dir=state_dir, run_id=run_id, defects=list(defects or []),
-                                  backend=backend)
+                                  backend=backend)  # raises EmulationError if it cannot come up
     try:
         yield load_target(deployment.target_file)
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from ..model.paths import suites_dir
 from ..model.profile import load_profile
 from ..model.target import is_emulated_ref, load_target
 from ..model.waivers import load_waivers
+from .lifecycle import open_target
 from .record import new_run_id
 
 
@@ -50,13 +51,24 @@ def validate_inputs(opts: RunOptions) -> None:
                 exc.field = "--profile"
             raise
     if not is_emulated_ref(opts.target):
-        load_target(opts.target)
+        check_site_selectors(load_target(opts.target), opts.sites, "--site")
     if opts.waivers:
         load_waivers(opts.waivers)
     known = available_suites()
     for s in opts.suites:
         if s not in known:
             raise ConfigError(None, None, "--suite", f'unknown suite "{s}" (suites: {", ".join(known)})')
+
+
+def check_site_selectors(target, selectors: list[str], option: str) -> None:
+    """A --site that names no site and no role would silently check nothing: refuse it."""
+    from ..model.errors import did_you_mean
+
+    known = [s.name for s in target.sites] + sorted({s.role for s in target.sites})
+    for sel in selectors:
+        if sel not in known:
+            raise ConfigError(None, None, option, f'no site or role "{sel}" in target {target.name}'
+                                                  f"{did_you_mean(sel, known)} (sites and roles: {', '.join(known)})")
 
 
 def available_suites() -> list[str]:
@@ -69,8 +81,13 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
     paths = [str(root / s) for s in opts.suites] or [str(root)]
     args = ["-c", str(root / "pytest.ini"), "--rootdir", str(root), "-p", "no:locust",
             "--import-mode=importlib", "--tb=no", "-rN", "--no-header",
+            # testinfra may already be imported (target validation), so pytest cannot rewrite it.
+            "-W", "ignore::pytest.PytestAssertRewriteWarning",
             "--edge-target", opts.target, "--edge-out", str(out_dir), "--edge-run-id", run_id,
-            "--edge-backend", opts.backend]
+            "--edge-backend", opts.backend,
+            # installed from a wheel, pytest would warn on every run that our already imported
+            # package cannot be assertion-rewritten (the suites still are)
+            "-W", "ignore:Module already imported so cannot be rewritten; conformance:pytest.PytestAssertRewriteWarning"]
     args += ["-q"] if opts.verbose == 0 else ["-v"] * opts.verbose
     for p in opts.profiles:
         args += ["--edge-profile", p]
@@ -85,13 +102,34 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
     return args + list(opts.extra_pytest_args) + paths
 
 
+class TargetUnavailable(Exception):
+    """The target could not be brought up (an emulated deployment failed to start)."""
+
+
 def run(opts: RunOptions) -> RunOutcome:
     validate_inputs(opts)
     run_id = new_run_id()
     out_dir = Path(opts.out) if opts.out else Path.cwd() / "edge-results" / run_id
-    code = pytest.main(pytest_args(opts, run_id, out_dir))
+    profiles = [load_profile(ref) for ref in opts.profiles]
+    # The engine owns the target's lifetime: an emulated deployment comes up before pytest and is
+    # removed after it, whatever happens (Ctrl-C and SIGTERM included).
+    try:
+        target_cm = open_target(opts.target, run_id=run_id, profiles=profiles, backend=opts.backend,
+                                defects=opts.defects)
+        target = target_cm.__enter__()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise TargetUnavailable(f"{opts.target}: {exc}") from None
+    try:
+        file_opts = replace(opts, target=target.path, defects=[])
+        code = pytest.main(pytest_args(file_opts, run_id, out_dir))
+    finally:
+        target_cm.__exit__(None, None, None)
     results_path = out_dir / "results.json"
     if code == pytest.ExitCode.USAGE_ERROR or not results_path.exists():
         return RunOutcome(R.EXIT_USAGE, None, out_dir, None)
     results = json.loads(results_path.read_text(encoding="utf-8"))
+    if results.get("run_id") != run_id:  # a previous run's file: this one never got to write its own
+        return RunOutcome(R.EXIT_USAGE, None, out_dir, None)
     return RunOutcome(R.exit_code(results["verdict"]), results["verdict"], out_dir, results)

@@ -35,6 +35,7 @@ from ..model.errors import MeasurementError
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 5.0
+LOCAL_COMMANDS_ENV = "EDGE_CONFORMANCE_LOCAL_COMMANDS"
 _REMOTE_SHELL_BACKENDS = ("ssh", "safe-ssh", "paramiko")
 
 
@@ -209,12 +210,16 @@ class CommandResult:
 class EdgeHost:
     """One of a site's hosts. Cheap to create; the testinfra Host is made on first use."""
 
-    def __init__(self, spec: str, timeout: float = DEFAULT_TIMEOUT, *, prefer_psutil: bool = True):
+    def __init__(self, spec: str, timeout: float = DEFAULT_TIMEOUT, *, prefer_psutil: bool | None = None):
         self.spec = spec
         self.name = redact_spec(spec)
         self.backend = backend_of(spec)
         self.timeout = float(timeout or DEFAULT_TIMEOUT)
-        # local:// is this machine: psutil answers process/socket/memory questions directly.
+        # local:// is this machine: psutil answers process/socket/memory questions directly. With
+        # EDGE_CONFORMANCE_LOCAL_COMMANDS=1 it answers through shell commands like a remote host
+        # (a testing aid: it shows what a check does on a host reached over ssh or docker).
+        if prefer_psutil is None:
+            prefer_psutil = os.environ.get(LOCAL_COMMANDS_ENV, "") not in ("1", "true", "yes")
         self.uses_psutil = self.backend == "local" and prefer_psutil
         self._host = None
         self._facts: Facts | None = None
@@ -269,11 +274,14 @@ class EdgeHost:
         limit = float(timeout or self.timeout)
         facts = self._facts
         script = f": {self._marker}; {command}"
-        if facts is not None and facts.timeout_ok:
+        wrapped = facts is not None and facts.timeout_ok
+        if wrapped:
             script = f"timeout {max(1, int(limit + 0.999))} sh -c {shlex.quote(script)}"
         host = self.host
         what = what or f"`{_short(command)}`"
         out = self.call(lambda: host.run(script), what, timeout=limit)
+        if wrapped and out.rc == 124:  # killed by the host's `timeout`
+            raise MeasurementError(f"host {self.name}: {what}: no answer within {limit:g} s")
         return CommandResult(out.rc, _text(out, "stdout"), _text(out, "stderr"))
 
     # -- facts ---------------------------------------------------------------------------------
@@ -285,6 +293,7 @@ class EdgeHost:
 
     def probe(self) -> Facts:
         started = time.monotonic()
+        self.host  # a bad spec is reported as such, not as an unreachable host
         try:
             out = self.run(_probe_script(), what="probe")
         except HostUnavailable as exc:
@@ -576,20 +585,12 @@ def descendants(procs: list[Proc], roots: Iterable[int]) -> set[int]:
 # local (psutil)
 
 
-def _own_pids() -> set[int]:
-    import psutil
-
-    try:
-        me = psutil.Process()
-        return {me.pid} | {c.pid for c in me.children(recursive=True)}
-    except psutil.Error:
-        return {os.getpid()}
-
-
 def _local_processes() -> list[Proc]:
     import psutil
 
-    own = _own_pids()
+    # Only this process itself is left out: the sites under test may well be our children (an
+    # emulated deployment started by this very run).
+    own = {os.getpid()}
     procs = []
     for p in psutil.process_iter(["pid", "ppid", "name", "cmdline", "memory_info", "cpu_times"]):
         info = p.info

@@ -25,6 +25,12 @@ def _hosts(edge) -> list[EdgeHost]:
 # ---------------------------------------------------------------------------------------------
 # security.listening_ports
 
+
+def _is_root(host: EdgeHost) -> bool:
+    # As root every socket's owner is visible, except sockets of other pid namespaces (containers),
+    # which are not the site's anyway.
+    return os.geteuid() == 0 if host.uses_psutil else host.facts.uid == 0
+
 _ALLOW = re.compile(r"^\s*(\d+)(?:\s*-\s*(\d+))?\s*(?:/\s*(tcp|udp))?\s*$", re.IGNORECASE)
 
 
@@ -84,7 +90,7 @@ def test_listening_ports(edge):
             pids = {pr.pid for pr in procs}
             hidden = [s for s in socks if s.pid is None]
             socks = [s for s in socks if s.pid in pids]
-            if hidden:
+            if hidden and not _is_root(host):
                 edge.note(f"{label}{len(hidden)} socket(s) whose owner is hidden were not attributed to the site")
         socks = [s for s in socks if s.proto in protos]
         if p.get("ignore_loopback"):

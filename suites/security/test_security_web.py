@@ -67,7 +67,7 @@ def test_tls(edge):
     days = report.days_to_expiry
     edge.record("tls_version_ok", report.version_ok)
     edge.record("cert_valid", report.speaks_tls and report.cert_valid)
-    edge.record("days_to_expiry", int(days // 1) if days is not None else 0)
+    edge.record("days_to_expiry", int(days) if days is not None else 0)
     if days is None:
         edge.note("no certificate: days_to_expiry recorded as 0")
     edge.record("expiry_ok", days is not None and days >= min_days)

@@ -28,6 +28,11 @@ from conformance.measure.load.histograms import merge
 
 CHILD_MARK = "conformance.measure.load.child"
 
+# Tests of other features than the guard tolerate a starved *machine* (other jobs on a shared 2-core
+# box can deschedule the generator for 100+ ms, which the guard rightly reports as loop lag). Rate,
+# drops and CPU saturation still make these runs invalid.
+LAG_TOLERANT = {"loop_lag_p99_ms": 2000}
+
 
 # ---- the target -----------------------------------------------------------------------------------
 
@@ -147,6 +152,7 @@ def mixed(target):
         "url": target.http + "/",
         "rate": 100,
         "duration_s": 3,
+        "guard": LAG_TOLERANT,
         "endpoints": [
             {"name": "ok", "method": "GET", "url": "/ok", "weight": 3},
             {"name": "slow", "url": "/delay/20"},
@@ -178,7 +184,9 @@ def test_latency_histogram_in_microseconds_shows_injected_20ms_delay(mixed):
 
 def test_sub_millisecond_resolution_not_locust_rounding(mixed):
     fast = mixed.endpoints["fast"]
-    assert 2_400 <= fast["latency_us"]["p50"] <= 10_000
+    assert 2_400 <= fast["latency_us"]["min"] <= 10_000  # the quickest answers: 2.5 ms + a little
+    assert 2_400 <= fast["latency_us"]["p50"] <= 60_000  # (p50 grows when the machine is busy)
+    assert fast["latency_us"]["p50"] < mixed.endpoints["slow"]["latency_us"]["p50"]
     histogram = merge([fast["histogram"]])
     buckets = [item.value_iterated_to for item in histogram.get_recorded_iterator()]
     # Locust's own stats round to whole ms below 100 ms: ~40 samples between 2.5 and 10 ms would then
@@ -229,7 +237,8 @@ def test_harness_process_is_not_monkey_patched(mixed):
 @pytest.mark.parametrize("scenario", ["pos", "content", "telemetry"])
 def test_builtin_http_scenarios(target, scenario):
     before_telemetry, before_created = target.telemetry, len(target.created)
-    result = run_load({"url": target.http, "rate": 60, "duration_s": 2, "scenario": scenario})
+    result = run_load({"url": target.http, "rate": 60, "duration_s": 2, "scenario": scenario,
+                       "guard": LAG_TOLERANT})
     assert result.valid, result.invalid_reason
     assert result.failures == 0, result.errors
     assert result.requests >= 90
@@ -248,7 +257,7 @@ def test_builtin_http_scenarios(target, scenario):
 def test_tcp_echo_scenario_fires_request_events(target):
     before = target.echo_bytes
     result = run_load({"url": target.tcp, "rate": 100, "duration_s": 2, "scenario": "tcp_echo",
-                       "payload_bytes": 32})
+                       "payload_bytes": 32, "guard": LAG_TOLERANT})
     assert result.valid, result.invalid_reason
     assert set(result.endpoints) == {"echo"} and result.endpoints["echo"]["method"] == "tcp"
     assert result.requests >= 160 and result.failures == 0
@@ -268,7 +277,7 @@ def test_tcp_echo_counts_connection_errors(target):
 
 def test_two_workers_merge_results(target):
     result = run_load({"url": target.http, "rate": 200, "duration_s": 3, "workers": 2, "users": 10,
-                       "endpoints": [{"name": "ok", "url": "/ok"}]})
+                       "endpoints": [{"name": "ok", "url": "/ok"}], "guard": LAG_TOLERANT})
     procs = result.generator["processes"]
     assert len(procs) == 2 and {p["role"] for p in procs} == {"worker"}
     assert len({p["pid"] for p in procs}) == 2
@@ -281,6 +290,24 @@ def test_two_workers_merge_results(target):
     assert result.series[1]["users"] == 10  # ... and the series adds both workers up
     assert result.valid, result.invalid_reason
     assert _our_children() == []
+
+
+def test_remote_worker_joins_with_the_documented_command(target):
+    # docs/load.md: master with --remote-workers, then `python -m conformance.measure.load --join HOST:PORT`
+    port = _closed_port()  # free right now
+    joiner = subprocess.Popen([sys.executable, "-m", "conformance.measure.load", "--join", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        result = run_load({"url": target.http, "rate": 100, "duration_s": 2, "scenario": "content",
+                           "workers": 1, "remote_workers": 1, "master_port": port, "guard": LAG_TOLERANT})
+        procs = result.generator["processes"]
+        assert joiner.pid in {p["pid"] for p in procs} and len(procs) == 2  # --join execs the worker
+        assert all(p["requests"] > 0 for p in procs)
+        assert result.requests >= 160 and result.valid, result.invalid_reason
+        assert joiner.wait(timeout=15) == 0  # the master's quit ends the joined worker too
+    finally:
+        if joiner.poll() is None:
+            joiner.kill()
 
 
 # ---- saturation guard ------------------------------------------------------------------------------
@@ -387,13 +414,17 @@ def test_hard_timeout_raises_and_kills_the_run(target):
     assert _our_children() == []
 
 
-def test_cli_prints_json_result(target):
+def test_cli_prints_json_result(target, tmp_path):
+    config = tmp_path / "load.json"
+    config.write_text(json.dumps({"guard": LAG_TOLERANT, "content_keys": ["a", "b"]}))
     out = subprocess.run([sys.executable, "-m", "conformance.measure.load", "--url", target.http + "/",
-                          "--rate", "50", "--duration", "2", "--scenario", "content", "--json"],
+                          "--rate", "50", "--duration", "2", "--scenario", "content", "--json",
+                          "--config", str(config)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["valid"] is True and data["requests"] >= 80
+    assert data["config"]["content_keys"] == ["a", "b"] and data["config"]["rate"] == 50
     refused = subprocess.run([sys.executable, "-m", "conformance.measure.load", "--url", "http://192.0.2.1/",
                               "--rate", "5", "--duration", "1"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "allow-list" in refused.stderr

@@ -22,6 +22,11 @@ import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+# Spins until its parent is gone (or 2 minutes pass), so a killed fake site leaves no busy orphan.
+SPIN = ("import os, time\nparent, end = os.getppid(), time.monotonic() + 120\n"
+        "while os.getppid() == parent and time.monotonic() < end:\n    pass\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ready-file", required=True)
@@ -129,11 +134,10 @@ def main() -> None:
     child = None
     if args.child:
         child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    if args.busy:
-        def spin():
-            while True:
-                pass
-        threading.Thread(target=spin, daemon=True).start()
+    spinners = []
+    if args.busy:  # two spinning children: enough to show even on a crowded machine
+        for _ in range(2):
+            spinners.append(subprocess.Popen([sys.executable, "-c", SPIN]))
 
     threading.Thread(target=server.serve_forever, daemon=True).start()
     info = {"port": server.server_address[1], "pid": os.getpid(),
@@ -145,8 +149,8 @@ def main() -> None:
     try:
         sys.stdin.read()  # until the test closes our stdin (or dies)
     finally:
-        if child is not None:
-            child.kill()
+        for p in ([child] if child is not None else []) + spinners:
+            p.kill()
         server.shutdown()
         del ballast
     time.sleep(0)

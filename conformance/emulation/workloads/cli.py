@@ -9,13 +9,13 @@ Every bad argument is one line on stderr and exit 2; nothing here prints a trace
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
 from typing import NoReturn, Sequence
 
 from .defects import CENTRAL_DEFECTS, UnknownDefect, parse_defects
+from .options import SiteOptions
 from .settings import Settings, SettingsError
 
 PROG = "python -m conformance.emulation.workloads"
@@ -31,9 +31,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def parse_args(argv: Sequence[str] | None):
-    from .context import SiteOptions
-
+def parse_args(argv: Sequence[str] | None) -> SiteOptions:
     parser = _Parser(prog=PROG, description="Run one emulated site (edge or central).")
     parser.add_argument("--role", required=True, choices=("central", "edge"))
     parser.add_argument("--name", required=True)
@@ -99,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .lean import prepare_site_process
 
     prepare_site_process()
-    from .runtime import StartupError, serve   # imports aiohttp: only once the arguments are good
+    import asyncio   # only now: asyncio imports ssl when it can (see lean.py)
+
+    from .runtime import StartupError, serve
 
     try:
         return asyncio.run(serve(options))

@@ -5,23 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from .metrics import Metrics
+from .options import SiteOptions
 from .settings import Settings
 from .store import Database
-
-
-@dataclass(frozen=True)
-class SiteOptions:
-    role: str                      # "central" | "edge"
-    name: str
-    data_dir: str
-    central_url: str | None = None
-    port: int = 0
-    defects: frozenset[str] = frozenset()
-    site_config: dict[str, Any] = field(default_factory=dict)
 
 
 class Background:

@@ -14,6 +14,7 @@ import math
 import sqlite3
 import time
 import uuid
+from urllib.parse import quote
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from .context import Site
 from .digest import canonical_json, payload_digest, summary_digest
 from .jsonhttp import BadRequest, error, read_json, reply, require_object
 from .privacy import anonymise, is_local_only
-from .store import transaction
+from .store import GroupCommit, transaction
 from .wan import CentralClient, WanError
 
 SCHEMA = """
@@ -53,6 +54,7 @@ class PosService:
         self.last_forward_error: str | None = None
         self.forward_failures = 0
         self._wake = asyncio.Event()
+        self._writer = GroupCommit(site.db, _insert)
         # no-fsync defect: acknowledged sales that only live in memory until the lazy writer runs.
         self._unwritten: dict[str, tuple] = {}
         m = site.metrics
@@ -111,9 +113,9 @@ class PosService:
             if record["id"] not in self._unwritten:
                 self._unwritten[record["id"]] = row
                 self.site.metrics.inc("pos_transactions_total")
-            return reply(_created(row), status=201)
+            return reply(_created(row), status=201, headers=_location(row))
 
-        outcome, existing = await self.site.db.run(_insert, row, _comparable(record))
+        outcome, existing = await self._writer.submit(row, _comparable(record))
         if outcome == "conflict":
             return error(409, f"transaction {record['id']} already exists with different content")
         if outcome == "same":
@@ -123,7 +125,7 @@ class PosService:
         if row[4] == "forwarded":
             self.site.metrics.inc("pos_forwarded_total")
         self._wake.set()
-        return reply(_created(row), status=201)
+        return reply(_created(row), status=201, headers=_location(row))
 
     async def get(self, request: web.Request) -> web.Response:
         tx_id = request.match_info["id"]
@@ -258,6 +260,10 @@ def _insert(conn: sqlite3.Connection, row: tuple, comparable: dict[str, Any]) ->
                                 (row[0],)).fetchone()
         same = existing is not None and _comparable(json.loads(existing[2])) == comparable
         return ("same" if same else "conflict"), existing
+
+
+def _location(row: tuple) -> dict[str, str]:
+    return {"Location": "/pos/transactions/" + quote(row[0], safe="")}
 
 
 def _created(row: tuple) -> dict[str, Any]:

@@ -67,9 +67,11 @@ class Metrics:
 def _labels(labels: Labels) -> str:
     if not labels:
         return ""
-    escaped = (f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-               for k, v in labels)
-    return "{" + ",".join(escaped) + "}"
+    return "{" + ",".join(f'{key}="{_escape(str(value))}"' for key, value in labels) + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _number(value: float) -> str:

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from . import VERSION
 from .common import add_basic_routes, make_middleware
-from .context import Site, SiteOptions, log
+from .context import Site, log
+from .options import SiteOptions
 from .metrics import Metrics
 from .settings import Settings
 from .store import Database, database_path

@@ -54,7 +54,8 @@ class Session:
         self.config = config
         self.recorder = Recorder()
         self.pacer = Pacer(config.duration_s, config.start_tolerance_s,
-                           on_arrival=self.recorder.note_arrival, on_drop=self.recorder.note_dropped)
+                           on_arrival=self.recorder.note_arrival, on_drop=self.recorder.note_dropped,
+                           on_start=self.recorder.note_start)
         self.monitor = Monitor()
         self._started = False
         env.events.request.add_listener(self.recorder.on_request)

@@ -20,6 +20,41 @@ def new_histogram(digits: int = FINE) -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
 
 
+class Tally:
+    """Counts values at exactly the precision an HdrHistogram stores them, in a plain dict.
+
+    Why: `HdrHistogram.record_value` is pure Python (~2.5 us a call); the generator records two or three
+    values per request, which cost ~10 % of its throughput. Counting here costs ~0.4 us, and the
+    HdrHistogram is built once per second / at the end with one `record_value(v, count)` per distinct
+    value. Values below 2**bits are kept exactly; above, the low bits are cut, as HDR's sub-buckets do.
+    """
+
+    __slots__ = ("counts", "digits", "_bits")
+
+    def __init__(self, digits: int = FINE):
+        self.counts: dict[int, int] = {}
+        self.digits = digits
+        self._bits = (2 * 10**digits - 1).bit_length()  # HDR sub-bucket count: 2048 for 3 digits, 256 for 2
+
+    def record(self, value_us: float) -> None:
+        value = int(value_us + 0.5)
+        if value < LOWEST_US:
+            value = LOWEST_US
+        shift = value.bit_length() - self._bits
+        if shift > 0:
+            value = (value >> shift) << shift
+        self.counts[value] = self.counts.get(value, 0) + 1
+
+    def histogram(self) -> HdrHistogram:
+        histogram = new_histogram(self.digits)
+        for value, count in self.counts.items():
+            histogram.record_value(min(HIGHEST_US, value), count)
+        return histogram
+
+    def encode(self) -> str:
+        return encode(self.histogram())
+
+
 def record(histogram: HdrHistogram, value_us: float) -> None:
     histogram.record_value(min(HIGHEST_US, max(LOWEST_US, int(round(value_us)))))
 

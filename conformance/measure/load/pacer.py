@@ -4,18 +4,21 @@ Locust by itself is a closed model: a user waits for its response before it star
 slow target quietly lowers the load it receives (and `constant_throughput` can never exceed what the
 users can do). Like k6's constant-arrival-rate executor we separate *arrivals* from *users*:
 
-* one arrival greenlet puts iterations on a queue on a fixed schedule (`rate` per second from the
-  start, independent of any response);
-* users are a pool: a free user takes the next arrival from the queue and plays one iteration;
-* an arrival that no user could start within `start_tolerance_s` of its scheduled time is *dropped*
-  and counted (k6's `dropped_iterations`), never started late: the offered load stays what the
-  schedule says, and drops show that the users (the generator's concurrency) ran out.
+* one arrival greenlet emits iterations on a fixed schedule (`rate` per second from the start,
+  independent of any response);
+* users are a pool: an arrival goes straight to a user that is idle; when none is, it waits in a
+  backlog, and the next user that finishes takes it;
+* an arrival that waited in the backlog `start_tolerance_s` without a user taking it is *dropped* and
+  counted (k6's `dropped_iterations`), never started late: the offered load stays what the schedule
+  says, and drops show that the users (the generator's concurrency) ran out. The backlog never holds
+  more arrivals than there are users; beyond that an arrival is dropped at once.
 
-Why a small tolerance instead of k6's "a user must be idle at that instant": gevent timers fire with
-about 1 ms granularity, so arrivals leave in small batches. Requiring an idle user at the batch instant
-would leave users that finish a moment later idle until the next batch, which costs a third of the
-throughput at saturation (measured with benchmarks/load_vs_locust.py). The queue never holds more
-arrivals than there are users: beyond that, an arrival is dropped at once.
+Why a backlog with a small tolerance instead of k6's "drop unless a user is idle at that instant":
+gevent timers fire with about 1 ms granularity, so arrivals leave in small batches, and a user that
+finishes a moment after a batch would sit idle until the next one; at saturation that cost a third of
+the throughput (benchmarks/load_vs_locust.py). And an arrival handed to an idle user is never dropped,
+even if the whole process then stalls (no CPU for 50 ms): that is lateness, reported as `start_lag`,
+and the stall shows up as loop lag in the monitor, not as missing users.
 """
 
 from __future__ import annotations
@@ -30,9 +33,18 @@ from gevent.event import Event
 MIN_SLEEP_S = 0.0005
 
 
+class _Waiter:
+    __slots__ = ("event", "scheduled")
+
+    def __init__(self) -> None:
+        self.event = Event()
+        self.scheduled = 0.0
+
+
 class Pacer:
     def __init__(self, duration_s: float, start_tolerance_s: float = 0.01,
-                 on_arrival: Callable[[], None] = lambda: None, on_drop: Callable[[int], None] = lambda n: None):
+                 on_arrival: Callable[[], None] = lambda: None, on_drop: Callable[[int], None] = lambda n: None,
+                 on_start: Callable[[float], None] = lambda lag_s: None):
         # Users exist (and wait in take()) before the rate is known: a worker learns its share of the
         # total rate only when the master says spawning is complete, so the rate is given to run().
         self.duration_s = duration_s
@@ -41,8 +53,9 @@ class Pacer:
         self.rate = 0.0
         self._on_arrival = on_arrival
         self._on_drop = on_drop
-        self._queue: deque[float] = deque()  # scheduled perf_counter times, oldest first
-        self._waiting: deque[Event] = deque()  # users blocked in take(), first come first served
+        self._on_start = on_start  # called with the start lag (seconds behind the schedule)
+        self._backlog: deque[tuple[float, float]] = deque()  # (scheduled, queued) perf_counter times
+        self._idle: deque[_Waiter] = deque()  # users blocked in take(), first come first served
         self.active = 0  # users inside an iteration
         self.arrivals = 0
         self.dropped = 0
@@ -52,16 +65,24 @@ class Pacer:
     # -- user side --------------------------------------------------------------------------
 
     def take(self) -> float:
-        """Block until an arrival is available for this user; returns its scheduled perf_counter time."""
-        while True:
-            while self._queue:
-                scheduled = self._queue.popleft()
-                if time.perf_counter() - scheduled <= self.start_tolerance_s:
-                    return scheduled
-                self._drop(1)  # nobody was free in time: it is not started late
-            wake = Event()
-            self._waiting.append(wake)
-            wake.wait()
+        """Block until an arrival is given to this user; returns its scheduled perf_counter time."""
+        while self._backlog:
+            scheduled, queued = self._backlog.popleft()
+            now = time.perf_counter()
+            if now - queued <= self.start_tolerance_s:
+                self._on_start(max(0.0, now - scheduled))
+                return scheduled
+            self._drop(1)  # no user was free in time: it is not started late
+        waiter = _Waiter()
+        self._idle.append(waiter)
+        try:
+            waiter.event.wait()
+        except BaseException:  # the user is being stopped: it must not be handed arrivals any more
+            if waiter in self._idle:
+                self._idle.remove(waiter)
+            raise
+        self._on_start(max(0.0, time.perf_counter() - waiter.scheduled))
+        return waiter.scheduled
 
     def begin(self) -> None:
         self.active += 1
@@ -89,21 +110,23 @@ class Pacer:
                 emitted += 1
                 self.arrivals += 1
                 self._on_arrival()
-                if len(self._queue) >= self.max_backlog:
+                if self._idle:
+                    waiter = self._idle.popleft()
+                    waiter.scheduled = scheduled
+                    waiter.event.set()
+                elif len(self._backlog) < self.max_backlog:
+                    self._backlog.append((scheduled, time.perf_counter()))
+                else:
                     self._drop(1)  # every user already has an arrival waiting for it
-                    continue
-                self._queue.append(scheduled)
-                if self._waiting:
-                    self._waiting.popleft().set()
             if emitted < total:
                 gevent.sleep(max(MIN_SLEEP_S, start + emitted / rate - time.perf_counter()))
         # the window ends when the schedule does, not when the last arrival was emitted
         gevent.sleep(max(0.0, start + self.duration_s - time.perf_counter()))
         self.ended_at = time.time()
         gevent.sleep(self.start_tolerance_s)  # let the last arrivals start (or expire)
-        if self._queue:
-            self._drop(len(self._queue))
-            self._queue.clear()
+        if self._backlog:
+            self._drop(len(self._backlog))
+            self._backlog.clear()
 
     def drain(self, timeout_s: float) -> int:
         """Wait for iterations in flight; returns how many were still running at the timeout."""

@@ -44,7 +44,7 @@ class _Endpoint:
         self.requests = 0
         self.failures = 0
         self.errors: Counter[str] = Counter()
-        self.histogram = histograms.new_histogram()
+        self.histogram = histograms.Tally()
 
 
 class _Second:
@@ -52,12 +52,12 @@ class _Second:
 
     def __init__(self) -> None:
         self.requests = self.failures = self.arrivals = self.dropped = self.users = self.active = 0
-        self.histogram = histograms.new_histogram(histograms.COARSE)
+        self.histogram = histograms.Tally(histograms.COARSE)
 
     def as_row(self, sec: int) -> dict[str, Any]:
         return {"sec": sec, "requests": self.requests, "failures": self.failures, "arrivals": self.arrivals,
                 "dropped": self.dropped, "users": self.users, "active": self.active,
-                "histogram": histograms.encode(self.histogram)}
+                "histogram": self.histogram.encode()}
 
 
 class Recorder:
@@ -70,6 +70,7 @@ class Recorder:
         self._rows: list[dict[str, Any]] = []  # closed seconds, encoded
         self._sec: int | None = None
         self._cur: _Second | None = None
+        self.start_lag = histograms.Tally(histograms.COARSE)  # arrival schedule -> actual start
 
     # -- per second --------------------------------------------------------------------------
 
@@ -85,6 +86,10 @@ class Recorder:
     def note_arrival(self) -> None:
         if self.recording:
             self._second().arrivals += 1
+
+    def note_start(self, lag_s: float) -> None:
+        if self.recording:
+            self.start_lag.record(lag_s * 1e6)
 
     def note_dropped(self, count: int) -> None:
         if self.recording:
@@ -117,8 +122,8 @@ class Recorder:
             endpoint.errors[error_kind(exception, response)] += 1
             row.failures += 1
         else:
-            histograms.record(endpoint.histogram, value_us)
-            histograms.record(row.histogram, value_us)
+            endpoint.histogram.record(value_us)
+            row.histogram.record(value_us)
 
     # -- export ----------------------------------------------------------------------------------
 
@@ -132,8 +137,9 @@ class Recorder:
         return {
             "endpoints": {
                 name: {"method": e.method, "requests": e.requests, "failures": e.failures,
-                       "errors": dict(e.errors), "histogram": histograms.encode(e.histogram)}
+                       "errors": dict(e.errors), "histogram": e.histogram.encode()}
                 for name, e in self.endpoints.items()
             },
             "series": list(self._rows),
+            "start_lag_histogram": self.start_lag.encode(),
         }

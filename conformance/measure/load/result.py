@@ -90,6 +90,7 @@ def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
         offered += report["arrivals"] * report["requests_per_iteration"] / window
         achieved += completed / window
         lag = histograms.merge([report["monitor"]["loop_lag_histogram"]], histograms.COARSE)
+        start_lag = histograms.merge([report.get("start_lag_histogram", "")], histograms.COARSE)
         cpu = report["monitor"]["cpu_samples"]
         name = _process_name(report)
         signals.append(guard.ProcessSignals(name, cpu, lag.get_value_at_percentile(99)))
@@ -100,6 +101,8 @@ def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
             "cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
             "cpu_percent_max": max(cpu) if cpu else None,
             "loop_lag_p99_us": lag.get_value_at_percentile(99), "loop_lag_max_us": lag.get_max_value(),
+            # how far behind the schedule iterations started (timer granularity, stalls)
+            "start_lag_p99_us": start_lag.get_value_at_percentile(99), "start_lag_max_us": start_lag.get_max_value(),
         })
 
     total_histogram = histograms.new_histogram()

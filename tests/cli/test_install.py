@@ -1,0 +1,70 @@
+"""A non-editable install ships the suites, the profiles and the schemas inside the wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import cli_env, write_target
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_wheel_install_works_without_a_checkout(tmp_path, http_url):
+    # build from a copy, so the build sees only what is in the project (and writes nothing into it)
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "edge-results")
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", ".gitignore"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, src / name)
+    for name in ("conformance", "suites", "profiles"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    bindir = venv / ("Scripts" if os.name == "nt" else "bin")
+    py = bindir / "python"
+    env = {**cli_env(), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    pip = [str(py), "-m", "pip", "install", "--no-deps", "--quiet"]
+    if importlib.util.find_spec("hatchling") is not None:
+        pip.append("--no-build-isolation")
+    proc = subprocess.run([*pip, str(src)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = subprocess.run([str(py), "-c", "import conformance, conformance.model.paths as p; "
+                            "print(conformance.__file__); print(p.suites_dir()); print(p.profiles_dir()); "
+                            "print(p.schemas_dir())"],
+                           cwd=elsewhere, capture_output=True, text=True, env=env, timeout=60, check=True)
+    package, suites, profiles, schemas = map(Path, where.stdout.split("\n")[:4])
+    assert venv in package.parents, f"imported {package}, not the installed wheel"
+    assert venv in suites.parents and (suites / "functional").is_dir()
+    assert venv in profiles.parents and (profiles / "edge-baseline.yaml").is_file()
+    assert {"profile.schema.json", "target.schema.json", "results.schema.json"} <= {p.name for p in schemas.iterdir()}
+
+    exe = str(bindir / "edge-conformance")
+    proc = subprocess.run([exe, "profiles", "list"], cwd=elsewhere, capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert any(line.startswith("edge-baseline ") for line in proc.stdout.splitlines())
+
+    target = write_target(elsewhere / "T.yaml", {"api": http_url})
+    proc = subprocess.run([exe, "run", "--target", "T.yaml", "--out", "out"], cwd=elsewhere, capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert target.exists()
+    data = json.loads((elsewhere / "out" / "results.json").read_text(encoding="utf-8"))
+    status = {r["id"]: r["status"] for r in data["requirements"]}
+    # the functional suite was found and ran: every edge-baseline requirement has a real verdict
+    assert status == {"BASE-FUN-01": "pass", "BASE-FUN-02": "pass", "BASE-FUN-03": "pass"}, (status, proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PytestAssertRewriteWarning" not in proc.stdout + proc.stderr, proc.stdout

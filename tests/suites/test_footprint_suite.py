@@ -1,0 +1,54 @@
+"""footprint checks run through the plugin: a lean idle site fits the budgets, a heavy one does not."""
+
+from __future__ import annotations
+
+
+def _req(rid, check, expect, params=None, sites=None, level="must"):
+    r = {"id": rid, "title": rid, "level": level, "check": check, "expect": expect,
+         "rationale": "test", "source": "assumed: test"}
+    if params:
+        r["params"] = params
+    if sites:
+        r["applies_to"] = sites
+    return r
+
+
+def test_footprint_checks(fake_site, make_site, edge_run):
+    lean = fake_site("--child", name="lean")
+    heavy = fake_site("--rss-mb", "300", "--busy", name="heavy")
+    (lean.data_dir / "db.sqlite").write_bytes(b"x" * 100_000)
+    (heavy.data_dir / "db.sqlite").write_bytes(b"x" * 3_000_000)
+    both = ["lean", "heavy"]
+    reqs = [
+        _req("MEM", "footprint.memory", "rss <= 150 MiB", sites=both),
+        _req("CPU", "footprint.cpu", "cpu <= 0.1 cores", {"window": "1 s"}, sites=both),
+        _req("CPU-LOAD", "footprint.cpu", "cpu <= 0.8 cores and achieved_rps >= 15 rps",
+             {"window": "1.5 s", "load_rps": 20, "path": "/health"}, sites=["lean"]),
+        _req("DISK", "footprint.disk", "used <= 1 MiB", sites=both),
+        _req("PROCS", "footprint.processes", "count <= 2", sites=both),
+        _req("MEM-SITE", "footprint.memory", "rss <= 1 GiB", {"scope": "site"}, sites=["noscope"]),
+        _req("MEM-HOST", "footprint.memory", "rss >= 1 MiB", sites=["noscope"]),
+        _req("MEM-PATTERN", "footprint.memory", "rss >= 200 MiB",
+             {"process": f"--ready-file \\S*ready-heavy"}, sites=["noscope"]),
+        _req("DISK-NONE", "footprint.disk", "used <= 1 MiB", sites=["noscope"]),
+    ]
+    sites = [make_site("lean", lean), make_site("heavy", heavy),
+             make_site("noscope", None, endpoints={"api": lean.url()})]
+    res = edge_run(reqs, sites, ["footprint"], name="footprint")
+
+    for rid in ("MEM", "CPU", "DISK"):
+        assert res.status(rid, "lean") == "pass", res.explain(rid, "lean")
+        assert res.status(rid, "heavy") == "fail", res.explain(rid, "heavy")
+    assert res.value("MEM", "heavy", "rss") >= 300  # MiB, the ballast is resident
+    assert res.status("CPU-LOAD", "lean") == "pass", res.explain("CPU-LOAD", "lean")
+    assert "load: " in " ".join(res("CPU-LOAD", "lean")["notes"])
+    # the lean site has a child: the tree has two processes
+    assert res.value("PROCS", "lean", "count") == 2 and res.status("PROCS", "lean") == "pass"
+    assert res.value("PROCS", "heavy", "count") == 3 and res.status("PROCS", "heavy") == "fail"
+    # a site whose processes are unknown: skipped with scope: site, whole host otherwise
+    assert res.status("MEM-SITE", "noscope") == "skip"
+    assert "process" in res("MEM-SITE", "noscope")["message"]
+    assert res.status("MEM-HOST", "noscope") == "pass"
+    assert "whole host" in " ".join(res("MEM-HOST", "noscope")["notes"])
+    assert res.status("MEM-PATTERN", "noscope") == "pass", res.explain("MEM-PATTERN", "noscope")
+    assert res.status("DISK-NONE", "noscope") == "skip"
