@@ -28,7 +28,7 @@ from .model import expect as E
 from .model import results as R
 from .model.errors import ConfigError, Inconclusive, MeasurementError
 from .model.profile import Profile, Requirement
-from .model.target import Site, Target
+from .model.target import Site, Target, check_site_selectors
 
 MARKER = "edge_check"
 CASE_ARG = "_edge_case"
@@ -219,8 +219,6 @@ def _open_session(config: pytest.Config) -> EdgeSession:
     except Exception as exc:  # the emulated deployment could not come up
         raise pytest.UsageError(f"--edge-target {target_ref}: {exc}") from None
     try:
-        from .engine.runner import check_site_selectors
-
         check_site_selectors(target, config.getoption("--edge-site"), "--edge-site")
         strict = bool(config.getoption("--edge-strict"))
         options = {"strict": strict, "suites": config.getoption("--edge-suite"),

@@ -12,7 +12,7 @@ from ..model import results as R
 from ..model.errors import ConfigError
 from ..model.paths import suites_dir
 from ..model.profile import load_profile
-from ..model.target import is_emulated_ref, load_target
+from ..model.target import check_site_selectors, is_emulated_ref, load_target
 from ..model.waivers import load_waivers
 from .lifecycle import open_target
 from .record import new_run_id
@@ -58,17 +58,6 @@ def validate_inputs(opts: RunOptions) -> None:
     for s in opts.suites:
         if s not in known:
             raise ConfigError(None, None, "--suite", f'unknown suite "{s}" (suites: {", ".join(known)})')
-
-
-def check_site_selectors(target, selectors: list[str], option: str) -> None:
-    """A --site that names no site and no role would silently check nothing: refuse it."""
-    from ..model.errors import did_you_mean
-
-    known = [s.name for s in target.sites] + sorted({s.role for s in target.sites})
-    for sel in selectors:
-        if sel not in known:
-            raise ConfigError(None, None, option, f'no site or role "{sel}" in target {target.name}'
-                                                  f"{did_you_mean(sel, known)} (sites and roles: {', '.join(known)})")
 
 
 def available_suites() -> list[str]:

@@ -467,13 +467,14 @@ def apply_defects(topology: Topology, specs: list[str] | tuple[str, ...]) -> Top
     """Add `SITE_OR_ROLE_OR_PATTERN:DEFECT` switches (the CLI's --defect) to a topology.
 
     A selector naming one site must accept the defect; a role or pattern applies it only to the sites
-    it makes sense for (a central site takes only slow-path), and must hit at least one.
+    it makes sense for (a central site takes only slow-path), and must hit at least one. A bare
+    DEFECT means `*:DEFECT`.
     """
     sites = list(topology.sites)
     for spec in specs:
         where = "--defect"
         if ":" not in spec:
-            raise ConfigError(None, None, where, f'"{spec}": expected SITE:DEFECT, ROLE:DEFECT or *:DEFECT')
+            spec = f"*:{spec}"
         selector, defect = (part.strip() for part in spec.rsplit(":", 1))
         if defect not in DEFECTS:
             raise ConfigError(None, None, where, f'"{spec}": unknown defect "{defect}"'

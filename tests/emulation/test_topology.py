@@ -267,12 +267,17 @@ def test_defects_from_the_command_line_go_to_the_selected_sites():
     ("central:no-fsync", "a central site takes only slow-path"),
     ("store-9:no-fsync", 'no site or role matches "store-9"'),
     ("store-1:no-fsnyc", '(did you mean "no-fsync"?)'),
-    ("no-fsync", "expected SITE:DEFECT"),
 ])
 def test_bad_defect_specs(spec, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as info:
         apply_defects(load_topology("retail"), [spec])
     assert info.value.field == "--defect" and info.value.message.startswith(f'"{spec}": ')
+
+
+def test_bare_defect_means_every_site_that_takes_it():
+    topo = apply_defects(load_topology("retail"), ["no-fsync"])
+    d = {s.name: s.defects for s in topo.sites}
+    assert d["central"] == () and all(d[f"store-{i}"] == ("no-fsync",) for i in (1, 2, 3))
 
 
 def test_defect_names_match_the_site_process_contract():

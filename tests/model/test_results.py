@@ -56,3 +56,21 @@ def test_counts_and_exit_codes():
     assert R.exit_code(R.NON_CONFORMANT) == 1
     assert R.exit_code(R.INCOMPLETE) == 3
     assert R.EXIT_USAGE == 2
+
+
+def test_shipped_json_schemas_are_valid_draft_2020_12():
+    import json
+
+    import jsonschema
+
+    from conformance.model.paths import schemas_dir
+
+    names = {p.name for p in schemas_dir().glob("*.schema.json")}
+    assert {"profile.schema.json", "target.schema.json", "results.schema.json"} <= names
+    for name in names:
+        schema = json.loads((schemas_dir() / name).read_text(encoding="utf-8"))
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        jsonschema.Draft202012Validator.check_schema(schema)
+    results = json.loads((schemas_dir() / "results.schema.json").read_text(encoding="utf-8"))
+    assert results["properties"]["schema"]["const"] == R.SCHEMA
+    assert results["$defs"]["result"]["properties"]["status"]["enum"] == list(R.STATUSES)

@@ -145,3 +145,13 @@ def test_duplicate_sites_and_missing_file(tmp_path):
         load_target(write(tmp_path, SITE + "  - {name: s1, role: edge}\n"))
     with pytest.raises(ConfigError, match="file not found"):
         load_target(tmp_path / "absent.yaml")
+
+
+def test_site_selectors_must_name_a_site_or_role(tmp_path):
+    from conformance.model.target import check_site_selectors
+
+    t = load_target(write(tmp_path, GOOD))
+    check_site_selectors(t, ["central", "edge", "store-1"], "--site")
+    with pytest.raises(ConfigError) as info:
+        check_site_selectors(t, ["edge", "stor-1"], "--site")
+    assert str(info.value).startswith('--site: no site or role "stor-1" in target lab (did you mean "store-1"?)')

@@ -261,3 +261,23 @@ def test_locust_blocked(request):
     # in a child process, without -p no:locust: the plugin itself must block locust's
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_site_filter_typo_is_a_usage_error(edge_run, pytester):
+    with pytest.raises(FileNotFoundError):  # nothing was planned, nothing written
+        edge_run([req("ALL", applies_to=())], "--edge-site", "site-c")
+    # and the reason is on stderr, with a suggestion
+    result = pytester.runpytest("-p", "no:locust", *FAST, "--edge-profile", "profile.yaml", "--edge-target",
+                                "target.yaml", "--edge-out", "out2", "--edge-site", "site-c", "test_mine.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(['*--edge-site: no site or role "site-c"*(did you mean "site-a"?)*'])
+
+
+def test_should_level_unit_mismatch_is_an_advisory_error(edge_run):
+    run = edge_run([req("REQ-1", "ms", expect="wait <= 2 rps", level="should"),
+                    req("REQ-2", "ms", expect="wait <= 2 rps")])
+    should, must = run.entry("REQ-1"), run.entry("REQ-2")
+    assert should["status"] == must["status"] == "error"
+    assert "cannot compare with the expectation" in should["message"]
+    assert should["advisory"] is True and must["advisory"] is False
+    run.result.assert_outcomes(passed=2, failed=1)  # only the must fails the pytest test
