@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,6 @@ DELAY_RUN_S = 5.0
 STALL_S, STALL_PERIOD_S, STALL_RUN_S = 0.2, 1.0, 10.0
 
 
-def pin_self(cpu: int) -> None:
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except (AttributeError, OSError):
-        pass
-
-
 def http_probe(server, duration: float, **kw):
     return run_probe(ProbeConfig(server.http_url, rate=RATE, duration=duration, warmup=0.5, **kw))
 
@@ -50,7 +42,7 @@ def known_delays() -> dict:
     with LoopbackServerProcess(cpu=1) as server:
         floor = http_probe(server, DELAY_RUN_S)
     out = {"floor_p50_us": floor.latency["p50_us"], "floor_p99_us": floor.latency["p99_us"],
-           "floor_valid": floor.valid, "cases": []}
+           "floor_valid": floor.valid, "floor_invalid_reason": floor.invalid_reason, "cases": []}
     for delay_ms in (5, 20):
         with LoopbackServerProcess(delay_s=delay_ms / 1000, cpu=1) as server:
             result = http_probe(server, DELAY_RUN_S)
@@ -61,6 +53,7 @@ def known_delays() -> dict:
             "injected_ms": delay_ms, "true_p50_us": truth, "measured_p50_us": result.latency["p50_us"],
             "measured_service_p50_us": result.service["p50_us"], "error_us": error,
             "tolerance_us": tolerance, "pass": abs(error) <= tolerance, "valid": result.valid,
+            "invalid_reason": result.invalid_reason,
             "samples": result.samples})
     return out
 
@@ -140,7 +133,6 @@ def freezes(floor_p50_us: float) -> dict:
 
 
 def main() -> None:
-    pin_self(0)
     delays = known_delays()
     co = freezes(delays["floor_p50_us"])
     ok = all(c["pass"] for c in delays["cases"]) and co["pass"]

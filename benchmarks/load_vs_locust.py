@@ -1,23 +1,24 @@
 """Benchmark: our load driver vs plain `locust --headless`, with wrk as the ceiling. Prints ONE JSON object.
 
-    python benchmarks/load_vs_locust.py [--duration 8] [--users 20] [--rounds 3]
+    python benchmarks/load_vs_locust.py [--duration 6] [--users 20] [--rounds 3] [--nice -10]
 
 Target: nginx (Debian `nginx-light`), one worker process pinned to the last CPU, answering 200 "ok"
 from a temp config on 127.0.0.1. Installed with apt-get when missing (needs root), stopped at the end.
 
 What is compared, all in the same run on the same machine:
-* `locust_plain_rps`: `locust --headless` with the same user class (`ContentUser`: GET /content/{key}),
-  closed loop at full speed (its `wait_time` is 0 without our pacer), stats reset after spawning;
-* `driver_rps`: `run_load` with the same class and user count, open model, offered 1.5x what plain
-  Locust managed (so the generator, not the schedule, limits it), with our pacer, microsecond HDR
-  recording and monitors on;
-* `ratio_driver_vs_locust` = median driver_rps / median locust_plain_rps over `--rounds` interleaved
-  rounds (goal >= 0.9: our overhead is small); both generators are pinned to CPU 0;
-* `requests_per_cpu_s`: requests divided by the CPU seconds the generator processes used (startup
-  included), which stays comparable when other work on the machine steals CPU from one of the runs
-  (`loadavg` tells how busy the machine was);
+* head to head (the `ratio_driver_vs_locust`, goal >= 0.9): plain `locust --headless` and our
+  `run_load` run *at the same time*, both pinned to CPU 0, with the same user class (`ContentUser`:
+  GET /content/{key}) and user count. The kernel splits that core between them, so background load
+  on a shared machine hits both alike (sequential runs on a busy 2-core box differ by 2x from one
+  minute to the next). Plain Locust runs closed loop at full speed (its `wait_time` is 0 without our
+  pacer); ours offers far more than it can do (open model), with pacer, microsecond HDR recording and
+  monitors on. Rates are compared over the same wall-clock seconds (our per-second series vs Locust's
+  `--csv-full-history`). Median of `--rounds` rounds.
+* `locust_plain_solo_rps`: plain Locust alone on CPU 0, for scale;
 * `scaling`: achieved rate with 2 worker processes vs 1 (unpinned, offered far above capacity);
 * `wrk_rps`: wrk (C, 1 thread, CPU 0) against the same URL: what one core can drive at most.
+
+The whole benchmark runs at niceness -10 when root (`--nice`), so unrelated jobs disturb it less.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import json
 import os
 import platform
 import re
-import resource
 import statistics
 import shutil
 import socket
@@ -86,6 +86,16 @@ def _which(tool: str) -> str | None:
     return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/bin")
 
 
+def raise_priority(niceness: int) -> int:
+    """Run the benchmark (and, inherited, nginx and every generator) ahead of unrelated work on a shared
+    machine, so background jobs skew the rounds less. Needs root for negative values."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except PermissionError:
+        log(f"cannot renice to {niceness} (not root): background load will add noise")
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -115,25 +125,51 @@ def run_wrk(url: str, users: int, duration: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def children_cpu_s() -> float:
-    """CPU seconds of all waited-for descendants so far (the driver's child waits for its workers)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_plain_locust(tmp: Path, base: str, users: int, duration: int) -> dict:
+def _plain_locust_cmd(tmp: Path, base: str, users: int, seconds: float, prefix: Path) -> list[str]:
     locustfile = tmp / "bench_locustfile.py"
     locustfile.write_text(LOCUSTFILE)
-    prefix = tmp / "plain"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-                    "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--host", base, "--reset-stats",
-                    "--csv", str(prefix), "--only-summary", "--loglevel", "ERROR", "ContentUser"],
-                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=duration + 60,
-                   start_new_session=True)
+    return ["taskset", "-c", "0", sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+            "-u", str(users), "-r", str(users), "-t", f"{seconds:g}s", "--host", base, "--reset-stats",
+            "--csv", str(prefix), "--csv-full-history", "--only-summary", "--loglevel", "ERROR", "ContentUser"]
+
+
+def _locust_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def run_plain_locust(tmp: Path, base: str, users: int, duration: int) -> float:
+    prefix = tmp / "solo"
+    subprocess.run(_plain_locust_cmd(tmp, base, users, duration, prefix), env=_locust_env(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=duration + 60, start_new_session=True)
     with open(f"{prefix}_stats.csv", newline="") as fh:
         row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
-    return {"rps": float(row["Requests/s"]), "requests": int(row["Request Count"])}
+    return float(row["Requests/s"])
+
+
+def head_to_head(tmp: Path, base: str, users: int, duration: int, rate: float, round_no: int) -> dict:
+    """Plain Locust and our driver at the same time on CPU 0; rates over the same wall-clock seconds."""
+    prefix = tmp / f"h2h{round_no}"
+    plain = subprocess.Popen(_plain_locust_cmd(tmp, base, users, duration + 8, prefix), env=_locust_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(3)  # plain Locust imported and spawned
+        ours = run_driver(base, rate=rate, users=users, duration=duration, cpus=[0])
+        plain.wait(timeout=duration + 60)
+    finally:
+        if plain.poll() is None:
+            os.killpg(plain.pid, 9)
+    full = ours.pop("series")[1:-1]  # whole seconds inside our window
+    first, last = full[0]["epoch"], full[-1]["epoch"] + 1
+    ours_rps = sum(row["rps"] for row in full) / (last - first)
+    with open(f"{prefix}_stats_history.csv", newline="") as fh:
+        counts = [(int(r["Timestamp"]), int(r["Total Request Count"]))
+                  for r in csv.DictReader(fh) if r["Name"] == "Aggregated"]
+    before = max((c for c in counts if c[0] <= first), default=counts[0])
+    after = min((c for c in counts if c[0] >= last), default=counts[-1])
+    plain_rps = (after[1] - before[1]) / max(1, after[0] - before[0])
+    return {"seconds": [first, last], "locust_plain_rps": round(plain_rps, 1), "driver_rps": round(ours_rps, 1),
+            "ratio": round(ours_rps / plain_rps, 3) if plain_rps else 0.0,
+            "driver_cpu_percent_mean": ours["cpu_percent_mean"], "driver_latency_us": ours["latency_us"]}
 
 
 def run_driver(base: str, rate: float, users: int, duration: int, workers: int = 1,
@@ -144,16 +180,19 @@ def run_driver(base: str, rate: float, users: int, duration: int, workers: int =
             "failures": result.failures, "dropped": result.dropped, "valid": result.valid,
             "invalid_reason": result.invalid_reason,
             "latency_us": {k: result.latency_us[k] for k in ("p50", "p95", "p99", "max")},
-            "cpu_percent_mean": [p["cpu_percent_mean"] for p in result.generator["processes"]]}
+            "cpu_percent_mean": [p["cpu_percent_mean"] for p in result.generator["processes"]],
+            "series": result.series}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=6)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--nice", type=int, default=-10, help="niceness for the whole benchmark (root)")
     args = parser.parse_args()
     ensure_tools()
+    niceness = raise_priority(args.nice)
     cpus = os.cpu_count() or 1
     server_cpu = cpus - 1
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
@@ -165,51 +204,38 @@ def main() -> None:
     try:
         log("wrk ...")
         wrk = run_wrk(base + "/content/k1", args.users, args.duration)
-        for i in range(args.rounds):  # interleaved, so drifting background load hits both alike
-            log(f"round {i + 1}: plain locust, then the driver (1 process each, CPU 0) ...")
-            cpu0 = children_cpu_s()
-            plain = run_plain_locust(tmp, base, args.users, args.duration)
-            cpu1 = children_cpu_s()
-            ours = run_driver(base, rate=1.5 * plain["rps"], users=args.users, duration=args.duration, cpus=[0])
-            cpu2 = children_cpu_s()
-            rounds.append({"locust_plain_rps": plain["rps"], "driver_rps": ours["achieved_rps"],
-                           "ratio": round(ours["achieved_rps"] / plain["rps"], 3) if plain["rps"] else 0.0,
-                           "locust_plain_requests_per_cpu_s": round(plain["requests"] / (cpu1 - cpu0), 1),
-                           "driver_requests_per_cpu_s": round(ours["requests"] / (cpu2 - cpu1), 1),
-                           "driver": ours})
-        top = max(r["locust_plain_rps"] for r in rounds)
+        log("plain locust alone ...")
+        solo = run_plain_locust(tmp, base, args.users, args.duration)
+        for i in range(args.rounds):
+            log(f"round {i + 1}: plain locust and the driver at the same time on CPU 0 ...")
+            rounds.append(head_to_head(tmp, base, args.users, args.duration, rate=1.5 * solo, round_no=i))
         log("scaling: 1 vs 2 worker processes, unpinned ...")
-        one = run_driver(base, rate=3 * top, users=2 * args.users, duration=args.duration)
-        two = run_driver(base, rate=3 * top, users=2 * args.users, duration=args.duration, workers=2)
+        one = run_driver(base, rate=3 * solo, users=2 * args.users, duration=args.duration)
+        two = run_driver(base, rate=3 * solo, users=2 * args.users, duration=args.duration, workers=2)
     finally:
         os.killpg(nginx.pid, 9)
         nginx.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    plain_rps = statistics.median(r["locust_plain_rps"] for r in rounds)
-    driver_rps = statistics.median(r["driver_rps"] for r in rounds)
-    ratio = driver_rps / plain_rps if plain_rps else 0.0
-    plain_eff = statistics.median(r["locust_plain_requests_per_cpu_s"] for r in rounds)
-    driver_eff = statistics.median(r["driver_requests_per_cpu_s"] for r in rounds)
+    ratio = statistics.median(r["ratio"] for r in rounds)
+    for run in (one, two):
+        run.pop("series")
     print(json.dumps({
         "benchmark": "load_vs_locust",
         "machine": {"cpus": cpus, "python": platform.python_version(), "kernel": platform.release(),
                     "loadavg_start": [round(x, 2) for x in loadavg_start],
-                    "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+                    "loadavg_end": [round(x, 2) for x in os.getloadavg()], "niceness": niceness},
         "target": f"nginx, 1 worker on CPU {server_cpu}, GET /content/{{key}} -> 200",
         "duration_s": args.duration,
         "users": args.users,
         "wrk_rps": round(wrk, 1),
-        "locust_plain_rps": round(plain_rps, 1),
-        "driver_rps": round(driver_rps, 1),
-        "ratio_driver_vs_locust": round(ratio, 3),
+        "locust_plain_solo_rps": round(solo, 1),
+        "ratio_driver_vs_locust": ratio,
         "ratio_ok": ratio >= 0.9,
-        "requests_per_cpu_s": {"locust_plain": plain_eff, "driver": driver_eff,
-                               "ratio": round(driver_eff / plain_eff, 3) if plain_eff else None},
-        "driver_vs_wrk": round(driver_rps / wrk, 3) if wrk else None,
+        "head_to_head": rounds,
+        "locust_solo_vs_wrk": round(solo / wrk, 3) if wrk else None,
         "scaling": {"workers_1_rps": one["achieved_rps"], "workers_2_rps": two["achieved_rps"],
                     "ratio": round(two["achieved_rps"] / one["achieved_rps"], 3) if one["achieved_rps"] else None,
                     "workers_1": one, "workers_2": two},
-        "rounds": rounds,
     }))
 
 if __name__ == "__main__":

@@ -306,7 +306,14 @@ def report(results_file, fmt, out):
 
 @main.group()
 def emulate() -> None:
-    """Bring emulated edge deployments up and down on this machine (no root, no Docker needed)."""
+    """Bring emulated edge deployments up and down on this machine (no root, no Docker needed).
+
+    \b
+    Examples:
+      edge-conformance emulate up retail --detach
+      edge-conformance emulate status
+      edge-conformance emulate down --all
+    """
 
 
 @emulate.command("up")

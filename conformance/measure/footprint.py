@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..model.errors import MeasurementError
-from .hosts import EdgeHost, HostLacks
+from .hosts import EdgeHost
 
 MAX_LOAD_RPS = 200.0
 
@@ -274,5 +274,5 @@ def docker_cpu_over(container, window: float) -> float | None:
     return max(0.0, b - a) / max(1e-6, time.monotonic() - started)
 
 
-__all__ = ["HostLacks", "SteadyLoad", "docker_container", "docker_stats", "docker_memory",
+__all__ = ["SteadyLoad", "docker_container", "docker_stats", "docker_memory",
            "docker_cpu_over", "local_disk_used", "remote_disk_used", "tree_cpu_over", "host_cpu_over"]

@@ -25,7 +25,6 @@ import os
 import re
 import shlex
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
@@ -104,7 +103,7 @@ class Facts:
 
 _PROBE_TOOLS = ("ss", "netstat", "ps", "du", "df", "find", "stat", "timeout", "getconf", "sysctl", "chronyc",
                 "timedatectl", "dpkg-query", "rpm", "apk", "pacman", "systemctl", "service", "rc-service",
-                "initctl", "date", "head", "readlink", "tr", "cat")
+                "initctl", "status", "date", "head", "readlink", "tr", "cat")
 _PROBE_MARK = "__edge_probe__"
 
 
@@ -292,7 +291,6 @@ class EdgeHost:
         return self._facts
 
     def probe(self) -> Facts:
-        started = time.monotonic()
         self.host  # a bad spec is reported as such, not as an unreachable host
         try:
             out = self.run(_probe_script(), what="probe")
@@ -302,9 +300,7 @@ class EdgeHost:
             cause = (out.stderr.strip() or out.stdout.strip() or f"exit status {out.rc}").splitlines()
             text = "; ".join(line.strip() for line in cause[:3] if line.strip())
             raise HostUnavailable(f"host {self.name} does not run commands: {text}")
-        facts = parse_facts(out.stdout)
-        facts.probe_seconds = time.monotonic() - started  # type: ignore[attr-defined]
-        return facts
+        return parse_facts(out.stdout)
 
     def require(self, *alternatives: str, purpose: str) -> str:
         """The first tool of `alternatives` the host has, or HostLacks naming them all."""

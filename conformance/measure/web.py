@@ -14,7 +14,6 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
 
 from ..model.errors import MeasurementError
 from .http import HttpResponse, http_request
@@ -110,7 +109,3 @@ def basic_auth(user: str, password: str) -> str:
 def asks_for_basic_auth(response: HttpResponse) -> bool:
     challenge = header(response.headers, "WWW-Authenticate") or ""
     return response.status == 401 and "basic" in challenge.lower()
-
-
-def same_origin(url: str, allowed: set[str]) -> bool:
-    return (urlsplit(url).hostname or "") in allowed

@@ -116,7 +116,7 @@ def _strip_userinfo(url: str) -> str:
 
 def check_site_selectors(target: Target, selectors: list[str], option: str) -> None:
     """A --site that names no site and no role would silently check nothing: refuse it."""
-    known = [s.name for s in target.sites] + sorted({s.role for s in target.sites})
+    known = list(dict.fromkeys([s.name for s in target.sites] + sorted({s.role for s in target.sites})))
     for sel in selectors:
         if sel not in known:
             raise ConfigError(None, None, option, f'no site or role "{sel}" in target {target.name}'

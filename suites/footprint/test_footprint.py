@@ -50,9 +50,14 @@ def _site_procs(edge, host, scope):
 
 def _budget_note(edge) -> None:
     labels = edge.site.labels or {}
-    if labels.get("resources_memory") or labels.get("resources_cpus"):
-        edge.note(f"site's declared resources: memory {labels.get('resources_memory')} B, "
-                  f"cpus {labels.get('resources_cpus')}")
+    memory, cpus = labels.get("resources_memory"), labels.get("resources_cpus")
+    parts = []
+    if isinstance(memory, (int, float)) and memory:
+        parts.append(f"memory {memory / 2**20:g} MiB")
+    if isinstance(cpus, (int, float)) and cpus:
+        parts.append(f"{cpus:g} cpus")
+    if parts:
+        edge.note("the emulated site's declared resources: " + ", ".join(parts))
 
 
 # ---------------------------------------------------------------------------------------------

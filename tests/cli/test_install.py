@@ -63,8 +63,13 @@ def test_wheel_install_works_without_a_checkout(tmp_path, http_url):
                           text=True, env=env, timeout=120)
     assert target.exists()
     data = json.loads((elsewhere / "out" / "results.json").read_text(encoding="utf-8"))
+    assert data["profiles"][0]["id"] == "edge-baseline" and data["state"] == "finished"
     status = {r["id"]: r["status"] for r in data["requirements"]}
-    # the functional suite was found and ran: every edge-baseline requirement has a real verdict
-    assert status == {"BASE-FUN-01": "pass", "BASE-FUN-02": "pass", "BASE-FUN-03": "pass"}, (status, proc.stdout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the functional suite was found and ran against the loopback server
+    for rid in ("BASE-FUN-01", "BASE-FUN-02", "BASE-FUN-03"):
+        assert status[rid] == "pass", (rid, status, proc.stdout)
+    # and every shipped suite the profile needs was there
+    for r in data["requirements"]:
+        assert "not selected" not in r["message"] and "no collected test implements" not in r["message"], r
+    assert proc.returncode in (0, 1, 3), proc.stdout + proc.stderr
     assert "PytestAssertRewriteWarning" not in proc.stdout + proc.stderr, proc.stdout

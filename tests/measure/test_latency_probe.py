@@ -332,6 +332,7 @@ def test_falling_behind_makes_the_result_invalid():
         result = run_probe(ProbeConfig(server.http_url, rate=50_000, duration=0.5, max_in_flight=1, timeout=0.5))
     assert not result.valid
     assert "fell behind" in result.invalid_reason
+    assert "in-flight slots stayed busy" in result.invalid_reason  # the cause is named
     assert result.unsent > result.scheduled // 2
     assert result.sent + result.unsent == result.scheduled
 

@@ -270,7 +270,7 @@ def test_site_filter_typo_is_a_usage_error(edge_run, pytester):
     result = pytester.runpytest("-p", "no:locust", *FAST, "--edge-profile", "profile.yaml", "--edge-target",
                                 "target.yaml", "--edge-out", "out2", "--edge-site", "site-c", "test_mine.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(['*--edge-site: no site or role "site-c"*(did you mean "site-a"?)*'])
+    result.stderr.fnmatch_lines(['*--edge-site: no site or role "site-c"*(did you mean "site-?"?)*central, site-a, site-b, edge)'])
 
 
 def test_should_level_unit_mismatch_is_an_advisory_error(edge_run):

@@ -168,3 +168,21 @@ def test_header_rules():
     assert len(header_mismatches(headers, {"X-Frame-Options": True, "Server": False})) == 2
     assert version_leaks(headers) == ["Server: Python/3.11 aiohttp/3.9.5"]
     assert version_leaks({"Server": "nginx"}) == []
+
+
+def test_docker_stats_helpers():
+    from conformance.measure.footprint import docker_cpu_seconds, docker_memory
+
+    v1 = {"memory_stats": {"usage": 50 * 2**20, "stats": {"total_inactive_file": 10 * 2**20, "cache": 12 * 2**20}},
+          "cpu_stats": {"cpu_usage": {"total_usage": 2_500_000_000}}}
+    v2 = {"memory_stats": {"usage": 30 * 2**20, "stats": {"inactive_file": 5 * 2**20}}}
+    assert docker_memory(v1) == 40 * 2**20 and docker_memory(v2) == 25 * 2**20
+    assert docker_memory({"memory_stats": {}}) is None
+    assert docker_cpu_seconds(v1) == 2.5 and docker_cpu_seconds({}) is None
+
+
+def test_container_of():
+    assert H.container_of("docker://edge-1") == "edge-1"
+    assert H.container_of("docker://root@edge-1?timeout=3") == "edge-1"
+    assert H.container_of("ssh://u@h") is None
+    assert H.redact_spec("ssh://u:pw@h") == "ssh://u:***@h"

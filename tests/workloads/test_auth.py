@@ -29,7 +29,8 @@ def test_tokens_validate_at_the_edge_while_partitioned(env, defect):
     if defect:
         assert answer.status == 503 and answer.json()["valid"] is False
         return
-    assert answer.status == 200 and answer.json()["valid"] is True and answer.seconds < 0.5
+    # no WAN round trip: well under wan_timeout_s (1 s)
+    assert answer.status == 200 and answer.json()["valid"] is True and answer.seconds < 0.9
     assert answer.json()["validated_by"] == "edge"
 
 
@@ -65,8 +66,7 @@ def test_cached_keys_survive_a_restart_during_a_partition(env):
 
 
 def test_rotated_keys_reach_the_edge(env):
-    central = env.central("c-rotate")
-    edge = env.edge("auth-rotate", central.url)
+    central, _link, edge = env.central_and_edge("c-rotate", "auth-rotate")
     env.wait_until(lambda: keys_cached(edge), what="signing keys at the edge")
     central.post("/auth/keys/rotate")
     token = central.post("/auth/token", {"subject": "new-key"}).json()["token"]

@@ -40,8 +40,8 @@ def test_serves_stale_copy_while_partitioned(env, defect):
         return
     assert answer.status == 200 and answer.headers["x-cache"] == "STALE" and answer.body == fresh.body
     assert answer.seconds < 1.5                # at most one fetch timeout (0.5 s here)
-    again = edge.get("/content/menu")          # right after a failure: stale at once, no waiting
-    assert again.headers["x-cache"] == "STALE" and again.seconds < 0.3
+    again = edge.get("/content/menu")          # right after a failure: stale at once, no fetch timeout
+    assert again.headers["x-cache"] == "STALE" and again.seconds < 0.45
     assert edge.get("/content/never-fetched").status in (502, 504)
     link.set_mode("pass")
     env.wait_until(lambda: edge.get("/content/menu").headers["x-cache"] in ("MISS", "HIT"), timeout=10,
@@ -49,8 +49,7 @@ def test_serves_stale_copy_while_partitioned(env, defect):
 
 
 def test_serves_stale_copy_when_central_is_killed(env):
-    central = env.central("c-cache")
-    edge = env.edge("cache-kill", central.url, config=TTL)
+    central, _link, edge = env.central_and_edge("c-cache", "cache-kill", config=TTL)
     fresh = edge.get("/content/catalogue")
     assert fresh.headers["x-cache"] == "MISS"
     central.kill()

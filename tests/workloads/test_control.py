@@ -29,8 +29,8 @@ def test_edge_registers_and_heartbeats(env, defect):
 
 @pytest.mark.parametrize("defect", [None, "ignore-config"])
 def test_pushed_config_is_applied(env, defect):
-    central = env.central("c-config")       # config is global to a central: not the shared one
-    edge = env.edge("cfg", central.url, defects=(defect,) if defect else ())
+    # config is global to a central: not the shared one
+    central, _link, edge = env.central_and_edge("c-config", "cfg", defects=(defect,) if defect else ())
     pushed = central.put("/config", {"cache_ttl_s": 42, "not_a_setting": 1}).json()
     assert pushed["version"] == 1
     env.wait_until(lambda: edge.get("/config").json()["central_version_seen"] == 1, what="config seen")

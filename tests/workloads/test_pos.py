@@ -60,10 +60,11 @@ def test_sale_answers_locally_while_partitioned(env, defect):
         # The till waited on the WAN (wan_timeout_s = 1 s) and then failed.
         assert answer.status == 503 and answer.seconds >= 0.8
         return
-    assert answer.status == 201 and answer.seconds < 0.5
+    # Local answers never wait for the WAN: well under wan_timeout_s (1 s) even on a loaded machine.
+    assert answer.status == 201 and answer.seconds < 0.9
     for i in range(2, 11):
         reply = edge.post("/pos/transactions", sale(i))
-        assert reply.status == 201 and reply.seconds < 0.5
+        assert reply.status == 201 and reply.seconds < 0.9
     assert edge.get("/pos/status").json()["pending"] == 10
     assert central_summary(central, edge)["count"] == 0
     link.set_mode("pass")        # heal

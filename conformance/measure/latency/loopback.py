@@ -299,8 +299,7 @@ class LoopbackServerProcess(_UrlsMixin):
         if self._proc is None:
             return
         try:
-            self._proc.stdin.close()  # the child exits when its stdin closes
-            out, _ = self._proc.communicate(timeout=10)
+            out, _ = self._proc.communicate(timeout=10)  # closes stdin: the child exits on EOF
             for line in out.splitlines():
                 final = json.loads(line)
                 self.requests = final.get("requests", 0)

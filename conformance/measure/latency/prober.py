@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 import psutil
 
@@ -68,13 +69,23 @@ def run_probe(config: ProbeConfig, protocol: Protocol | None = None) -> LatencyR
             loop.close()
 
 
+@dataclass
+class _Schedule:
+    """What the sender did with the schedule."""
+
+    scheduled: int = 0  # measured requests the schedule asked for
+    unsent: int = 0
+    warmup_sent: int = 0
+    first_measured_ns: int = 0  # intended time of the first measured request
+    gave_up: str | None = None  # "slots" (all in flight for `timeout`) or "prober" (sender too slow)
+
+
 class _ProbeRun:
     def __init__(self, config: ProbeConfig, protocol: Protocol):
         self.config = config
         self.protocol = protocol
         self.recorder = Recorder(lag_limit_ns=int(config.lag_limit_us * 1000))
         self.slots = asyncio.Semaphore(config.max_in_flight)
-        self.last_done_ns = 0
 
     async def execute(self) -> LatencyResult:
         config, recorder = self.config, self.recorder
@@ -84,10 +95,11 @@ class _ProbeRun:
         cpu_before, wall_before = process.cpu_times(), time.perf_counter()
 
         try:
-            # connect() only prepares (resolves, picks an address); it must not hang the run.
+            # connect() only prepares (resolves, picks an address); it must not hang or end the run:
+            # an unreachable target shows up as failed requests, counted by kind.
             async with asyncio.timeout(config.timeout + 5.0):
                 await self.protocol.connect()
-        except TimeoutError:
+        except Exception:  # noqa: BLE001 - see above
             pass
         ticker = LoopLagTicker(config.loop_tick_interval)  # never spins: its coarse-timer error is known
         ticker.start()
@@ -97,25 +109,26 @@ class _ProbeRun:
             schedule = await self._send_all(start_ns, spin_ns, tasks)
             if tasks:
                 await asyncio.gather(*tasks)  # each is bounded by the timeout
-        finally:
+        finally:  # only non-empty when the probe itself was cancelled or failed
             for task in tasks:
                 task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
             await ticker.stop()
             await self.protocol.close()
 
         cpu_after, wall_after = process.cpu_times(), time.perf_counter()
         cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-        scheduled, unsent, warmup_sent, first_measured_ns = schedule
-        end_ns = max(self.last_done_ns, now_ns())
-        elapsed_s = (end_ns - first_measured_ns) / 1e9 if first_measured_ns else 0.0
+        elapsed_s = (now_ns() - schedule.first_measured_ns) / 1e9 if schedule.first_measured_ns else 0.0
 
         loop_lag = lag_stats(ticker.lag)
         resolution_us = timer_resolution_ns(loop) / 1000
         invalid_reason = assess(
-            scheduled=scheduled, sent=recorder.sent, unsent=unsent, late=recorder.late,
+            scheduled=schedule.scheduled, sent=recorder.sent, unsent=schedule.unsent, late=recorder.late,
             lag_limit_us=config.lag_limit_us, max_late_ratio=config.max_late_ratio,
             loop_lag_p99_us=loop_lag["p99_us"], timer_resolution_us=resolution_us,
-            max_in_flight=config.max_in_flight, behind_s=config.timeout, rate=config.rate)
+            max_in_flight=config.max_in_flight, behind_s=config.timeout, rate=config.rate,
+            slots_exhausted=schedule.gave_up == "slots")
         sent = recorder.sent
         return LatencyResult(
             protocol=self.protocol.name,
@@ -129,14 +142,14 @@ class _ProbeRun:
             max_in_flight=config.max_in_flight,
             timeout_s=config.timeout,
             elapsed_s=elapsed_s,
-            scheduled=scheduled,
+            scheduled=schedule.scheduled,
             sent=sent,
-            unsent=unsent,
+            unsent=schedule.unsent,
             samples=recorder.latency.histogram.get_total_count(),
             timeouts=recorder.timeouts,
             errors=dict(recorder.errors),
             error_examples=dict(recorder.error_examples),
-            warmup_sent=warmup_sent,
+            warmup_sent=schedule.warmup_sent,
             latency=summarize(recorder.latency.histogram),
             service=summarize(recorder.service.histogram),
             histograms={"latency": encode(recorder.latency.histogram),
@@ -159,8 +172,8 @@ class _ProbeRun:
             schedule_start_ns=start_ns,
         )
 
-    async def _send_all(self, start_ns: int, spin_ns: int, tasks: set) -> tuple[int, int, int, int]:
-        """Walk the schedule; returns (scheduled, unsent, warmup_sent, first measured intended ns)."""
+    async def _send_all(self, start_ns: int, spin_ns: int, tasks: set) -> _Schedule:
+        """Walk the schedule, starting one task per request."""
         config = self.config
         loop = asyncio.get_running_loop()
         warmup_ns = round(config.warmup * 1e9)
@@ -169,24 +182,22 @@ class _ProbeRun:
         # out from its user's point of view: stop sending and count the rest as unsent (invalid run).
         behind_limit_ns = round(config.timeout * 1e9)
         backpressure_until = 0  # end of the most recent wait for a free slot
-        scheduled = unsent = warmup_sent = 0
-        first_measured_ns = 0
-        gave_up = False
+        out = _Schedule()
 
         for offset in arrival_offsets_ns(config.rate, config.arrivals, config.seed):
             measured = offset >= warmup_ns
             if measured:
                 if end_ns is not None and offset >= end_ns:
                     break
-                if config.count is not None and scheduled >= config.count:
+                if config.count is not None and out.scheduled >= config.count:
                     break
-                scheduled += 1
+                out.scheduled += 1
             intended = start_ns + offset
-            if gave_up:
-                unsent += measured
+            if out.gave_up:
+                out.unsent += measured
                 continue
-            if measured and not first_measured_ns:
-                first_measured_ns = intended
+            if measured and not out.first_measured_ns:
+                out.first_measured_ns = intended
 
             await sleep_until(intended, spin_ns)
             queued = self.slots.locked()
@@ -197,16 +208,16 @@ class _ProbeRun:
                     async with asyncio.timeout(max(remaining_s, 0.0)):
                         await self.slots.acquire()
                 except TimeoutError:
-                    gave_up = True
-                    unsent += measured
+                    out.gave_up = "slots"
+                    out.unsent += measured
                     continue
                 backpressure_until = now_ns()
             else:
                 await self.slots.acquire()  # a free slot: returns without suspending
-            if now_ns() - intended > behind_limit_ns:
+            if now_ns() - intended > behind_limit_ns:  # the sender itself is this far behind
                 self.slots.release()
-                gave_up = True
-                unsent += measured
+                out.gave_up = "prober"
+                out.unsent += measured
                 continue
             # Lateness up to `ready` is the target's (waiting for a slot); after it, the prober's.
             ready = max(intended, backpressure_until)
@@ -214,8 +225,8 @@ class _ProbeRun:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             if not measured:
-                warmup_sent += 1
-        return scheduled, unsent, warmup_sent, first_measured_ns
+                out.warmup_sent += 1
+        return out
 
     async def _one(self, intended: int, ready: int, queued: bool, measured: bool) -> None:
         recorder = self.recorder
@@ -233,6 +244,5 @@ class _ProbeRun:
                 done = now_ns()
                 if measured:
                     recorder.succeeded(done - intended, done - sent_at)
-                    self.last_done_ns = max(self.last_done_ns, done)
         finally:
             self.slots.release()

@@ -54,14 +54,15 @@ class LoopLagTicker:
 
 def assess(*, scheduled: int, sent: int, unsent: int, late: int, lag_limit_us: float, max_late_ratio: float,
            loop_lag_p99_us: float | None, timer_resolution_us: float, max_in_flight: int,
-           behind_s: float, rate: float) -> str | None:
+           behind_s: float, rate: float, slots_exhausted: bool) -> str | None:
     """None when the run is trustworthy, else the reasons (joined with '; ')."""
     reasons = []
     if unsent:
-        reasons.append(
-            f"prober fell behind: {unsent} of {scheduled} scheduled requests were never sent (the sender gave "
-            f"up {behind_s:g} s behind schedule; all {max_in_flight} in-flight slots were busy, so the target "
-            f"answers too slowly for {rate:g}/s at max_in_flight={max_in_flight})")
+        why = (f"all {max_in_flight} in-flight slots stayed busy: the target answers too slowly for "
+               f"{rate:g}/s at max_in_flight={max_in_flight}" if slots_exhausted else
+               f"the prober could not send {rate:g} requests/s")
+        reasons.append(f"prober fell behind: {unsent} of {scheduled} scheduled requests were never sent "
+                       f"(the sender gave up {behind_s:g} s behind schedule; {why})")
     if sent and late / sent > max_late_ratio:
         reasons.append(
             f"prober fell behind: {100 * late / sent:.1f}% of sends started > {_fmt_us(lag_limit_us)} late "

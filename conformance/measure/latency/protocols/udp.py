@@ -60,8 +60,11 @@ class UdpEcho(Protocol):
         candidates = await resolve(self.target.host, self.target.port, socket.SOCK_DGRAM)
         family, address = candidates[0] if candidates else (socket.AF_INET, (self.target.host, self.target.port))
         loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(lambda: self._client, remote_addr=address,
-                                                                 family=family)
+        try:
+            self._transport, _ = await loop.create_datagram_endpoint(lambda: self._client, remote_addr=address,
+                                                                     family=family)
+        except OSError as exc:  # surfaces as the error of every request, counted by kind
+            self._client.lost = exc
 
     async def request(self) -> None:
         if self._transport is None or self._client.lost is not None:
