@@ -91,9 +91,11 @@ def main() -> None:
               help="Backend for emulated targets.")
 @click.option("--defect", "defects", multiple=True, metavar="[SITE:]DEFECT",
               help="Switch on a defect in the emulated deployment, to see a check catch it; repeatable.")
+@click.option("--allow-faults", is_flag=True,
+              help="Let the resilience suite run the real target's fault hooks (partition, kill, ...).")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
 @_friendly_errors
-def run(profiles, target, suites, sites, out, strict, waivers, backend, defects, verbose):
+def run(profiles, target, suites, sites, out, strict, waivers, backend, defects, allow_faults, verbose):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -109,7 +111,7 @@ def run(profiles, target, suites, sites, out, strict, waivers, backend, defects,
     _sigterm_as_interrupt()
     opts = RunOptions(profiles=list(profiles) or ["edge-baseline"], target=target, suites=list(suites),
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
-                      defects=list(defects), verbose=verbose)
+                      defects=list(defects), verbose=verbose, allow_faults=allow_faults)
     outcome = run_profiles(opts)
     if outcome.results is None:
         click.echo("edge-conformance: error: the run could not start (see the message above)", err=True)

@@ -109,6 +109,14 @@ class EdgeContext:
     def emulation(self) -> dict | None:
         return self.target.emulation
 
+    @property
+    def faults(self):
+        """Fault injection for this site: the emulator's API, or the real target's hook commands
+        (only with --edge-allow-faults / run --allow-faults). See conformance/faults."""
+        from .faults import faults_for
+
+        return faults_for(self.target, self.site, allow_real=self._session.allow_faults)
+
 
 @dataclass
 class EdgeSession:
@@ -125,6 +133,7 @@ class EdgeSession:
     target_cm: Any = None
     reports: bool = True
     advisories: list[str] = field(default_factory=list)
+    allow_faults: bool = False
 
     def cases_for(self, check: str) -> list[Case]:
         return self.cases.get(check, [])
@@ -155,6 +164,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="backend for emulated targets")
     group.addoption("--edge-defect", action="append", default=[], metavar="[SITE:]DEFECT",
                     help="switch on a defect in the emulated deployment (to prove a check fails)")
+    group.addoption("--edge-allow-faults", action="store_true", default=False,
+                    help="allow the resilience suite to run the real target's fault hooks (partition, kill ...)")
     group.addoption("--edge-no-reports", action="store_true", default=False, help=argparse_suppress())
 
 
@@ -230,7 +241,8 @@ def _open_session(config: pytest.Config) -> EdgeSession:
         session = EdgeSession(profiles=profiles, target=target, record=record, strict=strict,
                               site_filter=config.getoption("--edge-site"), waivers=waivers,
                               expired_waivers=expired, out_dir=out_dir, target_cm=target_cm,
-                              reports=not config.getoption("--edge-no-reports"))
+                              reports=not config.getoption("--edge-no-reports"),
+                              allow_faults=bool(config.getoption("--edge-allow-faults")))
         _plan(session)
         record.save()
     except BaseException:

@@ -569,10 +569,8 @@ class Link:
         *,
         seed: int | None = None,
     ) -> None:
-        host, port = parse_upstream(upstream)
         self.name = name
-        self.upstream = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self._upstream_addr = (host, port)
+        self.retarget(upstream)  # validates: loopback only
         self.params = params if params is not None else LinkParams()
         self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
@@ -637,6 +635,12 @@ class Link:
             for conn in list(self._conns):
                 conn.params_changed(old, new, now)
         return new
+
+    def retarget(self, upstream: str) -> None:
+        """Relay new connections to another loopback upstream; open connections keep theirs."""
+        host, port = parse_upstream(upstream)
+        self.upstream = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._upstream_addr = (host, port)
 
     def stats(self) -> dict[str, int]:
         return {

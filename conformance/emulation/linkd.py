@@ -7,10 +7,10 @@ exactly one line on stdout, ``{"ready": true, "control_port": N, "pid": P}``, an
     GET    /links/{name}   -> LINK
     PUT    /links/{name}   {"upstream": "127.0.0.1:PORT", "delay_ms": 0, "jitter_ms": 0, "loss": 0,
                             "bandwidth_bps": null, "partitioned": false} -> LINK
-                           creates the link (listening on 127.0.0.1:<ephemeral>); on an existing link
-                           with the same upstream it replaces all parameters (missing ones take
-                           their defaults) and keeps the port and connections; a different upstream
-                           is 409.  Only loopback upstreams are accepted (400 otherwise).
+                           creates the link (listening on 127.0.0.1:<ephemeral>).  On an existing
+                           link it replaces the upstream and all parameters (missing ones take their
+                           defaults) but keeps the listening port and the open connections (which
+                           keep their upstream).  Only loopback upstreams are accepted (400 otherwise).
     PATCH  /links/{name}   any subset of delay_ms, jitter_ms, loss, bandwidth_bps, partitioned -> LINK
                            (applies at once, to open connections too)
     DELETE /links/{name}   -> LINK as it was (final stats); its connections are aborted
@@ -21,7 +21,7 @@ exactly one line on stdout, ``{"ready": true, "control_port": N, "pid": P}``, an
             "bytes_down", "loss_stalls"}}
 
 Every response is JSON; errors are {"error": "..."} with 400 (invalid input), 404 (unknown link or
-path), 405 (method) or 409 (conflict).  Shaping semantics: see conformance.emulation.link.
+path) or 405 (method).  Shaping semantics: see conformance.emulation.link.
 
 Lifetime: exits with status 0, closing every socket, on SIGTERM or SIGINT, and when its parent dies,
 detected two ways:
@@ -94,12 +94,9 @@ class _Daemon:
         async with self.lock:
             existing = self.links.get(name)
             if existing is not None:
-                if existing.upstream != candidate.upstream:
-                    return _error(
-                        409,
-                        f"link {name!r} exists with upstream {existing.upstream}; "
-                        "DELETE it first to change the upstream",
-                    )
+                # Replace in place: the listening port and open connections stay (clients keep
+                # their address); new connections go to the new upstream.
+                existing.retarget(candidate.upstream)
                 existing.update(**params.as_dict())
                 return web.json_response(existing.to_dict())
             try:

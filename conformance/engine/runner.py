@@ -30,6 +30,7 @@ class RunOptions:
     backend: str = "local"
     defects: list[str] = field(default_factory=list)
     verbose: int = 0
+    allow_faults: bool = False
     extra_pytest_args: list[str] = field(default_factory=list)
 
 
@@ -86,6 +87,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
         args += ["--edge-defect", d]
     if opts.strict:
         args.append("--edge-strict")
+    if opts.allow_faults:
+        args.append("--edge-allow-faults")
     if opts.waivers:
         args += ["--edge-waivers", str(opts.waivers)]
     return args + list(opts.extra_pytest_args) + paths

@@ -19,7 +19,11 @@ CLI = [sys.executable, "-m", "conformance.cli"]
 
 def cli_env() -> dict[str, str]:
     # no CI-provided summary file, no pytest variables of the outer run
-    return {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    # Third-party pytest plugins that happen to be installed (hypothesis, benchmark) have nothing to do
+    # with the suites, yet cost a run more time than the checks themselves; test_install runs without this.
+    env["PYTEST_ADDOPTS"] = "-p no:hypothesispytest -p no:benchmark"
+    return env
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -34,6 +34,7 @@ def test_wheel_install_works_without_a_checkout(tmp_path, http_url):
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     py = bindir / "python"
     env = {**cli_env(), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTEST_ADDOPTS")  # exactly what a user gets
     pip = [str(py), "-m", "pip", "install", "--no-deps", "--quiet"]
     if importlib.util.find_spec("hatchling") is not None:
         pip.append("--no-build-isolation")

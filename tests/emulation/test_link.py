@@ -251,6 +251,26 @@ def test_update_changes_open_connection():
     run(body)
 
 
+def test_retarget_sends_new_connections_elsewhere_and_keeps_open_ones():
+    async def body():
+        async with Upstream() as first, Upstream() as second, Link("r", first.address) as link:
+            port = link.listen_port
+            reader, writer = await connect(link)
+            await rtt(reader, writer)
+            link.retarget(second.address)
+            await rtt(reader, writer)  # the open connection still talks to `first`
+            reader2, writer2 = await connect(link)
+            await rtt(reader2, writer2)
+            assert (first.accepted, second.accepted) == (1, 1)
+            assert link.listen_port == port
+            with pytest.raises(ValueError):
+                link.retarget("192.0.2.1:80")
+            writer.close()
+            writer2.close()
+
+    run(body)
+
+
 # ---------------------------------------------------------------------------------- partition
 
 
@@ -462,6 +482,13 @@ def test_linkd_api_end_to_end_and_sigterm(echo_server):
             status, listed = _api(port, "GET", "/links")
             stats = listed["links"][0]["stats"]
             assert stats["connections_open"] == 1 and stats["bytes_up"] == 8 and stats["bytes_down"] == 8
+
+        # PUT again: back to defaults, same port (the supervisor resets links this way).
+        status, again = _api(port, "PUT", "/links/edge1", {"upstream": f"localhost:{echo_server}", "loss": 0.25})
+        assert status == 200
+        assert again["listen_port"] == link["listen_port"]
+        assert (again["delay_ms"], again["loss"], again["upstream"]) == (0, 0.25, f"127.0.0.1:{echo_server}")
+        assert again["stats"]["connections_total"] == 1  # the same link, not a new one
 
         status, deleted = _api(port, "DELETE", "/links/edge1")
         assert status == 200 and deleted["name"] == "edge1"

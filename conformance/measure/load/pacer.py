@@ -43,7 +43,7 @@ class _Waiter:
 
 class Pacer:
     def __init__(self, duration_s: float, start_tolerance_s: float = 0.01,
-                 on_arrival: Callable[[], None] = lambda: None, on_drop: Callable[[int], None] = lambda n: None,
+                 on_arrival: Callable[[int], None] = lambda n: None, on_drop: Callable[[int], None] = lambda n: None,
                  on_start: Callable[[float], None] = lambda lag_s: None):
         # Users exist (and wait in take()) before the rate is known: a worker learns its share of the
         # total rate only when the master says spawning is complete, so the rate is given to run().
@@ -105,19 +105,23 @@ class Pacer:
         emitted = 0
         while emitted < total:
             due = min(total, int((time.perf_counter() - start) * rate) + 1)
+            batch, dropped = due - emitted, 0  # callbacks once per batch: cheap at high rates
+            now = time.perf_counter()
             while emitted < due:
                 scheduled = start + emitted / rate
                 emitted += 1
-                self.arrivals += 1
-                self._on_arrival()
                 if self._idle:
                     waiter = self._idle.popleft()
                     waiter.scheduled = scheduled
                     waiter.event.set()
                 elif len(self._backlog) < self.max_backlog:
-                    self._backlog.append((scheduled, time.perf_counter()))
+                    self._backlog.append((scheduled, now))
                 else:
-                    self._drop(1)  # every user already has an arrival waiting for it
+                    dropped += 1  # every user already has an arrival waiting for it
+            self.arrivals += batch
+            self._on_arrival(batch)
+            if dropped:
+                self._drop(dropped)
             if emitted < total:
                 gevent.sleep(max(MIN_SLEEP_S, start + emitted / rate - time.perf_counter()))
         # the window ends when the schedule does, not when the last arrival was emitted

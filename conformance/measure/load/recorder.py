@@ -83,9 +83,9 @@ class Recorder:
             self._sec, self._cur = sec, _Second()
         return self._cur  # type: ignore[return-value]
 
-    def note_arrival(self) -> None:
+    def note_arrival(self, count: int = 1) -> None:
         if self.recording:
-            self._second().arrivals += 1
+            self._second().arrivals += count
 
     def note_start(self, lag_s: float) -> None:
         if self.recording:
