@@ -13,7 +13,10 @@
 3. Locust (closed loop, 1 user, constant_throughput(100)) against the same freezing server, run as a
    child process (it monkey-patches its interpreter), to show what a closed-loop tool reports.
 
-Run: python benchmarks/latency_truth.py   (about 60 s)
+As root, the prober and the servers run under SCHED_FIFO (ProbeConfig.realtime, chrt) so that busy
+neighbours on the machine do not decide the result; Locust runs normally.
+
+Run: python benchmarks/latency_truth.py   (about 45 s)
 """
 
 from __future__ import annotations
@@ -35,16 +38,16 @@ STALL_S, STALL_PERIOD_S, STALL_RUN_S = 0.2, 1.0, 10.0
 
 
 def http_probe(server, duration: float, **kw):
-    return run_probe(ProbeConfig(server.http_url, rate=RATE, duration=duration, warmup=0.5, **kw))
+    return run_probe(ProbeConfig(server.http_url, rate=RATE, duration=duration, warmup=0.5, realtime=True, **kw))
 
 
 def known_delays() -> dict:
-    with LoopbackServerProcess(cpu=1) as server:
+    with LoopbackServerProcess(cpu=1, realtime=True) as server:
         floor = http_probe(server, DELAY_RUN_S)
     out = {"floor_p50_us": floor.latency["p50_us"], "floor_p99_us": floor.latency["p99_us"],
            "floor_valid": floor.valid, "floor_invalid_reason": floor.invalid_reason, "cases": []}
     for delay_ms in (5, 20):
-        with LoopbackServerProcess(delay_s=delay_ms / 1000, cpu=1) as server:
+        with LoopbackServerProcess(delay_s=delay_ms / 1000, cpu=1, realtime=True) as server:
             result = http_probe(server, DELAY_RUN_S)
         truth = delay_ms * 1000 + floor.latency["p50_us"]
         tolerance = max(200.0, 0.02 * truth)
@@ -113,8 +116,10 @@ def run_locust(url: str, seconds: float) -> dict:
 
 
 def freezes(floor_p50_us: float) -> dict:
-    with LoopbackServerProcess(stall_s=STALL_S, stall_every_s=STALL_PERIOD_S, stall_first_s=1.0, cpu=1) as server:
-        result = run_probe(ProbeConfig(server.http_url, rate=RATE, duration=STALL_RUN_S, max_in_flight=64))
+    with LoopbackServerProcess(stall_s=STALL_S, stall_every_s=STALL_PERIOD_S, stall_first_s=1.0, cpu=1,
+                               realtime=True) as server:
+        result = run_probe(ProbeConfig(server.http_url, rate=RATE, duration=STALL_RUN_S, max_in_flight=64,
+                                       realtime=True))
         locust = run_locust(server.http_url, STALL_RUN_S)
     expected = expected_with_freezes(result.schedule_start_ns, result.scheduled, server.stalls_ns, floor_p50_us)
     exp_p99, exp_p90 = percentile(expected, 99), percentile(expected, 90)

@@ -85,12 +85,17 @@ def test_listening_ports(edge):
             procs, more = site_processes(edge.site, host, scope)
             for n in more:
                 edge.note(label + n)
-            if scope.kind == "tree" and not procs:
-                edge.error(f"host {host.name}: the site's process is not running; cannot tell what it listens on")
+            if not procs:  # checking nobody's sockets would be a wrong pass
+                edge.error(f"host {host.name}: no process of {scope.text} is running; "
+                           "cannot tell what the site listens on")
             pids = {pr.pid for pr in procs}
             hidden = [s for s in socks if s.pid is None]
             socks = [s for s in socks if s.pid in pids]
             if hidden and not _is_root(host):
+                if scope.kind == "pattern":  # the site may run as another user: its sockets may hide
+                    edge.error(f"host {host.name}: the owners of {len(hidden)} listening socket(s) are hidden "
+                               "(not root), so the site's sockets cannot be told apart: connect with "
+                               "?sudo=true, or drop `process` to check the whole host")
                 edge.note(f"{label}{len(hidden)} socket(s) whose owner is hidden were not attributed to the site")
         socks = [s for s in socks if s.proto in protos]
         if p.get("ignore_loopback"):

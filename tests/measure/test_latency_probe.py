@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -365,6 +366,15 @@ def test_healthy_run_is_valid_and_reports_lag():
     assert result.send_lag["count"] == result.sent == 150
     assert result.loop_lag["count"] > 50
     assert result.send_lag["late"] == 0 or result.send_lag["late_ratio"] <= 0.05
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="SCHED_FIFO needs root")
+def test_realtime_scheduling_is_applied_and_restored():
+    with LoopbackServer() as server:
+        result = run_probe(ProbeConfig(server.tcp_url, rate=200, count=10, realtime=True))
+    assert result.realtime is True and result.samples == 10
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the calling thread is back to normal
+    assert run_probe(ProbeConfig(f"tcp://127.0.0.1:{free_port()}", count=1)).realtime is False
 
 
 # --- data out -----------------------------------------------------------------------------------

@@ -75,6 +75,11 @@ def fake_site(tmp_path):
         return site
 
     yield start
+    for site in started:  # all at once: each takes a moment to shut its server down
+        try:
+            site.proc.stdin.close()
+        except OSError:
+            pass
     for site in started:
         site.stop()
 

@@ -135,8 +135,8 @@ def main() -> None:
     if args.child:
         child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     spinners = []
-    if args.busy:  # two spinning children: enough to show even on a crowded machine
-        for _ in range(2):
+    if args.busy:  # a spinning child: a core's worth of demand, visible even on a crowded machine
+        for _ in range(1):
             spinners.append(subprocess.Popen([sys.executable, "-c", SPIN]))
 
     threading.Thread(target=server.serve_forever, daemon=True).start()

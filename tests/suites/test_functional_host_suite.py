@@ -4,6 +4,7 @@ pass on a healthy site, fail on a site that violates them, skip without hosts, e
 from __future__ import annotations
 
 import os
+import pwd
 import time
 
 
@@ -40,7 +41,9 @@ def test_functional_host_checks(fake_site, make_site, edge_run, tmp_path):
         _req("PKG-MISSING", "functional.package", "installed == true", {"name": "no-such-package-xyz"}, sites=site),
         # file
         _req("FILE-OK", "functional.file", "exists == true and content_ok == true and mode_ok == true",
-             {"path": conf, "contains": "site: good", "regex": "^mode: (edge|central)$", "mode": "0640"},
+             {"path": conf, "contains": "site: good", "regex": "^mode: (edge|central)$", "mode": "0640",
+              "owner": pwd.getpwuid(os.getuid()).pw_name}, sites=site),
+        _req("FILE-OWNER", "functional.file", "owner_ok == true", {"path": conf, "owner": "no-such-user-xyz"},
              sites=site),
         _req("FILE-MODE", "functional.file", "mode_ok == true", {"path": conf, "max_mode": "0600"}, sites=site),
         _req("FILE-CONTENT", "functional.file", "content_ok == true", {"path": conf, "contains": "site: bad"},
@@ -75,7 +78,7 @@ def test_functional_host_checks(fake_site, make_site, edge_run, tmp_path):
     for rid in ("P-OK", "P-PAT", "PORT-OK", "PKG-OK", "FILE-OK", "SYSCTL-OK", "TIME-OK", "DISK-OK"):
         assert res.status(rid, "good") == "pass", res.explain(rid, "good")
     for rid in ("P-BAD", "PORT-CLOSED", "PORT-OWNER", "PKG-OLD", "PKG-MISSING", "FILE-MODE", "FILE-CONTENT",
-                "FILE-MISSING", "SYSCTL-BAD", "DISK-BAD"):
+                "FILE-MISSING", "FILE-OWNER", "SYSCTL-BAD", "DISK-BAD"):
         assert res.status(rid, "good") == "fail", res.explain(rid, "good")
 
     assert res.value("P-OK", "good", "count") == 1

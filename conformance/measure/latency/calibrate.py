@@ -61,7 +61,7 @@ async def measure_floor(config: ProbeConfig, *, duration: float = DEFAULT_FLOOR_
     from .prober import probe  # late: the prober imports this module for config.calibrate
 
     if server == "process":
-        loopback = LoopbackServerProcess()
+        loopback = LoopbackServerProcess(realtime=config.realtime)
     elif server == "thread":
         loopback = LoopbackServer()
     else:
@@ -81,10 +81,11 @@ async def measure_floor(config: ProbeConfig, *, duration: float = DEFAULT_FLOOR_
 
 def calibrate(protocol: str = "http", rate: float = 500.0, *, duration: float = DEFAULT_FLOOR_DURATION_S,
               max_in_flight: int = 64, payload_size: int = 64, arrivals: str = "fixed",
-              server: str = "process") -> Floor:
+              server: str = "process", realtime: bool = False) -> Floor:
     """Synchronous floor measurement, e.g. calibrate("tcp-echo", 1000) -> Floor(p50_us=45, ...)."""
     base = ProbeConfig(target="http://127.0.0.1:9/", protocol=protocol, rate=rate, duration=duration,
-                       max_in_flight=max_in_flight, payload_size=payload_size, arrivals=arrivals)
+                       max_in_flight=max_in_flight, payload_size=payload_size, arrivals=arrivals,
+                       realtime=realtime)
     loop = new_probe_loop(max_in_flight)
     try:
         return loop.run_until_complete(measure_floor(base, duration=duration, server=server))

@@ -85,6 +85,8 @@ class ProbeConfig:
                    (a 1 ms budget cannot be judged by a prober that is 1 ms late).
     allow_hosts:   non-loopback hosts this probe may reach. Empty: loopback only.
     calibrate:     first measure the harness floor against a loopback server (result.floor).
+    realtime:      run the probing thread under SCHED_FIFO (needs root or CAP_SYS_NICE; silently normal
+                   otherwise, see result.realtime). Makes send timing immune to busy neighbours.
     """
 
     target: str
@@ -107,6 +109,7 @@ class ProbeConfig:
     loop_tick_interval: float = 0.005
     allow_hosts: frozenset[str] = field(default_factory=frozenset)
     calibrate: bool = False
+    realtime: bool = False
 
     def __post_init__(self) -> None:
         parsed = parse_target(self.target)

@@ -273,10 +273,11 @@ class LoopbackServerProcess(_UrlsMixin):
     """
 
     def __init__(self, delay_s: float = 0.0, stall_s: float = 0.0, stall_first_s: float = 1.0,
-                 stall_every_s: float = 0.0, cpu: int | None = None):
+                 stall_every_s: float = 0.0, cpu: int | None = None, realtime: bool = False):
         self.args = ["--delay-ms", str(delay_s * 1000), "--stall-ms", str(stall_s * 1000),
                      "--stall-first-s", str(stall_first_s), "--stall-every-s", str(stall_every_s)]
         self.cpu = cpu
+        self.realtime = realtime  # SCHED_FIFO via chrt (root only), so neighbours can't delay answers
         self.ports: dict[str, int] = {}
         self.requests = 0
         self.stalls_ns: list[int] = []
@@ -286,6 +287,8 @@ class LoopbackServerProcess(_UrlsMixin):
         cmd = [sys.executable, "-m", "conformance.measure.latency.loopback_main", *self.args]
         if self.cpu is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", str(self.cpu), *cmd]
+        if self.realtime and shutil.which("chrt") and os.geteuid() == 0:
+            cmd = ["chrt", "-f", "10", *cmd]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready, _, _ = select.select([self._proc.stdout], [], [], 30)
         line = self._proc.stdout.readline() if ready else ""

@@ -28,7 +28,7 @@ from .result import LatencyResult
 from .safety import check_target
 from .schedule import arrival_offsets_ns
 from .selfcheck import LoopLagTicker, assess, lag_stats
-from .timing import fine_timer_slack, new_probe_loop, now_ns, sleep_until, spin_ns_for, timer_resolution_ns
+from .timing import fine_timer_slack, new_probe_loop, realtime_scheduling, now_ns, sleep_until, spin_ns_for, timer_resolution_ns
 
 # The schedule starts this long after setup so the first send is not late by construction.
 _LEAD_NS = 2_000_000
@@ -45,9 +45,10 @@ async def probe(config: ProbeConfig, protocol: Protocol | None = None) -> Latenc
         from .calibrate import measure_floor  # late: calibrate imports this module
 
         floor = (await measure_floor(config)).to_dict()
-    with fine_timer_slack():
+    with fine_timer_slack(), realtime_scheduling(config.realtime) as realtime:
         result = await _ProbeRun(config, protocol or make_protocol(config)).execute()
     result.floor = floor
+    result.realtime = realtime
     return result
 
 

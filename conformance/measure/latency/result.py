@@ -44,6 +44,7 @@ class LatencyResult:
     prober_cpu_percent: float | None = None  # CPU of this process during the run (100 = one core)
     schedule_start_ns: int = 0  # perf_counter_ns of schedule offset 0 (CLOCK_MONOTONIC on Linux)
     floor: dict[str, Any] | None = None  # calibrate.Floor.to_dict() when calibrated
+    realtime: bool = False  # the probing thread ran under SCHED_FIFO
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -95,6 +96,7 @@ class LatencyResult:
             "prober_cpu_percent": self.prober_cpu_percent,
             "schedule_start_ns": self.schedule_start_ns,
             "floor": self.floor,
+            "realtime": self.realtime,
             **({"extra": self.extra} if self.extra else {}),
         }
 
