@@ -175,6 +175,12 @@ def argparse_suppress() -> str:
     return argparse.SUPPRESS
 
 
+def pytest_addhooks(pluginmanager) -> None:
+    # Called as soon as this plugin registers: if Locust's plugin has not loaded yet, it never will.
+    if not pluginmanager.has_plugin("locust"):
+        pluginmanager.set_blocked("locust")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(name): the edge-conformance check this test implements")
     _block_locust(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -94,6 +95,20 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
     return args + list(opts.extra_pytest_args) + paths
 
 
+def _pytest_main_isolated(args: list[str]) -> int:
+    """pytest.main with only our plugin: other installed plugins (locust's, which would shadow
+    options and fixtures, hypothesis, benchmark ...) are not loaded into a conformance run."""
+    previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        return pytest.main(["-p", "conformance.pytest_plugin", *args])
+    finally:
+        if previous is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
+
+
 class TargetUnavailable(Exception):
     """The target could not be brought up (an emulated deployment failed to start)."""
 
@@ -115,7 +130,7 @@ def run(opts: RunOptions) -> RunOutcome:
         raise TargetUnavailable(f"{opts.target}: {exc}") from None
     try:
         file_opts = replace(opts, target=target.path, defects=[])
-        code = pytest.main(pytest_args(file_opts, run_id, out_dir))
+        code = _pytest_main_isolated(pytest_args(file_opts, run_id, out_dir))
     finally:
         target_cm.__exit__(None, None, None)
     results_path = out_dir / "results.json"

@@ -7,8 +7,9 @@ A network failure raises MeasurementError (the verdict becomes `error`, not a wr
 
 from __future__ import annotations
 
-import concurrent.futures
+import queue
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 
 from ..model.errors import MeasurementError
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="edge-http")
 
 
 @dataclass
@@ -49,11 +49,25 @@ def http_request(url: str, *, method: str = "GET", timeout: float = 5.0, headers
             return HttpResponse(exc.code, dict(exc.headers.items()) if exc.headers else {}, data,
                                 time.perf_counter() - started)
 
-    future = _POOL.submit(do)
+    # A daemon thread per request: a request stuck past its deadline must not keep the process
+    # alive after Ctrl-C (executor threads are joined at exit).
+    answers: queue.Queue = queue.Queue(maxsize=1)
+
+    def worker() -> None:
+        try:
+            answers.put((True, do()))
+        except BaseException as exc:  # handed to the caller below
+            answers.put((False, exc))
+
+    threading.Thread(target=worker, name="edge-http", daemon=True).start()
     try:
-        return future.result(timeout=timeout + 0.5)
-    except concurrent.futures.TimeoutError:
+        ok, value = answers.get(timeout=timeout + 0.5)
+    except queue.Empty:
         raise MeasurementError(f"{method} {url}: no complete answer within {timeout:g} s") from None
+    try:
+        if ok:
+            return value
+        raise value
     except urllib.error.URLError as exc:
         reason = exc.reason
         text = getattr(reason, "strerror", None) or str(reason)

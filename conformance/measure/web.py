@@ -8,17 +8,16 @@ a look at headers that leak the server's software version.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
+import queue
 import re
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
 
 from ..model.errors import MeasurementError
 from .http import HttpResponse, http_request
-
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="edge-web")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -49,11 +48,25 @@ def fetch(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dict 
             return HttpResponse(exc.code, dict(exc.headers.items()) if exc.headers else {}, data,
                                 time.perf_counter() - started)
 
-    future = _POOL.submit(do)
+    # A daemon thread per request, like measure.http: a request stuck past its deadline must not
+    # keep the process alive at exit.
+    answers: queue.Queue = queue.Queue(maxsize=1)
+
+    def worker() -> None:
+        try:
+            answers.put((True, do()))
+        except BaseException as exc:  # handed to the caller below
+            answers.put((False, exc))
+
+    threading.Thread(target=worker, name="edge-web", daemon=True).start()
     try:
-        return future.result(timeout=timeout + 0.5)
-    except concurrent.futures.TimeoutError:
+        ok, value = answers.get(timeout=timeout + 0.5)
+    except queue.Empty:
         raise MeasurementError(f"{method} {url}: no complete answer within {timeout:g} s") from None
+    try:
+        if ok:
+            return value
+        raise value
     except urllib.error.URLError as exc:
         reason = exc.reason
         raise MeasurementError(f"{method} {url}: {getattr(reason, 'strerror', None) or reason}") from None

@@ -11,7 +11,7 @@ users can do). Like k6's constant-arrival-rate executor we separate *arrivals* f
 * an arrival that waited in the backlog `start_tolerance_s` without a user taking it is *dropped* and
   counted (k6's `dropped_iterations`), never started late: the offered load stays what the schedule
   says, and drops show that the users (the generator's concurrency) ran out. The backlog never holds
-  more arrivals than there are users; beyond that an arrival is dropped at once.
+  more arrivals than there are users; beyond that the oldest one is dropped.
 
 Why a backlog with a small tolerance instead of k6's "drop unless a user is idle at that instant":
 gevent timers fire with about 1 ms granularity, so arrivals leave in small batches, and a user that
@@ -114,10 +114,14 @@ class Pacer:
                     waiter = self._idle.popleft()
                     waiter.scheduled = scheduled
                     waiter.event.set()
-                elif len(self._backlog) < self.max_backlog:
-                    self._backlog.append((scheduled, now))
                 else:
-                    dropped += 1  # every user already has an arrival waiting for it
+                    if len(self._backlog) >= self.max_backlog:
+                        # Every user already has an arrival waiting: drop the *oldest*. Keeping old ones
+                        # and turning new ones away would fill the backlog with arrivals that expire
+                        # before a user gets to them, and leave users idle at saturation.
+                        self._backlog.popleft()
+                        dropped += 1
+                    self._backlog.append((scheduled, now))
             self.arrivals += batch
             self._on_arrival(batch)
             if dropped:
