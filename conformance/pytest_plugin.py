@@ -134,6 +134,7 @@ class EdgeSession:
     reports: bool = True
     advisories: list[str] = field(default_factory=list)
     allow_faults: bool = False
+    only: set[str] = field(default_factory=set)  # --edge-only: just these REQ@SITE cases (reruns)
 
     def cases_for(self, check: str) -> list[Case]:
         return self.cases.get(check, [])
@@ -166,6 +167,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="switch on a defect in the emulated deployment (to prove a check fails)")
     group.addoption("--edge-allow-faults", action="store_true", default=False,
                     help="allow the resilience suite to run the real target's fault hooks (partition, kill ...)")
+    group.addoption("--edge-only", action="append", default=[], metavar="REQ@SITE",
+                    help="only check these requirement@site cases (e.g. BASE-FUN-01@store-1); repeatable")
     group.addoption("--edge-no-reports", action="store_true", default=False, help=argparse_suppress())
 
 
@@ -241,6 +244,8 @@ def _open_session(config: pytest.Config) -> EdgeSession:
         options = {"strict": strict, "suites": config.getoption("--edge-suite"),
                    "sites": config.getoption("--edge-site"), "waivers": config.getoption("--edge-waivers"),
                    "target": target_ref, "defects": config.getoption("--edge-defect")}
+        if config.getoption("--edge-only"):
+            options["only"] = config.getoption("--edge-only")
         record = RunRecord(out_dir / "results.json", run_id, [p.summary() for p in profiles],
                            target.redacted(), options)
         record.data["waivers"]["expired"] = [w.to_dict() for w in expired]
@@ -248,7 +253,8 @@ def _open_session(config: pytest.Config) -> EdgeSession:
                               site_filter=config.getoption("--edge-site"), waivers=waivers,
                               expired_waivers=expired, out_dir=out_dir, target_cm=target_cm,
                               reports=not config.getoption("--edge-no-reports"),
-                              allow_faults=bool(config.getoption("--edge-allow-faults")))
+                              allow_faults=bool(config.getoption("--edge-allow-faults")),
+                              only=set(config.getoption("--edge-only")))
         _plan(session)
         record.save()
     except BaseException:
@@ -267,8 +273,14 @@ def _plan(session: EdgeSession) -> None:
                 if session.site_filter and not site.matches(session.site_filter):
                     continue
                 case = Case(req, site)
+                if session.only and case.id not in session.only:
+                    continue
                 session.cases.setdefault(req.check, []).append(case)
                 session.record.plan(_entry(req, site, "not-run", f"{case.id}: not run"))
+    unknown = sorted(session.only - {c.id for cases in session.cases.values() for c in cases})
+    if unknown:
+        raise ConfigError(None, None, "--edge-only", f"no requirement@site {', '.join(unknown)} in these profiles "
+                                                     "and this target")
 
 
 def _entry(req: Requirement, site: Site, status: str, message: str) -> dict:

@@ -1,0 +1,222 @@
+"""Fault injection for one site of the target: the resilience suite's only way to break things.
+
+    faults = faults_for(target, site, allow_real=allow)   # what `edge.faults` returns
+    faults.require("partition", "heal")                   # SKIP "no fault hook: heal" when it cannot
+    with faults.partitioned():                            # heal always runs: error, Ctrl-C, anything
+        ...
+    with faults.degraded(delay_ms=30):                    # reset always runs
+        ...
+
+Two implementations behind one small interface (`Faults`):
+
+* an emulated deployment (the target file has `emulation:`): the supervisor's control API
+  (`emulated.EmulatedFaults`), always allowed, every action supported;
+* a real deployment: the site's fault hooks, commands from the target file (`hooks.HookFaults`),
+  only with `--allow-faults` (`run --allow-faults`, `pytest --edge-allow-faults`). Without it
+  `faults_for` skips the requirement ("fault hooks not allowed: pass --allow-faults"); an action
+  without its hook skips it ("no fault hook: partition"). A fault is never silently not injected,
+  so a requirement can never pass without its fault.
+
+Actions: partition/heal (the site's WAN), degrade/reset (WAN delay, jitter, loss, bandwidth; reset
+= back to normal), kill (SIGKILL-like crash), restart, stop/start (down until started), pause/resume
+(a hang). A failure to inject raises FaultError/HookError, both MeasurementError: the verdict is
+`error`, naming what failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from .emulated import FaultError  # a MeasurementError: the check reports `error`
+
+ACTIONS = ("partition", "heal", "degrade", "reset", "kill", "restart", "stop", "start", "pause", "resume")
+NOT_ALLOWED = "fault hooks not allowed: pass --allow-faults"
+
+
+def skip(reason: str) -> None:
+    """Skip the running requirement (pytest is imported only when a skip actually happens)."""
+    import pytest
+
+    pytest.skip(reason)
+
+
+class Faults:
+    """Fault injection for one site. Subclasses implement `_supports` and `_do`.
+
+    `log` lists what was done, one line per action, in a form safe to show in reports (hook
+    commands as written in the target file: ${ENV} references are never expanded there).
+    """
+
+    kind = "abstract"
+
+    def __init__(self, target: Any, site: Any, allow_real: bool = False):
+        self.target = target
+        self.site = site
+        self.allow_real = allow_real
+        self.log: list[str] = []
+
+    # -- what can be done here
+
+    @property
+    def name(self) -> str:
+        return self.site.name
+
+    def supports(self, action: str) -> bool:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown fault action {action!r} (actions: {', '.join(ACTIONS)})")
+        return self._supports(action)
+
+    def missing(self, *actions: str) -> list[str]:
+        return [a for a in actions if not self.supports(a)]
+
+    def require(self, *actions: str) -> None:
+        """Skip the requirement unless every action can be injected on this site."""
+        missing = self.missing(*actions)
+        if missing:
+            skip(self._missing_reason(missing[0]))
+
+    def _missing_reason(self, action: str) -> str:
+        return f"no fault hook: {action}"
+
+    def for_site(self, site: Any) -> Faults:
+        """The same kind of fault injection, with the same permission, for another site (central)."""
+        return faults_for(self.target, site, allow_real=self.allow_real)
+
+    # -- actions
+
+    def partition(self) -> None:
+        """Cut the site's WAN: nothing crosses until heal()."""
+        self._run("partition")
+
+    def heal(self) -> None:
+        self._run("heal")
+
+    def degrade(self, *, delay_ms: float | None = None, jitter_ms: float | None = None,
+                loss: float | None = None, bandwidth_bps: int | None = None) -> None:
+        """Change the site's WAN: delay_ms one-way, loss a fraction (0.05 = 5 %), bandwidth_bps bit/s."""
+        params = {k: v for k, v in (("delay_ms", delay_ms), ("jitter_ms", jitter_ms), ("loss", loss),
+                                    ("bandwidth_bps", bandwidth_bps)) if v is not None}
+        if not params:
+            raise ValueError("degrade() needs at least one of delay_ms, jitter_ms, loss, bandwidth_bps")
+        self._run("degrade", **params)
+
+    def reset(self) -> None:
+        """The WAN back to normal (no degradation, healed)."""
+        self._run("reset")
+
+    def kill(self) -> None:
+        """Crash the site (SIGKILL): whatever supervises it decides when it comes back."""
+        self._run("kill")
+
+    def restart(self) -> None:
+        self._run("restart")
+
+    def stop(self) -> None:
+        """Take the site down until start()."""
+        self._run("stop")
+
+    def start(self) -> None:
+        self._run("start")
+
+    def pause(self) -> None:
+        """Freeze the site (SIGSTOP): connections stay open, nothing is answered, until resume()."""
+        self._run("pause")
+
+    def resume(self) -> None:
+        self._run("resume")
+
+    # -- faults that must always be undone
+
+    def partitioned(self) -> contextlib.AbstractContextManager[None]:
+        """Partition for the length of the block; heal whatever happens (also on Ctrl-C)."""
+        return self._undone(self.partition, self.heal, "heal")
+
+    def degraded(self, **params: Any) -> contextlib.AbstractContextManager[None]:
+        return self._undone(lambda: self.degrade(**params), self.reset, "reset")
+
+    def paused(self) -> contextlib.AbstractContextManager[None]:
+        return self._undone(self.pause, self.resume, "resume")
+
+    def stopped(self) -> contextlib.AbstractContextManager[None]:
+        return self._undone(self.stop, self.start, "start")
+
+    @contextlib.contextmanager
+    def _undone(self, do, undo, undo_name: str) -> Iterator[None]:
+        # `do` is inside the try: a fault that failed or timed out half way is undone too.
+        try:
+            do()
+            yield
+        except BaseException as exc:
+            try:
+                undo()
+            except Exception as undo_exc:  # the first failure stays the verdict; this one is logged
+                line = f"{undo_name} on {self.name} after {type(exc).__name__} failed too: {undo_exc}"
+                self.log.append(line)
+                print(f"edge-conformance: {line}", file=sys.stderr)
+            raise
+        else:
+            undo()
+
+    # -- implementation
+
+    def _run(self, action: str, **params: Any) -> None:
+        if not self.supports(action):
+            skip(self._missing_reason(action))
+        self._do(action, **params)
+
+    def _supports(self, action: str) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _do(self, action: str, **params: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class EmulatedSiteFaults(Faults):
+    """An emulated site: the supervisor's control API does everything."""
+
+    kind = "emulated"
+
+    def __init__(self, target: Any, site: Any, api: Any):
+        super().__init__(target, site, allow_real=True)
+        self.api = api
+
+    def _supports(self, action: str) -> bool:
+        return True
+
+    def _do(self, action: str, **params: Any) -> None:
+        name = self.site.name
+        if action == "degrade":
+            self.api.degrade(name, **params)
+            shown = ", ".join(f"{k}={v:g}" for k, v in params.items())
+            self.log.append(f"degrade {name}: {shown}")
+            return
+        getattr(self.api, action)(name)
+        self.log.append(f"{action} {name}")
+
+
+def faults_for(target: Any, site: Any, allow_real: bool = False) -> Faults:
+    """Fault injection for `site` (a Site or a site name) of `target`.
+
+    Emulated targets: always. Real targets: the site's hooks, only when `allow_real` (the run's
+    --allow-faults); otherwise the requirement is skipped here, before anything is touched.
+    """
+    if isinstance(site, str):
+        site = target.site(site)
+    if target.emulation:
+        from .emulated import EmulatedFaults
+
+        control = target.emulation.get("control_url")
+        if not control:
+            raise FaultError(f"emulated target {target.name} has no control_url: cannot inject faults")
+        return EmulatedSiteFaults(target, site, EmulatedFaults(control))
+    if not allow_real:
+        skip(NOT_ALLOWED)
+    from .hooks import HookFaults
+
+    return HookFaults(target, site, allow_real=True)
+
+
+__all__ = ["ACTIONS", "NOT_ALLOWED", "EmulatedSiteFaults", "FaultError", "Faults", "faults_for", "skip"]

@@ -57,7 +57,7 @@ class Session:
                            on_arrival=self.recorder.note_arrival, on_drop=self.recorder.note_dropped,
                            on_start=self.recorder.note_start)
         self.monitor = Monitor()
-        self._started = False
+        self.started = False
         env.events.request.add_listener(self.recorder.on_request)
         for cls in users.USER_CLASSES.values():  # read when a user is created
             cls.network_timeout = cls.connection_timeout = config.request_timeout_s
@@ -65,11 +65,10 @@ class Session:
 
     def measure(self, runner: Any, iterations_per_s: float, role: str, index: int) -> dict[str, Any]:
         """Run the paced window, wait for iterations in flight, return this process's report."""
-        if self._started:
+        if self.started:
             raise RuntimeError("a session measures once")
-        self._started = True
+        self.started = True
         self.recorder.recording = True
-        self.pacer.max_backlog = max(1, runner.user_count)
         self.monitor.start()
         sampler = gevent.spawn(self._sample_users, runner)
         try:
@@ -124,7 +123,7 @@ def run_local(config: LoadConfig) -> dict[str, Any]:
     report = AsyncResult()
 
     def on_spawned(user_count: int, **_: Any) -> None:
-        if not session._started:
+        if not session.started:
             gevent.spawn(lambda: report.set(session.measure(runner, config.iteration_rate, "local", 0)))
 
     env.events.spawning_complete.add_listener(on_spawned)
@@ -187,7 +186,7 @@ def run_worker(master_host: str, master_port: int) -> None:
 
     def on_spawned(user_count: int, **_: Any) -> None:
         session: Session | None = state.get("session")
-        if session is None or session._started:
+        if session is None or session.started:
             return
         config = state["config"]
         # Locust spreads users over workers; each worker offers the share of the rate its users have.
@@ -210,7 +209,8 @@ def run_worker(master_host: str, master_port: int) -> None:
 def _start_worker(master_host: str, port: int) -> subprocess.Popen:
     # Inherits our process group: the driver's killpg reaches the workers too.
     return subprocess.Popen([sys.executable, "-m", "conformance.measure.load.child", "--worker",
-                             "--master-host", master_host, "--master-port", str(port), "--parent-pid", str(os.getpid())])
+                             "--master-host", master_host, "--master-port", str(port),
+                             "--parent-pid", str(os.getpid())])
 
 
 def _wait(condition, timeout_s: float, abort=lambda: False) -> bool:

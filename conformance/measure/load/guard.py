@@ -61,7 +61,9 @@ def assess(signals: GuardInput, config: GuardConfig | None = None) -> tuple[bool
         findings.append(f"achieved {signals.achieved_rps:.0f}/s of {signals.offered_rps:.0f}/s offered")
 
     if signals.arrivals and signals.dropped / signals.arrivals > config.dropped_tolerance:
-        findings.append(f"dropped {signals.dropped} of {signals.arrivals} iterations (no free user; raise users)")
+        starved = any(f.startswith(("CPU", "event loop")) for f in findings)  # more users would not help
+        hint = "no free user" if starved else "no free user; raise users"
+        findings.append(f"dropped {signals.dropped} of {signals.arrivals} iterations ({hint})")
 
     if signals.missing_workers:
         findings.append(f"worker report missing from {signals.missing_workers} of {signals.expected_workers} workers")

@@ -10,13 +10,15 @@ users can do). Like k6's constant-arrival-rate executor we separate *arrivals* f
   backlog, and the next user that finishes takes it;
 * an arrival that waited in the backlog `start_tolerance_s` without a user taking it is *dropped* and
   counted (k6's `dropped_iterations`), never started late: the offered load stays what the schedule
-  says, and drops show that the users (the generator's concurrency) ran out. The backlog never holds
-  more arrivals than there are users; beyond that the oldest one is dropped.
+  says, and drops show that the users (the generator's concurrency) ran out.
 
 Why a backlog with a small tolerance instead of k6's "drop unless a user is idle at that instant":
-gevent timers fire with about 1 ms granularity, so arrivals leave in small batches, and a user that
-finishes a moment after a batch would sit idle until the next one; at saturation that cost a third of
-the throughput (benchmarks/load_vs_locust.py). And an arrival handed to an idle user is never dropped,
+the arrival loop runs once per turn of the gevent loop (timers fire with ~1 ms granularity, and a turn
+that handles 20 responses takes a few ms), so arrivals leave in batches. Without a backlog, users
+finishing between two batches sat idle until the next one; at saturation that cost up to a third of
+the throughput (benchmarks/load_vs_locust.py). A backlog capped at the number of users was not enough
+either (users emptied it within one turn and then waited); a backlog bounded by age keeps every user
+busy and only holds about `rate x start_tolerance_s` arrivals. And an arrival handed to an idle user is never dropped,
 even if the whole process then stalls (no CPU for 50 ms): that is lateness, reported as `start_lag`,
 and the stall shows up as loop lag in the monitor, not as missing users.
 """
@@ -49,7 +51,6 @@ class Pacer:
         # total rate only when the master says spawning is complete, so the rate is given to run().
         self.duration_s = duration_s
         self.start_tolerance_s = start_tolerance_s
-        self.max_backlog = 1  # set to the number of users before run()
         self.rate = 0.0
         self._on_arrival = on_arrival
         self._on_drop = on_drop
@@ -115,13 +116,10 @@ class Pacer:
                     waiter.scheduled = scheduled
                     waiter.event.set()
                 else:
-                    if len(self._backlog) >= self.max_backlog:
-                        # Every user already has an arrival waiting: drop the *oldest*. Keeping old ones
-                        # and turning new ones away would fill the backlog with arrivals that expire
-                        # before a user gets to them, and leave users idle at saturation.
-                        self._backlog.popleft()
-                        dropped += 1
                     self._backlog.append((scheduled, now))
+            while self._backlog and now - self._backlog[0][1] > self.start_tolerance_s:
+                self._backlog.popleft()  # expired unstarted: bounds the backlog to ~rate x tolerance
+                dropped += 1
             self.arrivals += batch
             self._on_arrival(batch)
             if dropped:

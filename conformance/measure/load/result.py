@@ -66,7 +66,8 @@ def _process_name(report: dict[str, Any]) -> str:
 
 
 def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
-    reports: list[dict[str, Any]] = sorted(raw.get("reports") or [], key=lambda r: (r.get("host", ""), r.get("index", 0)))
+    reports: list[dict[str, Any]] = sorted(raw.get("reports") or [],
+                                           key=lambda r: (r.get("host", ""), r.get("index", 0)))
 
     endpoints: dict[str, dict[str, Any]] = {}
     encoded_by_endpoint: dict[str, list[str]] = defaultdict(list)
@@ -80,7 +81,8 @@ def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
         windows.append(window)
         completed = 0
         for name, e in report.get("endpoints", {}).items():
-            merged = endpoints.setdefault(name, {"method": e["method"], "requests": 0, "failures": 0, "errors": Counter()})
+            merged = endpoints.setdefault(
+                name, {"method": e["method"], "requests": 0, "failures": 0, "errors": Counter()})
             merged["requests"] += e["requests"]
             merged["failures"] += e["failures"]
             merged["errors"].update(e["errors"])
@@ -147,13 +149,14 @@ def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
 def merge_series(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per wall-clock second of the window: t (s from the first), rps, errors_per_s, p95_us,
     users (spawned), active (users busy in an iteration, peak), offered (requests/s), dropped."""
+    empty = {"rps": 0, "errors_per_s": 0, "users": 0, "active": 0, "offered": 0, "dropped": 0}
     rows: dict[int, dict[str, Any]] = {}
     encoded: dict[int, list[str]] = defaultdict(list)
     for report in reports:
         rpi = report["requests_per_iteration"]
         for row in report.get("series", []):
             sec = row["sec"]
-            acc = rows.setdefault(sec, {"rps": 0, "errors_per_s": 0, "users": 0, "active": 0, "offered": 0, "dropped": 0})
+            acc = rows.setdefault(sec, dict(empty))
             acc["rps"] += row["requests"]
             acc["errors_per_s"] += row["failures"]
             acc["users"] += row["users"]
@@ -166,7 +169,7 @@ def merge_series(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     first = min(rows)
     out = []
     for sec in range(first, max(rows) + 1):
-        acc = rows.get(sec, {"rps": 0, "errors_per_s": 0, "users": 0, "active": 0, "offered": 0, "dropped": 0})
+        acc = rows.get(sec, empty)
         hist = histograms.merge(encoded.get(sec, []), histograms.COARSE)
         out.append({"t": sec - first, "epoch": sec, **acc,
                     "p95_us": hist.get_value_at_percentile(95) if hist.get_total_count() else None})

@@ -7,7 +7,7 @@ import os
 import socket
 
 from ..errors import EchoMismatch
-from .base import ConnectionPool, Protocol, pick_address
+from .base import CallbackProtocol, Connection, ConnectionPool, Protocol, pick_address
 
 
 class TcpConnect(Protocol):
@@ -29,37 +29,47 @@ class TcpConnect(Protocol):
             sock.close()
 
 
-class TcpEcho(Protocol):
+class EchoConnection(Connection):
+    def __init__(self, pool: ConnectionPool):
+        super().__init__(pool)
+        self.expected = b""
+        self.got = bytearray()
+
+    def expect(self, payload: bytes) -> None:
+        self.expected = payload
+
+    def begin(self) -> None:
+        self.got.clear()
+
+    def received(self, data: bytes) -> bool:
+        self.got += data
+        if len(self.got) < len(self.expected):
+            return False
+        if self.got != self.expected:
+            raise EchoMismatch("echo reply differs from the request")
+        return True
+
+
+class TcpEcho(CallbackProtocol):
     """Send payload_size bytes on a persistent connection and read the same bytes back."""
 
     name = "tcp-echo"
 
     def __init__(self, config):
         super().__init__(config)
-        self._pool: ConnectionPool = ConnectionPool(self._open, lambda conn: conn[1].close())
         self._prefix = os.urandom(max(0, config.payload_size - 8))
         self._seq = 0
+        self._pool = ConnectionPool(EchoConnection, self.target.host, self.target.port)
 
     async def connect(self) -> None:
-        _, self._address = await pick_address(self.target.host, self.target.port, self.config.timeout)
+        _, address = await pick_address(self.target.host, self.target.port, self.config.timeout)
+        self._pool = ConnectionPool(EchoConnection, address[0], address[1])
 
-    async def _open(self):
-        return await asyncio.open_connection(self._address[0], self._address[1])
-
-    async def request(self) -> None:
+    def start(self) -> asyncio.Future:
         self._seq += 1
         # A sequence number in every payload: a stale reply from an earlier request can't pass.
         payload = self._seq.to_bytes(8, "big") + self._prefix
-        reader, writer = await self._pool.acquire()
-        ok = False
-        try:
-            writer.write(payload)
-            reply = await reader.readexactly(len(payload))
-            if reply != payload:
-                raise EchoMismatch("echo reply differs from the request")
-            ok = True
-        finally:
-            self._pool.release((reader, writer), ok)
+        return self._pool.start(payload)
 
     async def close(self) -> None:
         self._pool.close()

@@ -1,0 +1,409 @@
+"""Certification bundles: one tar.gz with everything a reviewer needs to check a run offline.
+
+    edge-conformance-<run-id>/
+      manifest.json          SHA-256 of every other member; the profiles' chains; the signer's key
+      manifest.sig           Ed25519 signature of manifest.json (base64), when signed
+      results.json           the run's record, byte for byte
+      junit.xml summary.md report.html   rendered from results.json when the bundle is made
+      raw/<id>@<site>.json   each result's measured values and raw measurements (histograms ...)
+      profiles/<id>/<n>/<file>.yaml      every file of each profile's extends chain, as run
+      topology/<name>.yaml   the emulated topology, when the target was emulated (a built-in)
+      waivers.yaml           the waivers file the run used, if any
+      target.json            the target as results.json records it (credentials only as ${ENV})
+      environment.json       harness version, python, platform, dependency versions, cpus, suites digest
+
+The archive is deterministic: members in a fixed order, mtimes set to the run's end, no owner names,
+gzip without a timestamp; bundling the same results twice (and signing with the same key, Ed25519 is
+deterministic) gives the same bytes. `verify.verify_bundle` checks one.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import __version__
+from ..model.errors import ConfigError
+from ..model.paths import profiles_dir, suites_dir
+from ..model.profile import load_profile, resolve_ref
+from ..model.target import ENV_REF
+from . import keys
+from .writer import load_results, render
+
+SCHEMA = "edge-conformance/bundle/v1"
+ROOT_PREFIX = "edge-conformance-"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+REPORTS = {"junit": "junit.xml", "md": "summary.md", "html": "report.html"}
+MIN_SECRET_LENGTH = 6  # shorter values (ports, "true") would be found everywhere
+_SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
+
+
+@dataclass
+class Bundle:
+    path: Path
+    run_id: str
+    members: list[str]
+    signed_by: str | None = None  # key fingerprint
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ChainFile:
+    path: Path  # where it is on this machine
+    ref: str | None  # how the file before it in the chain named it (extends: ...); None for the profile
+    sha256: str
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def dumps(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def safe_name(text: str) -> str:
+    return _SAFE.sub("_", str(text)) or "_"
+
+
+def root_dir(run_id: str) -> str:
+    return ROOT_PREFIX + safe_name(run_id)
+
+
+def find_results(path: str | Path) -> Path:
+    """RESULTS_DIR (holding results.json) or a results.json itself."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise ConfigError(str(p), None, None, "no results.json here (give the run's output directory)")
+    return p
+
+
+def chain_files(top: Path) -> list[ChainFile]:
+    """The profile file and every file it extends, in order, with their real paths."""
+    out, seen, path, ref = [], set(), top, None
+    while True:
+        key = str(path.resolve())
+        if key in seen:  # load_profile reports cycles; never loop here
+            break
+        seen.add(key)
+        data = path.read_bytes()
+        out.append(ChainFile(path, ref, sha256(data)))
+        doc = yaml.safe_load(data)
+        ref = doc.get("extends") if isinstance(doc, dict) else None
+        if not ref:
+            return out
+        path = resolve_ref(str(ref), relative_to=path.parent)
+    return out
+
+
+def _candidates(entry: dict, results_dir: Path, hints: list[Path]) -> list[Path]:
+    source = str(entry.get("source") or "")
+    pid = str(entry.get("id") or "")
+    out: list[Path] = []
+    for h in hints:
+        out.append(h)
+    if source:
+        s = Path(source)
+        if s.is_absolute():
+            out.append(s)
+        else:
+            out += [Path.cwd() / s, results_dir / s]
+            if source.startswith("profiles/"):  # how a shipped profile is shown outside a checkout
+                out.append(profiles_dir() / source.removeprefix("profiles/"))
+    if pid:
+        out.append(profiles_dir() / f"{pid}.yaml")
+    seen, unique = set(), []
+    for p in out:
+        if p.is_file() and str(p.resolve()) not in seen:
+            seen.add(str(p.resolve()))
+            unique.append(p)
+    return unique
+
+
+def locate_profile(entry: dict, results_dir: Path, hints: list[Path] = ()) -> tuple[Any, list[ChainFile]]:
+    """The profile file (and chain) whose digest is the one results.json recorded for `entry`.
+
+    Raises ConfigError when it cannot be found, or when the file found has changed since the run.
+    """
+    want = entry.get("sha256")
+    pid = entry.get("id")
+    tried = []
+    for path in _candidates(entry, results_dir, list(hints)):
+        try:
+            profile = load_profile(str(path))
+        except ConfigError as exc:
+            tried.append(f"{path} ({exc})")
+            continue
+        if profile.id != pid:
+            continue
+        if profile.sha256 == want:
+            files = chain_files(path)
+            if [f.sha256 for f in files] != [c.sha256 for c in profile.chain]:  # pragma: no cover
+                raise ConfigError(str(path), None, None, "the profile's extends chain changed while bundling")
+            return profile, files
+        changed = [f"{c.path} (sha256 now {c.sha256[:12]})" for c in profile.chain]
+        tried.append(f"{path}: changed since the run (chain digest now {profile.sha256[:12]}, the run used "
+                     f"{str(want)[:12]}; files: {', '.join(changed)})")
+    if tried:
+        raise ConfigError(str(entry.get("source")), None, None,
+                          f"profile {pid}: no file matches the digest the run recorded; refusing to bundle a "
+                          f"different profile than the one that was run. " + "; ".join(tried))
+    raise ConfigError(str(entry.get("source")), None, None,
+                      f"profile {pid}: file not found (bundle from the directory the run was started in, "
+                      f"or give --profile PATH)")
+
+
+def environment() -> dict:
+    """The bundling machine: harness, python, platform, dependency versions, cpus, suites digest."""
+    from importlib import metadata
+
+    packages: dict[str, str | None] = {}
+    try:
+        requires = metadata.requires("edge-conformance") or []
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        requires = []
+    names = sorted({re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0] for r in requires if "extra ==" not in r}
+                   | {"cryptography"})
+    for name in names:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    suite_files = {}
+    root = suites_dir()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".ini", ".yaml", ".yml"):
+            suite_files[p.relative_to(root).as_posix()] = sha256(p.read_bytes())
+    return {
+        "harness": {"name": "edge-conformance", "version": __version__},
+        "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
+                   "executable_version": sys.version.split()[0]},
+        "platform": {"system": platform.system(), "release": platform.release(), "machine": platform.machine(),
+                     "platform": platform.platform()},
+        "cpu_count": os.cpu_count(),
+        "packages": packages,
+        "suites": {"digest": sha256("".join(f"{k}:{v}\n" for k, v in suite_files.items()).encode()),
+                   "files": suite_files},
+    }
+
+
+def _secret_values(results: dict) -> dict[str, str]:
+    """Values of the environment variables the run's target refers to (its credentials)."""
+    names: set[str] = set()
+    target = results.get("target") or {}
+    for site in target.get("sites") or []:
+        for ref in (site.get("credentials") or {}).values():
+            names.update(ENV_REF.findall(str(ref)))
+    tpath = target.get("path")
+    if tpath and target.get("kind") != "emulated":
+        try:
+            names.update(ENV_REF.findall(Path(tpath).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            pass
+    out = {}
+    for n in sorted(names):
+        v = os.environ.get(n)
+        if v and len(v) >= MIN_SECRET_LENGTH:
+            out[n] = v
+    return out
+
+
+def scan_secrets(members: dict[str, bytes], secrets: dict[str, str]) -> None:
+    for name, data in members.items():
+        for var, value in secrets.items():
+            forms = {value.encode("utf-8"), json.dumps(value)[1:-1].encode("utf-8")}
+            if any(f in data for f in forms):
+                raise ConfigError(name, None, None, f"contains the value of ${{{var}}}, a credential of the target; "
+                                                    "refusing to put a secret in a bundle")
+
+
+def _epoch(results: dict) -> int:
+    for key in ("finished", "started"):
+        v = results.get(key)
+        if isinstance(v, str):
+            try:
+                return max(0, int(dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()))
+            except ValueError:
+                continue
+    return 0
+
+
+def _waivers_file(results: dict, results_dir: Path, hint: Path | None, warnings: list[str]) -> bytes | None:
+    ref = (results.get("options") or {}).get("waivers")
+    applied = (results.get("waivers") or {}).get("applied") or []
+    if not ref and not hint:
+        return None
+    cands = [hint] if hint else [Path(ref), results_dir / ref] if not Path(ref).is_absolute() else [Path(ref)]
+    path = next((p for p in cands if p and p.is_file()), None)
+    if path is None:
+        if applied:
+            raise ConfigError(str(ref), None, None, "the run's waivers file is not found and the run applied "
+                                                    "waivers (bundle from the run's directory or give --waivers PATH)")
+        warnings.append(f"waivers file {ref} not found; not included (the run applied no waiver)")
+        return None
+    data = path.read_bytes()
+    from ..model.waivers import load_waivers
+
+    have = [w.to_dict() for w in load_waivers(path)]
+    for w in applied:
+        if not any(all(str(w.get(k)) == str(h.get(k)) for k in ("id", "reason", "who", "expires"))
+                   and h["site"] in ("all", w.get("site")) for h in have):
+            raise ConfigError(str(path), None, None, f"waiver for {w.get('id')}@{w.get('site')} that the run applied "
+                                                     "is not in this file any more: it changed since the run")
+    return data
+
+
+def _topology(results: dict, warnings: list[str]) -> tuple[str, bytes] | None:
+    target = results.get("target") or {}
+    name = target.get("topology") or (target.get("emulation") or {}).get("topology")
+    if target.get("kind") != "emulated" or not name:
+        return None
+    from ..model.topology import topologies_dir
+
+    path = topologies_dir() / f"{name}.yaml"
+    if not path.is_file():
+        warnings.append(f"topology {name} is not a built-in topology; not included")
+        return None
+    return name, path.read_bytes()
+
+
+# ------------------------------------------------------------------------------------------ bundle
+
+
+def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint: Path | None = None
+            ) -> tuple[dict, dict[str, bytes], dict, list[str]]:
+    """(results, members {name: bytes} without the manifest, manifest without files, warnings)."""
+    results_bytes = results_path.read_bytes()
+    results = load_results(results_path)
+    results_dir = results_path.parent
+    warnings: list[str] = []
+    if results.get("state") != "finished":
+        warnings.append(f"the run's state is {results.get('state')}: some results may be not-run")
+
+    members: dict[str, bytes] = {"results.json": results_bytes}
+    for fmt, name in REPORTS.items():
+        members[name] = render(results, fmt).encode("utf-8")
+
+    raw_index = []
+    used: set[str] = set()
+    for r in results.get("requirements") or []:
+        if not r.get("raw") and not r.get("measured"):
+            continue
+        name = f"raw/{safe_name(r.get('id'))}@{safe_name(r.get('site'))}.json"
+        if name in used:
+            name = f"raw/{safe_name(r.get('id'))}@{safe_name(r.get('site'))}~{safe_name(r.get('profile'))}.json"
+        used.add(name)
+        members[name] = dumps({k: r.get(k) for k in ("profile", "id", "site", "status", "measured", "raw")})
+        raw_index.append({"file": name, "profile": r.get("profile"), "id": r.get("id"), "site": r.get("site")})
+
+    profiles_index = []
+    for entry in results.get("profiles") or []:
+        _, files = locate_profile(entry, results_dir, list(profile_hints))
+        chain = []
+        for n, f in enumerate(files):
+            name = f"profiles/{safe_name(entry.get('id'))}/{n}/{safe_name(f.path.name)}"
+            members[name] = f.path.read_bytes()
+            chain.append({"file": name, "ref": f.ref, "sha256": f.sha256})
+        profiles_index.append({"id": entry.get("id"), "version": entry.get("version"), "sha256": entry.get("sha256"),
+                               "source": entry.get("source"), "chain": chain})
+
+    topo = _topology(results, warnings)
+    if topo:
+        members[f"topology/{safe_name(topo[0])}.yaml"] = topo[1]
+    waivers = _waivers_file(results, results_dir, waivers_hint, warnings)
+    if waivers is not None:
+        members["waivers.yaml"] = waivers
+    members["target.json"] = dumps(results.get("target"))
+    members["environment.json"] = dumps(environment())
+
+    manifest = {
+        "schema": SCHEMA,
+        "made_by": {"name": "edge-conformance", "version": __version__},
+        "run": {k: results.get(k) for k in ("run_id", "verdict", "state", "started", "finished")}
+               | {"harness": results.get("harness"), "counts": results.get("counts")},
+        "profiles": profiles_index,
+        "raw": raw_index,
+        "topology": {"name": topo[0], "file": f"topology/{safe_name(topo[0])}.yaml"} if topo else None,
+        "waivers": "waivers.yaml" if waivers is not None else None,
+    }
+    scan_secrets(members, _secret_values(results))
+    return results, members, manifest, warnings
+
+
+def write_tar(path: Path, root: str, members: list[tuple[str, bytes]], mtime: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in members:
+                info = tarfile.TarInfo(f"{root}/{name}")
+                info.size = len(data)
+                info.mtime = mtime
+                info.mode = 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def make_bundle(results: str | Path, out: str | Path | None = None, sign_key: str | Path | None = None, *,
+                profile_hints: list[str | Path] = (), waivers_hint: str | Path | None = None) -> Bundle:
+    """Bundle the run in `results` (its directory or its results.json) into one tar.gz."""
+    results_path = find_results(results)
+    private = keys.load_private_key(sign_key) if sign_key else None  # a bad key fails before any work
+    data, members, manifest, warnings = collect(results_path, profile_hints=[Path(p) for p in profile_hints],
+                                                waivers_hint=Path(waivers_hint) if waivers_hint else None)
+    run_id = str(data.get("run_id") or "run")
+    manifest["files"] = {name: sha256(members[name]) for name in sorted(members)}
+    fingerprint = None
+    if private is not None:
+        raw = keys.raw_public(private)
+        fingerprint = keys.fingerprint(raw)
+        manifest["signature"] = {"algorithm": "ed25519", "key_fingerprint": fingerprint,
+                                 "public_key": base64.b64encode(raw).decode("ascii"), "file": SIGNATURE}
+    manifest_bytes = dumps(manifest)
+    ordered = [(MANIFEST, manifest_bytes)]
+    if private is not None:
+        sig = keys.sign(private, manifest_bytes)
+        ordered.append((SIGNATURE, base64.b64encode(sig) + b"\n"))
+    ordered += [(name, members[name]) for name in sorted(members)]
+    target = Path(out) if out else results_path.parent / f"{root_dir(run_id)}.tar.gz"
+    if target.is_dir():
+        target = target / f"{root_dir(run_id)}.tar.gz"
+    write_tar(target, root_dir(run_id), ordered, _epoch(data))
+    return Bundle(target, run_id, [n for n, _ in ordered], fingerprint, warnings)
+
+
+def bundle_run(out_dir: str | Path, sign_key: str | Path | None = None, out: str | Path | None = None) -> Bundle:
+    """For `run --bundle`: bundle the run just written into out_dir (next to its results.json)."""
+    return make_bundle(Path(out_dir), out=out, sign_key=sign_key)
