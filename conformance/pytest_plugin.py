@@ -276,11 +276,25 @@ def _plan(session: EdgeSession) -> None:
                 if session.only and case.id not in session.only:
                     continue
                 session.cases.setdefault(req.check, []).append(case)
-                session.record.plan(_entry(req, site, "not-run", f"{case.id}: not run"))
+                entry = _entry(req, site, "not-run", f"{case.id}: not run")
+                if req.quorum is not None:
+                    entry["fleet_member"] = True
+                session.record.plan(entry)
+            if req.quorum is not None and any(c.requirement is req for c in session.cases.get(req.check, [])):
+                session.record.plan(_fleet_entry(req))
     unknown = sorted(session.only - {c.id for cases in session.cases.values() for c in cases})
     if unknown:
         raise ConfigError(None, None, "--edge-only", f"no requirement@site {', '.join(unknown)} in these profiles "
                                                      "and this target")
+
+
+def _fleet_entry(req: Requirement) -> dict:
+    """The aggregate verdict of a quorum requirement (`sites: 95%`) over its per-site results."""
+    fleet = Site(name=R.FLEET_SITE, role=R.FLEET_SITE)
+    entry = _entry(req, fleet, "not-run", f"{req.id} fleet: not run")
+    entry["quorum"] = req.quorum
+    entry["expect"] = f"sites_passing >= {req.quorum * 100:g} % (each site: {req.expect.text})"
+    return entry
 
 
 def _entry(req: Requirement, site: Site, status: str, message: str) -> dict:
@@ -423,7 +437,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         ctx = item.stash.get(_CTX, None)
         duration = time.monotonic() - item.stash.get(_START, time.monotonic())
         verdict = _verdict(case, ctx, call, report, session)
-        _apply_to_report(report, verdict, session)
+        # A site of a quorum requirement is judged through its fleet entry, not on its own.
+        _apply_to_report(report, verdict, session, blocking_allowed=case.requirement.quorum is None)
         entry = session.record.update(
             case.requirement.profile, case.requirement.id, case.site.name,
             status=verdict.status, message=verdict.message, advisory=verdict.advisory,
@@ -492,9 +507,9 @@ def _maybe_waive(v: Verdict, case: Case, session: EdgeSession) -> Verdict:
     return v
 
 
-def _apply_to_report(report, verdict: Verdict, session: EdgeSession) -> None:
+def _apply_to_report(report, verdict: Verdict, session: EdgeSession, blocking_allowed: bool = True) -> None:
     """A blocking failure fails the pytest test; advisories and waivers pass with a note."""
-    blocking = not verdict.advisory or session.strict
+    blocking = (not verdict.advisory or session.strict) and blocking_allowed
     if verdict.status in ("pass", "waived"):
         report.outcome = "passed"
         report.longrepr = None

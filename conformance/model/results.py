@@ -33,7 +33,38 @@ def is_blocking(r: dict, strict: bool) -> bool:
     return r["level"] == "must" or strict
 
 
+FLEET_SITE = "fleet"  # the site name of a quorum requirement's aggregate entry
+
+
+def fleet_outcome(members: list[dict], quorum: float) -> tuple[str, int, int, int]:
+    """A quorum rule over per-site results: (status, passing, failing, applicable).
+
+    Skipped sites are not applicable. The fleet passes once enough sites passed, fails once too
+    many failed for the quorum to be reachable, and is otherwise undecided (not-run while sites are
+    pending, inconclusive when undecided sites could tip it either way).
+    """
+    applicable = [m for m in members if m["status"] != "skip"]
+    n = len(applicable)
+    passing = sum(m["status"] in ("pass", "waived") for m in applicable)
+    failing = sum(m["status"] == "fail" for m in applicable)
+    if n == 0:
+        return "skip", 0, 0, 0
+    if passing >= quorum * n - 1e-9:
+        return "pass", passing, failing, n
+    if (n - failing) < quorum * n - 1e-9:
+        return "fail", passing, failing, n
+    if any(m["status"] == "not-run" for m in applicable):
+        return "not-run", passing, failing, n
+    return "inconclusive", passing, failing, n
+
+
+def counts_toward_verdict(r: dict) -> bool:
+    """Per-site members of a quorum requirement are judged through their fleet entry."""
+    return not r.get("fleet_member")
+
+
 def run_verdict(requirements: list[dict], strict: bool = False) -> str:
+    requirements = [r for r in requirements if counts_toward_verdict(r)]
     if any(r["status"] == "fail" and is_blocking(r, strict) for r in requirements):
         return NON_CONFORMANT
     if any(r["status"] in UNDECIDED and r["level"] == "must" for r in requirements):

@@ -141,7 +141,8 @@ def _candidates(entry: dict, results_dir: Path, hints: list[Path]) -> list[Path]
     return unique
 
 
-def locate_profile(entry: dict, results_dir: Path, hints: list[Path] = ()) -> tuple[Any, list[ChainFile]]:
+def locate_profile(entry: dict, results_dir: Path, hints: list[Path] = (), purpose: str = "bundle"
+                   ) -> tuple[Any, list[ChainFile]]:
     """The profile file (and chain) whose digest is the one results.json recorded for `entry`.
 
     Raises ConfigError when it cannot be found, or when the file found has changed since the run.
@@ -167,10 +168,10 @@ def locate_profile(entry: dict, results_dir: Path, hints: list[Path] = ()) -> tu
                      f"{str(want)[:12]}; files: {', '.join(changed)})")
     if tried:
         raise ConfigError(str(entry.get("source")), None, None,
-                          f"profile {pid}: no file matches the digest the run recorded; refusing to bundle a "
-                          f"different profile than the one that was run. " + "; ".join(tried))
+                          f"profile {pid}: no file matches the digest the run recorded; refusing to {purpose} "
+                          f"with a different profile than the one that was run. " + "; ".join(tried))
     raise ConfigError(str(entry.get("source")), None, None,
-                      f"profile {pid}: file not found (bundle from the directory the run was started in, "
+                      f"profile {pid}: file not found ({purpose} from the directory the run was started in, "
                       f"or give --profile PATH)")
 
 

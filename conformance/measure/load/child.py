@@ -64,9 +64,8 @@ class Session:
         users.RUNTIME = users.Runtime(config.to_dict(), self.pacer, self.recorder)
 
     def measure(self, runner: Any, iterations_per_s: float, role: str, index: int) -> dict[str, Any]:
-        """Run the paced window, wait for iterations in flight, return this process's report."""
-        if self.started:
-            raise RuntimeError("a session measures once")
+        """Run the paced window, wait for iterations in flight, return this process's report.
+        Callers set `started` first so that a repeated spawning_complete cannot measure twice."""
         self.started = True
         self.recorder.recording = True
         self.monitor.start()
@@ -122,9 +121,16 @@ def run_local(config: LoadConfig) -> dict[str, Any]:
     runner = env.create_local_runner()
     report = AsyncResult()
 
+    def measure() -> None:
+        try:
+            report.set(session.measure(runner, config.iteration_rate, "local", 0))
+        except BaseException as exc:  # surfaces in main() instead of waiting for the hard timeout
+            report.set_exception(exc)
+
     def on_spawned(user_count: int, **_: Any) -> None:
         if not session.started:
-            gevent.spawn(lambda: report.set(session.measure(runner, config.iteration_rate, "local", 0)))
+            session.started = True  # claim it now: the event may fire again before measure() runs
+            gevent.spawn(measure)
 
     env.events.spawning_complete.add_listener(on_spawned)
     runner.start(config.total_users, spawn_rate=_spawn_rate(config.total_users))
@@ -188,6 +194,7 @@ def run_worker(master_host: str, master_port: int) -> None:
         session: Session | None = state.get("session")
         if session is None or session.started:
             return
+        session.started = True
         config = state["config"]
         # Locust spreads users over workers; each worker offers the share of the rate its users have.
         share = runner.user_count / max(1, state["total_users"])
@@ -235,8 +242,11 @@ def _connect_host(bind_host: str) -> str:
 
 
 def _pin(config: LoadConfig) -> None:
+    """Pin to the configured CPUs that exist here (a remote worker may have fewer)."""
     if config.cpu_affinity:
-        os.sched_setaffinity(0, set(config.cpu_affinity))
+        cpus = set(config.cpu_affinity) & os.sched_getaffinity(0)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

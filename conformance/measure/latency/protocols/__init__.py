@@ -1,9 +1,10 @@
-"""Probe protocols by name. Add one by subclassing Protocol and calling register_protocol()."""
+"""Probe protocols by name. Add one by subclassing Protocol (or CallbackProtocol) and calling
+register_protocol()."""
 
 from __future__ import annotations
 
 from ..config import ProbeConfig
-from .base import ConnectionPool, Protocol
+from .base import CallbackProtocol, Connection, ConnectionPool, Protocol
 from .http import HttpKeepAlive, HttpNewConnection
 from .tcp import TcpConnect, TcpEcho
 from .udp import UdpEcho
@@ -24,4 +25,5 @@ def make_protocol(config: ProbeConfig) -> Protocol:
     return PROTOCOLS[config.protocol](config)
 
 
-__all__ = ["PROTOCOLS", "ConnectionPool", "Protocol", "make_protocol", "register_protocol"]
+__all__ = ["PROTOCOLS", "CallbackProtocol", "Connection", "ConnectionPool", "Protocol", "make_protocol",
+           "register_protocol"]

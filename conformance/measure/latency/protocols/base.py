@@ -100,6 +100,7 @@ class Connection(asyncio.Protocol):
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.future: asyncio.Future | None = None
+        self.sent = b""  # the request in flight
         self.closed = False
 
     # -- asyncio callbacks
@@ -137,6 +138,7 @@ class Connection(asyncio.Protocol):
 
     # -- used by protocols
     def send(self, data: bytes, future: asyncio.Future) -> None:
+        self.sent = data
         self.future = future
         future.add_done_callback(self._future_done)
         self.begin()

@@ -32,20 +32,16 @@ class TcpConnect(Protocol):
 class EchoConnection(Connection):
     def __init__(self, pool: ConnectionPool):
         super().__init__(pool)
-        self.expected = b""
         self.got = bytearray()
-
-    def expect(self, payload: bytes) -> None:
-        self.expected = payload
 
     def begin(self) -> None:
         self.got.clear()
 
     def received(self, data: bytes) -> bool:
         self.got += data
-        if len(self.got) < len(self.expected):
+        if len(self.got) < len(self.sent):
             return False
-        if self.got != self.expected:
+        if self.got != self.sent:
             raise EchoMismatch("echo reply differs from the request")
         return True
 

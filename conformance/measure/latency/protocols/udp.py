@@ -11,33 +11,31 @@ import os
 import socket
 
 from ..errors import EchoMismatch
-from .base import Protocol, resolve
+from ..timing import now_ns
+from .base import CallbackProtocol, resolve
 
 
 class _EchoClient(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.waiting: dict[int, tuple[bytes, asyncio.Future]] = {}
-        self.transport: asyncio.DatagramTransport | None = None
         self.lost: Exception | None = None
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
     def datagram_received(self, data: bytes, addr) -> None:
-        entry = self.waiting.get(int.from_bytes(data[:8], "big"))
+        entry = self.waiting.pop(int.from_bytes(data[:8], "big"), None)
         if entry is None:
             return  # a late reply to a request that already timed out
         sent, future = entry
         if not future.done():
             if data == sent:
-                future.set_result(None)
+                future.set_result(now_ns())
             else:
                 future.set_exception(EchoMismatch("echo reply differs from the request"))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable -> ConnectionRefusedError) can't be tied to one datagram;
         # fail everything outstanding, which at concurrency 1 is exactly the right request.
-        for _, future in self.waiting.values():
+        waiting, self.waiting = self.waiting, {}
+        for _, future in waiting.values():
             if not future.done():
                 future.set_exception(exc)
 
@@ -46,7 +44,7 @@ class _EchoClient(asyncio.DatagramProtocol):
         self.error_received(self.lost)
 
 
-class UdpEcho(Protocol):
+class UdpEcho(CallbackProtocol):
     name = "udp-echo"
 
     def __init__(self, config):
@@ -66,18 +64,18 @@ class UdpEcho(Protocol):
         except OSError as exc:  # surfaces as the error of every request, counted by kind
             self._client.lost = exc
 
-    async def request(self) -> None:
+    def start(self) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
         if self._transport is None or self._client.lost is not None:
-            raise self._client.lost or ConnectionResetError("UDP socket not open")
+            future.set_exception(self._client.lost or ConnectionResetError("UDP socket not open"))
+            return future
         self._seq = seq = (self._seq + 1) % (1 << 63)
         payload = seq.to_bytes(8, "big") + self._padding
-        future = asyncio.get_running_loop().create_future()
-        self._client.waiting[seq] = (payload, future)
-        try:
-            self._transport.sendto(payload)
-            await future
-        finally:
-            del self._client.waiting[seq]
+        waiting = self._client.waiting
+        waiting[seq] = (payload, future)
+        future.add_done_callback(lambda _: waiting.pop(seq, None))  # timed out: forget it
+        self._transport.sendto(payload)
+        return future
 
     async def close(self) -> None:
         if self._transport is not None:

@@ -1,0 +1,224 @@
+"""Fault hooks: how the resilience suite breaks a REAL deployment, with commands its owner provides.
+
+A target file may give a site hook commands (schemas/target.schema.json):
+
+    hooks:
+      partition: {command: "ssh edge1 sudo iptables -I OUTPUT -d 10.0.0.1 -j DROP", timeout: 20 s}
+      heal:      {command: "ssh edge1 sudo iptables -D OUTPUT -d 10.0.0.1 -j DROP", timeout: 20 s}
+      degrade:   {command: ["./wan.sh", "{site}", "{delay_ms}", "{loss_pct}", "{bandwidth_bps}"]}
+      kill:      {command: "ssh edge1 sudo systemctl kill -s KILL edge-stack"}
+      restart:   {command: "ssh edge1 sudo systemctl restart edge-stack"}
+      pause:     {command: "ssh edge1 sudo systemctl kill -s STOP edge-stack"}
+      resume:    {command: "ssh edge1 sudo systemctl kill -s CONT edge-stack"}
+
+* A string runs through the shell (`sh -c`), a list runs as argv without one.
+* Placeholders, replaced before running: {site}; for degrade {delay_ms} (one-way, ms), {jitter_ms},
+  {loss} (a fraction, 0.05), {loss_pct} (5), {bandwidth_bps} (bit/s, 0 = unlimited). Degrade always
+  gets all of them: what a step does not change is 0 (no added impairment), and `reset` is the
+  degrade hook with all zeros. They are also in the environment as EDGE_SITE, EDGE_HOOK,
+  EDGE_DELAY_MS, EDGE_JITTER_MS, EDGE_LOSS, EDGE_LOSS_PCT, EDGE_BANDWIDTH_BPS. Other braces (awk
+  programs, shell `${VAR}`) are left alone.
+* ${ENV} references are expanded from the environment only when the command runs; logs, notes and
+  error messages always show the command as written, and a secret value that appears in a hook's
+  output is replaced by its ${ENV} reference before it is shown.
+* Each hook runs in a new process group (session), in the target file's directory, with its
+  timeout (default 60 s). On timeout or Ctrl-C the whole group is killed (SIGTERM, then SIGKILL).
+* Exit status 0 is success. Anything else, a timeout, or a command that cannot start raises
+  HookError (the verdict is `error`) naming the hook, its exit code and the last line of its stderr.
+* A hook that leaves a background process behind (e.g. restart) is fine: its output goes to files,
+  not pipes, so nothing waits for it, and a successful hook's process group is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..model.target import ENV_REF, Hook, expand_env
+from . import Faults, FaultError
+
+# action -> the hook that performs it
+HOOK_OF = {"partition": "partition", "heal": "heal", "degrade": "degrade", "reset": "degrade",
+           "kill": "kill", "restart": "restart", "pause": "pause", "resume": "resume",
+           "stop": "stop", "start": "start"}
+PLACEHOLDERS = ("site", "delay_ms", "jitter_ms", "loss", "loss_pct", "bandwidth_bps")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+_KILL_GRACE_S = 2.0
+
+
+class HookError(FaultError):
+    """A hook failed, timed out or could not start."""
+
+
+@dataclass
+class HookRun:
+    name: str
+    command: str  # as written (placeholders filled, ${ENV} not expanded): safe to show
+    exit_code: int
+    elapsed: float
+    stdout: str
+    stderr: str
+
+    def describe(self) -> str:
+        return f"hook {self.name} ({self.command}): exit {self.exit_code} in {self.elapsed:.2f} s"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def placeholder_values(site: str, params: dict[str, Any] | None = None) -> dict[str, str]:
+    """Every placeholder's text; degrade params that were not given are 0 (no impairment)."""
+    p = params or {}
+    loss = float(p.get("loss") or 0.0)
+    bandwidth = p.get("bandwidth_bps")
+    return {
+        "site": site,
+        "delay_ms": _number(float(p.get("delay_ms") or 0.0)),
+        "jitter_ms": _number(float(p.get("jitter_ms") or 0.0)),
+        "loss": _number(loss),
+        "loss_pct": _number(round(loss * 100.0, 6)),
+        "bandwidth_bps": str(int(bandwidth)) if bandwidth else "0",
+    }
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m[1]], text)
+
+
+def render(command: str | list[str], values: dict[str, str]) -> tuple[str, str | list[str]]:
+    """(command as shown, command as run). Raises HookError naming a missing environment variable."""
+    if isinstance(command, str):
+        shown = _fill(command, values)
+        return shown, expand_env(shown)
+    filled = [_fill(str(arg), values) for arg in command]
+    return shlex.join(filled), [expand_env(arg) for arg in filled]
+
+
+def _secrets(command: str | list[str]) -> dict[str, str]:
+    """${VAR} references of a command -> their current values (to scrub them from output)."""
+    text = command if isinstance(command, str) else " ".join(map(str, command))
+    out = {}
+    for var in ENV_REF.findall(text):
+        value = os.environ.get(var)
+        if value and len(value) >= 3:
+            out[var] = value
+    return out
+
+
+def _scrub(text: str, secrets: dict[str, str]) -> str:
+    for var, value in sorted(secrets.items(), key=lambda kv: -len(kv[1])):
+        text = text.replace(value, "${" + var + "}")
+    return text
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the hook's whole process group, then SIGKILL what is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=_KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # the leader may be gone while members of its group remain
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def run_hook(hook: Hook, values: dict[str, str], *, cwd: str | Path | None = None,
+             extra_env: dict[str, str] | None = None) -> HookRun:
+    """Run one hook command with its timeout; raise HookError unless it exits 0."""
+    name = hook.name
+    try:
+        shown, real = render(hook.command, values)
+    except LookupError as exc:  # an ${ENV} reference that is not set: says which, never a value
+        raise HookError(f"hook {name}: {exc}") from None
+    secrets = _secrets(hook.command)
+    env = dict(os.environ)
+    env.update({"EDGE_HOOK": name, "EDGE_SITE": values.get("site", "")})
+    env.update({f"EDGE_{key.upper()}": value for key, value in values.items() if key != "site"})
+    env.update(extra_env or {})
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(real, shell=isinstance(real, str), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, cwd=str(cwd) if cwd else None, env=env, start_new_session=True)
+        except OSError as exc:
+            raise HookError(f"hook {name} could not start: {exc.strerror or exc} (command: {shown})") from None
+        try:
+            code = proc.wait(timeout=hook.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            stderr = _scrub(_read(err), secrets)
+            tail = _last_line(stderr)
+            raise HookError(f"hook {name} timed out after {hook.timeout:g} s and was killed (command: {shown})"
+                            + (f"; last stderr line: {tail}" if tail else "")) from None
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) or anything else: never leave it running
+            _kill_group(proc)
+            raise
+        elapsed = time.monotonic() - started
+        stdout, stderr = _scrub(_read(out), secrets), _scrub(_read(err), secrets)
+    if code != 0:
+        how = f"was killed by signal {-code}" if code < 0 else f"failed with exit code {code}"
+        tail = _last_line(stderr)
+        raise HookError(f"hook {name} {how} (command: {shown})"
+                        + (f"; last stderr line: {tail}" if tail else "; no stderr output"))
+    return HookRun(name, shown, code, elapsed, stdout, stderr)
+
+
+def _read(f) -> str:
+    f.seek(0)
+    return f.read(1 << 20).decode("utf-8", "replace")
+
+
+class HookFaults(Faults):
+    """A real site: each action runs the site's hook for it (see the module docstring)."""
+
+    kind = "hooks"
+
+    def __init__(self, target: Any, site: Any, allow_real: bool = True):
+        super().__init__(target, site, allow_real=allow_real)
+        self.runs: list[HookRun] = []
+        path = getattr(target, "path", "") or ""
+        self.cwd = Path(path).resolve().parent if path and Path(path).exists() else None
+
+    def _supports(self, action: str) -> bool:
+        return HOOK_OF[action] in self.site.hooks
+
+    def _missing_reason(self, action: str) -> str:
+        return f"no fault hook: {HOOK_OF[action]}"
+
+    def _do(self, action: str, **params: Any) -> None:
+        if not self.allow_real:  # faults_for never builds one without permission; belt and braces
+            from . import NOT_ALLOWED, skip
+
+            skip(NOT_ALLOWED)
+        hook = self.site.hooks[HOOK_OF[action]]
+        values = placeholder_values(self.site.name, params if action == "degrade" else None)
+        try:
+            run = run_hook(hook, values, cwd=self.cwd)
+        except HookError as exc:
+            self.log.append(str(exc))
+            raise
+        self.runs.append(run)
+        self.log.append(run.describe())
