@@ -407,5 +407,132 @@ def emulate_down(run_ids, all_):
         raise ConfigError(None, None, None, f"no emulated deployment {', '.join(missing)}")
 
 
+# ------------------------------------------------------------------- certification (bundles, verify)
+# bundle, verify, compare, keygen, metrics: see docs/certification.md and ci/README.md.
+
+
+@main.command()
+@click.argument("results_dir", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), metavar="KEY",
+              help="Sign the manifest with this Ed25519 private key (PEM, or a raw 32-byte seed file).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), metavar="FILE",
+              help="Bundle file to write [default: RESULTS_DIR/edge-conformance-<run-id>.tar.gz].")
+@click.option("--profile", "profile_hints", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="PATH", help="Where a profile file of the run is, if not at the path results.json records.")
+@click.option("--waivers", "waivers_hint", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="Where the run's waivers file is, if not at the path results.json records.")
+@_friendly_errors
+def bundle(results_dir, sign_key, out, profile_hints, waivers_hint):
+    """Make a certification bundle (tar.gz) of a run, optionally signed.
+
+    It holds results.json, the reports, raw measurements, the exact profiles (refused if a profile
+    file changed since the run), the emulated topology, the redacted target, an environment
+    fingerprint and a manifest of SHA-256 digests.
+
+    \b
+    Examples:
+      edge-conformance bundle edge-results/20261126T1200Z-ab12cd
+      edge-conformance bundle edge-results/latest --sign-key vendor.key --out submission.tar.gz
+    """
+    from .report.bundle import make_bundle
+
+    made = make_bundle(results_dir, out=out, sign_key=sign_key, profile_hints=list(profile_hints),
+                       waivers_hint=waivers_hint)
+    for w in made.warnings:
+        click.echo(f"edge-conformance: warning: {w}", err=True)
+    click.echo(f"bundle: {made.path}")
+    if made.signed_by:
+        click.echo(f"signed by: {made.signed_by}")
+
+
+@main.command()
+@click.argument("bundle_file", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option("--pubkey", metavar="KEY", help="Require a signature by this Ed25519 public key "
+              "(PEM file, raw 32-byte file, or its fingerprint sha256:<hex>).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_friendly_errors
+def verify(bundle_file, pubkey, as_json):
+    """Verify a bundle offline: digests, signature, and every verdict recomputed.
+
+    Verdicts are recomputed from the raw measured values and the profiles embedded in the bundle;
+    the run's verdict and counts must follow from them.
+
+    \b
+    Examples:
+      edge-conformance verify submission.tar.gz
+      edge-conformance verify submission.tar.gz --pubkey vendor.pub
+
+    Exit status: 0 everything holds, 1 a mismatch or tampering (the reasons are listed), 2 unreadable input.
+    """
+    from .report.verify import verification_json, verify_bundle
+
+    result = verify_bundle(bundle_file, pubkey=pubkey)
+    click.echo(verification_json(result) if as_json else result.render(), nl=not as_json)
+    sys.exit(0 if result.ok else 1)
+
+
+@main.command()
+@click.argument("base", metavar="BASE", type=click.Path(path_type=Path))
+@click.argument("new", metavar="NEW", type=click.Path(path_type=Path))
+@click.option("--tolerance", "tolerances", multiple=True, metavar="[METRIC=]AMOUNT",
+              help="Allowed change in the bad direction: 10% (default), p99=5%, latency=2ms; repeatable.")
+@click.option("--noise", default="2%", show_default=True, metavar="SHARE",
+              help="Ignore changes smaller than this share of the requirement's limit.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also list metrics within tolerance.")
+@_friendly_errors
+def compare(base, new, tolerances, noise, fmt, show_all):
+    """Compare two runs (results.json, run directories or bundles); exit 1 on a regression.
+
+    \b
+    Examples:
+      edge-conformance compare baseline/results.json edge-results/latest/results.json
+      edge-conformance compare old.tar.gz new.tar.gz --tolerance 10% --tolerance p99=5% --format json
+    """
+    from .report.compare import compare_runs, load_run, render_json, render_markdown
+
+    result = compare_runs(load_run(base), load_run(new), list(tolerances), noise=noise)
+    click.echo(render_json(result) if fmt == "json" else render_markdown(result, show_all=show_all), nl=False)
+    sys.exit(1 if result.regressions else 0)
+
+
+@main.command()
+@click.argument("prefix", metavar="OUT_PREFIX", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace existing key files.")
+@_friendly_errors
+def keygen(prefix, force):
+    """Create an Ed25519 key pair for signing bundles: OUT_PREFIX.key (mode 0600) and OUT_PREFIX.pub.
+
+    \b
+    Example:
+      edge-conformance keygen vendor        # writes vendor.key and vendor.pub
+    """
+    from .report.keys import generate
+
+    key_path, pub_path, fingerprint = generate(prefix, force=force)
+    click.echo(f"private key: {key_path} (keep it secret)\npublic key:  {pub_path}\nfingerprint: {fingerprint}")
+
+
+@main.command()
+@click.argument("results_file", metavar="RESULTS", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@_friendly_errors
+def metrics(results_file, out):
+    """Write a run's results as OpenMetrics text (for GitLab's metrics report).
+
+    \b
+    Example:
+      edge-conformance metrics edge-results/latest --out metrics.txt
+    """
+    from .report.compare import load_run
+    from .report.openmetrics import render_openmetrics
+
+    text = render_openmetrics(load_run(results_file))
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

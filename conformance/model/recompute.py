@@ -17,6 +17,7 @@ values fail the expectation). Pure: no I/O, no pytest.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,11 +188,28 @@ def check_entry(entry: dict, requirement: Any, *, waivers: list | None = None,
     else:
         problem(f'unknown status "{status}"')
 
+    if compare_messages and status in ("fail", "waived", "error", "inconclusive", "skip"):
+        for text in _contradicted_values(str(entry.get("message") or ""), d.outcomes):
+            problem(text)
+
     expected_advisory = status in ("fail", "error", "inconclusive") and requirement.level != "must"
     if bool(entry.get("advisory")) != expected_advisory:
         problem(f"results say advisory = {str(bool(entry.get('advisory'))).lower()}, a {requirement.level} "
                 f"{status} is {'advisory' if expected_advisory else 'not advisory'}")
     return problems
+
+
+def _contradicted_values(message: str, outcomes: list[E.Outcome]) -> list[str]:
+    """`metric = value` in a message that is not what was measured (an edited number)."""
+    out = []
+    for o in outcomes:
+        if o.measured is None:
+            continue
+        c = o.comparison
+        m = re.search(rf"(?:^|[:;(]\s*){re.escape(c.metric)} = (.+?)(?:, expected |; | \(|$)", message)
+        if m and m[1] != c.show(o.measured):
+            out.append(f"the message says {c.metric} = {m[1]}, the measured value is {c.show(o.measured)}")
+    return out
 
 
 def _same_waiver(a: dict, b: dict) -> bool:

@@ -96,7 +96,7 @@ class _ProbeRun:
     async def execute(self) -> LatencyResult:
         config, recorder = self.config, self.recorder
         loop = asyncio.get_running_loop()
-        spin_ns = spin_ns_for(loop)
+        spin_ns = spin_ns_for(loop, config.rate)
         process = psutil.Process()
         cpu_before, wall_before = process.cpu_times(), time.perf_counter()
 

@@ -1,7 +1,7 @@
 """HTTP/1.1 GET/POST over asyncio transports: keep-alive pool, or a new connection per request.
 
 Why not aiohttp's client: it is a general client (cookie jar, redirects, connector bookkeeping) and
-in the overhead benchmark it cost about 1.5x the CPU per request and added ~200 us to the p50; every
+in the overhead benchmark it cost ~1.8x the CPU per request and over twice our p50; every
 microsecond the prober spends is added to the measurement floor. We only need: send a fixed request,
 know when one response is complete (http1.ResponseParser), honour keep-alive.
 """
