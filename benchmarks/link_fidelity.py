@@ -8,10 +8,12 @@ the real daemon (`python -m conformance.emulation.linkd`, another child) and the
 Each measurement through a link is compared with the same measurement straight to the server,
 taken in the same run, so the machine's load is in both:
 
-* latency: open loop at --rate requests/s on a fixed schedule for --duration seconds per phase,
-  64-byte echoes over 16 persistent connections, latency measured from the *intended* send time
-  (no coordinated omission) into HDR histograms in microseconds.  Goal for one-way delay d: the
-  added RTT (link minus direct) is within 1 ms of 2d at p50 and within 2 ms of 2d at p99.
+* latency: open loop at --rate requests/s on a fixed schedule, 64-byte echoes over 16 persistent
+  connections per target, latency measured from the *intended* send time (no coordinated
+  omission) into HDR histograms in microseconds.  The targets (direct, and one link per delay)
+  are probed at the same time, taking turns request by request, so a burst of load from other
+  processes hits them all alike (a paired comparison).  Goal for one-way delay d: the added RTT
+  (link minus direct) is within 1 ms of 2d at p50 and within 2 ms of 2d at p99.
 * bandwidth: a bulk upload and a bulk download of --bulk-seconds worth of bytes through a link
   capped at each rate.  Goal: achieved rate within 5 % of the cap.
 * throughput: unshaped bulk upload and download for --bulk-seconds, direct and through a link.
@@ -46,6 +48,7 @@ MESSAGE = 64  # bytes per echo request
 CONNECTIONS = 16
 BULK_BUFFER = 1024 * 1024
 PERCENTILES = (50, 90, 99, 99.9)
+WARMUP_S = 0.5
 
 
 # ------------------------------------------------------------------------ the server (child)
@@ -150,62 +153,76 @@ def summary(hist: HdrHistogram) -> dict:
 # ------------------------------------------------------------------------------------ latency
 
 
-async def _probe(port: int, rate: float, duration: float, warmup: float) -> tuple[HdrHistogram, dict]:
-    """Open-loop echo probe: request i is due at t0 + i/rate; latency from that intended time."""
-    loop = asyncio.get_running_loop()
-    hist = HdrHistogram(1, 60_000_000, 3)
-    conns = []
-    for _ in range(CONNECTIONS):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT)
-        writer.write(b"E")
-        conns.append((reader, writer))
-    intended: dict[int, float] = {}
-    late_sends = 0
-    errors = 0
+async def _probe(targets: dict[str, int], rate: float, duration: float) -> tuple[dict[str, dict], int]:
+    """Open-loop echo probe of several targets at once, `rate` requests/s each, interleaved.
 
-    async def receive(reader: asyncio.StreamReader) -> None:
-        nonlocal errors
+    The schedule is fixed: the targets take turns request by request (direct, link 1, link 2,
+    direct, ...), one request every 1/(rate * targets) s, so each target gets `rate` requests/s on
+    a fixed schedule for `duration` s, and every stall of the machine (a shared 2-core box) weighs
+    alike on all of them: the comparison is paired.  Latency is taken from the *intended* send time.
+    """
+    loop = asyncio.get_running_loop()
+    names = list(targets)
+    hists = {name: HdrHistogram(1, 60_000_000, 3) for name in names}
+    errors = dict.fromkeys(names, 0)
+    conns: dict[str, list] = {}
+    for name, port in targets.items():
+        conns[name] = []
+        for _ in range(CONNECTIONS):
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT)
+            writer.write(b"E")
+            conns[name].append((reader, writer))
+    intended: dict[int, tuple[str, float | None]] = {}  # seq -> (target, intended time or None: warm-up)
+
+    async def receive(name: str, reader: asyncio.StreamReader) -> None:
         try:
             while True:
                 data = await reader.readexactly(MESSAGE)
                 now = time.perf_counter()
-                seq = struct.unpack_from(">Q", data)[0]
-                sent_at = intended.pop(seq, None)
-                if sent_at is not None and sent_at >= 0:
-                    hist.record_value(max(1, round((now - sent_at) * 1e6)))
+                _, sent_at = intended.pop(struct.unpack_from(">Q", data)[0], (name, None))
+                if sent_at is not None:
+                    hists[name].record_value(max(1, round((now - sent_at) * 1e6)))
         except (asyncio.IncompleteReadError, ConnectionError):
-            errors += 1
+            errors[name] += 1
 
-    receivers = [loop.create_task(receive(r)) for r, _ in conns]
-    interval = 1.0 / rate
-    total = int((warmup + duration) * rate)
-    warm = int(warmup * rate)
+    receivers = [loop.create_task(receive(n, r)) for n in names for r, _ in conns[n]]
+    warmup = int(WARMUP_S * rate) * len(names)  # the first requests are sent but not recorded
+    schedule = [(names[i % len(names)], i >= warmup) for i in range(warmup + int(duration * rate) * len(names))]
+    interval = 1.0 / (rate * len(names))
+    late_sends = 0
     start = time.perf_counter() + 0.05
-    for seq in range(total):
+    for seq, (name, record) in enumerate(schedule):
         due = start + seq * interval
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        elif delay < -interval:
-            late_sends += 1
-        # Warm-up requests are sent but not recorded (-1 marks them).
-        intended[seq] = due if seq >= warm else -1.0
-        conns[seq % CONNECTIONS][1].write(struct.pack(">Q", seq) + b"." * (MESSAGE - 8))
+        elif delay < -1.0 / rate:
+            late_sends += 1  # the prober itself was more than one period late: a busy machine
+        writer = conns[name][(seq // len(names)) % CONNECTIONS][1]
+        if writer.is_closing():
+            raise ConnectionError(f"a probe connection to {name} was closed by the other side")
+        intended[seq] = (name, due if record else None)
+        writer.write(struct.pack(">Q", seq) + b"." * (MESSAGE - 8))
     deadline = time.perf_counter() + 5
-    while any(v >= 0 for v in intended.values()) and time.perf_counter() < deadline:
+    while any(t is not None for _, t in intended.values()) and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
-    lost = sum(1 for v in intended.values() if v >= 0)
+    unanswered = dict.fromkeys(names, 0)
+    for name, sent_at in intended.values():
+        if sent_at is not None:
+            unanswered[name] += 1
     for task in receivers:
         task.cancel()
-    for _, writer in conns:
-        writer.close()
+    for name in names:
+        for _, writer in conns[name]:
+            writer.close()
     await asyncio.gather(*receivers, return_exceptions=True)
-    return hist, {"late_sends": late_sends, "unanswered": lost, "errors": errors}
+    per_target = {name: {"hist": hists[name], "unanswered": unanswered[name], "errors": errors[name]} for name in names}
+    return per_target, late_sends
 
 
-def probe(port: int, rate: float, duration: float) -> tuple[HdrHistogram, dict]:
+def probe(targets: dict[str, int], rate: float, duration: float) -> tuple[dict[str, dict], int]:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(_probe(port, rate, duration, warmup=0.5))
+        return runner.run(_probe(targets, rate, duration))
 
 
 # --------------------------------------------------------------------------------------- bulk
@@ -255,7 +272,9 @@ def main() -> int:
         return 0
 
     server = Child([sys.executable, os.path.abspath(__file__), "--serve"])
-    linkd = Child([sys.executable, "-m", "conformance.emulation.linkd", "--run-id", "bench-link-fidelity"])
+    # No --run-id: a benchmark is not a run, and `emulate down --all` (perhaps someone else's, on a
+    # shared machine) sweeps every labelled process of ours.
+    linkd = Child([sys.executable, "-m", "conformance.emulation.linkd"])
     try:
         result = run(args, server.ready["port"], linkd.ready["control_port"], psutil.Process(linkd.proc.pid))
     finally:
@@ -281,19 +300,25 @@ def run(args: argparse.Namespace, server_port: int, control: int, linkd: psutil.
         },
     }
 
-    # -- latency
-    hist, info = probe(server_port, args.rate, args.duration)
-    direct = summary(hist)
-    latency: dict = {"direct": {**direct, **info}}
-    for delay in [float(d) for d in args.delays.split(",") if d]:
+    # -- latency: direct and every delay, probed together, interleaved (see _probe)
+    delays = [float(d) for d in args.delays.split(",") if d]
+    targets = {"direct": server_port}
+    for delay in delays:
         link = api(control, "PUT", f"/links/lat{delay:g}", {"upstream": upstream, "delay_ms": delay})
-        cpu0 = linkd.cpu_times()
-        wall0 = time.perf_counter()
-        hist, info = probe(link["listen_port"], args.rate, args.duration)
-        cpu1 = linkd.cpu_times()
-        wall = time.perf_counter() - wall0
+        targets[f"delay_{delay:g}ms"] = link["listen_port"]
+    cpu0 = linkd.cpu_times()
+    wall0 = time.perf_counter()
+    probed, late_sends = probe(targets, args.rate, args.duration)
+    cpu1 = linkd.cpu_times()
+    wall = time.perf_counter() - wall0
+    for delay in delays:
         api(control, "DELETE", f"/links/lat{delay:g}")
-        measured = summary(hist)
+    latency: dict = {}
+    for name, outcome in probed.items():
+        latency[name] = {**summary(outcome.pop("hist")), **outcome}
+    direct = latency["direct"]
+    for delay in delays:
+        measured = latency[f"delay_{delay:g}ms"]
         added_p50 = measured["p50_ms"] - direct["p50_ms"]
         added_p99 = measured["p99_ms"] - direct["p99_ms"]
         ok = abs(added_p50 - 2 * delay) <= 1.0 and abs(added_p99 - 2 * delay) <= 2.0
@@ -301,17 +326,16 @@ def run(args: argparse.Namespace, server_port: int, control: int, linkd: psutil.
             missed.append(
                 f"latency d={delay:g} ms: added p50 {added_p50:.2f} / p99 {added_p99:.2f} ms, expected {2 * delay:g}"
             )
-        latency[f"delay_{delay:g}ms"] = {
-            **measured,
-            **info,
+        measured.update({
             "expected_added_ms": 2 * delay,
             "added_p50_ms": round(added_p50, 3),
             "added_p99_ms": round(added_p99, 3),
             "error_p50_ms": round(added_p50 - 2 * delay, 3),
             "error_p99_ms": round(added_p99 - 2 * delay, 3),
-            "linkd_cpu_percent": round(100 * (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall, 1),
             "goal_met": ok,
-        }
+        })  # fmt: skip
+    latency["prober_late_sends"] = late_sends
+    latency["linkd_cpu_percent"] = round(100 * (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall, 1)
     result["latency"] = latency
 
     # -- bandwidth caps

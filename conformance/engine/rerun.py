@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..model import results as R
 from ..model.errors import ConfigError
+from ..model.recompute import is_fleet_entry, refresh_fleets
 from ..model.target import is_emulated_ref
 from .record import atomic_write_text
 from .runner import RunOptions, RunOutcome
@@ -43,6 +44,8 @@ def select(results: dict) -> list[str]:
     """The REQ@SITE of every result that did not pass (fail, error, inconclusive, not-run), in order."""
     out = []
     for r in results.get("requirements") or []:
+        if is_fleet_entry(r):
+            continue  # a quorum's aggregate: its sites are re-run, and it is recomputed from them
         if r.get("status") in RERUN_STATUSES:
             case = f"{r.get('id')}@{r.get('site')}"
             if case not in out:
@@ -122,7 +125,7 @@ def merge(previous: dict, new: dict, only: list[str]) -> dict:
             reqs[i] = copy.deepcopy(fresh[k])
     known = {_key(r) for r in reqs}
     for k, r in fresh.items():  # planned by the new run only (the profiles were overridden)
-        if k not in known:
+        if k not in known and not is_fleet_entry(r):
             reqs.append(copy.deepcopy(r))
             entries.append({"profile": k[0], "id": k[1], "site": k[2], "before": None, "after": r.get("status")})
     merged["requirements"] = reqs
@@ -146,6 +149,7 @@ def merge(previous: dict, new: dict, only: list[str]) -> dict:
     merged["run_id"] = new.get("run_id")
     merged["finished"] = new.get("finished")
     merged["state"] = new.get("state")
+    refresh_fleets(reqs)
     strict = bool((merged.get("options") or {}).get("strict"))
     merged["counts"] = R.counts(reqs)
     merged["verdict"] = R.run_verdict(reqs, strict)

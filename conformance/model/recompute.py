@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import expect as E
+from . import results as R
 from .units import UnitError
 
 # Statuses that only the running check can decide (an exception, a skip, the run's end).
@@ -173,7 +174,8 @@ def check_entry(entry: dict, requirement: Any, *, waivers: list | None = None,
                 problem(f"results say waived, but the waiver expired on {w.get('expires')} "
                         f"(the run was on {last.isoformat()})")
             elif waivers is not None and not any(_same_waiver(w, x) for x in possible):
-                problem("results say waived, but the run's waivers file has no such waiver")
+                problem("results say waived, but the run's waivers file has no such waiver" if waivers else
+                        "results say waived, but the run had no waivers")
             suffix = waived_message("", w)
             if not str(entry.get("message", "")).endswith(suffix):
                 problem("results say waived, but the message does not name the waiver")
@@ -214,3 +216,58 @@ def _contradicted_values(message: str, outcomes: list[E.Outcome]) -> list[str]:
 
 def _same_waiver(a: dict, b: dict) -> bool:
     return all(str(a.get(k)) == str(b.get(k)) for k in ("id", "site", "reason", "who", "expires"))
+
+
+# ------------------------------------------------------------------------------ fleet (quorum) entries
+
+
+def is_fleet_entry(entry: dict) -> bool:
+    """The aggregate entry of a quorum requirement (`sites: 95%`), site "fleet"."""
+    return entry.get("site") == R.FLEET_SITE and "quorum" in entry
+
+
+def fleet_expect(requirement: Any) -> str:
+    return f"sites_passing >= {requirement.quorum * 100:g} % (each site: {requirement.expect.text})"
+
+
+def fleet_fields(fleet: dict, requirements: list[dict]) -> dict:
+    """status, measured, message, advisory of a fleet entry from its members (engine.record's rule)."""
+    members = [r for r in requirements if r.get("fleet_member") and r.get("id") == fleet.get("id")
+               and r.get("profile") == fleet.get("profile")]
+    status, passing, failing, n = R.fleet_outcome(members, fleet["quorum"])
+    share = (passing / n * 100.0) if n else 0.0
+    return {"status": status,
+            "measured": {"sites_passing": {"value": round(share, 4), "unit": "%"}, "sites": {"value": n, "unit": ""}},
+            "message": (f"{fleet['id']} fleet: {passing} of {n} sites pass ({share:.4g} %), "
+                        f"{failing} fail; expected at least {fleet['quorum'] * 100:g} %"),
+            "advisory": status in ("fail", "error", "inconclusive") and fleet.get("level") != "must"}
+
+
+def refresh_fleets(requirements: list[dict]) -> None:
+    """Recompute every fleet entry in place (after results were merged)."""
+    for fleet in requirements:
+        if is_fleet_entry(fleet):
+            fleet.update(fleet_fields(fleet, requirements))
+
+
+def check_fleet_entry(entry: dict, requirement: Any, requirements: list[dict]) -> list[str]:
+    key = f"{entry.get('id')}@{entry.get('site')}"
+    problems = []
+    if requirement.quorum is None:
+        return [f"{key}: results have a fleet entry, but the profile gives {entry.get('id')} no quorum"]
+    if abs(float(entry.get("quorum") or 0) - requirement.quorum) > 1e-9:
+        problems.append(f"{key}: results say quorum {entry.get('quorum')}, the profile says {requirement.quorum:g}")
+    if entry.get("level") != requirement.level:
+        problems.append(f"{key}: results say level {entry.get('level')}, the profile says {requirement.level}")
+    if entry.get("expect") != fleet_expect(requirement):
+        problems.append(f'{key}: results say expect "{entry.get("expect")}", the profile gives "{fleet_expect(requirement)}"')
+    want = fleet_fields({**entry, "quorum": requirement.quorum, "level": requirement.level}, requirements)
+    if entry.get("status") != want["status"]:
+        problems.append(f"{key}: results say {entry.get('status')}, its sites give {want['status']} ({want['message']})")
+    elif entry.get("measured") != want["measured"] or entry.get("message") != want["message"]:
+        problems.append(f'{key}: results say "{entry.get("message")}", its sites give "{want["message"]}"')
+    if bool(entry.get("advisory")) != want["advisory"]:
+        problems.append(f"{key}: results say advisory = {str(bool(entry.get('advisory'))).lower()}, "
+                        f"expected {str(want['advisory']).lower()}")
+    return problems
+

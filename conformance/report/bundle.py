@@ -128,7 +128,9 @@ def _candidates(entry: dict, results_dir: Path, hints: list[Path]) -> list[Path]
         if s.is_absolute():
             out.append(s)
         else:
-            out += [Path.cwd() / s, results_dir / s]
+            # relative to where the run was started: here, or (--out DIR below it) an ancestor of DIR;
+            # only a file with the recorded digest is taken, so trying several places is safe
+            out += [Path.cwd() / s] + [d / s for d in [results_dir, *results_dir.resolve().parents][:4]]
             if source.startswith("profiles/"):  # how a shipped profile is shown outside a checkout
                 out.append(profiles_dir() / source.removeprefix("profiles/"))
     if pid:
@@ -292,6 +294,28 @@ def _topology(results: dict, warnings: list[str]) -> tuple[str, bytes] | None:
 # ------------------------------------------------------------------------------------------ bundle
 
 
+_NONCE = re.compile(r"nonce(-|=\")[A-Za-z0-9_\-+/=]+")
+
+
+def same_report(a: str, b: str) -> bool:
+    """Equal but for the HTML report's per-page CSP nonce."""
+    return _NONCE.sub(r"nonce\1", a) == _NONCE.sub(r"nonce\1", b)
+
+
+def _report(results: dict, fmt: str, existing: Path, warnings: list[str]) -> bytes:
+    """The report rendered from results.json; the run's own file when it is the same (so bundling
+    the same run twice gives the same bytes: the HTML report's nonce is random)."""
+    fresh = render(results, fmt)
+    try:
+        old = existing.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return fresh.encode("utf-8")
+    if same_report(old, fresh):
+        return old.encode("utf-8")
+    warnings.append(f"{existing.name} did not match results.json; the bundle has it rendered again")
+    return fresh.encode("utf-8")
+
+
 def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint: Path | None = None
             ) -> tuple[dict, dict[str, bytes], dict, list[str]]:
     """(results, members {name: bytes} without the manifest, manifest without files, warnings)."""
@@ -304,7 +328,7 @@ def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint:
 
     members: dict[str, bytes] = {"results.json": results_bytes}
     for fmt, name in REPORTS.items():
-        members[name] = render(results, fmt).encode("utf-8")
+        members[name] = _report(results, fmt, results_dir / name, warnings)
 
     raw_index = []
     used: set[str] = set()

@@ -189,8 +189,8 @@ def _index(results: dict) -> dict[tuple, dict]:
 
 
 def _comparison(entry: dict, metric: str) -> E.Comparison | None:
-    try:
-        exp = E.parse(entry.get("expect"))
+    try:  # a fleet entry's expectation ends with "(each site: ...)"
+        exp = E.parse(str(entry.get("expect") or "").split(" (each site:")[0])
     except (E.ExpectError, U.UnitError):
         return None
     return next((c for c in exp.comparisons if c.metric == metric), None)

@@ -38,11 +38,10 @@ from ..model import recompute as RC
 from ..model import results as R
 from ..model.errors import ConfigError
 from . import keys
-from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, dumps, sha256
+from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, dumps, same_report, sha256
 
 MAX_MEMBER_BYTES = 512 * 2**20
 MAX_TOTAL_BYTES = 2 * 2**30
-_NONCE = re.compile(r"nonce(-|=\")[A-Za-z0-9_\-+/=]+")
 
 
 @dataclass
@@ -239,7 +238,7 @@ def _check_copies(manifest: dict, results: dict, members: dict[str, bytes], v: V
             v.problems.append(f"{name}: cannot render results.json to compare ({type(e).__name__}: {e})")
             continue
         got = members[name].decode("utf-8", errors="replace")
-        if _NONCE.sub(r"nonce\1", got) != _NONCE.sub(r"nonce\1", expected):
+        if not same_report(got, expected):
             v.problems.append(f"{name} does not match results.json (a report was edited, or results.json was)")
 
 
@@ -370,6 +369,8 @@ def check_results(results: dict, profiles: list, waivers: list | None, v: Verifi
                 if only and f"{r.id}@{s.get('name')}" not in only:
                     continue
                 planned.append((r.profile, r.id, s.get("name")))
+            if r.quorum is not None and any(k[:2] == (r.profile, r.id) for k in planned):
+                planned.append((r.profile, r.id, R.FLEET_SITE))
     seen: set[tuple] = set()
     dates = _run_dates(results)
     for e in reqs:
@@ -386,6 +387,12 @@ def check_results(results: dict, profiles: list, waivers: list | None, v: Verifi
         if key not in planned:
             v.problems.append(f"{label}: the profile does not apply {key[1]} to site {key[2]} in this run")
         v.results_checked += 1
+        if RC.is_fleet_entry(e):
+            v.problems += RC.check_fleet_entry(e, requirement, reqs)
+            continue
+        if bool(e.get("fleet_member")) != (requirement.quorum is not None):
+            v.problems.append(f"{label}: results say fleet_member = {str(bool(e.get('fleet_member'))).lower()}, "
+                              f"the profile gives {key[1]} {'a' if requirement.quorum is not None else 'no'} quorum")
         v.problems += RC.check_entry(e, requirement, waivers=waivers, on=dates.get(key, dates[("*",)]),
                                      compare_messages=compare_messages)
     for key in planned:
@@ -454,7 +461,8 @@ def verify_bundle(path: str | Path, pubkey: str | Path | None = None) -> Verific
     with tempfile.TemporaryDirectory(prefix="edge-verify-") as tmp:
         workdir = Path(tmp)
         profiles = load_embedded_profiles(manifest, members, workdir, v)
-        waivers = None
+        # the run's waivers: none without a waivers file; unknown (None) if the file is not in the bundle
+        waivers = None if (results.get("options") or {}).get("waivers") else []
         if manifest.get("waivers") and manifest["waivers"] in members:
             from ..model.waivers import load_waivers
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -76,6 +77,8 @@ requirements:
      params: {path: /missing, timeout: 5 s}, expect: status == 200}
   - {id: CERT-SHOULD, title: advisory failure, level: should, check: functional.http,
      params: {path: /missing, timeout: 5 s}, expect: status == 200}
+  - {id: CERT-FLEET, title: every site healthy (quorum), level: must, check: functional.http,
+     params: {path: /health, timeout: 5 s}, expect: status == 200, sites: 100%}
 """
 
 
@@ -119,9 +122,28 @@ def work(run_dir, tmp_path) -> Path:
     return dst
 
 
-def cli(*args, cwd: Path, env: dict | None = None, timeout: float = 120):
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, env=env or certify_env(), capture_output=True,
-                          text=True, timeout=timeout)
+@dataclass
+class Proc:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args, cwd: Path, env: dict | None = None) -> Proc:
+    """The command line, in process (click's CliRunner) from directory `cwd`; `env`: variables to set
+    (None unsets). The target's credential variable is set unless `env` says otherwise."""
+    from click.testing import CliRunner
+
+    from conformance.cli import main
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        r = CliRunner().invoke(main, [str(a) for a in args], env={TOKEN_VAR: TOKEN, **(env or {})},
+                               catch_exceptions=False)
+    finally:
+        os.chdir(old)
+    return Proc(r.exit_code, r.stdout, r.stderr)
 
 
 # ------------------------------------------------------------------ bundles: read, change, re-pack

@@ -7,6 +7,7 @@ feature it covers breaks: the bounds are far from what a broken implementation w
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -320,6 +321,19 @@ def test_server_that_never_answers_times_out():
     assert lost.timeouts == 4 and lost.samples == 0
 
 
+@pytest.mark.parametrize("protocol", ["http", "tcp-echo", "udp-echo"])
+def test_a_timed_out_connection_is_not_reused(protocol):
+    """The first answer comes after the timeout. Were its connection reused, that late answer would be
+    taken for the next request's (wrong timing, or an echo mismatch)."""
+    with LoopbackServer(delay_fn=lambda i: 0.3 if i == 0 else 0.0) as server:
+        result = run_probe(ProbeConfig(server.url_for(protocol), protocol=protocol, rate=50, count=10,
+                                       max_in_flight=1, timeout=0.1))
+        time.sleep(0.3)  # let the late answer arrive before the server stops
+    assert result.timeouts == 1, (result.timeouts, result.errors)
+    assert result.errors == {} and result.samples == 9
+    assert result.service["max_us"] < 100_000
+
+
 def test_http_error_status_is_an_error_not_a_sample(aiohttp_server):
     result = run_probe(ProbeConfig(aiohttp_server.url("/fail"), rate=100, count=6))
     assert result.errors == {"http_503": 6} and result.samples == 0
@@ -363,6 +377,7 @@ def test_healthy_run_is_valid_and_reports_lag():
     with LoopbackServer() as server:
         result = run_probe(ProbeConfig(server.tcp_url, rate=300, duration=0.5, **TOLERANT))
     assert result.valid and result.invalid_reason is None
+    assert gc.isenabled()  # paused during the probe only
     assert result.send_lag["count"] == result.sent == 150
     assert result.loop_lag["count"] > 50
     assert result.send_lag["late"] == 0 or result.send_lag["late_ratio"] <= 0.05

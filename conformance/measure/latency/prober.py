@@ -1,7 +1,7 @@
 """The open-loop prober: send on a fixed schedule, time every request from when it SHOULD have gone.
 
 One sender task walks the arrival schedule. At each intended time it takes a free in-flight slot and
-starts the request as its own task, so a slow answer never delays the next send (open loop). When all
+starts the request without waiting for it, so a slow answer never delays the next send (open loop). When all
 `max_in_flight` slots are busy the sender waits for one; the requests it sends late still count their
 latency from their intended time. This is the coordinated-omission correction of wrk2 and k6's
 arrival-rate executors: a target that stalls for 500 ms is charged for every request scheduled during
@@ -32,7 +32,16 @@ from .result import LatencyResult
 from .safety import check_target
 from .schedule import arrival_offsets_ns
 from .selfcheck import LoopLagTicker, assess, lag_stats
-from .timing import fine_timer_slack, new_probe_loop, realtime_scheduling, now_ns, sleep_until, spin_ns_for, timer_resolution_ns
+from .timing import (
+    fine_timer_slack,
+    gc_paused,
+    new_probe_loop,
+    now_ns,
+    realtime_scheduling,
+    sleep_until,
+    spin_ns_for,
+    timer_resolution_ns,
+)
 
 # The schedule starts this long after setup so the first send is not late by construction.
 _LEAD_NS = 2_000_000
@@ -49,7 +58,7 @@ async def probe(config: ProbeConfig, protocol: Protocol | None = None) -> Latenc
         from .calibrate import measure_floor  # late: calibrate imports this module
 
         floor = (await measure_floor(config)).to_dict()
-    with fine_timer_slack(), realtime_scheduling(config.realtime) as realtime:
+    with gc_paused(), fine_timer_slack(), realtime_scheduling(config.realtime) as realtime:
         result = await _ProbeRun(config, protocol or make_protocol(config)).execute()
     result.floor = floor
     result.realtime = realtime

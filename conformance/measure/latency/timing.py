@@ -18,8 +18,10 @@ import contextlib
 import os
 import ctypes
 import ctypes.util
+import gc
 import selectors
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -92,6 +94,35 @@ def realtime_scheduling(enabled: bool, priority: int = REALTIME_PRIORITY) -> Ite
         yield True
     finally:
         os.sched_setscheduler(0, previous[0], previous[1])
+
+
+# Python's cyclic garbage collector pauses the whole interpreter for up to a few ms; during a probe
+# those pauses land in the measured tail (seen: p99.9 2.1-2.7 ms with it, 0.5-1.1 ms without). Probes
+# allocate few reference cycles, so we pause it while any probe runs (counted: probes may overlap) and
+# collect once afterwards.
+_gc_lock = threading.Lock()  # probes run in threads too (run_probe() from a worker thread)
+_gc_pausers = 0
+_gc_was_enabled = True
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+        _gc_pausers += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            restore = _gc_pausers == 0 and _gc_was_enabled
+            if restore:
+                gc.enable()
+        if restore:
+            gc.collect(1)
 
 
 def timer_resolution_ns(loop: asyncio.AbstractEventLoop) -> int:

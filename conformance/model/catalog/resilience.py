@@ -121,9 +121,13 @@ CHECKS = [
                 "sale reached central exactly once after the last heal and the site is healthy.",
         metrics={"lost": COUNT, "duplicates": COUNT, "healthy": BOOL, "created": COUNT, "sync_time": TIME},
         params={
-            "period": Param("duration", "one flap: cut for half of it, then healed for the other half",
-                            default="2 s"),
-            "cycles": Param("int", "number of flaps", default=3),
+            "period": Param("duration", "one flap: the link is cut, then healed for the rest of the period",
+                            default="4 s"),
+            "cut": Param("duration", "how long each cut lasts (default: half the period); make it longer "
+                                     "than the site's own WAN request timeout, or no request ever times out "
+                                     "and the retries that could duplicate are never exercised",
+                         default="3 s"),
+            "cycles": Param("int", "number of flaps", default=2),
             "rate": Param("number", "sales per second during the flapping", default=4),
             "timeout": Param("duration", "give up waiting for the resync after the last heal", default="30 s"),
             "settle": Param("duration", "keep watching this long after the sync for late duplicates",

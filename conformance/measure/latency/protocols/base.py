@@ -108,6 +108,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        arrived = time_ns()  # the answer was here now; parsing it is our cost, not the target's
         future = self.future
         if future is None or future.done():
             self.abort()  # bytes nobody asked for (or after a timeout): the stream is out of step
@@ -118,9 +119,8 @@ class Connection(asyncio.Protocol):
             self._fail(exc)
             return
         if complete:
-            done_ns = time_ns()
             self.future = None
-            future.set_result(done_ns)
+            future.set_result(arrived)
             self.finished()
 
     def eof_received(self):

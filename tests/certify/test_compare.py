@@ -1,0 +1,98 @@
+"""compare: per requirement x site x metric changes, regressions beyond tolerance, CI exit codes."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from conformance.model.errors import ConfigError
+from conformance.report import compare as C
+
+from .conftest import cli
+
+
+def _req(rid, site="store-1", status="pass", level="must", expect="p99 <= 20 ms", **measured):
+    return {"id": rid, "site": site, "profile": "p", "level": level, "status": status, "expect": expect,
+            "check": "custom.x", "measured": {k: {"value": v[0], "unit": v[1]} for k, v in measured.items()}}
+
+
+def _results(*reqs, run_id="r1"):
+    return {"run_id": run_id, "verdict": "conformant", "profiles": [{"id": "p", "version": "1", "sha256": "a" * 64}],
+            "target": {"name": "lab"}, "requirements": list(reqs)}
+
+
+def test_identical_run_passes(run_dir):
+    proc = cli("compare", "out", "out/results.json", cwd=run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no regression" in proc.stdout
+
+
+def test_injected_latency_regression_fails(work):
+    data = json.loads((work / "out" / "results.json").read_text())
+    e = next(r for r in data["requirements"] if r["id"] == "BASE-FUN-03")
+    e["measured"]["latency"] = {"value": 1.5, "unit": "s"}  # limit: latency <= 2 s
+    (work / "new.json").write_text(json.dumps(data))
+    proc = cli("compare", "out/results.json", "new.json", cwd=work)
+    assert proc.returncode == 1, proc.stdout
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| REGRESSION | BASE-FUN-03@store-1 | should | latency |"), rows
+    assert "1500 ms" in rows[1] and "<= 2 s" in rows[1]
+    out = json.loads(cli("compare", "out/results.json", "new.json", "--format", "json", cwd=work).stdout)
+    assert out["regressions"] == 1 and out["rows"][0]["regression"] is True
+    # a generous tolerance lets it through
+    assert cli("compare", "out/results.json", "new.json", "--tolerance", "latency=200000%", cwd=work).returncode == 0
+
+
+def test_bundles_compare_too(work):
+    assert cli("bundle", "out", "--out", "b.tar.gz", cwd=work).returncode == 0
+    assert cli("compare", "b.tar.gz", "out", cwd=work).returncode == 0
+
+
+def test_direction_comes_from_the_expectation():
+    base = _results(_req("LAT", p99=(10.0, "ms")), _req("TPUT", expect="throughput >= 100 rps", throughput=(150, "rps")))
+    new = copy.deepcopy(base)
+    new["requirements"][0]["measured"]["p99"]["value"] = 8.0  # down: better
+    new["requirements"][1]["measured"]["throughput"]["value"] = 120  # down: worse (-20 %)
+    c = C.compare_runs(base, new)
+    kinds = {(r.id, r.metric): r.kind for r in c.rows}
+    assert kinds == {("LAT", "p99"): "improvement", ("TPUT", "throughput"): "regression"}
+    assert [r.id for r in c.regressions] == ["TPUT"]
+
+
+def test_tolerances_relative_absolute_per_metric_and_noise():
+    base = _results(_req("LAT", p99=(10.0, "ms"), p50=(4.0, "ms"), expect="p99 <= 20 ms and p50 <= 10 ms"))
+    new = copy.deepcopy(base)
+    new["requirements"][0]["measured"]["p99"] = {"value": 10800, "unit": "us"}  # +8 %, other unit
+    new["requirements"][0]["measured"]["p50"]["value"] = 4.3  # +7.5 %
+    assert not C.compare_runs(base, new).regressions  # default 10 %
+    c = C.compare_runs(base, new, ["p99=5%"])
+    assert [(r.metric, r.new) for r in c.regressions] == [("p99", "10.8 ms")]
+    assert [r.metric for r in C.compare_runs(base, new, ["5%"]).regressions] == ["p99", "p50"]
+    assert not C.compare_runs(base, new, ["1 ms"]).regressions  # absolute: +0.8 ms, +0.3 ms
+    assert not C.compare_runs(base, new, ["5%"], noise="10%").regressions  # both under 10 % of their limit
+    with pytest.raises(ConfigError):
+        C.parse_tolerances(["p99=5"])
+    with pytest.raises(ConfigError):
+        C.parse_tolerances(["fast"])
+
+
+def test_flips_new_and_removed():
+    base = _results(_req("A", p99=(5.0, "ms")), _req("B", p99=(5.0, "ms")), _req("GONE", p99=(1.0, "ms")))
+    new = _results(_req("A", status="fail", p99=(25.0, "ms")), _req("B", status="error"),
+                   _req("NEW", p99=(1.0, "ms")), run_id="r2")
+    c = C.compare_runs(base, new)
+    assert [(r.kind, r.id) for r in c.rows[:3]] == [("worse", "A"), ("worse", "B"), ("regression", "A")]
+    assert {(r.kind, r.id) for r in c.rows} >= {("removed", "GONE"), ("new", "NEW"), ("metric-removed", "B")}
+    better = C.compare_runs(new, base)
+    assert {(r.kind, r.id) for r in better.rows if r.metric is None} >= {("better", "A"), ("better", "B")}
+    md = C.render_markdown(c)
+    assert md.startswith("# Edge conformance comparison: 3 regressions") and "| pass -> fail |" in md
+
+
+def test_hostile_text_cannot_break_the_table():
+    base = _results(_req("A|<b>x</b>", p99=(5.0, "ms")))
+    new = _results(_req("A|<b>x</b>", p99=(50.0, "ms")))
+    md = C.render_markdown(C.compare_runs(base, new))
+    assert "A\\|&lt;b>x&lt;/b>@store-1" in md
