@@ -94,8 +94,16 @@ def main() -> None:
 @click.option("--allow-faults", is_flag=True,
               help="Let the resilience suite run the real target's fault hooks (partition, kill, ...).")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
+@click.option("--bundle", "make_bundle", is_flag=True,
+              help="Also write a certification bundle (tar.gz) of the run into the output directory.")
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), metavar="KEY",
+              help="With --bundle: sign it with this Ed25519 private key (see `keygen`).")
+@click.option("--rerun-failed", type=click.Path(dir_okay=False, path_type=Path), metavar="RESULTS.json",
+              help="Re-run only what failed, errored, was inconclusive or not run in RESULTS.json (its "
+                   "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
-def run(profiles, target, suites, sites, out, strict, waivers, backend, defects, allow_faults, verbose):
+def run(profiles, target, suites, sites, out, strict, waivers, backend, defects, allow_faults, verbose,
+        make_bundle, sign_key, rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -112,7 +120,26 @@ def run(profiles, target, suites, sites, out, strict, waivers, backend, defects,
     opts = RunOptions(profiles=list(profiles) or ["edge-baseline"], target=target, suites=list(suites),
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
                       defects=list(defects), verbose=verbose, allow_faults=allow_faults)
-    outcome = run_profiles(opts)
+    if sign_key and not make_bundle:
+        raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
+    if sign_key:
+        from .report.keys import load_private_key
+
+        load_private_key(sign_key)  # a bad key fails now, not after the run
+    if rerun_failed:
+        from .engine.rerun import INHERITED, run_rerun
+
+        ctx = click.get_current_context()
+        given = {name for name in INHERITED
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+        outcome = run_rerun(rerun_failed, opts, given)
+    else:
+        outcome = run_profiles(opts)
+    if make_bundle and outcome.results is not None:
+        from .report.bundle import bundle_run
+
+        made = bundle_run(outcome.out_dir, sign_key=sign_key)
+        click.echo(f"bundle: {made.path}")
     if outcome.results is None:
         click.echo("edge-conformance: error: the run could not start (see the message above)", err=True)
     else:
