@@ -130,7 +130,7 @@ def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
     log = (standin.root / "hooks.log").read_text().splitlines()
     assert "degrade wan:store-1 10 0 0 0" in log and "degrade wan:store-1 0 0 0.02 0" in log
     assert "degrade wan:store-1 0 0 0 1000000" in log and log.count("degrade wan:store-1 0 0 0 0") == 3
-    assert log.count("partition wan:store-1") == 2 and log.count("heal wan:store-1") == 2
+    assert standin.marker("partition-store-1").exists() and standin.marker("heal-store-1").exists()
     notes = " ".join(got[("R-01", "store-1")]["notes"])
     assert "hook partition (" in notes and "exit 0" in notes
     link = standin.link()
