@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from .model import catalog
-from .model import expect as E
+from .model import recompute
 from .model import results as R
 from .model.errors import ConfigError, Inconclusive, MeasurementError
 from .model.profile import Profile, Requirement
@@ -480,22 +480,10 @@ def _verdict(case: Case, ctx: EdgeContext | None, call: pytest.CallInfo, report,
         return Verdict("error", f"{prefix}: could not measure{where}: {kind}{exc}{notes}",
                        advisory=req.level != "must")
     assert ctx is not None
+    # The same rules `edge-conformance verify` uses to recompute a verdict from a bundle.
     measured = {k: (v.value, v.unit) for k, v in ctx.measured.items()}
-    try:
-        outcomes = E.evaluate(req.expect, measured, req.metric_dimensions)
-    except (ValueError, E.ExpectError) as exc:
-        return Verdict("error", f"{prefix}: cannot compare with the expectation: {exc}",
-                       advisory=req.level != "must")
-    missing = [o for o in outcomes if o.ok is None]
-    if missing:
-        return Verdict("error", f"{prefix}: {'; '.join(o.describe() for o in missing)}{notes}",
-                       advisory=req.level != "must")
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        return _maybe_waive(Verdict("fail", f"{prefix}: {'; '.join(o.describe() for o in failed)}{notes}"),
-                            case, session)
-    shown = "; ".join(o.describe().replace(", expected ", " (expected ") + ")" for o in outcomes)
-    return Verdict("pass", f"{prefix}: {shown}")
+    d = recompute.decide(req, case.site.name, measured, ctx.notes, session.waivers)
+    return Verdict(d.status, d.message, advisory=d.advisory if d.status != "pass" else False, waiver=d.waiver)
 
 
 def _maybe_waive(v: Verdict, case: Case, session: EdgeSession) -> Verdict:

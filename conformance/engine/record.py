@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from .. import __version__
+from ..model import recompute
 from ..model import results as R
 
 
@@ -125,19 +126,7 @@ class RunRecord:
         self.data["verdict"] = R.run_verdict(reqs, self.strict)
 
     def _refresh_fleets(self, reqs: list[dict]) -> None:
-        for fleet in reqs:
-            if fleet["site"] != R.FLEET_SITE or "quorum" not in fleet:
-                continue
-            members = [r for r in reqs if r.get("fleet_member") and r["id"] == fleet["id"]
-                       and r["profile"] == fleet["profile"]]
-            status, passing, failing, n = R.fleet_outcome(members, fleet["quorum"])
-            share = (passing / n * 100.0) if n else 0.0
-            fleet["status"] = status
-            fleet["measured"] = {"sites_passing": {"value": round(share, 4), "unit": "%"},
-                                 "sites": {"value": n, "unit": ""}}
-            fleet["message"] = (f"{fleet['id']} fleet: {passing} of {n} sites pass ({share:.4g} %), "
-                                f"{failing} fail; expected at least {fleet['quorum'] * 100:g} %")
-            fleet["advisory"] = status in ("fail", "error", "inconclusive") and fleet["level"] != "must"
+        recompute.refresh_fleets(reqs)  # the rule verify uses too
 
     def _save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=2, default=_json_default) + "\n")
