@@ -66,8 +66,12 @@ ensure_tools() {  # a daemon runs, but the image builder may still be missing
   command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap || log "mmdebstrap missing: image builds will fail"
 }
 
+dockerd_running() {
+  if command -v pgrep >/dev/null 2>&1; then pgrep -x dockerd >/dev/null 2>&1; else pidof dockerd >/dev/null 2>&1; fi
+}
+
 start_dockerd() {
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  if ! dockerd_running; then
     log "starting dockerd (log: $DOCKERD_LOG)"
     mkdir -p "$(dirname "$DOCKERD_LOG")"
     # setsid + nohup: the daemon outlives this script and the CI step's process group.
@@ -81,7 +85,7 @@ start_dockerd() {
       log "Docker is up after ${i} s: $(docker info --format '{{.ServerVersion}} {{.Driver}} cgroup v{{.CgroupVersion}}' 2>/dev/null)"
       return 0
     fi
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
+    if ! dockerd_running; then
       log "dockerd exited; last lines of $DOCKERD_LOG:"
       tail -n 10 "$DOCKERD_LOG" >&2
       log "the docker tests will skip"

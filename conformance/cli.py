@@ -297,6 +297,61 @@ def profiles_checks():
             click.echo("  params:  " + ", ".join(spec.params))
 
 
+@profiles.command("diff")
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@_friendly_errors
+def profiles_diff(a, b):
+    """Compare two profiles, or two versions of one: requirements added, removed and changed.
+
+    A and B are shipped profile names or YAML paths; inheritance is resolved first, so a change in a
+    parent shows in its children. Exit status 0 whatever the differences (2 for a bad profile).
+
+    \b
+    Examples:
+      edge-conformance profiles diff retail ucpe
+      edge-conformance profiles diff old/retail.yaml profiles/retail.yaml
+    """
+    from .model.profile import load_profile
+    from .model.profile_diff import diff_profiles, render
+
+    click.echo(render(diff_profiles(load_profile(a), load_profile(b))), nl=False)
+
+
+@profiles.command("coverage")
+@click.argument("refs", nargs=-1, metavar="[NAME|PATH...]")
+@click.option("--tests", "extra", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+              help="Also scan these test files or directories (your own custom.* checks); repeatable.")
+@_friendly_errors
+def profiles_coverage(refs, extra):
+    """Show the suite test that implements every requirement's check (default: every shipped profile).
+
+    The suites are read with ast (`@pytest.mark.edge_check("...")` on test functions), nothing runs.
+    Exit status 1 when a requirement's check has no implementing test (it would always be skipped).
+
+    \b
+    Examples:
+      edge-conformance profiles coverage
+      edge-conformance profiles coverage my-profile.yaml --tests tests/my_checks.py
+    """
+    from .model.coverage import coverage, render, scan_suites, shipped_implementations
+    from .model.profile import list_profiles, load_profile
+
+    loaded = [load_profile(r) for r in refs] if refs else [load_profile(str(p)) for p in list_profiles()]
+    impls = shipped_implementations()
+    for check, found in scan_suites([Path(e) for e in extra]).items():
+        impls.setdefault(check, []).extend(found)
+    rows = coverage(loaded, impls)
+    click.echo(render(rows, loaded), nl=False)
+    missing = [r for r in rows if not r.covered]
+    if missing:
+        named = ", ".join(f"{r.profile} {r.requirement.id} ({r.requirement.check})" for r in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        click.echo(f"edge-conformance: error: {len(missing)} requirements are not covered by any suite "
+                   f"test: {named}{more}", err=True)
+        sys.exit(1)
+
+
 # ------------------------------------------------------------------------------------------ report
 
 

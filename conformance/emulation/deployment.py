@@ -18,6 +18,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -30,7 +31,7 @@ from ..model.topology import apply_defects, load_topology, resolve_topology, top
 from . import client, procs, state
 
 SUPERVISOR_MODULE = "conformance.emulation.supervisor"
-BACKENDS = ("local",)
+BACKENDS = ("local", "docker")
 SHUTDOWN_REQUEST_TIMEOUT_S = 5.0
 _live: weakref.WeakSet[Deployment] = weakref.WeakSet()
 
@@ -112,9 +113,11 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
     path = resolve_topology(topology).resolve()
     # Built-ins travel by name (shown in ps and the target file); files by absolute path (cwd-proof).
     ref = topology if path.parent == topologies_dir().resolve() else str(path)
+    if backend == "docker":
+        _prepare_docker()  # the image build (about a minute, once) happens before the bring-up clock
     run_id = run_id or state.new_run_id()
     argv = procs.module_argv(SUPERVISOR_MODULE, "--topology", ref, "--run-id", run_id,
-                             "--timeout", f"{timeout:g}")
+                             "--timeout", f"{timeout:g}", "--backend", backend)
     if state_dir is not None:
         argv += ["--state-dir", str(Path(state_dir).absolute())]
     for spec in defects:
@@ -146,6 +149,16 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
         raise EmulationError(f"emulated {topology} did not come up: {ready.get('error', 'unknown error')}"
                              + (f" [supervisor log: {detail}]" if detail and "error" not in ready else ""))
     return Deployment(proc, ready, run_id=run_id, topology=topology, stderr_file=stderr_file, detached=detach)
+
+
+def _prepare_docker() -> None:
+    from .docker import backend as docker_backend
+    from .docker.images import ImageError
+
+    try:
+        docker_backend.prepare(progress=lambda m: print(f"edge-conformance: {m}", file=sys.stderr, flush=True))
+    except (docker_backend.DockerUnavailable, ImageError) as exc:
+        raise EmulationError(f"docker backend: {exc}") from None
 
 
 def _abandon(proc: subprocess.Popen, run_id: str) -> None:
@@ -206,6 +219,9 @@ def _sweep(run_id: str) -> None:
     if leftovers:
         procs.kill_processes(leftovers)
     entry = state.read_entry(run_id)
+    from .docker.backend import quiet_sweep
+
+    quiet_sweep(run_id)  # docker backend: containers and networks labelled with the run id
     if entry is not None and not procs.pid_alive(entry.get("pid")):
         # The supervisor died without cleaning up (SIGKILL): do its last step for it.
         if entry.get("owns_state_dir") and entry.get("state_dir"):
@@ -245,8 +261,10 @@ def list_running() -> list[RunInfo]:
     """Deployments in the registry and any process labelled with a run id (orphans included)."""
     entries = {e["run_id"]: e for e in state.read_entries() if "run_id" in e}
     labelled = procs.find_labelled()
+    from .docker.backend import quiet_run_ids
+
     out = []
-    for run_id in sorted(set(entries) | set(labelled)):
+    for run_id in sorted(set(entries) | set(labelled) | quiet_run_ids()):
         e = entries.get(run_id, {})
         pids = sorted(p.pid for p in labelled.get(run_id, []))
         pid = e.get("pid")
@@ -288,6 +306,9 @@ def stop_all(timeout: float = 30.0) -> list[str]:
     for run in list_running():
         if stop_run(run.run_id, timeout):
             stopped.append(run.run_id)
+    from .docker.backend import quiet_sweep
+
+    quiet_sweep(None, images=True)  # docker: anything labelled by any run, and temporary images
     return stopped
 
 

@@ -410,6 +410,15 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _without_backend_keys(topology: Topology) -> Topology:
+    """Site config keys meant for the docker backend (`stack`) are not workload settings: drop them."""
+    import dataclasses
+
+    sites = [dataclasses.replace(s, config={k: v for k, v in s.config.items() if k != "stack"})
+             if "stack" in s.config else s for s in topology.sites]
+    return dataclasses.replace(topology, sites=sites)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.emulation.supervisor",
                                      description="Run one emulated edge deployment until told to stop.")
@@ -422,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detach", action="store_true", help="do not stop when stdin closes (emulate up --detach)")
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs, data) after shutdown")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="bring-up timeout in seconds")
+    parser.add_argument("--backend", choices=("local", "docker"), default="local",
+                        help="sites as local processes, or as Docker containers (conformance.emulation.docker)")
     args = parser.parse_args(argv)
     run_id = args.run_id or state.new_run_id()
     try:
@@ -431,8 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     state_dir = (args.state_dir or state.default_state_dir(run_id)).absolute()
     owns = not state_dir.exists()
-    supervisor = Supervisor(topology, topology_ref=args.topology, run_id=run_id, state_dir=state_dir,
-                            owns_state_dir=owns, detach=args.detach, keep=args.keep, timeout=args.timeout)
+    cls = Supervisor
+    if args.backend == "docker":
+        from .docker.supervisor import DockerSupervisor as cls
+    else:
+        topology = _without_backend_keys(topology)
+    supervisor = cls(topology, topology_ref=args.topology, run_id=run_id, state_dir=state_dir,
+                     owns_state_dir=owns, detach=args.detach, keep=args.keep, timeout=args.timeout)
     try:
         return asyncio.run(supervisor.run())
     except KeyboardInterrupt:  # a signal before our handlers were installed

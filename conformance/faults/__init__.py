@@ -57,6 +57,7 @@ class Faults:
         self.site = site
         self.allow_real = allow_real
         self.log: list[str] = []
+        self.other_site = False  # faults for a site other than the requirement's (named in skips)
 
     # -- what can be done here
 
@@ -79,11 +80,16 @@ class Faults:
             skip(self._missing_reason(missing[0]))
 
     def _missing_reason(self, action: str) -> str:
-        return f"no fault hook: {action}"
+        return f"no fault hook: {action}" + self._where()
+
+    def _where(self) -> str:
+        return f" (site {self.name})" if self.other_site else ""
 
     def for_site(self, site: Any) -> Faults:
         """The same kind of fault injection, with the same permission, for another site (central)."""
-        return faults_for(self.target, site, allow_real=self.allow_real)
+        other = faults_for(self.target, site, allow_real=self.allow_real)
+        other.other_site = True
+        return other
 
     # -- actions
 

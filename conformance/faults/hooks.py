@@ -206,7 +206,7 @@ class HookFaults(Faults):
         return HOOK_OF[action] in self.site.hooks
 
     def _missing_reason(self, action: str) -> str:
-        return f"no fault hook: {HOOK_OF[action]}"
+        return f"no fault hook: {HOOK_OF[action]}" + self._where()
 
     def _do(self, action: str, **params: Any) -> None:
         if not self.allow_real:  # faults_for never builds one without permission; belt and braces

@@ -449,6 +449,7 @@ def _partition(edge, rec: Rec) -> None:
 
     def read_content() -> None:
         checks["content"] = site.call("GET", f"/content/{content_key}", timeout=op_timeout)
+        checks["content_done"] = time.monotonic()
 
     def check_token() -> None:
         checks["auth"] = site.call("GET", "/auth/check", headers={"Authorization": f"Bearer {token}"},
@@ -509,6 +510,8 @@ def _partition(edge, rec: Rec) -> None:
         cache = r.header("X-Cache")
         rec.record("cache_served", served)
         detail["content"] = {"status": r.status, "x_cache": cache, "elapsed_s": round(r.elapsed, 3)}
+        if checks.get("content_done", 0) > healed_at:
+            rec.note("the content answer came after the WAN healed: make the cut longer")
         if not served:
             rec.note(f"cached content during the cut: {r.describe()}"
                      + (" (body differs from the cached copy)" if r.status == 200 else ""))
@@ -783,11 +786,11 @@ def _recovery(edge, rec: Rec) -> None:
             for _ in range(2):
                 answers.append(site.call("GET", path, timeout=hang_timeout))
             _sleep_until(paused_at + float(p["pause_for"]))
-        detected = all(not r.ok for r in answers)
+        detected = all(r.status is None for r in answers)  # no answer within the timeout, not an error page
         rec.record("hang_detected", detected)
         if not detected:
-            rec.note(f"the frozen site still answered GET {path}: the pause did not take effect or "
-                     "something else answered")
+            rec.note(f"the frozen site still answered GET {path} ({'; '.join(r.describe() for r in answers)}): "
+                     "the pause did not take effect, or something else answered for it")
         back = _wait_healthy(site, path, timeout)
         missing = _missing_sales(site, acked, op_timeout) if back is not None else acked
         fresh = site.call("POST", "/pos/transactions", {"id": _tag("after-hang"), "amount": 1.0}) \

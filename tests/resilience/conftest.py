@@ -197,10 +197,6 @@ def standin(tmp_path_factory):
         s.close()
 
 
-def shell_touch(path: Path) -> str:
-    return f'touch "{path}"'
-
-
 def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,7 +14,6 @@ on its own metric.
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +95,6 @@ class Runs:
         self.root = root
         self.pool = ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="edge-run")
         self.futures: dict[str, Future] = {n: self.pool.submit(self._run, n) for n in ORDER if n in names}
-        self.lock = threading.Lock()
 
     def _run(self, name: str):
         spec = RUNS[name]

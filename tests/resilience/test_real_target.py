@@ -29,35 +29,24 @@ def _profile(path, requirements):
     return path
 
 
-def _cut_hooks(standin, site: str, partition: str | list[str] | None = "ok") -> dict:
-    """partition/heal hooks that drive our linkd and leave marker files named after the site."""
-    hooks = {}
+def _cut_hooks(standin, partition: str | None = None) -> dict:
+    """partition/heal hooks that drive our linkd; each leaves a marker file named after the site ({site})."""
     py, ctl, control = sys.executable, standin.ctl("x")[1], standin.control
-    if partition == "ok":
-        hooks["partition"] = {"command": f'"{py}" "{ctl}" --control {control} partition wan:store-1 && '
-                                         f'touch "{standin.root}/partition-{{site}}.marker"', "timeout": "10 s"}
-    elif partition is not None:
-        hooks["partition"] = {"command": partition, "timeout": "10 s"}
-    hooks["heal"] = {"command": standin.ctl("heal"), "timeout": "10 s"}
-    return hooks
 
+    def step(action: str) -> str:
+        return (f'"{py}" "{ctl}" --control {control} {action} wan:store-1 && '
+                f'touch "{standin.root}/{action}-{{site}}.marker"')
 
-def _with_heal_marker(standin, hooks: dict, site: str) -> dict:
-    # the list form heals, then a second hook-less step is not possible: wrap in a shell string instead
-    py, ctl, control = sys.executable, standin.ctl("x")[1], standin.control
-    hooks["heal"] = {"command": f'"{py}" "{ctl}" --control {control} heal wan:store-1 && '
-                                f'touch "{standin.root}/heal-{{site}}.marker"', "timeout": "10 s"}
-    return hooks
+    return {"partition": {"command": partition or step("partition"), "timeout": "10 s"},
+            "heal": {"command": step("heal"), "timeout": "10 s"}}
 
 
 def test_permission_missing_hook_and_failing_hook(standin, tmp_path):
     sites = {
-        "store-ok": _with_heal_marker(standin, _cut_hooks(standin, "store-ok"), "store-ok"),
-        "store-noheal": {"partition": _cut_hooks(standin, "store-noheal")["partition"]},
-        "store-fail": _with_heal_marker(standin, _cut_hooks(
-            standin, "store-fail",
-            partition='echo "trying" >&2; echo "partition refused for token ${STANDIN_SECRET}" >&2; exit 3'),
-            "store-fail"),
+        "store-ok": _cut_hooks(standin),
+        "store-noheal": {"partition": _cut_hooks(standin)["partition"]},
+        "store-fail": _cut_hooks(
+            standin, partition='echo "trying" >&2; echo "partition refused for token ${STANDIN_SECRET}" >&2; exit 3'),
     }
     target = standin.target(tmp_path / "target.yaml", sites)
     profile = _profile(tmp_path / "gate.yaml", [{
@@ -95,7 +84,7 @@ def test_permission_missing_hook_and_failing_hook(standin, tmp_path):
 
 def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
     edge_pid = standin.edge.pid
-    hooks = _with_heal_marker(standin, _cut_hooks(standin, "store-1"), "store-1")
+    hooks = _cut_hooks(standin)
     hooks["degrade"] = {"command": standin.ctl("degrade", "{delay_ms}", "{jitter_ms}", "{loss}", "{bandwidth_bps}"),
                         "timeout": "10 s"}
     hooks["pause"] = {"command": f"kill -STOP {edge_pid}", "timeout": "5 s"}
@@ -116,6 +105,8 @@ def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
          "expect": "min_success_ratio >= 90 % and max_duration <= 5 s"},
         {"id": "R-05", "title": "crash", "level": "must", "check": "resilience.recovery", "applies_to": "edge",
          "params": {"pause": False}, "expect": "data_survived == true"},
+        {"id": "R-06", "title": "central down", "level": "must", "check": "resilience.resync", "applies_to": "edge",
+         "params": {"outage": "central"}, "expect": "delivered_ratio >= 100 %"},
     ])
     (standin.root / "hooks.log").unlink(missing_ok=True)
     code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
@@ -125,6 +116,8 @@ def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
         assert got[(rid, "store-1")]["status"] == "pass", got[(rid, "store-1")]["message"]
     crash = got[("R-05", "store-1")]
     assert crash["status"] == "skip" and "no fault hook: kill" in crash["message"]
+    down = got[("R-06", "store-1")]  # central has no hooks at all: named in the reason
+    assert down["status"] == "skip" and "no fault hook: stop (site central)" in down["message"]
     assert code == 0, output[-2000:]
     # the hooks ran as written, with the placeholders filled; reset = degrade with zeros
     log = (standin.root / "hooks.log").read_text().splitlines()
@@ -138,8 +131,7 @@ def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
 
 
 def test_ctrl_c_during_a_partition_still_heals(standin, tmp_path):
-    hooks = _with_heal_marker(standin, _cut_hooks(standin, "store-1"), "store-1")
-    target = standin.target(tmp_path / "target.yaml", {"store-1": hooks})
+    target = standin.target(tmp_path / "target.yaml", {"store-1": _cut_hooks(standin)})
     profile = _profile(tmp_path / "long.yaml", [{
         "id": "C-01", "title": "a long cut", "level": "must", "check": "resilience.partition",
         "applies_to": "edge", "params": {"duration": "60 s", "workloads": []}, "expect": "availability >= 99 %"}])

@@ -1,0 +1,546 @@
+"""Containers of a docker deployment: one DockerSite per site, and cleanup by label.
+
+A site container runs `siteinit` (the workload, plus nginx/mosquitto when the site's `stack` asks
+for them) under docker-init, on its own bridge network, with the topology's resources as real
+limits (`cpus` -> NanoCpus, `memory` -> Memory and MemorySwap: no swap). Its ports (the site's
+HTTP port; with nginx also the workload's own; with mosquitto the MQTT port) are chosen once, free
+on the host, and published on 127.0.0.1 at the SAME number as inside the container, so what the
+site listens on is what its endpoints say, and a stopped, killed or restarted container comes back
+at the same address (the links and the target file stay valid).
+Data lives in the container's own filesystem (/data), which survives restarts.
+
+Restart policy: the supervisor's, like the local backend's `Restart=always`. Docker's own policy is
+"no"; a container that dies without being stopped through the control API (kill, OOM, a crash of
+the workload, nginx or mosquitto) is started again RESTART_DELAY_S after Docker reports the death,
+and `restarts` counts those restarts.
+
+Everything carries LABEL_HARNESS and LABEL_RUN, so `sweep_run(run_id)` and `sweep_all()` find
+leftovers of a supervisor that was SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ...model.topology import SiteSpec
+from ..procs import SpawnError
+from ..sites import PAUSED, RESTARTING, RUNNING, STARTING, STOPPED, StateError
+from . import HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, SITE_ENV, STACK_KEY, STACK_SERVICES
+
+RESTART_DELAY_S = 0.5
+MAX_RESTART_DELAY_S = 5.0
+STOP_GRACE_S = 5
+HEALTH_POLL_S = 0.1
+DOCKER_TIMEOUT_S = 60
+
+
+class DockerUnavailable(RuntimeError):
+    """No Docker daemon can be used from here (the message says why)."""
+
+
+def connect(timeout: float = DOCKER_TIMEOUT_S) -> Any:
+    """A docker client whose daemon answered a ping; DockerUnavailable otherwise."""
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - docker is a dependency
+        raise DockerUnavailable(f"the docker Python SDK is not installed ({exc})") from None
+    try:
+        client = docker.from_env(timeout=timeout, max_pool_size=64)
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001 - docker raises many kinds; all mean "not usable"
+        raise DockerUnavailable(f"no Docker daemon reachable: {type(exc).__name__}: {exc}") from None
+
+
+def daemon_problem() -> str | None:
+    """None when a Docker daemon answers; else why not (for skips and error messages)."""
+    try:
+        connect(timeout=5).close()
+        return None
+    except DockerUnavailable as exc:
+        return str(exc)
+
+
+def container_name(run_id: str, site: str) -> str:
+    return f"edgeconf-{run_id}-{site}"
+
+
+def stack_of(spec: SiteSpec) -> list[str]:
+    raw = spec.config.get(STACK_KEY) or []
+    if isinstance(raw, str):
+        raw = [raw]
+    unknown = [s for s in raw if s not in STACK_SERVICES]
+    if unknown:
+        raise ValueError(f"site {spec.name}: config.{STACK_KEY}: unknown service(s) {unknown} "
+                         f"(known: {', '.join(STACK_SERVICES)})")
+    return [s for s in STACK_SERVICES if s in raw]
+
+
+def workload_config(spec: SiteSpec) -> dict[str, Any]:
+    """The site config without the backend's own keys: what the workload gets as --site-config."""
+    return {k: v for k, v in spec.config.items() if k != STACK_KEY}
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (Docker binds it a moment later; a clash is retried)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------- one site
+
+
+class DockerSite:
+    """One site container and its life; the same interface as sites.ManagedSite for the control API."""
+
+    def __init__(self, spec: SiteSpec, *, client: Any, run_id: str, image: str, network: str,
+                 start_timeout: float, on_change: Callable[[], None] | None = None,
+                 after_start: Callable[[DockerSite], Any] | None = None):
+        self.spec = spec
+        self.name = spec.name
+        self.client = client
+        self.run_id = run_id
+        self.image = image
+        self.network = network
+        self.container_name = container_name(run_id, spec.name)
+        self.start_timeout = start_timeout
+        self.stack = stack_of(spec)
+        self.port = free_port()                       # the site's HTTP port (direct), inside and out
+        self.app_port = free_port() if "nginx" in self.stack else None  # the workload behind nginx
+        self.mqtt_port = free_port() if "mosquitto" in self.stack else None
+        self.central_url: str | None = None           # set by the supervisor (the WAN link) for edges
+        self.mqtt_uplink: str | None = None           # host:port of the WAN link's MQTT channel
+        self.container: Any = None
+        self.state = STOPPED
+        self.restarts = 0
+        self.last_exit: int | None = None
+        self.started_at: float | None = None
+        self.want_running = False
+        self.closing = False
+        self.lock = asyncio.Lock()
+        self.data_dir = "/data"
+        self._on_change = on_change or (lambda: None)
+        self._after_start = after_start
+        self._restart_task: asyncio.Task | None = None
+        self._expect_exit = False
+
+    # ------------------------------------------------------------------ container
+
+    def site_document(self) -> dict[str, Any]:
+        """The spec siteinit reads from $EDGE_CONFORMANCE_SITE."""
+        return {"name": self.name, "role": self.spec.role, "workload": self.spec.workload,
+                "defects": list(self.spec.defects), "config": workload_config(self.spec),
+                "central_url": self.central_url, "stack": self.stack, "mqtt_uplink": self.mqtt_uplink,
+                "cache_ttl_s": self.spec.config.get("cache_ttl_s", 5.0), "port": self.port,
+                "app_port": self.app_port, "mqtt_port": self.mqtt_port}
+
+    def _create(self) -> Any:
+        from docker.types import LogConfig
+
+        ports = {f"{p}/tcp": ("127.0.0.1", p) for p in (self.port, self.app_port, self.mqtt_port) if p}
+        res = self.spec.resources
+        limits: dict[str, Any] = {}
+        if res.cpus:
+            limits["nano_cpus"] = int(round(res.cpus * 1e9))
+        if res.memory_bytes:
+            limits["mem_limit"] = int(res.memory_bytes)
+            limits["memswap_limit"] = int(res.memory_bytes)  # no swap: a small box's RAM is its RAM
+        labels = {LABEL_HARNESS: HARNESS, LABEL_RUN: self.run_id, LABEL_SITE: self.name,
+                  LABEL_ROLE: self.spec.role, LABEL_KIND: "site"}
+        return self.client.containers.create(
+            self.image, name=self.container_name, hostname=self.name[:63], labels=labels,
+            environment={SITE_ENV: json.dumps(self.site_document(), sort_keys=True)},
+            network=self.network, ports=ports, init=True, stop_signal="SIGTERM",
+            restart_policy={"Name": "no"}, detach=True,
+            log_config=LogConfig(type="json-file", config={"max-size": "2m", "max-file": "1"}), **limits)
+
+    def _ensure_created(self) -> Any:
+        if self.container is None:
+            self.container = self._create()
+        return self.container
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    async def _docker_state(self) -> dict[str, Any]:
+        if self.container is None:
+            return {}
+        await self._call(self.container.reload)
+        return self.container.attrs.get("State") or {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        async with self.lock:
+            self.want_running = True
+            st = await self._docker_state()
+            if st.get("Running"):
+                return
+            await self._start_or_give_up(STARTING)
+
+    async def _start_or_give_up(self, state: str) -> None:
+        try:
+            await self._start_container(state)
+        except SpawnError:
+            self.want_running = False
+            self.state = STOPPED
+            self._on_change()
+            raise
+
+    async def _start_container(self, state: str) -> None:
+        import docker
+
+        self.state = state
+        self._expect_exit = False
+        try:
+            container = await self._call(self._ensure_created)
+            await self._call(container.start)
+        except docker.errors.APIError as exc:
+            raise SpawnError(f"container {self.container_name}: {exc.explanation or exc}") from None
+        await self._wait_ready()
+        if self.closing:
+            raise SpawnError("deployment is shutting down")
+        self.started_at = time.time()
+        self.state = RUNNING
+        if self._after_start is not None:
+            await self._after_start(self)
+        self._on_change()
+
+    async def _wait_ready(self) -> None:
+        import aiohttp
+
+        deadline = time.monotonic() + self.start_timeout
+        url = f"http://127.0.0.1:{self.port}/health"
+        last = "no answer"
+        checked = 0.0
+        timeout = aiohttp.ClientTimeout(total=2.0)
+        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(force_close=True)) as http:
+            while time.monotonic() < deadline:
+                if self.closing:
+                    raise SpawnError("deployment is shutting down")
+                if time.monotonic() - checked > 0.5:
+                    checked = time.monotonic()
+                    st = await self._docker_state()
+                    if not st.get("Running"):
+                        self.last_exit = st.get("ExitCode")
+                        raise SpawnError(f"container {self.container_name} exited with status "
+                                         f"{st.get('ExitCode')} before it was ready{await self.log_tail()}")
+                try:
+                    async with http.get(url) as resp:
+                        if resp.status == 200:
+                            if self.mqtt_port is None or await mqtt_ready("127.0.0.1", self.mqtt_port):
+                                return
+                            last = "mosquitto not answering yet"
+                        else:
+                            last = f"HTTP {resp.status}"
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    last = repr(exc)
+                await asyncio.sleep(HEALTH_POLL_S)
+        raise SpawnError(f"container {self.container_name} not ready within {self.start_timeout:g} s "
+                         f"({last}){await self.log_tail()}")
+
+    async def log_tail(self, lines: int = 8) -> str:
+        if self.container is None:
+            return ""
+        try:
+            text = (await self._call(self.container.logs, tail=lines)).decode("utf-8", "replace").strip()
+        except Exception:  # noqa: BLE001 - best effort, for an error message
+            return ""
+        return ("; last log lines: " + " | ".join(t.strip() for t in text.splitlines())) if text else ""
+
+    async def stop(self) -> None:
+        async with self.lock:
+            self.want_running = False
+            self._cancel_restart()
+            await self._stop_container()
+            self.state = STOPPED
+            self._on_change()
+
+    async def _stop_container(self) -> None:
+        import docker
+
+        if self.container is None:
+            return
+        self._expect_exit = True
+        try:
+            st = await self._docker_state()
+            if st.get("Paused"):
+                await self._call(self.container.unpause)
+            if st.get("Running"):
+                await self._call(self.container.stop, timeout=STOP_GRACE_S)
+            st = await self._docker_state()
+            self.last_exit = st.get("ExitCode")
+        except docker.errors.NotFound:
+            self.container = None
+
+    async def restart(self) -> None:
+        async with self.lock:
+            self.want_running = True
+            self._cancel_restart()
+            await self._stop_container()
+            await self._start_or_give_up(RESTARTING)
+
+    async def kill(self) -> None:
+        """SIGKILL the container (its init and everything in it): a crash; the restart policy brings it back."""
+        async with self.lock:
+            st = await self._docker_state()
+            if not st.get("Running"):
+                raise StateError(f"site {self.name} is not running (state {self.state})")
+            if st.get("Paused"):
+                await self._call(self.container.unpause)
+            await self._call(self.container.kill, signal="SIGKILL")
+            waited = await self._call(self.container.wait, timeout=10)
+            self.last_exit = (waited or {}).get("StatusCode")
+            self.state = RESTARTING
+            self._schedule_restart()
+
+    async def pause(self) -> None:
+        async with self.lock:
+            st = await self._docker_state()
+            if not st.get("Running"):
+                raise StateError(f"cannot pause site {self.name}: it is {self.state}")
+            if not st.get("Paused"):
+                await self._call(self.container.pause)
+            self.state = PAUSED
+
+    async def resume(self) -> None:
+        async with self.lock:
+            st = await self._docker_state()
+            if st.get("Paused"):
+                await self._call(self.container.unpause)
+            if st.get("Running"):
+                self.state = RUNNING
+
+    async def close(self, keep_logs_to: Any = None) -> None:
+        """Deployment shutdown: no more restarts; the container is removed."""
+        import docker
+
+        self.closing = True
+        self.want_running = False
+        self._cancel_restart()
+        if self.container is not None:
+            if keep_logs_to is not None:
+                try:
+                    keep_logs_to.write_bytes(await self._call(self.container.logs))
+                except Exception:  # noqa: BLE001 - logs are a courtesy
+                    pass
+            try:
+                st = await self._docker_state()
+                if st.get("Paused"):
+                    await self._call(self.container.unpause)
+                await self._call(self.container.remove, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                _log(f"removing {self.container_name}: {exc.explanation or exc}")
+        self.state = STOPPED
+
+    # ------------------------------------------------------------------ restart policy
+
+    def container_died(self, exit_code: int | None) -> None:
+        """Docker says the container died (called on the event loop)."""
+        if self.closing or not self.want_running or self._expect_exit:
+            return
+        self.last_exit = exit_code
+        if self._restart_task is None or self._restart_task.done():
+            _log(f"site {self.name} died (status {exit_code}); restarting in {RESTART_DELAY_S:g} s")
+            self.state = RESTARTING
+            self._on_change()
+            self._schedule_restart()
+
+    def _schedule_restart(self) -> None:
+        if self._restart_task is None or self._restart_task.done():
+            self._restart_task = asyncio.get_running_loop().create_task(self._restart_after_crash())
+
+    async def _restart_after_crash(self) -> None:
+        delay = RESTART_DELAY_S
+        while True:
+            await asyncio.sleep(delay)
+            async with self.lock:
+                if self.closing or not self.want_running:
+                    return
+                st = await self._docker_state()
+                if st.get("Running"):
+                    if self.state == RESTARTING:
+                        self.state = PAUSED if st.get("Paused") else RUNNING
+                    return  # someone started it meanwhile
+                try:
+                    await self._start_container(RESTARTING)
+                    self.restarts += 1
+                    self._on_change()
+                    return
+                except SpawnError as exc:
+                    _log(f"site {self.name} failed to restart: {exc}")
+            delay = min(delay * 2, MAX_RESTART_DELAY_S)
+
+    def _cancel_restart(self) -> None:
+        task = self._restart_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._restart_task = None
+
+    # ------------------------------------------------------------------ reporting
+
+    @property
+    def container_pid(self) -> int | None:
+        if self.container is None:
+            return None
+        pid = (self.container.attrs.get("State") or {}).get("Pid")
+        return pid or None
+
+    def status(self) -> dict[str, Any]:
+        c = self.container
+        return {"name": self.name, "role": self.spec.role, "workload": self.spec.workload,
+                "uplink": self.spec.uplink, "pid": self.container_pid if self.state in (RUNNING, PAUSED) else None,
+                "port": self.port, "state": self.state, "restarts": self.restarts, "last_exit": self.last_exit,
+                "defects": list(self.spec.defects), "data_dir": self.data_dir,
+                "log": f"docker logs {self.container_name}", "container": self.container_name,
+                "container_id": c.id if c is not None else None, "image": self.image, "network": self.network,
+                "stack": self.stack, "app_port": self.app_port, "mqtt_port": self.mqtt_port}
+
+
+async def mqtt_ready(host: str, port: int, timeout: float = 1.0) -> bool:
+    """An MQTT 3.1.1 CONNECT answered by a CONNACK: the broker behind a published port is up."""
+    connect = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 0])
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        writer.write(connect)
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.readexactly(4), timeout)
+        return reply[0] == 0x20 and reply[3] == 0
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+        return False
+    finally:
+        writer.close()
+
+
+# ------------------------------------------------------------------------------- stats, cleanup
+
+
+def container_stats(client: Any, name_or_id: str) -> dict[str, Any]:
+    """Docker's one-shot stats: memory in use (without page cache), its limit, CPU seconds used."""
+    raw = client.api.stats(name_or_id, stream=False, one_shot=True)
+    mem = raw.get("memory_stats") or {}
+    stats = mem.get("stats") or {}
+    usage = mem.get("usage") or 0
+    cache = stats.get("total_inactive_file", stats.get("inactive_file", 0)) or 0
+    cpu = (raw.get("cpu_stats") or {}).get("cpu_usage") or {}
+    return {"memory_bytes": max(0, usage - cache), "memory_usage_bytes": usage, "memory_limit_bytes": mem.get("limit"),
+            "rss_bytes": stats.get("total_rss", stats.get("rss")), "cpu_seconds": (cpu.get("total_usage") or 0) / 1e9,
+            "pids": (raw.get("pids_stats") or {}).get("current")}
+
+
+def _label_filter(run_id: str | None) -> dict[str, list[str]]:
+    labels = [f"{LABEL_HARNESS}={HARNESS}"]
+    if run_id is not None:
+        labels.append(f"{LABEL_RUN}={run_id}")
+    return {"label": labels}
+
+
+def labelled_run_ids(client: Any | None = None) -> set[str]:
+    """Run ids of every container or network of ours that still exists."""
+    client = client or connect(timeout=10)
+    ids: set[str] = set()
+    for c in client.api.containers(all=True, filters=_label_filter(None)):
+        run = (c.get("Labels") or {}).get(LABEL_RUN)
+        if run:
+            ids.add(run)
+    for n in client.api.networks(filters=_label_filter(None)):
+        run = (n.get("Labels") or {}).get(LABEL_RUN)
+        if run:
+            ids.add(run)
+    return ids
+
+
+def sweep_run(run_id: str | None, client: Any | None = None) -> dict[str, list[str]]:
+    """Remove the containers, then the networks, labelled with `run_id` (None: every run's)."""
+    import docker
+
+    client = client or connect(timeout=30)
+    removed: dict[str, list[str]] = {"containers": [], "networks": []}
+    for c in client.api.containers(all=True, filters=_label_filter(run_id)):
+        try:
+            if c.get("State") == "paused":
+                client.api.unpause(c["Id"])
+            client.api.remove_container(c["Id"], force=True)
+            removed["containers"].append((c.get("Names") or [c["Id"]])[0].lstrip("/"))
+        except docker.errors.APIError:
+            pass
+    for n in client.api.networks(filters=_label_filter(run_id)):
+        try:
+            client.api.remove_network(n["Id"])
+            removed["networks"].append(n.get("Name", n["Id"]))
+        except docker.errors.APIError:
+            pass
+    return removed
+
+
+def _log(message: str) -> None:
+    print(f"supervisor: {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------- for deployment.py (harness side)
+
+
+def _daemon_configured() -> bool:
+    import os
+
+    return bool(os.environ.get("DOCKER_HOST")) or os.path.exists("/var/run/docker.sock")
+
+
+def quiet_run_ids() -> set[str]:
+    """labelled_run_ids(), or nothing when there is no usable daemon (never raises)."""
+    if not _daemon_configured():
+        return set()
+    try:
+        client = connect(timeout=10)
+        try:
+            return labelled_run_ids(client)
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - no daemon, no docker leftovers we could remove anyway
+        return set()
+
+
+def quiet_sweep(run_id: str | None, *, images: bool = False) -> dict[str, list[str]]:
+    """sweep_run() (and, with images, remove_temporary_images()) when a daemon answers; never raises."""
+    if not _daemon_configured():
+        return {}
+    try:
+        client = connect(timeout=10)
+    except DockerUnavailable:
+        return {}
+    try:
+        removed = sweep_run(run_id, client)
+        if images:
+            from .images import remove_temporary_images
+
+            removed["images"] = remove_temporary_images(client)
+        return removed
+    except Exception:  # noqa: BLE001
+        return {}
+    finally:
+        client.close()
+
+
+def prepare(progress: Callable[[str], None] | None = None) -> str:
+    """Harness side, before a docker supervisor starts: a daemon answers and the site image exists
+    (built now if needed, which may take a minute). Returns the image tag; raises DockerUnavailable
+    or images.ImageError."""
+    from .images import ensure_image
+
+    client = connect()
+    try:
+        return ensure_image(client, progress=progress).tag
+    finally:
+        client.close()

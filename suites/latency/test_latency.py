@@ -1,0 +1,313 @@
+"""Latency checks: open-loop request latency to a site, the WAN as the site sees it, and jitter.
+
+Every check runs the open-loop prober (conformance.measure.latency; docs/latency.md): requests go out
+on schedule whatever the answers, latency counts from the intended send time, values land in HDR
+histograms of microseconds. How a measurement becomes a verdict (docs/latency.md, "Suite"):
+
+* Percentiles count failed requests (timeouts and errors) as slower than every answer, at the
+  timeout: a site that drops a tenth of its requests has a p99 of "the timeout", not of its answers.
+* A percentile is judged only with enough samples (10 / (1 - q): p90 100, p99 1,000, p99.9 10,000;
+  spread as p99; jitter 100; mean 20); fewer make the verdict inconclusive, unless a comparison that
+  could be judged already fails. A ratio bound X > 0 needs 1 / X samples.
+* A prober that marks itself invalid (it fell behind its own schedule) makes the verdict
+  inconclusive, with its reason.
+* Requirements of these checks whose probe would be the same (same site, URL and probe settings) share
+  one probe: it runs once and each requirement judges it by its own expectation.
+
+The harness's own floor (the `edge_calibration` fixture: HTTP against a loopback server, once per run)
+is recorded in results.json "calibration" and named in every verdict's notes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from conformance.model import expect as E
+from conformance.model import units as U
+from conformance.model.errors import ConfigError, MeasurementError
+from conformance.model.target import expand_env
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+_PROBER_KEYS = {"p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p99_9_us"}  # LatencyResult.latency
+# Samples a comparison on a metric needs before it can be judged: 10 / (1 - q) for a percentile q.
+MIN_SAMPLES = {"p50": 20, "p90": 100, "p99": 1000, "p999": 10_000, "spread": 1000, "jitter": 100, "mean": 20}
+RATIOS = ("error_ratio", "timeout_ratio")
+THRESHOLD_METRICS = ("p99", "p999", "p90")  # the bound drawn as raw.latency.threshold_us, first found
+HTTP_PROTOCOLS = ("http", "http-newconn")
+
+_PROBES = pytest.StashKey[dict]()
+
+
+# ---------------------------------------------------------------------------------------------
+# the checks
+
+
+@pytest.mark.edge_check("latency.request")
+def test_request(edge, edge_calibration, request):
+    url = _url(edge, edge.endpoint(edge.params.get("endpoint") or "api"))
+    _judge(edge, request, edge_calibration, url, threshold=True)
+
+
+@pytest.mark.edge_check("latency.wan")
+def test_wan(edge, edge_calibration, request):
+    name = edge.params.get("endpoint") or "wan"
+    if name not in edge.site.endpoints:
+        edge.skip(f"site declares no {name} endpoint (central as the site sees it)")
+    url = _url(edge, edge.endpoint(name))
+    _judge(edge, request, edge_calibration, url, threshold=True)
+
+
+@pytest.mark.edge_check("latency.jitter")
+def test_jitter(edge, edge_calibration, request):
+    url = _url(edge, edge.endpoint(edge.params.get("endpoint") or "api"))
+    _judge(edge, request, edge_calibration, url, threshold=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# probing
+
+
+def _url(edge, endpoint: str) -> str:
+    protocol = edge.params.get("protocol") or "http"
+    if protocol in HTTP_PROTOCOLS:
+        path = edge.params.get("path") or "/"
+        return endpoint.rstrip("/") + "/" + path.lstrip("/")
+    return endpoint  # tcp-connect, tcp-echo, udp-echo: the endpoint's host and port
+
+
+def _body_and_headers(edge) -> tuple[bytes, dict[str, str]]:
+    try:
+        headers = {str(k): expand_env(str(v)) for k, v in (edge.params.get("headers") or {}).items()}
+    except LookupError as exc:
+        raise MeasurementError(f"headers: {exc}") from None
+    body = edge.params.get("body")
+    if body is None:
+        return b"", headers
+    if isinstance(body, str):
+        return body.encode(), headers
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
+    return json.dumps(body).encode(), headers
+
+
+def _param(edge, name: str, default: Any) -> Any:
+    value = edge.params.get(name)
+    return default if value is None else value
+
+
+def _config(edge, url: str):
+    from conformance.measure.latency import ProbeConfig
+
+    body, headers = _body_and_headers(edge)
+    count = edge.params.get("count")
+    try:
+        return ProbeConfig(
+            url, protocol=_param(edge, "protocol", "http"), rate=float(_param(edge, "rate", 200)),
+            duration=None if count is not None else float(_param(edge, "duration", 6.0)), count=count,
+            warmup=float(_param(edge, "warmup", 0.5)), arrivals=_param(edge, "arrivals", "fixed"),
+            max_in_flight=_param(edge, "max_in_flight", 64), timeout=float(_param(edge, "timeout", 2.0)),
+            method=_param(edge, "method", "GET"), body=body, headers=tuple(headers.items()),
+            payload_size=_param(edge, "payload_size", 64),
+            lag_limit_us=float(_param(edge, "lag_limit", 0.005)) * 1e6,
+            realtime=bool(_param(edge, "realtime", True)),
+            allow_hosts=frozenset(edge.allowed_hosts))
+    except ConfigError as exc:  # a bad param value (or a host nobody declared): could not measure
+        raise MeasurementError(f"probe settings: {exc}") from None
+
+
+def _probe(edge, request, url: str):
+    """The probe's result, shared by every requirement that would run the very same probe on this site."""
+    from conformance.measure.latency import run_probe
+
+    config = _config(edge, url)
+    store = request.config.stash.setdefault(_PROBES, {})
+    key = (edge.site.name, repr(config))
+    if key in store:
+        first, result, exc = store[key]
+        edge.note(f"measured once for {first} and this requirement (same endpoint and probe settings)")
+        if exc is not None:
+            raise exc
+        return result
+    try:
+        result = run_probe(config)
+    except ConfigError as exc:
+        error = MeasurementError(f"probe of {url}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - anything the prober could not survive: could not measure
+        error = MeasurementError(f"probe of {url}: {type(exc).__name__}: {exc}")
+    else:
+        store[key] = (edge.requirement.id, result, None)
+        return result
+    store[key] = (edge.requirement.id, None, error)
+    raise error
+
+
+# ---------------------------------------------------------------------------------------------
+# from a probe to metrics and a verdict
+
+
+def _judge(edge, request, floor: dict, url: str, threshold: bool) -> None:
+    result = _probe(edge, request, url)
+    stats = _Stats(result)
+    _record(edge, stats)
+    raw = {"histogram": result.histograms["latency"], "service_histogram": result.histograms["service"],
+           "unit": "us"}
+    if threshold:
+        bound = _threshold(edge)
+        if bound is not None:
+            raw["threshold_us"], raw["threshold_metric"] = bound[1], bound[0]
+    edge.attach("latency", raw)
+    edge.attach("probe", {k: v for k, v in result.to_dict().items() if k != "histograms"})
+    edge.note(_floor_note(floor))
+    edge.note(_probe_note(result, stats, realtime_asked=bool(_param(edge, "realtime", True))))
+    if not result.valid:
+        edge.inconclusive(f"prober self-check: {result.invalid_reason}")
+    _require_samples(edge, stats)
+
+
+class _Stats:
+    """Percentiles over every measured request, failed ones ranked last at the timeout."""
+
+    def __init__(self, result):
+        from conformance.measure.latency import decode
+
+        self.result = result
+        self.answered = int(result.samples)
+        self.timeouts = int(result.timeouts)
+        self.errors = int(sum(result.errors.values()))
+        self.failed = self.timeouts + self.errors
+        self.total = self.answered + self.failed
+        self.timeout_us = float(result.timeout_s) * 1e6
+        self.hist = decode(result.histograms["latency"]) if self.answered else None
+        self.in_failures: list[str] = []  # percentiles that fall among the failed requests
+
+    def percentile_us(self, metric: str) -> float | None:
+        if self.total == 0:
+            return None
+        q = PERCENTILES[metric]
+        if self.failed == 0:  # the prober's own figures, exactly
+            return float(self.result.latency[_PROBER_KEYS[metric]])
+        rank = max(int(q * self.total / 100 + 0.5), 1)  # hdrh's rule for the target count
+        if rank > self.answered:
+            self.in_failures.append(metric)
+            return self.timeout_us
+        return float(self.hist.get_value_at_percentile(100.0 * rank / self.answered))
+
+    def max_us(self) -> float | None:
+        if self.total == 0:
+            return None
+        if self.failed:
+            return max(self.timeout_us, float(self.result.latency["max_us"] or 0))
+        return float(self.result.latency["max_us"])
+
+
+def _record(edge, s: _Stats) -> None:
+    ms = lambda us: us / 1000.0  # noqa: E731
+    values = {m: s.percentile_us(m) for m in PERCENTILES}
+    for metric, us in values.items():
+        if us is not None:
+            edge.record(metric, ms(us), "ms")
+    if s.max_us() is not None:
+        edge.record("max", ms(s.max_us()), "ms")
+    lat = s.result.latency
+    if s.answered:  # mean and standard deviation of the answers (failures have no latency)
+        edge.record("mean", ms(float(lat["mean_us"])), "ms")
+        edge.record("jitter", ms(float(lat["stdev_us"])), "ms")
+        edge.record("spread", ms(values["p99"] - values["p50"]), "ms")
+    sent = s.result.sent or 0
+    edge.record("error_ratio", (s.errors / sent if sent else 0.0) * 100, "%")
+    edge.record("timeout_ratio", (s.timeouts / sent if sent else 0.0) * 100, "%")
+    edge.record("samples", s.total)
+
+
+def _threshold(edge) -> tuple[str, float] | None:
+    """The expectation's upper bound on p99 (else p999, else p90), in microseconds."""
+    comparisons = edge.requirement.expect.comparisons
+    for metric in THRESHOLD_METRICS:
+        for c in comparisons:
+            if c.metric == metric and c.op in ("<", "<="):
+                try:
+                    return metric, round(U.to_base(c.value, c.unit, U.TIME) * 1e6, 3)
+                except U.UnitError:
+                    return None
+    return None
+
+
+def _min_samples(c: E.Comparison) -> int:
+    if c.metric in MIN_SAMPLES:
+        return MIN_SAMPLES[c.metric]
+    if c.metric in RATIOS and c.op in ("<", "<="):
+        try:
+            bound = U.to_base(c.value, c.unit, U.RATIO)
+        except U.UnitError:
+            return 0
+        return math.ceil(1.0 / bound - 1e-9) if bound > 0 else 0
+    return 0
+
+
+def _require_samples(edge, s: _Stats) -> None:
+    """Inconclusive when a comparison needs more samples than were measured, unless one that had
+    enough already fails (then the expectation fails whatever the rest would say)."""
+    short = [(need, c) for c in edge.requirement.expect.comparisons if s.total < (need := _min_samples(c))]
+    if not short:
+        return
+    undecided = {c.metric for _, c in short}
+    measured = {k: (v.value, v.unit) for k, v in edge.measured.items()}
+    try:
+        outcomes = E.evaluate(edge.requirement.expect, measured, edge.requirement.metric_dimensions)
+    except (ValueError, E.ExpectError, U.UnitError):
+        outcomes = []
+    if any(o.ok is False and o.comparison.metric not in undecided for o in outcomes):
+        for need, c in short:
+            edge.note(f"{c.metric} not judged: it needs at least {need} samples, got {s.total}")
+        return
+    need, c = max(short, key=lambda item: item[0])
+    edge.inconclusive(f"{c.metric} needs at least {need} samples, got {s.total}")
+
+
+# ---------------------------------------------------------------------------------------------
+# notes
+
+
+def _us(value: Any) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    return f"{value:.0f} us" if value < 1000 else f"{value / 1000:.3g} ms"
+
+
+def _floor_note(floor: dict) -> str:
+    if not isinstance(floor, dict) or floor.get("p50_us") is None:
+        reason = (floor or {}).get("invalid_reason") if isinstance(floor, dict) else None
+        return f"measurement floor unknown ({reason or 'not calibrated'})"
+    text = (f"measurement floor p50 {_us(floor['p50_us'])}, p99 {_us(floor.get('p99_us'))} "
+            f"({floor.get('protocol', 'http')}, {float(floor.get('rate') or 0):g}/s, loopback server)")
+    if floor.get("valid") is False:
+        text += f"; the calibration itself was invalid: {floor.get('invalid_reason')}"
+    return text
+
+
+def _probe_note(result, s: _Stats, realtime_asked: bool) -> str:
+    text = (f"{s.total} requests to {result.target} ({result.protocol}) at {result.rate:g}/s "
+            f"({result.arrivals}): {s.answered} answered")
+    if s.timeouts:
+        text += f", {s.timeouts} timed out (> {result.timeout_s:g} s)"
+    if s.errors:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.errors.items(), key=lambda kv: -kv[1]))
+        example = next(iter(result.error_examples.values()), "")
+        text += f", {s.errors} failed ({kinds}{': ' + example[:120] if example else ''})"
+    if s.in_failures:
+        text += (f"; {', '.join(s.in_failures)} fall among the failed requests and count as the timeout "
+                 f"({result.timeout_s:g} s)")
+    lag = result.send_lag or {}
+    loop = result.loop_lag or {}
+    if result.realtime:
+        scheduling = "SCHED_FIFO"
+    else:
+        scheduling = "normal scheduling" + (" (SCHED_FIFO not permitted)" if realtime_asked else "")
+    text += (f"; prober {scheduling}, send lag p99 "
+             f"{_us(lag.get('p99_us'))}, loop lag p99 {_us(loop.get('p99_us'))}")
+    return text

@@ -1,0 +1,456 @@
+"""Load checks: does a site hold a request rate (load.sustained), and where is its knee (load.capacity).
+
+Both drive the load driver (conformance.measure.load, docs/load.md): open-model load from Locust child
+processes (never imported here), latencies in microsecond HDR histograms. How a measurement becomes a
+verdict:
+
+* The saturation guard decides first. A run it marks invalid (the generator's CPU, event-loop lag,
+  users exhausted, a worker report missing) says nothing about the site: the verdict is inconclusive
+  with the guard's reason, never pass or fail. The numbers are still recorded and attached.
+* Percentiles count failed requests (errors, timeouts, requests still unfinished at the end) as slower
+  than every answer, at the request timeout, as the latency suite does: a site that drops requests
+  cannot pass a latency bound on the ones it answered.
+* The generator gets enough users (concurrency) for the offered rate at 1 s of latency, or 5x the
+  latency bound being judged if that is more: a slow site then shows as a slow p99 (a verdict), not as
+  users running out (inconclusive).
+* Requirements of load.sustained with the very same load (site, URL, scenario, rate, duration, users
+  ...) share one run; each judges it by its own expectation.
+
+Raw data kept in results.json: `timeseries` (per second: t, rps, p95_ms, users, errors_per_s, ...),
+`latency` (the HDR histogram in us, with the expectation's bound as threshold_us), `load` (endpoints,
+errors by kind, generator processes) and, for load.capacity, `sweep` and `capacity` (every step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.model import units as U
+from conformance.model.errors import ConfigError, MeasurementError
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+LATENCY_METRICS = (*PERCENTILES, "max")
+THRESHOLD_METRICS = ("p99", "p95", "p90", "p50")  # the bound drawn as raw.latency.threshold_us, first found
+MAX_USERS = 2000
+MAX_STEPS = 40
+ENDPOINT_KEYS = {"name", "method", "path", "weight", "body"}
+
+_RUNS = pytest.StashKey[dict]()
+
+
+# ---------------------------------------------------------------------------------------------
+# load.sustained
+
+
+@pytest.mark.edge_check("load.sustained")
+def test_sustained(edge, request):
+    rate = _number(edge, "rate", 100.0)
+    duration = _number(edge, "duration", 6.0)
+    bound = _latency_bound(edge)
+    config = _config(edge, rate, duration, latency_bound_s=bound[1] if bound else None)
+    result = _shared_run(edge, request, config)
+    stats = _Stats(result, config.request_timeout_s)
+
+    edge.record("achieved", result.achieved_rps, "rps")
+    edge.record("offered", result.offered_rps, "rps")
+    edge.record("requests", stats.total)
+    edge.record("error_ratio", stats.error_ratio * 100.0, "%")
+    for metric in LATENCY_METRICS:
+        us = stats.latency_us(metric)
+        if us is not None:
+            edge.record(metric, us / 1000.0, "ms")
+
+    edge.attach("timeseries", timeseries(result.series))
+    latency = {"histogram": result.histogram, "unit": "us"}
+    if bound is not None:
+        latency["threshold_us"], latency["threshold_metric"] = round(bound[1] * 1e6, 3), bound[0]
+    edge.attach("latency", latency)
+    edge.attach("load", load_summary(result))
+    edge.note(run_note(result, stats))
+    if not result.valid:
+        edge.inconclusive(result.invalid_reason or "load generator saturated")
+    if stats.total == 0:
+        edge.error("no request completed in the measured window")
+
+
+# ---------------------------------------------------------------------------------------------
+# load.capacity
+
+
+@pytest.mark.edge_check("load.capacity")
+def test_capacity(edge):
+    rates = _rates(edge)
+    step_duration = _number(edge, "step_duration", 5.0)
+    p99_budget = _number(edge, "p99_budget", 0.1)
+    error_budget = _ratio(edge, "error_budget", "1 %")
+
+    rows, steps, series, notes = [], [], [], []
+    held_rate, held_result, broke, broke_result, saturated = None, None, None, None, None
+    first_epoch = None
+    capacity = {"rates": rates, "p99_budget_ms": p99_budget * 1000, "error_budget": error_budget,
+                "max_rps": None, "broke_at": None, "saturated_at": None, "stopped": None, "steps": steps}
+    # attached first and filled in as the sweep goes: a step that cannot be measured keeps the others
+    edge.attach("sweep", {"param": "offered_rps", "unit": "rps", "rows": rows})
+    edge.attach("timeseries", series)
+    edge.attach("capacity", capacity)
+    for rate in rates:
+        config = _config(edge, rate, step_duration, latency_bound_s=p99_budget)
+        result = _run(edge, config)
+        stats = _Stats(result, config.request_timeout_s)
+        p99_us = stats.latency_us("p99")
+        step = {"rate": rate, "valid": result.valid, "invalid_reason": result.invalid_reason,
+                "achieved_rps": result.achieved_rps, "offered_rps": result.offered_rps,
+                "requests": stats.total, "failures": stats.failed, "error_ratio": round(stats.error_ratio, 6),
+                "p95_ms": _ms(stats.latency_us("p95")), "p99_ms": _ms(p99_us), "errors": dict(result.errors),
+                "users": config.total_users}
+        if result.series:
+            first_epoch = result.series[0]["epoch"] if first_epoch is None else first_epoch
+            series.extend({**row, "t": row["epoch"] - first_epoch, "step": len(steps), "offered_rps": rate}
+                          for row in timeseries(result.series))
+        steps.append(step)
+        if not result.valid:
+            saturated = (rate, result.invalid_reason or "load generator saturated")
+            step["held"] = None
+            break
+        if stats.total == 0:
+            edge.error(f"no request completed at {rate:g}/s")
+        held = p99_us <= p99_budget * 1e6 and stats.error_ratio <= error_budget
+        step["held"] = held
+        rows.append({"value": rate, "success_ratio": round(1.0 - stats.error_ratio, 6),
+                     "duration_s": round(p99_us / 1e6, 6), "achieved_rps": result.achieved_rps,
+                     "held": held})
+        if not held:
+            why = []
+            if p99_us > p99_budget * 1e6:
+                why.append(f"p99 {_show_ms(p99_us)} > {_show_ms(p99_budget * 1e6)}")
+            if stats.error_ratio > error_budget:
+                why.append(f"errors {stats.error_ratio * 100:.3g} % > {error_budget * 100:.3g} %")
+            broke, broke_result = (rate, ", ".join(why)), result
+            break
+        held_rate, held_result = rate, result
+
+    max_rps = held_rate if held_rate is not None else 0.0
+    capacity.update({"max_rps": max_rps if (held_rate is not None or saturated is None) else None,
+                     "broke_at": broke[0] if broke else None, "saturated_at": saturated[0] if saturated else None,
+                     "stopped": "budget" if broke else "generator" if saturated else "max_rate"})
+    # the latency at the knee (the highest step that held), else at the step that broke the budget
+    shown = (held_rate, held_result) if held_result is not None else (broke[0], broke_result) if broke else None
+    if shown is not None:
+        edge.attach("latency", {"histogram": shown[1].histogram, "unit": "us",
+                                "threshold_us": round(p99_budget * 1e6, 3), "threshold_metric": "p99",
+                                "step_rps": shown[0]})
+        edge.attach("load", load_summary(shown[1]))
+    edge.record("steps", len(steps))
+
+    budget = f"p99 <= {_show_ms(p99_budget * 1e6)}, errors <= {error_budget * 100:g} %"
+    if saturated is not None and held_rate is None:
+        edge.inconclusive(f"the first step ({saturated[0]:g}/s) was not delivered: {saturated[1]}")
+    edge.record("max_rps", max_rps, "rps")
+    if broke is not None:
+        if held_rate is None:
+            notes.append(f"the first step, {broke[0]:g}/s, already broke the budget ({broke[1]})")
+        else:
+            notes.append(f"held the budget ({budget}) up to {held_rate:g}/s; {broke[0]:g}/s broke it ({broke[1]})")
+    elif saturated is not None:
+        notes.append(f"held the budget ({budget}) up to {held_rate:g}/s; the generator could not deliver "
+                     f"{saturated[0]:g}/s ({saturated[1]}), so max_rps is a lower bound")
+    else:
+        notes.append(f"held the budget ({budget}) at every step up to max_rate {held_rate:g}/s: the knee is "
+                     "beyond it, so max_rps is a lower bound")
+    for note in notes:
+        edge.note(note)
+    if broke is None:  # the knee was not reached: max_rps is a lower bound
+        undecided = _lower_bound_undecided(edge, "max_rps", max_rps)
+        if undecided and saturated is not None:
+            edge.inconclusive(f"max_rps is only a lower bound ({max_rps:g} rps, the last step delivered): "
+                              f"{undecided} cannot be decided")
+        if undecided:
+            edge.inconclusive(f"max_rps is only a lower bound ({max_rps:g} rps, max_rate): {undecided} cannot be "
+                              "decided; raise max_rate")
+
+
+def _rates(edge) -> list[float]:
+    start = _number(edge, "start", 50.0)
+    max_rate = edge.params.get("max_rate")
+    step, factor = edge.params.get("step"), edge.params.get("factor")
+    if not isinstance(max_rate, (int, float)) or isinstance(max_rate, bool) or not max_rate >= start > 0:
+        edge.error(f"start and max_rate must be numbers with 0 < start <= max_rate, got {start:g} and {max_rate!r}")
+    if step is not None and factor is not None:
+        edge.error("give step or factor, not both")
+    if factor is not None and not float(factor) > 1:
+        edge.error(f"factor must be > 1, got {factor}")
+    if factor is None and step is None:
+        step = start
+    if step is not None and not float(step) > 0:
+        edge.error(f"step must be > 0, got {step}")
+    rates, rate = [], float(start)
+    while rate <= max_rate * (1 + 1e-9):
+        rates.append(round(rate, 6))
+        rate = rate * float(factor) if factor is not None else rate + float(step)
+        if len(rates) > MAX_STEPS:
+            edge.error(f"more than {MAX_STEPS} steps from {start:g} to {max_rate:g}/s: raise step or factor")
+    if rates[-1] < max_rate * (1 - 1e-9):
+        rates.append(float(max_rate))
+    return rates
+
+
+def _lower_bound_undecided(edge, metric: str, lower: float) -> str | None:
+    """The first comparison on `metric` that a value of at least `lower` does not settle, as text."""
+    for c in edge.requirement.expect.comparisons:
+        if c.metric != metric:
+            continue
+        try:
+            bound = U.to_base(c.value, c.unit, U.RATE)
+        except U.UnitError:
+            return c.text
+        # the true value is >= lower: settled when every such value gives the same outcome
+        settled = {">=": lower >= bound, ">": lower > bound, "<": lower >= bound,
+                   "<=": lower > bound, "==": lower > bound}.get(c.op, False)
+        if not settled:
+            return c.text
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# running the driver
+
+
+def _config(edge, rate: float, duration: float, latency_bound_s: float | None):
+    from conformance.measure.load import LoadConfig
+    from conformance.measure.load.scenarios import SCENARIOS
+
+    scenario = edge.params.get("scenario") or "endpoints"
+    if scenario not in SCENARIOS:
+        edge.error(f"unknown scenario {scenario!r} (scenarios: {', '.join(SCENARIOS)})")
+    base = edge.endpoint(edge.params.get("endpoint") or "api")
+    parts = urlsplit(base)
+    if scenario == "tcp_echo":
+        if not parts.hostname or not parts.port:
+            edge.error(f"tcp_echo needs an endpoint with a host and a port, {base} has none")
+        url = f"tcp://{parts.netloc.rsplit('@', 1)[-1]}"
+    else:
+        if parts.scheme not in ("http", "https"):
+            edge.error(f"scenario {scenario} needs an http(s) endpoint, {base} is not")
+        url = base.rstrip("/")
+    endpoints = _endpoints(edge) if scenario == "endpoints" else ()
+    if scenario != "endpoints" and edge.params.get("endpoints"):
+        edge.error(f"endpoints are only used by the endpoints scenario, not by {scenario}")
+    timeout = _number(edge, "timeout", 5.0)
+    workers = edge.params.get("workers") or 1
+    data: dict[str, Any] = {"url": url, "rate": float(rate), "duration_s": float(duration), "scenario": scenario,
+                            "endpoints": endpoints, "workers": workers, "request_timeout_s": timeout,
+                            "guard": edge.params.get("guard") or {}}
+    if scenario == "tcp_echo":
+        data["payload_bytes"] = edge.params.get("payload_bytes") or 64
+    try:
+        probe = LoadConfig.from_dict({**data, "users": None})  # for requests per iteration and workers
+        data["users"] = edge.params.get("users") or _users(probe, latency_bound_s)
+        return LoadConfig.from_dict(data)
+    except ConfigError as exc:  # a bad param value: could not measure
+        raise MeasurementError(f"load settings: {exc}") from None
+
+
+def _users(config, latency_bound_s: float | None) -> int:
+    """Enough users for the arrival rate at 1 s of latency (or 5x the bound judged), Little's law."""
+    cover = max(1.0, 5.0 * (latency_bound_s or 0.0))
+    wanted = math.ceil(config.iteration_rate * cover)
+    return int(min(MAX_USERS, max(config.total_users, wanted, config.total_workers)))
+
+
+def _endpoints(edge) -> tuple[dict, ...]:
+    raw = edge.params.get("endpoints")
+    if raw is None:
+        return ({"name": "health", "url": "/health", "method": "GET", "weight": 1},)
+    if not raw:
+        edge.error("endpoints is empty: give at least one {name, method, path, weight, body}")
+    out = []
+    for i, e in enumerate(raw):
+        if not isinstance(e, dict):
+            edge.error(f"endpoints[{i}]: expected a mapping with name, method, path, weight, body")
+        unknown = sorted(set(e) - ENDPOINT_KEYS)
+        if unknown:
+            edge.error(f"endpoints[{i}]: unknown key {unknown[0]!r} (keys: {', '.join(sorted(ENDPOINT_KEYS))})")
+        path = e.get("path")
+        if not isinstance(path, str) or not path or "://" in path or path.startswith("//"):
+            edge.error(f"endpoints[{i}].path: expected a path relative to the site endpoint, got {path!r}")
+        item = {"name": str(e.get("name") or path), "url": "/" + path.lstrip("/"),
+                "method": str(e.get("method") or "GET"), "weight": e.get("weight", 1)}
+        if e.get("body") is not None:
+            item["body"] = e["body"]
+        out.append(item)
+    return tuple(out)
+
+
+def _run(edge, config):
+    from conformance.measure.load import LoadError, run_load
+
+    try:
+        return run_load(config, allow_hosts=tuple(sorted(edge.allowed_hosts)))
+    except ConfigError as exc:  # UnsafeTargetError included: nothing was sent
+        raise MeasurementError(f"load of {config.url}: {exc}") from None
+    except LoadError as exc:
+        raise MeasurementError(f"load of {config.url}: {exc}") from None
+
+
+def _shared_run(edge, request, config):
+    """The run's result, shared by every requirement that would offer the very same load to this site."""
+    store = request.config.stash.setdefault(_RUNS, {})
+    key = (edge.site.name, json.dumps(config.to_dict(), sort_keys=True, default=str))
+    if key in store:
+        first, result, exc = store[key]
+        edge.note(f"measured once for {first} and this requirement (same site and load settings)")
+        if exc is not None:
+            raise exc
+        return result
+    try:
+        result = _run(edge, config)
+    except MeasurementError as exc:
+        store[key] = (edge.requirement.id, None, exc)
+        raise
+    store[key] = (edge.requirement.id, result, None)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# from a result to metrics and raw data
+
+
+class _Stats:
+    """Counts and percentiles over every measured request, failed ones ranked last at the timeout."""
+
+    def __init__(self, result, timeout_s: float):
+        self.result = result
+        self.failed = int(result.failures) + int(result.unfinished or 0)
+        self.total = int(result.requests) + int(result.unfinished or 0)
+        self.answered = self.total - self.failed
+        self.timeout_us = float(timeout_s) * 1e6
+        self.error_ratio = self.failed / self.total if self.total else 0.0
+        self.in_failures: list[str] = []
+        self._hist = None
+
+    def latency_us(self, metric: str) -> float | None:
+        if self.total == 0:
+            return None
+        lat = self.result.latency_us
+        if metric == "max":
+            answered_max = float(lat.get("max") or 0) if self.answered else 0.0
+            return max(answered_max, self.timeout_us) if self.failed else answered_max
+        if not self.failed:
+            return float(lat[metric])
+        rank = max(int(PERCENTILES[metric] * self.total / 100 + 0.5), 1)  # hdrh's rule for the target count
+        if rank > self.answered:
+            if metric not in self.in_failures:
+                self.in_failures.append(metric)
+            return self.timeout_us
+        if self._hist is None:
+            self._hist = self.result.latency_histogram()
+        return float(self._hist.get_value_at_percentile(100.0 * rank / self.answered))
+
+
+def timeseries(series: list[dict]) -> list[dict]:
+    """The driver's per-second rows in the shape the HTML report draws (p95 in ms)."""
+    out = []
+    for row in series:
+        p95 = row.get("p95_us")
+        out.append({"t": row["t"], "epoch": row.get("epoch"), "rps": row.get("rps", 0),
+                    "p95_ms": round(p95 / 1000.0, 3) if p95 is not None else None,
+                    "users": row.get("users", 0), "active": row.get("active", 0),
+                    "errors_per_s": row.get("errors_per_s", 0), "offered": row.get("offered", 0),
+                    "dropped": row.get("dropped", 0)})
+    return out
+
+
+def load_summary(result) -> dict:
+    """What ran and what came back, without the histograms (those are in raw.latency)."""
+    config = result.config or {}
+    return {
+        "valid": result.valid, "invalid_reason": result.invalid_reason,
+        "url": config.get("url"), "scenario": config.get("scenario"), "users": config.get("users"),
+        "target_rps": result.target_rps, "offered_rps": result.offered_rps, "achieved_rps": result.achieved_rps,
+        "duration_s": result.duration_s, "requests": result.requests, "failures": result.failures,
+        "arrivals": result.arrivals, "dropped": result.dropped, "unfinished": result.unfinished,
+        "errors": dict(result.errors),
+        "endpoints": {name: {k: v for k, v in e.items() if k != "histogram"} for name, e in result.endpoints.items()},
+        "generator": result.generator, "locust_version": result.locust_version,
+    }
+
+
+def run_note(result, stats: _Stats) -> str:
+    config = result.config or {}
+    text = (f"{stats.total} requests to {config.get('url')} ({config.get('scenario')}) in {result.duration_s:g} s: "
+            f"offered {result.offered_rps:g}/s, achieved {result.achieved_rps:g}/s")
+    if stats.failed:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.errors.items(), key=lambda kv: -kv[1]))
+        text += f", {stats.failed} failed ({kinds or 'unfinished'})"
+    if result.unfinished:
+        text += f", {result.unfinished} unfinished at the end (counted as failed)"
+    if stats.in_failures:
+        text += (f"; {', '.join(stats.in_failures)} fall among the failed requests and count as the timeout "
+                 f"({stats.timeout_us / 1e6:g} s)")
+    procs = result.generator.get("processes") or []
+    cpu = [p.get("cpu_percent_mean") for p in procs if p.get("cpu_percent_mean") is not None]
+    lag = [p.get("loop_lag_p99_us") for p in procs if p.get("loop_lag_p99_us") is not None]
+    text += (f"; generator: {len(procs)} process(es), {config.get('users')} users, CPU "
+             f"{max(cpu, default=0):.0f}% of a core, loop lag p99 {_show_ms(max(lag, default=0))}")
+    if result.dropped:
+        text += f", {result.dropped} of {result.arrivals} arrivals dropped (no free user)"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# params
+
+
+def _number(edge, name: str, default: float) -> float:
+    value = edge.params.get(name)
+    if value is None:
+        return float(default)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        edge.error(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _ratio(edge, name: str, default: Any) -> float:
+    value = edge.params.get(name)
+    value = default if value is None else value
+    try:
+        if isinstance(value, str):
+            number, _, unit = value.strip().partition(" ")
+            if not unit and number.endswith("%"):
+                number, unit = number[:-1], "%"
+            ratio = U.to_base(float(number), unit.strip(), U.RATIO)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            ratio = float(value)
+        else:
+            raise ValueError(value)
+    except (ValueError, U.UnitError):
+        edge.error(f'{name} must be a ratio such as "1 %" or 0.01, got {value!r}')
+    if not 0 <= ratio <= 1:
+        edge.error(f"{name} must be between 0 and 100 %, got {value!r}")
+    return ratio
+
+
+def _latency_bound(edge) -> tuple[str, float] | None:
+    """The expectation's upper bound on p99 (else p95, p90, p50), in seconds."""
+    comparisons = edge.requirement.expect.comparisons
+    for metric in THRESHOLD_METRICS:
+        for c in comparisons:
+            if c.metric == metric and c.op in ("<", "<="):
+                try:
+                    return metric, U.to_base(c.value, c.unit, U.TIME)
+                except U.UnitError:
+                    return None
+    return None
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else round(us / 1000.0, 3)
+
+
+def _show_ms(us: float) -> str:
+    return f"{us:.0f} us" if us < 1000 else f"{us / 1000:.3g} ms"

@@ -1,0 +1,166 @@
+"""The docker backend's parts that need no Docker daemon: configs, recipe digests, tc commands, relayd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conformance.emulation import deployment
+from conformance.emulation.docker import backend, images, net, siteinit
+from conformance.emulation.docker.relayd import BoundLink, parse_listen_host
+from conformance.emulation.link import LinkParams
+from conformance.emulation.supervisor import _without_backend_keys
+from conformance.model.topology import load_topology
+
+EDGE_SPEC = {"name": "store-1", "role": "edge", "workload": "edge", "central_url": "http://10.231.0.1:4000",
+             "stack": ["nginx", "mosquitto"], "mqtt_uplink": "10.231.0.1:4001", "cache_ttl_s": 2,
+             "port": 40001, "app_port": 40002, "mqtt_port": 40003, "defects": ["no-fsync"],
+             "config": {"cache_ttl_s": 2}}
+
+
+def test_docker_is_a_backend_and_edge_stack_is_a_builtin_topology():
+    assert "docker" in deployment.BACKENDS
+    topo = load_topology("edge-stack")
+    stacks = {s.name: backend.stack_of(s) for s in topo.sites}
+    assert stacks == {"central": ["mosquitto"], "store-1": ["nginx", "mosquitto"], "store-2": ["nginx", "mosquitto"]}
+    # The workload never sees the backend's key; the local backend drops it as well.
+    assert all("stack" not in backend.workload_config(s) for s in topo.sites)
+    assert all("stack" not in s.config for s in _without_backend_keys(topo).sites)
+    assert [s.config for s in _without_backend_keys(topo).sites][1] == {"cache_ttl_s": 2}
+
+
+def test_unknown_stack_service_is_refused():
+    topo = load_topology("edge-stack")
+    import dataclasses
+
+    bad = dataclasses.replace(topo.sites[0], config={"stack": ["nginx", "redis"]})
+    with pytest.raises(ValueError, match=r"unknown service\(s\) \['redis'\]"):
+        backend.stack_of(bad)
+
+
+def test_nginx_config_caches_central_origin_and_serves_stale():
+    conf = siteinit.nginx_conf(EDGE_SPEC)
+    assert "listen 40001 backlog=1024;" in conf
+    assert "server 127.0.0.1:40002;" in conf
+    assert "proxy_pass http://10.231.0.1:4000/origin/;" in conf
+    assert "proxy_cache_use_stale error timeout updating" in conf
+    assert "proxy_cache_valid 200 2s;" in conf
+    assert "proxy_ignore_headers Cache-Control Expires" in conf  # the origin says max-age=60
+    central = siteinit.nginx_conf({"name": "central", "stack": ["nginx"]})
+    assert "/cdn/" not in central and "listen 8080" in central
+
+
+def test_mosquitto_config_bridges_to_central_and_queues():
+    conf = siteinit.mosquitto_conf(EDGE_SPEC)
+    for line in ("listener 40003 0.0.0.0", "address 10.231.0.1:4001", "cleansession false",
+                 'topic # out 1 "" stores/store-1/', "queue_qos0_messages true", "max_queued_messages 100000"):
+        assert line in conf.splitlines(), line
+    assert "connection" not in siteinit.mosquitto_conf({"name": "central", "mqtt_port": 1883})
+
+
+def test_workload_arguments():
+    argv = siteinit.workload_argv(EDGE_SPEC, 40002)
+    assert argv[:8] == ["--role", "edge", "--name", "store-1", "--data-dir", "/data", "--port", "40002"]
+    assert argv[argv.index("--central-url") + 1] == "http://10.231.0.1:4000"
+    assert json.loads(argv[argv.index("--site-config") + 1]) == {"cache_ttl_s": 2}
+
+
+def test_site_recipe_digest_follows_the_code():
+    d1, base, files = images.site_recipe()
+    d2, _, _ = images.site_recipe()
+    d3, _, _ = images.site_recipe(extra_files={"conformance/emulation/docker/marker.txt": b"x"})
+    assert d1 == d2 != d3
+    assert base.startswith(images.BASE_REPOSITORY + ":")
+    assert "conformance/emulation/workloads/edge.py" in files
+    assert "conformance/emulation/docker/siteinit.py" in files
+    assert any(name.startswith("aiohttp/") for name in files)
+    assert not any(name.startswith("conformance/emulation/docker/backend") for name in files)  # harness side only
+
+
+def test_netem_commands_shape_only_the_relay_traffic():
+    params = {"delay_ms": 20.0, "jitter_ms": 2.0, "loss": 0.001}
+    up = net.shaping_commands("eth0", match="dst", address="10.231.0.1", ports=[4000, 4001], params=params)
+    assert up[0][:8] == ["tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:"]
+    assert up[1][-8:] == ["netem", "limit", "100000", "delay", "20ms", "2ms", "loss", "0.1%"]
+    assert up[1][5:9] == ["parent", "1:3", "handle", "30:"]
+    filters = [c for c in up if c[1] == "filter"]
+    assert len(filters) == 2 and "dport" in filters[0] and "10.231.0.1/32" in filters[0]
+    down = net.shaping_commands("veth1", match="src", address="10.231.0.1", ports=[4000], params=params)
+    assert "sport" in down[-1]
+    assert net.netem_args(5, 0, 0) == ["netem", "limit", "100000", "delay", "5ms", "loss", "0%"]
+
+
+def test_netem_off_by_environment(monkeypatch):
+    monkeypatch.setenv(net.NETEM_ENV, "off")
+    monkeypatch.setattr(net, "_netem", None)
+    assert net.netem_support() == (False, f"{net.NETEM_ENV}=off")
+    monkeypatch.setattr(net, "_netem", None)
+
+
+def test_listen_host_validation():
+    assert parse_listen_host("10.231.0.1") == "10.231.0.1"
+    for bad in ("0.0.0.0", "example.com", 5, "224.0.0.1"):
+        with pytest.raises(ValueError):
+            parse_listen_host(bad)
+
+
+def test_bound_link_listens_on_the_given_address_and_shapes():
+    async def scenario():
+        async def echo(reader, writer):
+            while data := await reader.read(100):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = BoundLink("wan:x", f"127.0.0.1:{port}", LinkParams(delay_ms=10), listen_host="127.0.0.2")
+        await link.start()
+        try:
+            assert link.to_dict()["listen_host"] == "127.0.0.2"
+            reader, writer = await asyncio.open_connection("127.0.0.2", link.listen_port)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+            elapsed = loop.time() - start
+            writer.close()
+            with pytest.raises(OSError):
+                await asyncio.open_connection("127.0.0.1", link.listen_port)  # not on 127.0.0.1
+            return elapsed
+        finally:
+            await link.close()
+            server.close()
+
+    assert asyncio.run(scenario()) >= 0.019  # 10 ms each way
+
+
+def test_relayd_answers_put_with_listen_host():
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.emulation.docker.relayd", "--run-id", "unit"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        from conformance.emulation.client import ControlError, call
+
+        base = f"http://127.0.0.1:{ready['control_port']}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            upstream = s.getsockname()[1]
+        link = call("PUT", base + "/links/wan:a", {"upstream": f"127.0.0.1:{upstream}", "listen_host": "127.0.0.3",
+                                                   "delay_ms": 5})
+        assert link["listen_host"] == "127.0.0.3" and link["delay_ms"] == 5
+        again = call("PUT", base + "/links/wan:a", {"upstream": f"127.0.0.1:{upstream}", "listen_host": "127.0.0.3"})
+        assert again["listen_port"] == link["listen_port"] and again["delay_ms"] == 0
+        with pytest.raises(ControlError, match="listens on 127.0.0.3"):
+            call("PUT", base + "/links/wan:a", {"upstream": f"127.0.0.1:{upstream}", "listen_host": "127.0.0.4"})
+        with pytest.raises(ControlError, match="not a loopback address"):
+            call("PUT", base + "/links/wan:b", {"upstream": "10.0.0.1:80", "listen_host": "127.0.0.3"})
+        assert call("PATCH", base + "/links/wan:a", {"partitioned": True})["partitioned"] is True
+    finally:
+        proc.stdin.close()  # EOF: relayd stops, like linkd
+        assert proc.wait(10) == 0

@@ -1,0 +1,215 @@
+"""The load suite's rules as plain functions (no load is generated): capacity steps, lower bounds,
+budgets, percentiles with failures ranked last, users, endpoints, settings for the driver."""
+
+from __future__ import annotations
+
+import importlib.util
+from types import SimpleNamespace
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from conformance.model import expect as E
+from conformance.model.errors import MeasurementError
+from conformance.model.paths import suites_dir
+
+
+def _suite_module():
+    spec = importlib.util.spec_from_file_location("load_suite_checks", suites_dir() / "load" / "test_load_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+S = _suite_module()
+
+
+class FakeEdge:
+    def __init__(self, params: dict | None = None, expect: str = "achieved >= 1 rps",
+                 endpoints: dict | None = None):
+        self.params = dict(params or {})
+        self.requirement = SimpleNamespace(id="T-1", expect=E.parse(expect))
+        self.site = SimpleNamespace(name="s1")
+        self._endpoints = endpoints or {"api": "http://127.0.0.1:8080/"}
+        self.allowed_hosts = {"127.0.0.1"}
+        self.notes: list[str] = []
+
+    def endpoint(self, name=None):
+        try:
+            return self._endpoints[name or "api"]
+        except KeyError:
+            raise MeasurementError(f"no endpoint {name}") from None
+
+    def error(self, reason):
+        raise MeasurementError(reason)
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# capacity
+
+
+@pytest.mark.parametrize("params, rates", [
+    ({"start": 100, "step": 50, "max_rate": 200}, [100, 150, 200]),
+    ({"start": 25, "factor": 2, "max_rate": 400}, [25, 50, 100, 200, 400]),
+    ({"start": 50, "step": 50, "max_rate": 120}, [50, 100, 120]),  # max_rate is always the last step
+    ({"start": 40, "max_rate": 100}, [40, 80, 100]),  # step defaults to start
+    ({"start": 500, "factor": 40, "max_rate": 20000}, [500, 20000]),
+    ({"start": 10, "max_rate": 10}, [10]),
+])
+def test_capacity_steps(params, rates):
+    assert S._rates(FakeEdge(params)) == rates
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"start": 10, "step": 5, "factor": 2, "max_rate": 100}, "step or factor, not both"),
+    ({"start": 10, "factor": 1, "max_rate": 100}, "factor must be > 1"),
+    ({"start": 100, "max_rate": 50}, "0 < start <= max_rate"),
+    ({"start": 1, "step": 1, "max_rate": 1000}, "more than 40 steps"),
+    ({"start": 10, "step": -1, "max_rate": 100}, "step must be > 0"),
+])
+def test_bad_capacity_steps_are_errors(params, message):
+    with pytest.raises(MeasurementError, match=message):
+        S._rates(FakeEdge(params))
+
+
+@pytest.mark.parametrize("expect, lower, undecided", [
+    ("max_rps >= 10000 rps", 500, "max_rps >= 10000 rps"),  # the true knee may or may not be that high
+    ("max_rps >= 200 rps", 500, None),  # a lower bound above the bound settles it: pass
+    ("max_rps >= 30000 rpm", 500, None),  # units convert (500/s = 30000/min)
+    ("max_rps <= 100 rps", 500, None),  # already above an upper bound: settled, fail
+    ("max_rps <= 1000 rps", 500, "max_rps <= 1000 rps"),
+    ("max_rps < 500 rps", 500, None),
+    ("steps >= 2 and max_rps > 499 rps", 500, None),
+])
+def test_a_lower_bound_decides_only_what_it_can(expect, lower, undecided):
+    assert S._lower_bound_undecided(FakeEdge(expect=expect), "max_rps", lower) == undecided
+
+
+@pytest.mark.parametrize("value, ratio", [("1 %", 0.01), ("0.1 %", 0.001), ("1%", 0.01), (0.02, 0.02),
+                                          (0, 0.0), ("500 ppm", 0.0005), (None, 0.01)])
+def test_error_budget(value, ratio):
+    assert S._ratio(FakeEdge({"error_budget": value}), "error_budget", "1 %") == pytest.approx(ratio)
+
+
+@pytest.mark.parametrize("value", ["many", "5 ms", "150 %", True, [1]])
+def test_bad_error_budget_is_an_error(value):
+    with pytest.raises(MeasurementError, match="error_budget"):
+        S._ratio(FakeEdge({"error_budget": value}), "error_budget", "1 %")
+
+
+# ---------------------------------------------------------------------------------------------
+# percentiles: failed requests rank last, at the timeout
+
+
+def _result(values_ms: list[float], failures: int = 0, unfinished: int = 0):
+    hist = HdrHistogram(1, 3_600_000_000, 3)
+    for v in values_ms:
+        hist.record_value(int(v * 1000))
+    pct = hist.get_percentile_to_value_dict([50, 90, 95, 99])
+    latency = {"p50": pct[50], "p90": pct[90], "p95": pct[95], "p99": pct[99], "max": hist.get_max_value()}
+    return SimpleNamespace(requests=len(values_ms) + failures, failures=failures, unfinished=unfinished,
+                           latency_us=latency, latency_histogram=lambda: hist)
+
+
+def test_without_failures_the_drivers_percentiles_are_used():
+    stats = S._Stats(_result([float(v) for v in range(1, 101)]), timeout_s=5)
+    assert stats.error_ratio == 0 and stats.total == 100
+    assert stats.latency_us("p50") == pytest.approx(50_000, rel=0.01)
+    assert stats.latency_us("max") == pytest.approx(100_000, rel=0.01)
+    assert stats.in_failures == []
+
+
+def test_failures_rank_after_every_answer():
+    stats = S._Stats(_result([float(v) for v in range(1, 101)], failures=5), timeout_s=5)
+    assert stats.total == 105 and stats.error_ratio == pytest.approx(5 / 105)
+    assert stats.latency_us("p99") == 5_000_000  # rank 104 of 105: a failed request, at the timeout
+    assert stats.latency_us("p95") == pytest.approx(100_000, rel=0.01)  # rank 100: the slowest answer
+    assert stats.latency_us("p50") == pytest.approx(53_000, rel=0.02)  # rank 53 of the answers
+    assert stats.latency_us("max") == 5_000_000
+    assert stats.in_failures == ["p99"]
+
+
+def test_unfinished_requests_count_as_failed():
+    stats = S._Stats(_result([1.0] * 98, unfinished=2), timeout_s=2)
+    assert stats.total == 100 and stats.failed == 2 and stats.error_ratio == pytest.approx(0.02)
+    assert stats.latency_us("p99") == 2_000_000
+
+
+def test_no_request_has_no_latency():
+    stats = S._Stats(SimpleNamespace(requests=0, failures=0, unfinished=0, latency_us={}), timeout_s=5)
+    assert stats.latency_us("p99") is None and stats.latency_us("max") is None and stats.error_ratio == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# settings for the driver
+
+
+def test_users_cover_one_second_or_five_times_the_bound():
+    pos = S._config(FakeEdge({"scenario": "pos"}), 100, 6, latency_bound_s=0.05)
+    assert pos.users == 50  # 50 sales/s (2 requests each) x 1 s
+    slow = S._config(FakeEdge(), 100, 6, latency_bound_s=0.5)
+    assert slow.users == 250  # 100/s x 5 x 0.5 s
+    huge = S._config(FakeEdge(), 50_000, 6, latency_bound_s=None)
+    assert huge.users == S.MAX_USERS
+    given = S._config(FakeEdge({"users": 7}), 100, 6, latency_bound_s=None)
+    assert given.users == 7
+
+
+def test_the_default_load_is_get_health_relative_to_the_endpoint():
+    config = S._config(FakeEdge(), 100, 6, latency_bound_s=None)
+    assert config.url == "http://127.0.0.1:8080" and config.scenario == "endpoints"
+    assert [(e.name, e.method, e.url) for e in config.endpoints] == [("health", "GET", "/health")]
+    assert config.request_timeout_s == 5.0 and config.duration_s == 6 and config.rate == 100
+
+
+def test_endpoints_are_paths_on_the_site():
+    edge = FakeEdge({"endpoints": [{"name": "sale", "method": "post", "path": "pos/transactions", "weight": 2,
+                                    "body": {"amount": 1}}, {"path": "/health"}]})
+    config = S._config(edge, 10, 1, latency_bound_s=None)
+    assert [(e.name, e.method, e.url, e.weight, e.body) for e in config.endpoints] == [
+        ("sale", "POST", "/pos/transactions", 2.0, {"amount": 1}), ("/health", "GET", "/health", 1.0, None)]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"endpoints": [{"path": "http://10.0.0.9/x"}]}, "relative to the site endpoint"),
+    ({"endpoints": [{"url": "/x"}]}, "unknown key 'url'"),
+    ({"endpoints": []}, "endpoints is empty"),
+    ({"endpoints": [{"path": "/x", "method": "BREW"}]}, "unknown HTTP method"),
+    ({"scenario": "pos", "endpoints": [{"path": "/x"}]}, "only used by the endpoints scenario"),
+    ({"scenario": "nosuch"}, "unknown scenario"),
+    ({"guard": {"cpu_pct": 50}}, "load.guard.cpu_pct"),
+    ({"endpoint": "mgmt"}, "no endpoint mgmt"),
+])
+def test_bad_load_settings_are_errors(params, message):
+    with pytest.raises(MeasurementError, match=message):
+        S._config(FakeEdge(params), 10, 1, latency_bound_s=None)
+
+
+def test_tcp_echo_goes_to_the_endpoints_host_and_port():
+    config = S._config(FakeEdge({"scenario": "tcp_echo", "payload_bytes": 32},
+                                endpoints={"api": "http://127.0.0.1:9000/"}), 10, 1, latency_bound_s=None)
+    assert config.url == "tcp://127.0.0.1:9000" and config.payload_bytes == 32
+
+
+@pytest.mark.parametrize("expect, bound", [
+    ("achieved >= 95 rps and p95 <= 20 ms and p99 <= 50 ms", ("p99", 0.05)),
+    ("p95 < 20 ms", ("p95", 0.02)),
+    ("p99 >= 1 ms and p90 <= 2 s", ("p90", 2.0)),  # only upper bounds are thresholds
+    ("achieved >= 95 rps and error_ratio <= 1 %", None),
+])
+def test_the_latency_threshold_is_the_expectations_upper_bound(expect, bound):
+    got = S._latency_bound(FakeEdge(expect=expect))
+    assert got == (bound if bound is None else (bound[0], pytest.approx(bound[1])))
+
+
+def test_timeseries_rows_are_in_the_reports_shape():
+    rows = S.timeseries([{"t": 0, "epoch": 10, "rps": 5, "errors_per_s": 1, "p95_us": 1500, "users": 3, "active": 2,
+                          "offered": 6, "dropped": 0},
+                         {"t": 1, "epoch": 11, "rps": 0, "errors_per_s": 0, "p95_us": None, "users": 3,
+                          "active": 0, "offered": 0, "dropped": 0}])
+    assert rows[0] == {"t": 0, "epoch": 10, "rps": 5, "p95_ms": 1.5, "users": 3, "active": 2, "errors_per_s": 1,
+                       "offered": 6, "dropped": 0}
+    assert rows[1]["p95_ms"] is None

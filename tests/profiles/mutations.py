@@ -1,0 +1,196 @@
+"""Which emulator defect (docs/workloads.md, `--defect`) each check's must requirements should catch, and
+how the mutation test groups them into runs.
+
+* `CHECK_MUTATIONS`: check -> the defects that break it, each with the metrics it breaks and a rule for
+  which requirements can see it (a requirement that bounds none of those metrics, or bounds them too
+  loosely, cannot). A requirement is caught by a mutation when its verdict on the broken site fails on
+  one of the mutation's metrics.
+* `GAPS` / `METRIC_GAPS`: why a must requirement cannot be caught by any site defect. These are
+  findings: the requirement or the emulator needs work. They are listed in the table, not hidden.
+* `PLANS`: per emulated topology, where each defect sits in which run. One run per group of defects:
+  defects of different families sit on different sites (each requirement is narrowed to the site that
+  carries its defect), defects that break different mechanisms may share a site (each requirement must
+  then fail on its own metric), and "edge" puts a defect on every edge site (fleet checks, quorums).
+
+Only site defects exist (`--defect SITE:DEFECT`); link impairments have no CLI switch, and no must
+requirement here needs one (see docs/profiles.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from conformance.model.profile import Requirement
+
+SLOW_PATH_MS = 25.0  # the slow-path defect's delay per request (slow_path_ms, docs/workloads.md)
+LATENCY_METRICS = frozenset({"p50", "p90", "p95", "p99", "p999", "max", "mean", "latency"})
+
+
+def _always(_: Requirement) -> bool:
+    return True
+
+
+def _workload(name: str) -> Callable[[Requirement], bool]:
+    def rule(r: Requirement) -> bool:
+        workloads = r.params.get("workloads")
+        return workloads is None or name in workloads  # default: pos, content, auth
+    return rule
+
+
+def _outage(kind: str) -> Callable[[Requirement], bool]:
+    return lambda r: (r.params.get("outage") or "partition") == kind
+
+
+def _tight_latency_bound(r: Requirement) -> bool:
+    """slow-path adds 25 ms per request: only an upper bound on a latency metric of at most that sees it."""
+    from conformance.model.units import to_base
+
+    for c in r.expect.comparisons:
+        if c.metric in LATENCY_METRICS and c.op in ("<", "<=") and c.unit:
+            if to_base(c.value, c.unit, "time") <= SLOW_PATH_MS / 1000.0:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class Mutation:
+    defect: str
+    metrics: frozenset[str]
+    applies: Callable[[Requirement], bool] = _always
+    fleet: bool = False  # must be on every edge site: the check judges the fleet (or a quorum does)
+    family: str = ""  # defects of one family never share a site
+
+
+def M(defect: str, metrics: set[str], applies: Callable[[Requirement], bool] = _always, *, fleet: bool = False,
+      family: str = "") -> Mutation:
+    return Mutation(defect, frozenset(metrics), applies, fleet, family)
+
+
+CHECK_MUTATIONS: dict[str, list[Mutation]] = {
+    "resilience.partition": [
+        M("forward-synchronously", {"pos_accepted"}, _workload("pos"), family="forwarding"),
+        M("no-stale-cache", {"cache_served"}, _workload("content"), family="cache"),
+        M("central-auth-only", {"auth_ok"}, _workload("auth"), family="auth"),
+    ],
+    "resilience.resync": [
+        M("duplicate-on-retry", {"duplicates", "digest_match"}, _outage("partition"), family="forwarding"),
+        M("drop-on-partition", {"delivered_ratio", "digest_match"}, _outage("central"), family="forwarding"),
+    ],
+    "resilience.flap": [M("duplicate-on-retry", {"duplicates"}, family="forwarding")],
+    "resilience.recovery": [M("no-fsync", {"data_survived"}, family="durability")],
+    "latency.request": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
+    "latency.wan": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
+    "load.sustained": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
+    "functional.http": [M("slow-path", {"latency"}, _tight_latency_bound, family="latency")],
+    "data.network_efficiency": [M("raw-telemetry", {"wan_ratio", "reported_ratio", "link_ratio", "wan_bytes"},
+                                  family="telemetry")],
+    "data.privacy": [M("leak-personal", {"leaked_fields", "leaked_local"}, family="privacy")],
+    "fleet.registry": [M("no-heartbeat", {"registered", "registered_ratio", "time_to_register"}, fleet=True,
+                         family="registry")],
+    "fleet.config_push": [M("ignore-config", {"reached", "reached_ratio", "propagation_time"}, fleet=True,
+                            family="config")],
+}
+
+# Checks that no site defect of the emulator can break: why, and what would.
+GAPS: dict[str, str] = {
+    "functional.http": "no defect makes a site's /health fail (a `health-broken` defect answering 503 would)",
+    "functional.tcp": "no defect closes a site's port (stopping the site would: no CLI switch for it)",
+    "functional.process": "no defect stops the site's process (the supervisor restarts a killed one)",
+    "functional.cache_serves": "no defect disables the cache (a `no-cache` defect, every GET a MISS, would)",
+    "security.listening_ports": "no defect opens an extra listener (tests/suites' fake_site has one)",
+    "security.secret_files": "no defect makes a key world-readable (tests/suites' fake_site covers the check)",
+    "security.tls": "skipped on emulated sites (no mgmt endpoint); tests/suites covers the check",
+    "security.default_credentials": "skipped on emulated sites (no basic-auth endpoint); tests/suites covers it",
+    "footprint.memory": "no defect inflates a site's memory (a `memory-hog` defect would)",
+    "load.capacity": "slow-path does not lower the knee of an asyncio site below the profiles' bounds",
+}
+
+# Must requirements whose check has mutations, but none that breaks a metric they bound tightly enough.
+METRIC_GAPS: dict[str, str] = {
+    "availability": "no defect makes a site's /health wait on its WAN (a `health-checks-central` defect "
+                    "would), so availability during a cut stays 100 %",
+    "p99": "slow-path adds 25 ms, below the bound",
+    "p95": "slow-path adds 25 ms, below the bound",
+    "p90": "slow-path adds 25 ms, below the bound",
+    "error_ratio": "no defect makes a site fail requests under load",
+    "achieved": "no defect makes a site drop requests under load",
+}
+
+# Checks that are skipped on the emulated topologies (not applicable there): allowed in healthy runs.
+EXPECTED_SKIPS = {"security.tls", "security.default_credentials"}
+
+
+def mutations_for(r: Requirement) -> list[Mutation]:
+    """The mutations a requirement should catch: it bounds one of their metrics, and their rule holds."""
+    bounded = set(r.expect.metrics)
+    return [m for m in CHECK_MUTATIONS.get(r.check, []) if bounded & m.metrics and m.applies(r)]
+
+
+def gap_reason(r: Requirement) -> str:
+    if r.check in GAPS and not mutations_for(r):
+        return GAPS[r.check]
+    reasons = [METRIC_GAPS[m] for m in r.expect.metrics if m in METRIC_GAPS]
+    return (f"{', '.join(r.expect.metrics)}: " + (reasons[0] if reasons else "no defect breaks these metrics"))
+
+
+# ---------------------------------------------------------------------------------------------
+# the plan: defects per run, per topology
+
+EDGE = "edge"  # a key of DefectRun.defects: every edge site of the topology
+
+
+@dataclass
+class DefectRun:
+    name: str
+    defects: dict[str, list[str]]  # site (or EDGE) -> defects
+    sites: list[str] | None = None  # --site filter (None: the sites of the narrowed requirements + central)
+
+    def sites_with(self, defect: str) -> list[str]:
+        return [s for s, ds in self.defects.items() if defect in ds and s != EDGE]
+
+    def everywhere(self, defect: str) -> bool:
+        return defect in self.defects.get(EDGE, [])
+
+
+@dataclass
+class Plan:
+    healthy_sites: list[str] | None  # --site filter of the healthy run (None: every site)
+    runs: list[DefectRun] = field(default_factory=list)
+
+
+PLANS: dict[str, Plan] = {
+    # central + store-1..3: two runs of three sites each
+    "retail": Plan(["central", "store-1"], [
+        DefectRun("retail-a", {"store-1": ["forward-synchronously", "no-stale-cache", "central-auth-only",
+                                           "leak-personal", "ignore-config", "no-heartbeat"],
+                               "store-2": ["duplicate-on-retry"], "store-3": ["no-fsync"]}),
+        DefectRun("retail-b", {"store-1": ["drop-on-partition"], "store-2": ["slow-path"]}),
+    ]),
+    # central + gw-1..4
+    "iot": Plan(["central", "gw-1"], [
+        DefectRun("iot-a", {"gw-1": ["forward-synchronously", "raw-telemetry"], "gw-2": ["duplicate-on-retry"],
+                            "gw-3": ["drop-on-partition"]}),
+    ]),
+    # central + mec-1..3
+    "mec": Plan(["central", "mec-1"], [
+        DefectRun("mec-a", {"mec-1": ["slow-path"], "mec-3": ["no-fsync"],
+                            "mec-2": ["forward-synchronously", "no-stale-cache", "central-auth-only"]}),
+    ]),
+    # central + remote-1: a single site, so defects of one family need their own runs
+    "satcom": Plan(None, [
+        DefectRun("satcom-a", {"remote-1": ["forward-synchronously", "no-stale-cache", "central-auth-only",
+                                            "no-fsync", "ignore-config"]}),
+        DefectRun("satcom-b", {"remote-1": ["duplicate-on-retry"]}),
+        DefectRun("satcom-c", {"remote-1": ["drop-on-partition", "slow-path"]}),
+    ]),
+    # central + far-1..2
+    "urllc": Plan(["central", "far-1"], [
+        DefectRun("urllc-a", {"far-1": ["slow-path"], "far-2": ["forward-synchronously", "no-fsync"]}),
+    ]),
+    # central + store-01..50: the fleet defects on every store; quorums need every node broken too
+    "fleet-50": Plan(None, [
+        DefectRun("fleet-a", {EDGE: ["no-heartbeat", "ignore-config", "slow-path"]},
+                  sites=["central", "store-01", "store-02", "store-03"]),
+    ]),
+}
