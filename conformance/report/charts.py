@@ -8,6 +8,7 @@ titles and legends, which pygal writes through ElementTree and so escapes.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import sys
@@ -81,7 +82,18 @@ def _chart(kind, title: str, **config: Any):
 def _render(chart) -> str:
     # One legend row: pygal sizes the bottom margin wrongly when there are fewer series than columns.
     chart.legend_at_bottom_columns = max(1, len(chart.raw_series))
-    return chart.render(is_unicode=True)
+    svg = chart.render(is_unicode=True)
+    # pygal names each chart with a random uuid; derive it from the content instead, so the same
+    # results render the same report (bundles compare re-rendered reports byte for byte).
+    uuids = sorted(set(_UUID.findall(svg)))
+    blank = _UUID.sub("", svg)
+    digest = hashlib.sha256(blank.encode("utf-8")).hexdigest()
+    for i, u in enumerate(uuids):
+        svg = svg.replace(u, f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{i:012d}")
+    return svg
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _number(value: Any) -> float | None:

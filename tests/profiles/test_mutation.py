@@ -10,7 +10,7 @@ carries its defect. They are started together, a few at a time, when the first t
 The table requirement -> healthy -> defect -> caught is printed by test_mutation_table and written to the
 file named by EDGE_MUTATION_TABLE (docs/profiles.md holds a copy):
 
-    EDGE_MUTATION_TABLE=mutation-table.md python -m pytest tests/profiles/test_mutation.py
+    EDGE_MUTATION_TABLE=mutation-table.md python -m pytest -m mutation tests/profiles/test_mutation.py
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import pytest
 
 from .campaign import Campaign, judge_healthy, judge_placement, plan_campaign, table
 
-pytestmark = pytest.mark.slow
+# Minutes of emulated runs: run by hand (see the docstring), not in the default test run.
+pytestmark = [pytest.mark.slow, pytest.mark.mutation]
 
 PLAN = plan_campaign()
 PROFILES = {p.id: p for p in PLAN.profiles}
