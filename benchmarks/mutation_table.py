@@ -75,7 +75,8 @@ def main() -> int:
     if args.run:
         table_file = Path(tempfile.mkdtemp(prefix="mutation-")) / "table.md"
         env = {**os.environ, "EDGE_MUTATION_TABLE": str(table_file)}
-        subprocess.run([sys.executable, "-m", "pytest", "tests/profiles/test_mutation.py", "-p", "no:locust", "-q"],
+        subprocess.run([sys.executable, "-m", "pytest", "tests/profiles/test_mutation.py", "-m", "mutation",
+                        "-p", "no:locust", "-q"],
                        cwd=ROOT, env=env, check=False)
     status = "unchanged"
     if table_file is not None and table_file.exists():
