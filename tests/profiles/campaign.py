@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -79,6 +80,7 @@ class RunSpec:
     defects: list[str] = field(default_factory=list)
     sites: list[str] | None = None
     healthy: bool = False
+    quiet: bool = False  # run alone (no other run at the same time)
 
 
 @dataclass
@@ -111,7 +113,7 @@ def plan_campaign(profiles: list[Profile] | None = None) -> CampaignPlan:
             if reqs:
                 keep[p.id] = {r.id: None for r in reqs}
         runs[f"{topology}-healthy"] = RunSpec(f"{topology}-healthy", topology, group, keep,
-                                              sites=plan.healthy_sites, healthy=True)
+                                              sites=plan.healthy_sites, healthy=True, quiet=plan.quiet)
         specs = {dr.name: RunSpec(dr.name, topology, group, {}, _defect_args(dr), dr.sites) for dr in plan.runs}
         for p in group:
             for r in own_musts(p):
@@ -246,20 +248,45 @@ def execute(spec: RunSpec, root: Path) -> RunResult:
 
 
 class Campaign:
-    """Starts every run of a plan in a small pool; results are awaited by name."""
+    """Runs every run of a plan: the quiet ones alone first, then the rest in a small pool. Results are
+    awaited by name."""
 
     def __init__(self, plan: CampaignPlan, root: Path, names: set[str] | None = None, lanes: int = LANES):
         self.plan = plan
         self.root = root
-        self.pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="mutation-run")
         wanted = [n for n in _order(plan) if names is None or n in names]
-        self.futures: dict[str, Future] = {n: self.pool.submit(execute, plan.runs[n], root) for n in wanted}
+        self.futures: dict[str, Future] = {n: Future() for n in wanted}
+        self._stop = threading.Event()
+        self._driver = threading.Thread(target=self._drive, args=(wanted, lanes), name="mutation-campaign",
+                                        daemon=True)
+        self._driver.start()
+
+    def _one(self, name: str) -> None:
+        future = self.futures[name]
+        if self._stop.is_set() or not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(execute(self.plan.runs[name], self.root))
+        except BaseException as exc:  # handed to the test that waits for it
+            future.set_exception(exc)
+
+    def _drive(self, wanted: list[str], lanes: int) -> None:
+        quiet = [n for n in wanted if self.plan.runs[n].quiet]
+        for name in quiet:
+            self._one(name)
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="mutation-run") as pool:
+            for name in wanted:
+                if name not in quiet:
+                    pool.submit(self._one, name)
 
     def get(self, name: str) -> RunResult:
-        return self.futures[name].result(timeout=RUN_TIMEOUT * 3)
+        return self.futures[name].result(timeout=RUN_TIMEOUT * 6)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._stop.set()
+        for future in self.futures.values():
+            future.cancel()
+        self._driver.join(timeout=RUN_TIMEOUT + 60)
 
 
 # longest first, so the lanes finish together (measured on the dev VM)
