@@ -14,9 +14,11 @@ that is written to results.json at once.
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,37 @@ class EdgeContext:
     def emulation(self) -> dict | None:
         return self.target.emulation
 
+    def shared(self, experiment: Callable[["EdgeContext", "Recording"], None]) -> None:
+        """Run `experiment(edge, rec)` once per (site, check, params) in this run.
+
+        Requirements that name the same check with the same params on the same site share one
+        experiment (one partition, one push ...), each judged by its own expectation; what it
+        recorded is replayed into every one of them, and so is its error or skip (the same
+        experiment would end the same way). Ctrl-C is not shared.
+        """
+        store = self._session.shared
+        key = (self.site.name, self.requirement.check, json.dumps(self.params, sort_keys=True, default=str))
+        entry = store.get(key)
+        if entry is not None:
+            first, rec, exc = entry
+            rec.replay(self)
+            self.note(f"measured once for {first} and this requirement (same check, params and site)")
+            if exc is not None:
+                raise exc
+            return
+        rec = Recording()
+        try:
+            experiment(self, rec)
+        except Exception as exc:
+            store[key] = (self.requirement.id, rec, exc)
+            rec.replay(self)
+            raise
+        except pytest.skip.Exception as exc:
+            store[key] = (self.requirement.id, rec, exc)
+            raise
+        store[key] = (self.requirement.id, rec, None)
+        rec.replay(self)
+
     @property
     def faults(self):
         """Fault injection for this site: the emulator's API, or the real target's hook commands
@@ -116,6 +149,32 @@ class EdgeContext:
         from .faults import faults_for
 
         return faults_for(self.target, self.site, allow_real=self._session.allow_faults)
+
+
+class Recording:
+    """What a shared experiment measured, replayed into every requirement that shares it."""
+
+    def __init__(self) -> None:
+        self.metrics: list[tuple[str, Any, str]] = []
+        self.notes: list[str] = []
+        self.raw: dict[str, Any] = {}
+
+    def record(self, metric: str, value: Any, unit: str = "") -> None:
+        self.metrics.append((metric, value, unit))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def attach(self, key: str, value: Any) -> None:
+        self.raw[key] = value
+
+    def replay(self, edge: EdgeContext) -> None:
+        for text in self.notes:
+            edge.note(text)
+        for key, value in self.raw.items():
+            edge.attach(key, value)
+        for metric, value, unit in self.metrics:
+            edge.record(metric, value, unit)
 
 
 @dataclass
@@ -134,6 +193,7 @@ class EdgeSession:
     reports: bool = True
     advisories: list[str] = field(default_factory=list)
     allow_faults: bool = False
+    shared: dict = field(default_factory=dict)  # EdgeContext.shared: (site, check, params) -> result
     only: set[str] = field(default_factory=set)  # --edge-only: just these REQ@SITE cases (reruns)
 
     def cases_for(self, check: str) -> list[Case]:

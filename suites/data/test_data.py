@@ -158,53 +158,13 @@ def _central_readings(central: str, site: str, sensors: list[str], timeout: floa
         return None
 
 
-class _Rec:
-    """What an experiment measured; replayed into every requirement that shares it."""
-
-    def __init__(self) -> None:
-        self.metrics: list[tuple[str, float, str]] = []
-        self.notes: list[str] = []
-
-    def record(self, metric: str, value: float, unit: str = "") -> None:
-        self.metrics.append((metric, value, unit))
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def replay(self, edge) -> None:
-        for text in self.notes:
-            edge.note(text)
-        for metric, value, unit in self.metrics:
-            edge.record(metric, value, unit)
-
-
-_SHARED = pytest.StashKey[dict]()
-
-
 @pytest.mark.edge_check("data.network_efficiency")
 def test_network_efficiency(edge, request):
     """Requirements with the same params on the same site share one measurement (its notes say so)."""
-    store = request.config.stash.setdefault(_SHARED, {})
-    key = (edge.site.name, edge.requirement.check, json.dumps(edge.params, sort_keys=True, default=str))
-    if key in store:
-        first, rec, exc = store[key]
-        rec.replay(edge)
-        edge.note(f"measured once for {first} and this requirement (same check, params and site)")
-        if exc is not None:
-            raise exc
-        return
-    rec = _Rec()
-    try:
-        _network_efficiency(edge, rec)
-    except Exception as exc:  # errors are shared too (the same measurement would fail the same way)
-        store[key] = (edge.requirement.id, rec, exc)
-        rec.replay(edge)
-        raise
-    store[key] = (edge.requirement.id, rec, None)
-    rec.replay(edge)
+    edge.shared(_network_efficiency)
 
 
-def _network_efficiency(edge, rec: _Rec) -> None:
+def _network_efficiency(edge, rec) -> None:
     p = edge.params
     timeout = float(p["timeout"])
     base = _base(edge, p.get("endpoint") or "api")

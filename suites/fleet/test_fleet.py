@@ -22,50 +22,6 @@ from conformance.measure.http import http_request
 from conformance.model.errors import MeasurementError
 
 POLL_S = 0.2
-_SHARED = pytest.StashKey[dict]()
-
-
-class _Rec:
-    """What an experiment measured; replayed into every requirement that shares it."""
-
-    def __init__(self) -> None:
-        self.metrics: list[tuple[str, float, str]] = []
-        self.notes: list[str] = []
-
-    def record(self, metric: str, value: float, unit: str = "") -> None:
-        self.metrics.append((metric, value, unit))
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def replay(self, edge) -> None:
-        for text in self.notes:
-            edge.note(text)
-        for metric, value, unit in self.metrics:
-            edge.record(metric, value, unit)
-
-
-def _shared(edge, request, experiment) -> None:
-    """Requirements naming the same check with the same params on the same site share one experiment
-    (one push, one registry watch), each judged by its own expectation; the later ones' notes say so."""
-    store = request.config.stash.setdefault(_SHARED, {})
-    key = (edge.site.name, edge.requirement.check, json.dumps(edge.params, sort_keys=True, default=str))
-    if key in store:
-        first, rec, exc = store[key]
-        rec.replay(edge)
-        edge.note(f"measured once for {first} and this requirement (same check, params and site)")
-        if exc is not None:
-            raise exc
-        return
-    rec = _Rec()
-    try:
-        experiment(edge, rec)
-    except Exception as exc:  # the same experiment would fail the same way: shared too
-        store[key] = (edge.requirement.id, rec, exc)
-        rec.replay(edge)
-        raise
-    store[key] = (edge.requirement.id, rec, None)
-    rec.replay(edge)
 
 
 def _call(url: str, *, method: str = "GET", body: Any = None, timeout: float = 5.0) -> tuple[int | None, Any, str]:
@@ -101,10 +57,10 @@ def _names(names, limit: int = 8) -> str:
 
 @pytest.mark.edge_check("fleet.registry")
 def test_registry(edge, request):
-    _shared(edge, request, _registry)
+    edge.shared(_registry)
 
 
-def _registry(edge, rec: _Rec) -> None:
+def _registry(edge, rec) -> None:
     p = edge.params
     timeout, within = float(p["timeout"]), float(p["within"])
     fleet = {s.name for s in _fleet(edge)}
@@ -156,10 +112,10 @@ def _registry(edge, rec: _Rec) -> None:
 
 @pytest.mark.edge_check("fleet.config_push")
 def test_config_push(edge, request):
-    _shared(edge, request, _config_push)
+    edge.shared(_config_push)
 
 
-def _config_push(edge, rec: _Rec) -> None:
+def _config_push(edge, rec) -> None:
     p = edge.params
     timeout, within = float(p["timeout"]), float(p["within"])
     fleet = _fleet(edge)

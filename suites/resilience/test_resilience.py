@@ -27,7 +27,6 @@ from conformance.measure.http import http_request
 from conformance.model.errors import MeasurementError
 from conformance.model.units import UnitError, to_base
 
-_SHARED = pytest.StashKey[dict]()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,59 +95,6 @@ class Client:
 # small tools
 
 
-class Rec:
-    """What an experiment measured; replayed into every requirement that shares it."""
-
-    def __init__(self) -> None:
-        self.metrics: list[tuple[str, Any, str]] = []
-        self.notes: list[str] = []
-        self.raw: dict[str, Any] = {}
-
-    def record(self, metric: str, value: Any, unit: str = "") -> None:
-        self.metrics.append((metric, value, unit))
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def attach(self, key: str, value: Any) -> None:
-        self.raw[key] = value
-
-
-def _shared(request: pytest.FixtureRequest, edge, experiment: Callable[[Any, Rec], None]) -> None:
-    """Run the experiment once per (site, check, params); every requirement gets its numbers."""
-    store = request.config.stash.setdefault(_SHARED, {})
-    key = (edge.site.name, edge.requirement.check, json.dumps(edge.params, sort_keys=True, default=str))
-    entry = store.get(key)
-    if entry is None:
-        rec = Rec()
-        try:
-            experiment(edge, rec)
-        except Exception as exc:  # skips and errors are shared too; Ctrl-C is not (BaseException)
-            store[key] = (edge.requirement.id, rec, exc)
-            _replay(edge, rec)
-            raise
-        except pytest.skip.Exception as exc:
-            store[key] = (edge.requirement.id, rec, exc)
-            raise
-        store[key] = (edge.requirement.id, rec, None)
-        _replay(edge, rec)
-        return
-    first, rec, exc = entry
-    _replay(edge, rec)
-    edge.note(f"measured once for {first} and this requirement (same check, params and site)")
-    if exc is not None:
-        raise exc
-
-
-def _replay(edge, rec: Rec) -> None:
-    for note in rec.notes:
-        edge.note(note)
-    for key, value in rec.raw.items():
-        edge.attach(key, value)
-    for metric, value, unit in rec.metrics:
-        edge.record(metric, value, unit)
-
-
 def _tag(kind: str) -> str:
     return f"res-{kind}-{uuid.uuid4().hex[:10]}"
 
@@ -185,13 +131,13 @@ def _central_client(edge) -> tuple[Any, Client]:
     return central, Client(url, edge.params.get("op_timeout") or 3.0)
 
 
-def _fault_log(rec: Rec, faults) -> None:
+def _fault_log(rec, faults) -> None:
     if faults.kind == "hooks":
         for line in faults.log:
             rec.note(line)
 
 
-def _scaled(rec: Rec, params: dict, what: str, seconds: float) -> None:
+def _scaled(rec, params: dict, what: str, seconds: float) -> None:
     if params.get("scaled_from"):
         rec.note(f"scaled down: the {seconds:g} s {what} stands for {params['scaled_from']}")
 
@@ -293,7 +239,7 @@ def _central_copies(central: Client, name: str, tag: str) -> collections.Counter
                                if str(r.get("id", "")).startswith(tag + "-"))
 
 
-def _await_resync(rec: Rec, site: Client, central: Client, name: str, tag: str, created: list[str],
+def _await_resync(rec, site: Client, central: Client, name: str, tag: str, created: list[str],
                   healed_at: float, timeout: float, settle: float, in_sync_before: bool) -> dict[str, Any]:
     """Wait until central holds what the site has; then watch `settle` s more for late duplicates.
 
@@ -405,10 +351,10 @@ class SteadyProbe:
 
 @pytest.mark.edge_check("resilience.partition")
 def test_partition(edge, request):
-    _shared(request, edge, _partition)
+    edge.shared(_partition)
 
 
-def _partition(edge, rec: Rec) -> None:
+def _partition(edge, rec) -> None:
     p = edge.params
     workloads = list(p.get("workloads") or [])
     unknown = sorted(set(workloads) - {"pos", "content", "auth"})
@@ -535,10 +481,10 @@ def _partition(edge, rec: Rec) -> None:
 
 @pytest.mark.edge_check("resilience.resync")
 def test_resync(edge, request):
-    _shared(request, edge, _resync)
+    edge.shared(_resync)
 
 
-def _resync(edge, rec: Rec) -> None:
+def _resync(edge, rec) -> None:
     p = edge.params
     outage = p.get("outage") or "partition"
     if outage not in ("partition", "central"):
@@ -647,10 +593,10 @@ def _content_op(site: Client, key: str, size: int, timeout: float) -> tuple[bool
 
 @pytest.mark.edge_check("resilience.degraded")
 def test_degraded(edge, request):
-    _shared(request, edge, _degraded)
+    edge.shared(_degraded)
 
 
-def _degraded(edge, rec: Rec) -> None:
+def _degraded(edge, rec) -> None:
     p = edge.params
     sweeps = [
         ("delay_ms", "ms", "delay_ms", [v * 1000.0 for v in _parse_list("delays_ms", p.get("delays_ms"), "time", "ms")]),
@@ -731,7 +677,7 @@ def _degraded(edge, rec: Rec) -> None:
 
 @pytest.mark.edge_check("resilience.recovery")
 def test_recovery(edge, request):
-    _shared(request, edge, _recovery)
+    edge.shared(_recovery)
 
 
 def _missing_sales(site: Client, ids: list[str], timeout: float) -> list[str]:
@@ -739,7 +685,7 @@ def _missing_sales(site: Client, ids: list[str], timeout: float) -> list[str]:
             if site.call("GET", f"/pos/transactions/{quote(i, safe='')}", timeout=timeout).status != 200]
 
 
-def _recovery(edge, rec: Rec) -> None:
+def _recovery(edge, rec) -> None:
     p = edge.params
     if not p["kill"] and not p["pause"]:
         raise MeasurementError("kill and pause are both off: nothing to do")
@@ -814,10 +760,10 @@ def _recovery(edge, rec: Rec) -> None:
 
 @pytest.mark.edge_check("resilience.flap")
 def test_flap(edge, request):
-    _shared(request, edge, _flap)
+    edge.shared(_flap)
 
 
-def _flap(edge, rec: Rec) -> None:
+def _flap(edge, rec) -> None:
     p = edge.params
     faults = edge.faults
     faults.require("partition", "heal")
