@@ -30,12 +30,14 @@ from conformance.model import expect as E
 from conformance.model import units as U
 from conformance.model.errors import ConfigError, MeasurementError
 from conformance.model.target import expand_env
+from conformance.measure.pressure import PressureWindow, judge_pressure
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 _PROBER_KEYS = {"p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p99_9_us"}  # LatencyResult.latency
 # Samples a comparison on a metric needs before it can be judged: 10 / (1 - q) for a percentile q.
 MIN_SAMPLES = {"p50": 20, "p90": 100, "p99": 1000, "p999": 10_000, "spread": 1000, "jitter": 100, "mean": 20}
 RATIOS = ("error_ratio", "timeout_ratio")
+LATENCY_BOUNDS = frozenset({*PERCENTILES, "max", "mean", "jitter", "spread"})  # what CPU starvation stretches
 THRESHOLD_METRICS = ("p99", "p999", "p90")  # the bound drawn as raw.latency.threshold_us, first found
 HTTP_PROTOCOLS = ("http", "http-newconn")
 
@@ -120,18 +122,20 @@ def _config(edge, url: str):
 
 
 def _probe(edge, request, url: str):
-    """The probe's result, shared by every requirement that would run the very same probe on this site."""
+    """(probe result, CPU pressure while it ran), shared by every requirement that would run the very
+    same probe on this site."""
     from conformance.measure.latency import run_probe
 
     config = _config(edge, url)
     store = request.config.stash.setdefault(_PROBES, {})
     key = (edge.site.name, repr(config))
     if key in store:
-        first, result, exc = store[key]
+        first, measured, exc = store[key]
         edge.note(f"measured once for {first} and this requirement (same endpoint and probe settings)")
         if exc is not None:
             raise exc
-        return result
+        return measured
+    window = PressureWindow()
     try:
         result = run_probe(config)
     except ConfigError as exc:
@@ -139,8 +143,9 @@ def _probe(edge, request, url: str):
     except Exception as exc:  # noqa: BLE001 - anything the prober could not survive: could not measure
         error = MeasurementError(f"probe of {url}: {type(exc).__name__}: {exc}")
     else:
-        store[key] = (edge.requirement.id, result, None)
-        return result
+        measured = (result, window.stop())  # the probe and the CPU pressure while it ran
+        store[key] = (edge.requirement.id, measured, None)
+        return measured
     store[key] = (edge.requirement.id, None, error)
     raise error
 
@@ -150,7 +155,7 @@ def _probe(edge, request, url: str):
 
 
 def _judge(edge, request, floor: dict, url: str, threshold: bool) -> None:
-    result = _probe(edge, request, url)
+    result, pressure = _probe(edge, request, url)
     stats = _Stats(result)
     _record(edge, stats)
     raw = {"histogram": result.histograms["latency"], "service_histogram": result.histograms["service"],
@@ -166,6 +171,7 @@ def _judge(edge, request, floor: dict, url: str, threshold: bool) -> None:
     if not result.valid:
         edge.inconclusive(f"prober self-check: {result.invalid_reason}")
     _require_samples(edge, stats)
+    judge_pressure(edge, pressure, LATENCY_BOUNDS)
 
 
 class _Stats:

@@ -84,6 +84,9 @@ def test_raw_histogram_and_threshold_are_attached(retail):
     assert decode(raw["service_histogram"]).get_total_count() == 1200
     assert r["raw"]["probe"]["valid"] is True and "histograms" not in r["raw"]["probe"]
     assert "threshold_us" not in entry(results, "T-JIT", "store-1")["raw"]["latency"]  # a spread is no latency
+    machine = r["raw"]["machine"]  # CPU pressure during the probe (PSI; this kernel has it)
+    assert 0.0 <= machine["cpu_some_percent"] <= 100.0 and machine["window_s"] >= 6.0
+    assert any(n.startswith("CPU pressure while measuring") for n in r["notes"])
 
 
 def test_calibration_is_in_results_and_in_the_notes(retail):
