@@ -28,7 +28,7 @@ import pytest
 from .model import catalog
 from .model import recompute
 from .model import results as R
-from .model.errors import ConfigError, Inconclusive, MeasurementError
+from .model.errors import ConfigError, Inconclusive, MeasurementError, did_you_mean
 from .model.profile import Profile, Requirement
 from .model.target import Site, Target, check_site_selectors
 
@@ -106,6 +106,11 @@ class EdgeContext:
     def allowed_hosts(self) -> set[str]:
         """Addresses measurement traffic may go to: loopback and the target's declared endpoints."""
         return self.target.allowed_hosts()
+
+    @property
+    def ca_file(self) -> str | None:
+        """CA bundle for https: the requirement's `ca_file` param, else the site's (target file)."""
+        return self.params.get("ca_file") or self.site.ca_file
 
     @property
     def emulation(self) -> dict | None:
@@ -195,6 +200,7 @@ class EdgeSession:
     allow_faults: bool = False
     shared: dict = field(default_factory=dict)  # EdgeContext.shared: (site, check, params) -> result
     only: set[str] = field(default_factory=set)  # --edge-only: just these REQ@SITE cases (reruns)
+    requirement_filter: set[str] = field(default_factory=set)  # --edge-requirement: just these ids
 
     def cases_for(self, check: str) -> list[Case]:
         return self.cases.get(check, [])
@@ -229,6 +235,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="allow the resilience suite to run the real target's fault hooks (partition, kill ...)")
     group.addoption("--edge-only", action="append", default=[], metavar="REQ@SITE",
                     help="only check these requirement@site cases (e.g. BASE-FUN-01@store-1); repeatable")
+    group.addoption("--edge-requirement", action="append", default=[], metavar="ID",
+                    help="only check these requirements (e.g. BASE-FUN-01), on every site; repeatable")
     group.addoption("--edge-no-reports", action="store_true", default=False, help=argparse_suppress())
 
 
@@ -306,6 +314,8 @@ def _open_session(config: pytest.Config) -> EdgeSession:
                    "target": target_ref, "defects": config.getoption("--edge-defect")}
         if config.getoption("--edge-only"):
             options["only"] = config.getoption("--edge-only")
+        if config.getoption("--edge-requirement"):
+            options["requirements"] = config.getoption("--edge-requirement")
         record = RunRecord(out_dir / "results.json", run_id, [p.summary() for p in profiles],
                            target.redacted(), options)
         record.data["waivers"]["expired"] = [w.to_dict() for w in expired]
@@ -314,7 +324,8 @@ def _open_session(config: pytest.Config) -> EdgeSession:
                               expired_waivers=expired, out_dir=out_dir, target_cm=target_cm,
                               reports=not config.getoption("--edge-no-reports"),
                               allow_faults=bool(config.getoption("--edge-allow-faults")),
-                              only=set(config.getoption("--edge-only")))
+                              only=set(config.getoption("--edge-only")),
+                              requirement_filter=set(config.getoption("--edge-requirement")))
         _plan(session)
         record.save()
     except BaseException:
@@ -325,8 +336,11 @@ def _open_session(config: pytest.Config) -> EdgeSession:
 
 def _plan(session: EdgeSession) -> None:
     """Every (requirement, site) the profiles ask for, in profile order, starts as not-run."""
+    _check_requirement_filter(session)
     for profile in session.profiles:
         for req in profile.requirements:
+            if session.requirement_filter and req.id not in session.requirement_filter:
+                continue
             for site in session.target.sites:
                 if not site.matches(req.applies_to):
                     continue
@@ -346,6 +360,14 @@ def _plan(session: EdgeSession) -> None:
     if unknown:
         raise ConfigError(None, None, "--edge-only", f"no requirement@site {', '.join(unknown)} in these profiles "
                                                      "and this target")
+
+
+def _check_requirement_filter(session: EdgeSession) -> None:
+    known = [r.id for p in session.profiles for r in p.requirements]
+    for rid in sorted(session.requirement_filter - set(known)):
+        raise ConfigError(None, None, "--edge-requirement",
+                          f'no requirement "{rid}" in {", ".join(p.id for p in session.profiles)}'
+                          f"{did_you_mean(rid, known)}")
 
 
 def _fleet_entry(req: Requirement) -> dict:

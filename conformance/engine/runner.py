@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..model import results as R
-from ..model.errors import ConfigError
+from ..model.errors import ConfigError, did_you_mean
 from ..model.paths import suites_dir
 from ..model.profile import load_profile
 from ..model.target import check_site_selectors, is_emulated_ref, load_target
@@ -30,6 +30,7 @@ class RunOptions:
     waivers: Path | None = None
     backend: str = "local"
     defects: list[str] = field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)  # only these requirement ids (all sites)
     verbose: int = 0
     allow_faults: bool = False
     extra_pytest_args: list[str] = field(default_factory=list)
@@ -45,13 +46,18 @@ class RunOutcome:
 
 def validate_inputs(opts: RunOptions) -> None:
     """Fail fast, with one located line, before anything is started."""
+    known_ids: list[str] = []
     for ref in opts.profiles:
         try:
-            load_profile(ref)
+            known_ids += [r.id for r in load_profile(ref).requirements]
         except ConfigError as exc:
             if exc.source is None and exc.field is None:
                 exc.field = "--profile"
             raise
+    for rid in opts.requirements:
+        if rid not in known_ids:
+            raise ConfigError(None, None, "--requirement", f'no requirement "{rid}" in '
+                              f'{", ".join(opts.profiles)}{did_you_mean(rid, known_ids)}')
     if not is_emulated_ref(opts.target):
         check_site_selectors(load_target(opts.target), opts.sites, "--site")
     if opts.waivers:
@@ -86,6 +92,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
         args += ["--edge-site", s]
     for d in opts.defects:
         args += ["--edge-defect", d]
+    for rid in opts.requirements:
+        args += ["--edge-requirement", rid]
     if opts.strict:
         args.append("--edge-strict")
     if opts.allow_faults:

@@ -77,6 +77,26 @@ def test_run_conformant_exit_0(tmp_path, http_url):
     assert proc.returncode == 1
 
 
+def test_requirement_option_checks_only_those_ids(tmp_path, http_url):
+    profile = write_profile(tmp_path / "p.yaml", [
+        "{id: R-OK, title: healthy, level: must, check: functional.http, params: {path: /health}, "
+        "expect: status == 200}",
+        "{id: R-BAD, title: missing page, level: must, check: functional.http, params: {path: /nope}, "
+        "expect: status == 200}",
+    ])
+    target = write_target(tmp_path / "t.yaml", {"api": http_url})
+    proc = run_cli("run", "-p", profile, "-t", target, "-o", tmp_path / "out", "--requirement", "R-OK")
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # R-BAD was not checked, so not failed
+    data = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
+    validate_results(data)
+    assert [r["id"] for r in data["requirements"]] == ["R-OK"]
+    assert data["options"]["requirements"] == ["R-OK"]
+    proc = run_cli("run", "-p", profile, "-t", target, "-o", tmp_path / "typo", "-r", "R-OKK")
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
+    assert '--requirement: no requirement "R-OKK" in' in proc.stderr and 'did you mean "R-OK"' in proc.stderr
+    assert not (tmp_path / "typo" / "results.json").exists()  # refused before anything ran
+
+
 @pytest.mark.parametrize("kind", ["refused", "hanging"])
 def test_unreachable_endpoint_is_an_error_within_the_timeout(tmp_path, kind, request):
     url = request.getfixturevalue(f"{kind}_url")
