@@ -14,6 +14,7 @@ import platform
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+# At most this share of the run's wall time goes into rewriting results.json. A save is a full rewrite
+# (O(verdicts)), so saving after every verdict is quadratic: at fleet-50 scale (~870 verdicts, 1.5 MB)
+# each save takes ~80 ms and per-verdict saving added over a minute (benchmarks/record_saves.py). Small
+# runs still save after every verdict (a save there takes about a millisecond); big ones batch the
+# verdicts of the next few hundred ms into one save. finish() always saves at once.
+SAVE_BUDGET = 0.10
+CHEAP_SAVE_S = 0.02  # a save this quick (a small run; fsync alone takes a few ms) is never put off
+
+
 class RunRecord:
-    """results.json in memory, saved after every change."""
+    """results.json in memory, saved after every change, or at most SAVE_BUDGET of the time."""
 
     def __init__(self, path: Path, run_id: str, profiles: list[dict], target: dict | None,
                  options: dict[str, Any]):
@@ -81,6 +91,9 @@ class RunRecord:
             "waivers": {"applied": [], "expired": []},
         }
         self._index: dict[tuple[str, str, str], int] = {}
+        self._save_cost = 0.0  # seconds the last save took
+        self._saved_at = 0.0  # monotonic time the last save ended
+        self._pending: threading.Timer | None = None  # a save put off to keep within SAVE_BUDGET
 
     @property
     def strict(self) -> bool:
@@ -99,13 +112,13 @@ class RunRecord:
             entry = self.data["requirements"][self._index[(profile, rid, site)]]
             entry.update(fields)
             self._refresh()
-            self._save()
+            self._save_soon()
             return entry
 
     def set(self, key: str, value: Any) -> None:
         with self._lock:
             self.data[key] = value
-            self._save()
+            self._save_soon()
 
     def finish(self, state: str) -> None:
         with self._lock:
@@ -128,8 +141,31 @@ class RunRecord:
     def _refresh_fleets(self, reqs: list[dict]) -> None:
         recompute.refresh_fleets(reqs)  # the rule verify uses too
 
+    def _save_soon(self) -> None:
+        """Save now, unless saving would take more than SAVE_BUDGET of the time: then once, a little later."""
+        if self._pending is not None:
+            return  # a save is already due, and it will carry this change too
+        wait = self._save_cost / SAVE_BUDGET - (time.monotonic() - self._saved_at)
+        if wait <= 0 or self._save_cost < CHEAP_SAVE_S:
+            self._save()
+            return
+        self._pending = threading.Timer(wait, self._save_pending)
+        self._pending.daemon = True
+        self._pending.start()
+
+    def _save_pending(self) -> None:
+        with self._lock:
+            if self._pending is not None:  # not already saved by finish()/save()
+                self._save()
+
     def _save(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        started = time.monotonic()
         atomic_write_text(self.path, json.dumps(self.data, indent=2, default=_json_default) + "\n")
+        self._saved_at = time.monotonic()
+        self._save_cost = self._saved_at - started
 
 
 def _json_default(obj: Any) -> Any:
