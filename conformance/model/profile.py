@@ -295,6 +295,11 @@ def _validate_params(raw: dict, spec: catalog.CheckSpec | None, where: tuple, do
         ok, label = _KIND_CHECKS[p.kind]
         if value is not None and not ok(value):
             raise doc.error(path, f"expected {label}, got {type(value).__name__} {value!r}")
+        if p.items is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                problem = p.items.problem(item)
+                if problem:
+                    raise doc.error(path + (i,), problem)
         out[name] = value
     for name, p in spec.params.items():
         if name in out:

@@ -107,3 +107,18 @@ def format_value(value: float, unit: str) -> str:
     if not unit:
         return text
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+def parse_quantity(value: object, dimension: str, bare_unit: str) -> float:
+    """A profile value such as 25, "25 ms", "5 %" or "1 Mbit/s" -> base units; a bare number is in
+    `bare_unit`. Negative values, and ratios above 100 %, are refused (ValueError, UnitError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a number or a quantity such as \"25 {bare_unit or example_units(dimension)}\"")
+    if isinstance(value, str):
+        number, _, unit = value.strip().partition(" ")
+        base = to_base(float(number), unit.strip() or bare_unit, dimension)
+    else:
+        base = to_base(float(value), bare_unit, dimension)
+    if base < 0 or (dimension == RATIO and base > 1):
+        raise ValueError("out of range")
+    return base

@@ -299,3 +299,36 @@ def test_errors_are_located(tmp_path):
     assert (err.line, err.field) == (14, "requirements[1].expect")
     assert str(err).endswith(':14: requirements[1].expect: unknown unit "msec" (did you mean "ms"?)')
     assert "\n" not in str(err)
+
+
+@pytest.mark.parametrize("param, value, line, message", [
+    ("delays_ms", '[5, "10 msec", 20]', 10, 'delays_ms[1]: \'10 msec\' is not a valid time (unknown unit "msec"'),
+    ("losses", '["5 %", "150 %"]', 10, "losses[1]: '150 %' is not a valid ratio (out of range)"),
+    ("bandwidths", "[true]", 10, "bandwidths[0]: True is not a valid bitrate"),
+    ("operations", "[pos, contnet]", 10, "operations[1]: 'contnet' is not one of pos, content "
+                                         '(did you mean "content"?)'),
+])
+def test_list_params_are_validated_element_by_element_on_load(tmp_path, param, value, line, message):
+    path = write(tmp_path / "sweep.yaml", f"""\
+        id: sweep
+        version: "1"
+        title: Sweep
+        requirements:
+          - id: R-1
+            title: degraded
+            level: should
+            check: resilience.degraded
+            params:
+              {param}: {value}
+            expect: min_success_ratio >= 90 %
+        """)
+    with pytest.raises(ConfigError) as info:
+        load_profile(str(path))
+    assert info.value.line == line
+    assert f"requirements[0].params.{message}" in str(info.value)
+
+
+def test_good_list_params_load():
+    profile = load_profile("iot")  # sweeps delays, losses and bandwidths
+    degraded = [r for r in profile.requirements if r.check == "resilience.degraded"]
+    assert degraded and all(isinstance(r.params["delays_ms"], list) for r in degraded)

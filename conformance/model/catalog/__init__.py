@@ -19,6 +19,36 @@ class Param:
     doc: str
     required: bool = False
     default: object = None
+    items: "QuantityItems | ChoiceItems | None" = None  # what each element of a list must be
+
+
+@dataclass(frozen=True)
+class QuantityItems:
+    """List elements are quantities of one dimension: 25, "25 ms"; a bare number is in `bare_unit`."""
+
+    dimension: str
+    bare_unit: str
+
+    def problem(self, value: object) -> str | None:
+        from ..units import UnitError, parse_quantity
+
+        try:
+            parse_quantity(value, self.dimension, self.bare_unit)
+        except (ValueError, UnitError) as exc:
+            return f"{value!r} is not a valid {self.dimension} ({exc})"
+        return None
+
+
+@dataclass(frozen=True)
+class ChoiceItems:
+    """List elements are names from a fixed set."""
+
+    choices: tuple[str, ...]
+
+    def problem(self, value: object) -> str | None:
+        if value in self.choices:
+            return None
+        return f"{value!r} is not one of {', '.join(self.choices)}{did_you_mean(str(value), self.choices)}"
 
 
 @dataclass(frozen=True)

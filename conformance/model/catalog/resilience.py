@@ -10,8 +10,8 @@ Requirements of one check with the same params on the same site share one experi
 measured once, judged by each requirement's expectation).
 """
 
-from . import CheckSpec, Param
-from ..units import BOOL, COUNT, RATIO, TIME
+from . import CheckSpec, ChoiceItems, Param, QuantityItems
+from ..units import BITRATE, BOOL, COUNT, RATIO, TIME
 
 SUITE = "resilience"
 
@@ -38,7 +38,7 @@ CHECKS = [
             "probe_timeout": Param("duration", "steady probe: timeout of each request", default="1 s"),
             "workloads": Param("list", "what else is tried during the cut: pos (sales), content (a key "
                                        "fetched before the cut), auth (a token from central)",
-                               default=["pos", "content", "auth"]),
+                               default=["pos", "content", "auth"], items=ChoiceItems(("pos", "content", "auth"))),
             "pos_rate": Param("number", "sales per second posted during the cut", default=2),
             "content_ttl": Param("duration", "the site's content cache freshness: the key is fetched at "
                                              "least this long before it is read during the cut, so it "
@@ -82,13 +82,13 @@ CHECKS = [
         metrics={"min_success_ratio": RATIO, "max_duration": TIME, "steps": COUNT},
         params={
             "delays_ms": Param("list", "one-way WAN delays to step through, in ms (or \"25 ms\")",
-                               default=[5, 10, 15, 20, 25, 30]),
+                               default=[5, 10, 15, 20, 25, 30], items=QuantityItems(TIME, "ms")),
             "losses": Param("list", "WAN loss rates to step through: \"5 %\" or a fraction 0.05",
-                            default=["1 %", "3 %", "5 %", "8 %", "10 %"]),
+                            default=["1 %", "3 %", "5 %", "8 %", "10 %"], items=QuantityItems(RATIO, "")),
             "bandwidths": Param("list", "WAN bandwidth caps to step through: \"1 Mbit/s\" or bit/s",
-                                default=[]),
+                                default=[], items=QuantityItems(BITRATE, "bit/s")),
             "operations": Param("list", "central-bound operations per step: pos, content",
-                                default=["pos", "content"]),
+                                default=["pos", "content"], items=ChoiceItems(("pos", "content"))),
             "ops_per_step": Param("int", "operations of each kind per step, run at once", default=3),
             "op_timeout": Param("duration", "an operation slower than this failed", default="10 s"),
             "content_size": Param("int", "bytes of each content miss", default=4096),
