@@ -185,17 +185,26 @@ def _points(rows: list[dict], x: str, y: str) -> list[tuple[float, float]]:
     return [(row[x], _number(row.get(y))) for row in rows if _number(row.get(y)) is not None]
 
 
-def sweep_rows(r: dict) -> tuple[str, str, list[dict]]:
-    """(param, unit, rows sorted by value) of raw.sweep; rows are empty when there is no sweep."""
-    sweep = as_dict(as_dict(r.get("raw")).get("sweep"))
-    rows = [row for row in as_list(sweep.get("rows")) if isinstance(row, dict)]
-    rows = sorted((row for row in rows if _number(row.get("value")) is not None), key=lambda row: row["value"])
-    return clean(sweep.get("param") or "value"), clean(sweep.get("unit")), rows
+def sweeps(r: dict) -> list[tuple[str, str, list[dict]]]:
+    """(param, unit, rows sorted by value) of every sweep with rows: raw.sweeps (delay, loss,
+    bandwidth), or the single raw.sweep of older results."""
+    raw = as_dict(r.get("raw"))
+    tables = as_list(raw.get("sweeps")) or [raw.get("sweep")]
+    out = []
+    for sweep in map(as_dict, tables):
+        rows = [row for row in as_list(sweep.get("rows")) if isinstance(row, dict)]
+        rows = sorted((row for row in rows if _number(row.get("value")) is not None), key=lambda row: row["value"])
+        if rows:
+            out.append((clean(sweep.get("param") or "value"), clean(sweep.get("unit")), rows))
+    return out
 
 
-def sweep_chart(r: dict) -> str | None:
+def sweep_charts(r: dict) -> list[str]:
+    return [svg for param, unit, rows in sweeps(r) if (svg := sweep_chart(r, param, unit, rows))]
+
+
+def sweep_chart(r: dict, param: str, unit: str, rows: list[dict]) -> str | None:
     """Success ratio (left axis) and duration (right axis) against the swept parameter."""
-    param, unit, rows = sweep_rows(r)
     if not rows:
         return None
     chart = _chart(pygal.XY, f"{label(r)}: sweep of {param}", show_dots=True, dots_size=3,

@@ -51,7 +51,7 @@ def _page(results: dict) -> dict:
         "sites": sorted({row["site"] for row in rows}),
         "levels": V.LEVELS,
         "statuses": V.STATUSES,
-        "measurements": [row for row in rows if row["charts"] or row["sweep"]],
+        "measurements": [row for row in rows if row["charts"] or row["sweeps"]],
         "worst": L.worst_sites(results),
         "fmt": V.fmt_value,
         "waivers": _waivers(results),
@@ -63,8 +63,7 @@ def _page(results: dict) -> dict:
 
 
 def _row(i: int, r: dict) -> dict:
-    param, unit, sweep = C.sweep_rows(r)
-    charts = [svg for svg in (C.latency_chart(r), C.timeseries_chart(r), C.sweep_chart(r)) if svg]
+    charts = [svg for svg in (C.latency_chart(r), C.timeseries_chart(r)) if svg] + C.sweep_charts(r)
     params = V.as_dict(r.get("params"))
     return {
         "anchor": f"req-{i}",
@@ -89,9 +88,10 @@ def _row(i: int, r: dict) -> dict:
         "duration": V.fmt_value(r["duration"], "s") if isinstance(r.get("duration"), (int, float)) else "",
         # Markup: pygal's SVG is built with ElementTree, so its text is already escaped (see charts.py).
         "charts": [Markup(svg) for svg in charts],
-        "sweep": {"param": param, "unit": unit,
-                  "rows": [[V.fmt_value(row.get("value")), V.fmt_value(row.get("success_ratio")),
-                            V.fmt_value(row.get("duration_s"), "s")] for row in sweep]} if sweep else None,
+        "sweeps": [{"param": param, "unit": unit,
+                    "rows": [[V.fmt_value(row.get("value")), V.fmt_value(row.get("success_ratio")),
+                              V.fmt_value(row.get("duration_s"), "s")] for row in rows]}
+                   for param, unit, rows in C.sweeps(r)],
     }
 
 

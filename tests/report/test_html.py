@@ -174,7 +174,19 @@ def test_interrupted_and_minimal_results_render(interrupted):
     ({"sweep": {"rows": [{"value": 1, "duration_s": 2.0}]}}, 1),
     ({"latency": {"histogram": None}}, 0),
     ("garbage", 0),
+    ({"sweeps": [{"param": "delay_ms", "rows": [{"value": 5, "success_ratio": 1.0}]},  # every sweep drawn
+                 {"param": "loss", "rows": [{"value": 5, "success_ratio": 0.5}]}, "garbage"]}, 2),
 ])
 def test_degenerate_raw_measurements(conformant, raw, charts):
     conformant["requirements"][0]["raw"] = raw
     assert render_html(conformant).count("<svg") == charts
+
+
+def test_every_sweep_of_a_degraded_check_gets_its_table(conformant):
+    conformant["requirements"][0]["raw"] = {"sweeps": [
+        {"param": "delay_ms", "unit": "ms", "rows": [{"value": 10, "success_ratio": 1.0, "duration_s": 0.2}]},
+        {"param": "loss", "unit": "%", "rows": [{"value": 8, "success_ratio": 0.75, "duration_s": 1.5}]},
+        {"param": "<b>bandwidth</b>", "unit": "kbit/s", "rows": [{"value": 64, "success_ratio": 0.5}]}]}
+    html = render_html(conformant)
+    assert "delay_ms (ms)" in html and "loss (%)" in html and "0.75" in html
+    assert "&lt;b&gt;bandwidth&lt;/b&gt; (kbit/s)" in html and "<b>bandwidth" not in html  # escaped
