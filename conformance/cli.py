@@ -83,6 +83,8 @@ def main() -> None:
 @click.option("--suite", "-s", "suites", multiple=True, metavar="SUITE",
               help="Only run these suites (functional, latency, ...); repeatable.")
 @click.option("--site", "sites", multiple=True, metavar="NAME|ROLE", help="Only check these sites; repeatable.")
+@click.option("--requirement", "-r", "requirements", multiple=True, metavar="ID",
+              help="Only check these requirements (e.g. BASE-FUN-01), on every site; repeatable.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory [default: ./edge-results/<run-id>].")
 @click.option("--strict", is_flag=True, help="should/may failures also make the run non-conformant.")
@@ -102,8 +104,8 @@ def main() -> None:
               help="Re-run only what failed, errored, was inconclusive or not run in RESULTS.json (its "
                    "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
-def run(profiles, target, suites, sites, out, strict, waivers, backend, defects, allow_faults, verbose,
-        make_bundle, sign_key, rerun_failed):
+def run(profiles, target, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
+        verbose, make_bundle, sign_key, rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -119,7 +121,8 @@ def run(profiles, target, suites, sites, out, strict, waivers, backend, defects,
     _sigterm_as_interrupt()
     opts = RunOptions(profiles=list(profiles) or ["edge-baseline"], target=target, suites=list(suites),
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
-                      defects=list(defects), verbose=verbose, allow_faults=allow_faults)
+                      defects=list(defects), requirements=list(requirements), verbose=verbose,
+                      allow_faults=allow_faults)
     if sign_key and not make_bundle:
         raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
     if sign_key:

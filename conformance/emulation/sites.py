@@ -1,8 +1,13 @@
 """One emulated site process and its life: start, stop, kill, pause, and restart on crash.
 
-Like `Restart=always` on a real edge box: a site that dies without being stopped through the
-control API is started again after RESTART_DELAY_S, and `restarts` counts those automatic restarts
-(systemd's NRestarts). A deliberate `restart` is a stop plus a start and is not counted.
+Like systemd's `Restart=on-failure` on a real edge box: a site that dies by a signal or with a
+non-zero status without being stopped through the control API is started again after
+RESTART_DELAY_S, and `restarts` counts those automatic restarts (systemd's NRestarts). A site that
+exits with status 0 by itself is left down in state `exited` (a clean exit is not a failure: a
+badly daemonising service stays dead, and process checks must see that) until `start` or
+`restart`. A SIGTERM from outside the API makes the site stop cleanly (status 0), so it stays down,
+as systemd's on-failure policy does for SIGTERM. A deliberate `restart` is a stop plus a start and
+is not counted.
 
 A restarted site gets its old port back (`--port N`), so the WAN and access links in front of it and
 the target file stay valid; the port is briefly free, and if something else grabbed it we keep
@@ -30,6 +35,7 @@ STOP_GRACE_S = 5.0
 
 # States shown by GET /status.
 STARTING, RUNNING, PAUSED, STOPPED, RESTARTING = "starting", "running", "paused", "stopped", "restarting"
+EXITED = "exited"  # exited with status 0 on its own: not restarted (Restart=on-failure)
 
 
 class ManagedSite:
@@ -43,10 +49,13 @@ class ManagedSite:
         self.start_timeout = start_timeout
         self.central_url: str | None = None   # set by the supervisor for edge workloads (the WAN link)
         self.port = 0                         # 0 until first start, then kept across restarts
+        self.mgmt = None                      # pki.SiteTls: serve the TLS management interface
+        self.mgmt_port = 0                    # like port: 0 until first start, then kept
         self.proc: asyncio.subprocess.Process | None = None
         self.state = STOPPED
         self.restarts = 0
         self.last_exit: int | None = None
+        self.last_pid: int | None = None      # the latest process, also once it is gone
         self.started_at: float | None = None
         self.want_running = False
         self.closing = False                  # the whole deployment is going down: never restart
@@ -65,6 +74,8 @@ class ManagedSite:
             args += ["--defects", ",".join(self.spec.defects)]
         if self.spec.config:
             args += ["--site-config", json.dumps(self.spec.config, sort_keys=True)]
+        if self.mgmt is not None:
+            args += self.mgmt.argv(self.mgmt_port)
         return procs.module_argv(WORKLOAD_MODULE, *args)
 
     # ------------------------------------------------------------------ lifecycle
@@ -96,7 +107,10 @@ class ManagedSite:
             await procs.reap(proc)
             raise procs.SpawnError("deployment is shutting down")
         self.proc = proc
+        self.last_pid = proc.pid
         self.port = int(ready["port"])
+        if self.mgmt is not None:
+            self.mgmt_port = int(ready["mgmt_port"])
         self.started_at = time.time()
         self.state = RUNNING
         asyncio.get_running_loop().create_task(self._watch(proc))
@@ -169,6 +183,11 @@ class ManagedSite:
             return  # a stop/restart through the API, or shutdown: they own what happens next
         self.last_exit = code
         procs.signal_group(proc.pid, signal.SIGKILL)  # grandchildren die with their site
+        if code == 0:  # a clean exit is not a failure: Restart=on-failure leaves it down
+            self.state = EXITED
+            self._on_change()
+            _log(f"site {self.name} exited with status 0 by itself; not restarting (on-failure policy)")
+            return
         self.state = RESTARTING
         self._on_change()
         _log(f"site {self.name} exited with status {code}; restarting in {RESTART_DELAY_S:g} s")
@@ -203,6 +222,7 @@ class ManagedSite:
         return {"name": self.name, "role": self.spec.role, "workload": self.spec.workload,
                 "uplink": self.spec.uplink, "pid": proc.pid if alive else None, "port": self.port,
                 "state": self.state, "restarts": self.restarts, "last_exit": self.last_exit,
+                "last_pid": self.last_pid,
                 "defects": list(self.spec.defects), "data_dir": str(self.data_dir),
                 "log": str(self.log_path)}
 

@@ -657,7 +657,7 @@ def _local_listeners() -> list[Listener]:
 class Scope:
     """Which processes of a host a check looks at."""
 
-    kind: str  # "tree" (the emulated site's process tree) | "pattern" | "host"
+    kind: str  # "tree" (the emulated site's process tree) | "workload" (a container's command) | "pattern" | "host"
     text: str  # how the notes describe it
     root: int | None = None
     pattern: str | None = None
@@ -667,6 +667,12 @@ class Scope:
             return list(procs)
         if self.kind == "tree":
             keep = descendants(procs, [self.root]) if any(p.pid == self.root for p in procs) else set()
+        elif self.kind == "workload":
+            # The container's own processes hang below its PID 1 (`docker exec` ones, such as our
+            # `ps`, have ppid 0); the workload is the one running the container's command.
+            mine = descendants(procs, [1]) if any(p.pid == 1 for p in procs) else set()
+            want = (self.pattern or "").split()
+            keep = descendants(procs, [p.pid for p in procs if p.pid in mine and p.cmdline.split() == want])
         else:
             keep = descendants(procs, [p.pid for p in procs if matches(self.pattern or "", p)])
         return [p for p in procs if p.pid in keep]
@@ -751,6 +757,71 @@ def site_processes(site: Any, host: EdgeHost, scope: Scope) -> tuple[list[Proc],
             scope.root = root
             scope.text = f"site process tree (pid {root})"
     return scope.select(procs), notes
+
+
+# ---------------------------------------------------------------------------------------------
+# docker:// hosts of emulated sites (docker backend: the whole container is the site)
+
+DOCKER_DNS_ADDRESS = "127.0.0.11"
+
+
+def docker_dns_listener(host: EdgeHost, sock: Listener) -> bool:
+    """Docker's embedded DNS resolver inside a container on a user-defined network.
+
+    dockerd answers the container's DNS at 127.0.0.11 (tcp and udp, random ports that iptables
+    redirects :53 to) from sockets it opens in the container's network namespace; their owner is in
+    another pid namespace, so no owner shows. It is Docker's, not the site's. A process of the
+    container listening on 127.0.0.11 has a visible owner (as root) and is not excused.
+    """
+    return host.container is not None and sock.address == DOCKER_DNS_ADDRESS and sock.pid is None
+
+
+def is_site_container(site: Any, host: EdgeHost) -> bool:
+    """`host` is the docker:// host of the site's own container (labels.container, docker backend)."""
+    return bool(host.container) and (site.labels or {}).get("container") == host.container
+
+
+def site_data_dir(site: Any, host: EdgeHost) -> str | None:
+    """labels.data_dir where `host` sees it, or None.
+
+    Local backend: a path on this machine (local:// hosts). Docker backend: a path inside the site's
+    container (/data), read through its docker:// host; on any other host it means nothing.
+    """
+    labels = site.labels or {}
+    data_dir = labels.get("data_dir")
+    if not data_dir:
+        return None
+    if is_site_container(site, host) or (host.is_local and not labels.get("container")):
+        return str(data_dir)
+    return None
+
+
+def workload_scope(site: Any, host: EdgeHost) -> Scope | None:
+    """On the docker:// host of an emulated docker site: the container's workload process (the
+    command in labels.command, below the container's PID 1) and its children; else None."""
+    command = str((site.labels or {}).get("command") or "").strip()
+    if not command or not is_site_container(site, host):
+        return None
+    return Scope("workload", f"workload `{command}` of container {host.container}", pattern=command)
+
+
+def container_state(name: str) -> dict[str, Any] | None:
+    """Docker's State of container `name` ({"Status": "exited", "ExitCode": 137, ...}); {"Status":
+    "removed"} when Docker has no such container; None when no daemon (or SDK) answers."""
+    try:
+        import docker  # noqa: PLC0415
+
+        client = docker.from_env(timeout=5)
+    except Exception:  # noqa: BLE001 - no SDK, no daemon: the caller keeps its own error
+        return None
+    try:
+        return dict(client.api.inspect_container(name).get("State") or {})
+    except docker.errors.NotFound:
+        return {"Status": "removed"}
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        client.close()
 
 
 # ---------------------------------------------------------------------------------------------

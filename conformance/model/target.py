@@ -40,6 +40,7 @@ class Site:
     hooks: dict[str, Hook] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
     uplink: str | None = None
+    ca_file: str | None = None  # CA bundle for the site's https endpoints (absolute path)
 
     def endpoint(self, name: str) -> str:
         try:
@@ -169,7 +170,8 @@ def _build(doc: YamlDoc) -> Target:
             hooks[hname] = Hook(hname, h["command"], timeout)
         sites.append(Site(name=name, role=raw["role"], endpoints=dict(raw.get("endpoints") or {}),
                           hosts=list(raw.get("hosts") or []), credentials=creds, hooks=hooks,
-                          labels=dict(raw.get("labels") or {}), uplink=raw.get("uplink")))
+                          labels=dict(raw.get("labels") or {}), uplink=raw.get("uplink"),
+                          ca_file=_ca_file(doc, where + ("ca_file",), raw.get("ca_file"))))
     for i, s in enumerate(sites):
         if s.uplink is not None and s.uplink not in seen:
             raise doc.error(("sites", i, "uplink"),
@@ -191,6 +193,28 @@ def _check_url(doc: YamlDoc, path: tuple, url: str) -> None:
         raise doc.error(path, f'"{url}" has an invalid port') from None
     if parts.scheme in ("tcp", "udp") and parts.port is None:
         raise doc.error(path, f'"{url}" needs a port')
+
+
+def _ca_file(doc: YamlDoc, path: tuple, value: str | None) -> str | None:
+    """A PEM CA bundle; a relative path is relative to the target file's directory."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise doc.error(path, "expected the path of a PEM CA bundle, got an empty string")
+    file = Path(os.path.expanduser(value))
+    if not file.is_absolute():
+        base = Path(doc.source).parent if doc.source and not str(doc.source).startswith("<") else Path.cwd()
+        file = base / file
+    try:
+        with open(file, "rb") as f:
+            head = f.read(1 << 20)
+    except IsADirectoryError:
+        raise doc.error(path, f"{file} is a directory, not a PEM CA bundle") from None
+    except OSError as exc:
+        raise doc.error(path, f"{file}: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise doc.error(path, f"{file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return str(file.resolve())
 
 
 def _check_host(doc: YamlDoc, path: tuple, spec: str) -> None:

@@ -42,9 +42,15 @@ DEFAULT_WORKLOAD = {"central": "central", "regional": "edge", "edge": "edge"}
 # in step with conformance.emulation.workloads.defects, which the model may not import.
 DEFECTS = ("forward-synchronously", "drop-on-partition", "duplicate-on-retry", "no-stale-cache",
            "raw-telemetry", "central-auth-only", "slow-path", "leak-personal", "no-heartbeat",
-           "ignore-config", "no-fsync")
-# A central site only serves requests; the other defects break edge-side behaviour.
-CENTRAL_DEFECTS = ("slow-path",)
+           "ignore-config", "no-fsync", "health-broken", "exits-after-start", "extra-listener",
+           "world-readable-key", "memory-hog", "no-cache", "health-waits-on-wan", "blocking-io")
+# A central site only serves requests; the other defects break edge-side behaviour (the cache, the WAN).
+CENTRAL_DEFECTS = ("slow-path", "health-broken", "exits-after-start", "extra-listener", "world-readable-key",
+                   "memory-hog", "blocking-io")
+# The management interface's defects (emulation/pki.py, workloads/mgmt.py): every site has one.
+MGMT_DEFECTS = ("expiring-cert", "default-credentials")
+DEFECTS += MGMT_DEFECTS
+CENTRAL_DEFECTS += MGMT_DEFECTS
 CLIENTS = "clients"  # the pseudo-site at the far end of every access link
 MAX_SITES = 1000
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the site process accepts these

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.measure import footprint as F
-from conformance.measure.hosts import (EdgeHost, NotScoped, Scope, no_hosts_reason, scope_for, site_hosts,
-                                       site_processes)
+from conformance.measure.hosts import (EdgeHost, NotScoped, Scope, no_hosts_reason, scope_for, site_data_dir,
+                                       site_hosts, site_processes)
 
 
 def _hosts(edge) -> list[EdgeHost]:
@@ -170,10 +170,11 @@ def test_cpu(edge):
 @pytest.mark.edge_check("footprint.disk")
 def test_disk(edge):
     hosts = _hosts(edge)
-    data_dir = (edge.site.labels or {}).get("data_dir")
     total, measured = 0, False
     for host in hosts:
-        paths = [str(p) for p in (edge.params.get("paths") or ([data_dir] if data_dir and host.is_local else []))]
+        # The site's data dir where this host sees it: on local:// or inside the site's container.
+        data_dir = site_data_dir(edge.site, host)
+        paths = [str(p) for p in (edge.params.get("paths") or ([data_dir] if data_dir else []))]
         if not paths:
             continue
         measured = True

@@ -41,7 +41,7 @@ def test_api(edge):
     elif body is not None:
         data = str(body).encode()
     response = fetch(url, method=method, timeout=p["timeout"], headers=headers, body=data,
-                     ca_file=p.get("ca_file"))
+                     ca_file=edge.ca_file)
     edge.record("status", response.status)
     edge.record("latency", response.elapsed * 1000.0, "ms")
     edge.note(f"{method} {url} -> {response.status} in {response.elapsed * 1000:.1f} ms")

@@ -16,8 +16,9 @@ import time
 
 import pytest
 
-from conformance.measure.hosts import (EdgeHost, HostLacks, Scope, matches, no_hosts_reason, site_hosts,
-                                       site_pid, site_processes)
+from conformance.measure.hosts import (EdgeHost, HostLacks, HostUnavailable, Scope, container_state, matches,
+                                       no_hosts_reason, site_data_dir, site_hosts, site_pid, site_processes,
+                                       workload_scope)
 from conformance.measure.pkgversion import parse_constraint, satisfies
 from conformance.model.errors import MeasurementError
 
@@ -46,9 +47,19 @@ def test_process(edge):
             scope = Scope("pattern", f"processes matching {pattern!r}", pattern=pattern)
         elif host.is_local and site_pid(edge.site) is not None:
             scope = Scope("tree", f"site process (pid {site_pid(edge.site)})", root=site_pid(edge.site))
+        elif workload_scope(edge.site, host) is not None:
+            scope = workload_scope(edge.site, host)  # docker backend: the container's workload
         else:
-            edge.skip("no `process` param given, and the site names no process of its own (labels.pid)")
-        found, notes = site_processes(edge.site, host, scope)
+            edge.skip("no `process` param given, and the site names no process of its own "
+                      "(labels.pid, or labels.command on its docker:// host)")
+        try:
+            found, notes = site_processes(edge.site, host, scope)
+        except HostUnavailable:
+            gone = _container_gone(edge.site, host) if scope.kind == "workload" else None
+            if gone is None:
+                raise
+            # `docker exec` cannot enter a container that is not running: its workload is gone.
+            found, notes = [], [gone]
         for n in notes:
             edge.note(_label(hosts, host) + n)
         if scope.kind == "pattern":
@@ -59,6 +70,16 @@ def test_process(edge):
         edge.note(f"{_label(hosts, host)}{scope.text}: {shown or 'none running'}")
     edge.record("running", running_all)
     edge.record("count", count)
+
+
+def _container_gone(site, host: EdgeHost) -> str | None:
+    """Why the site's container runs no workload (it is exited, dead, removed ...), or None when it
+    is running or paused, or Docker cannot be asked (the caller's error stands then)."""
+    state = container_state(host.container or "")
+    if not state or state.get("Status") in ("running", "paused"):
+        return None
+    code = f" (exit {state.get('ExitCode')})" if state.get("Status") in ("exited", "dead") else ""
+    return f"container {host.container} is {state.get('Status') or '?'}{code}: the site's workload is not running"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,10 +425,9 @@ def test_time_sync(edge):
 @pytest.mark.edge_check("functional.disk_free")
 def test_disk_free(edge):
     hosts = _hosts(edge)
-    data_dir = (edge.site.labels or {}).get("data_dir")
     free_min, ratio_min = None, None
     for host in hosts:
-        path = edge.params.get("path") or (data_dir if host.is_local and data_dir else "/")
+        path = edge.params.get("path") or site_data_dir(edge.site, host) or "/"
         label = _label(hosts, host)
         if host.uses_psutil:
             try:

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conformance.measure.hosts import (EdgeHost, Listener, Scope, no_hosts_reason, site_hosts, site_pid,
-                                       site_processes)
+from conformance.measure.hosts import (DOCKER_DNS_ADDRESS, EdgeHost, Listener, Scope, docker_dns_listener,
+                                       no_hosts_reason, site_data_dir, site_hosts, site_pid, site_processes)
 
 
 def _hosts(edge) -> list[EdgeHost]:
@@ -98,6 +98,11 @@ def test_listening_ports(edge):
                                "?sudo=true, or drop `process` to check the whole host")
                 edge.note(f"{label}{len(hidden)} socket(s) whose owner is hidden were not attributed to the site")
         socks = [s for s in socks if s.proto in protos]
+        dns = [s for s in socks if docker_dns_listener(host, s)]
+        if dns:
+            socks = [s for s in socks if s not in dns]
+            edge.note(f"{label}ignored Docker's embedded DNS resolver on {DOCKER_DNS_ADDRESS} "
+                      f"({', '.join(sorted({f'{s.port}/{s.proto}' for s in dns}))}): dockerd's, not the site's")
         if p.get("ignore_loopback"):
             socks = [s for s in socks if not s.loopback]
         findings = {}
@@ -123,8 +128,8 @@ def test_listening_ports(edge):
 
 
 def _default_paths(edge, host: EdgeHost) -> list[str]:
-    data_dir = (edge.site.labels or {}).get("data_dir")
-    return [str(data_dir)] if data_dir and host.is_local else []
+    data_dir = site_data_dir(edge.site, host)  # local:// (local backend) or inside the site's container
+    return [data_dir] if data_dir else []
 
 
 def _local_world_readable(paths: list[str], patterns: list[str], limit: int, edge) -> tuple[list[str], int]:

@@ -46,7 +46,7 @@ def test_tls(edge):
     min_days = int(p.get("min_days") if p.get("min_days") is not None else 30)
     if parts.scheme == "http":
         edge.note(f"{name} endpoint {url} is declared as plain http")
-    report = probe_tls(host, port, server_name=p.get("server_name"), ca_file=p.get("ca_file"),
+    report = probe_tls(host, port, server_name=p.get("server_name"), ca_file=edge.ca_file,
                        timeout=p["timeout"])
     for n in report.notes:
         edge.note(n)
@@ -110,7 +110,7 @@ def test_default_credentials(edge):
         if urlsplit(url).scheme not in ("http", "https") or url in seen:
             continue
         seen.add(url)
-        first = fetch(url, timeout=p["timeout"], ca_file=p.get("ca_file"))
+        first = fetch(url, timeout=p["timeout"], ca_file=edge.ca_file)
         if not asks_for_basic_auth(first):
             edge.note(f"{name}: GET {url} -> {first.status} without credentials; no basic-auth challenge")
             continue
@@ -120,7 +120,7 @@ def test_default_credentials(edge):
                 time.sleep(delay)
             tried += 1
             try:
-                r = fetch(url, timeout=p["timeout"], ca_file=p.get("ca_file"),
+                r = fetch(url, timeout=p["timeout"], ca_file=edge.ca_file,
                           headers={"Authorization": basic_auth(user, password)})
             except MeasurementError as exc:
                 edge.note(f"{name}: {user}/{'(empty)' if not password else password}: {exc}")
@@ -147,7 +147,7 @@ def test_http_headers(edge):
     name = p.get("endpoint") or "api"
     base = _declared(edge, name)
     url = base.rstrip("/") + "/" + (p.get("path") or "/").lstrip("/")
-    r = fetch(url, timeout=p["timeout"], ca_file=p.get("ca_file"))
+    r = fetch(url, timeout=p["timeout"], ca_file=edge.ca_file)
     edge.note(f"GET {url} -> {r.status}")
     required = [str(h) for h in (p.get("required") or [])]
     if urlsplit(url).scheme == "https" and p.get("hsts", True) and \

@@ -139,12 +139,17 @@ def test_target_file_has_the_agreed_shape_and_passes_the_target_parser(retail, t
         assert site.labels["workload"] == ("central" if site.name == "central" else "edge")
         assert Path(site.labels["data_dir"]).is_dir()
         assert site.endpoints["direct"] == f"http://127.0.0.1:{status[site.name]['port']}"
+        # The TLS management interface: its own port, the deployment's private CA as the site's ca_file.
+        assert site.endpoints["mgmt"].startswith("https://127.0.0.1:")
+        assert urlsplit(site.endpoints["mgmt"]).port not in (urlsplit(site.endpoints["direct"]).port, None)
+        assert site.ca_file == str(retail.state_dir / "pki" / "ca.pem") and Path(site.ca_file).is_file()
         if site.name == "central":
-            assert site.role == "central" and site.uplink is None and set(site.endpoints) == {"api", "direct"}
+            assert site.role == "central" and site.uplink is None
+            assert set(site.endpoints) == {"api", "direct", "mgmt"}
             assert site.labels["resources_cpus"] == 2.0 and site.labels["resources_memory"] == 256 * 2**20
         else:
             assert site.role == "edge" and site.uplink == "central"
-            assert set(site.endpoints) == {"api", "direct", "wan"}
+            assert set(site.endpoints) == {"api", "direct", "wan", "mgmt"}
     state = json.loads((retail.state_dir / "state.json").read_text(encoding="utf-8"))
     assert state["run_id"] == retail.run_id and state["control_url"] == retail.control_url
 
@@ -394,3 +399,38 @@ def test_a_site_that_cannot_start_fails_bring_up_cleanly(tmp_path):
         start_deployment(str(path), state_dir=tmp_path / "state", run_id=run_id, timeout=30)
     assert not labelled(run_id)
     assert not (tmp_path / "state").exists() and emu_state.read_entry(run_id) is None
+
+
+# ------------------------------------------------------------------------------------- restart policy
+
+
+def test_restart_policy_is_on_failure(tmp_path):
+    """Like systemd's Restart=on-failure: a site that exits with status 0 by itself stays down (state
+    `exited`, its last pid kept in the target file so process checks see it gone), one that dies by a
+    signal is restarted, and `start` brings an exited one back."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(SMALL.replace("  - {name: shop, role: edge}\n",
+                                  "  - {name: shop, role: edge}\n  - {name: kiosk, role: edge}\n"), encoding="utf-8")
+    with start_deployment(str(path), state_dir=tmp_path / "state", run_id=_run_id("policy"),
+                          defects=["kiosk:exits-after-start"], timeout=60) as dep:
+        faults = EmulatedFaults(dep.control_url)
+        # Bring-up waited for the defect to take effect: the deployment is in its steady state.
+        kiosk = site_status(faults, "kiosk")
+        assert kiosk["state"] == "exited" and kiosk["last_exit"] == 0 and kiosk["pid"] is None, kiosk
+        assert kiosk["restarts"] == 0 and kiosk["last_pid"] and not psutil.pid_exists(kiosk["last_pid"])
+        assert load_target(dep.target_file).site("kiosk").labels["pid"] == kiosk["last_pid"]
+        with pytest.raises(FaultError, match="not running"):
+            faults.kill("kiosk")
+
+        # A death by a signal (not through the API) is a failure: restarted on the same port.
+        shop = site_status(faults, "shop")
+        os.kill(shop["pid"], signal.SIGUSR1)   # default action: terminate, no core dump
+        after = wait_for(lambda: (s := site_status(faults, "shop"))["restarts"] == 1 and s["state"] == "running"
+                         and s, 20, "shop to be restarted")
+        assert after["last_exit"] == -signal.SIGUSR1 and after["port"] == shop["port"]
+        assert site_status(faults, "kiosk")["state"] == "exited"   # still not restarted, seconds later
+
+        faults.start("kiosk")   # and it exits again: that is its defect
+        assert site_status(faults, "kiosk")["state"] == "running"
+        wait_for(lambda: site_status(faults, "kiosk")["state"] == "exited", 10, "kiosk to exit again")
+        assert site_status(faults, "kiosk")["restarts"] == 0

@@ -203,3 +203,27 @@ def test_recorder_measures_from_t0_ns_and_only_inside_the_window():
     assert values.get_total_count() == 2
     assert 1245 <= values.get_min_value() <= 1255
     assert 2340 <= values.get_max_value() <= 2600
+
+
+def test_guard_blames_a_target_that_holds_every_user():
+    """An overloaded target queues without bound, so the users run out: with the generator idle and the
+    target's median latency alone using up the users (offered x p50 >= users), that is the target's
+    slowness (a verdict on achieved rate and latency), not a saturated generator."""
+    slow = dict(offered_rps=200, achieved_rps=148, requests=888, arrivals=1200, dropped=312, users=200,
+                processes=[guard.ProcessSignals("local", [11.0] * 6, 1750)])
+    assert guard.assess(_signals(**slow, latency_p50_us=1_690_000)) == (True, None)
+    # The users were sized for more than the target took: running out is still the generator's problem.
+    valid, reason = guard.assess(_signals(**slow, latency_p50_us=400_000))
+    assert not valid and "no free user; raise users" in reason and "achieved 148/s" in reason
+    # A starved generator explains slow answers itself.
+    hot = {**slow, "processes": [guard.ProcessSignals("local", [99.0] * 6, 1750)]}
+    assert not guard.assess(_signals(**hot, latency_p50_us=1_690_000))[0]
+
+
+def test_guard_blames_the_generator_when_a_fast_target_runs_the_users_out():
+    # 5 users asked for 20,000/s of a 1.7 ms loopback server: Little's law says the users were busy, but
+    # a target this fast is not what held them: too few users for the rate.
+    fast = dict(offered_rps=20_000, achieved_rps=2_900, requests=5_800, arrivals=40_000, dropped=34_000, users=5,
+                processes=[guard.ProcessSignals("local", [60.0] * 6, 1750)])
+    valid, reason = guard.assess(_signals(**fast, latency_p50_us=1_700))
+    assert not valid and "achieved 2900/s" in reason and "raise users" in reason

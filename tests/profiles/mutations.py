@@ -24,6 +24,8 @@ from typing import Callable
 from conformance.model.profile import Requirement
 
 SLOW_PATH_MS = 25.0  # the slow-path defect's delay per request (slow_path_ms, docs/workloads.md)
+BLOCKING_IO_MS = 8.0  # the blocking-io defect stalls the site's event loop this long per request
+MEMORY_HOG_MIB = 640.0  # what the memory-hog defect allocates and holds, on top of the site's own ~40 MiB
 LATENCY_METRICS = frozenset({"p50", "p90", "p95", "p99", "p999", "max", "mean", "latency"})
 
 
@@ -53,6 +55,29 @@ def _tight_latency_bound(r: Requirement) -> bool:
     return False
 
 
+def _saturated_by_blocking_io(r: Requirement) -> bool:
+    """blocking-io serialises requests at ~8 ms each (~125/s): a sustained rate well above that saturates
+    the site, so a bound on what it achieves or on its tail latency sees it; below, it only adds 8 ms."""
+    rate = r.params.get("rate")
+    return isinstance(rate, (int, float)) and rate * BLOCKING_IO_MS / 1000.0 >= 1.2
+
+
+def _knee_above_blocking_io(r: Requirement) -> bool:
+    """A lower bound on max_rps above what a site serialised at ~8 ms per request can serve."""
+    return any(c.metric == "max_rps" and c.op in (">", ">=") and c.value * BLOCKING_IO_MS / 1000.0 >= 1.2
+               for c in r.expect.comparisons)
+
+
+def _memory_bound_below_hog(r: Requirement) -> bool:
+    from conformance.model.units import to_base
+
+    for c in r.expect.comparisons:
+        if c.metric == "rss" and c.op in ("<", "<=") and c.unit:
+            if to_base(c.value, c.unit, "size") < to_base(MEMORY_HOG_MIB, "MiB", "size"):
+                return True
+    return False
+
+
 @dataclass(frozen=True)
 class Mutation:
     defect: str
@@ -72,6 +97,7 @@ CHECK_MUTATIONS: dict[str, list[Mutation]] = {
         M("forward-synchronously", {"pos_accepted"}, _workload("pos"), family="forwarding"),
         M("no-stale-cache", {"cache_served"}, _workload("content"), family="cache"),
         M("central-auth-only", {"auth_ok"}, _workload("auth"), family="auth"),
+        M("health-waits-on-wan", {"availability"}, family="health-wan"),
     ],
     "resilience.resync": [
         M("duplicate-on-retry", {"duplicates", "digest_match"}, _outage("partition"), family="forwarding"),
@@ -81,8 +107,20 @@ CHECK_MUTATIONS: dict[str, list[Mutation]] = {
     "resilience.recovery": [M("no-fsync", {"data_survived"}, family="durability")],
     "latency.request": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
     "latency.wan": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
-    "load.sustained": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
-    "functional.http": [M("slow-path", {"latency"}, _tight_latency_bound, family="latency")],
+    "load.sustained": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency"),
+                       M("blocking-io", {"achieved", "error_ratio", *LATENCY_METRICS}, _saturated_by_blocking_io,
+                         family="blocking")],
+    "load.capacity": [M("blocking-io", {"max_rps"}, _knee_above_blocking_io, family="blocking")],
+    "functional.http": [M("slow-path", {"latency"}, _tight_latency_bound, family="latency"),
+                        M("health-broken", {"status"}, family="health")],
+    "functional.tcp": [M("exits-after-start", {"connected"}, family="down")],
+    "functional.process": [M("exits-after-start", {"running"}, family="down")],
+    "functional.cache_serves": [M("no-cache", {"served", "hit"}, family="cache")],
+    "security.listening_ports": [M("extra-listener", {"unexpected"}, family="listener")],
+    "security.secret_files": [M("world-readable-key", {"world_readable"}, family="secrets")],
+    "security.tls": [M("expiring-cert", {"expiry_ok"}, family="tls")],
+    "security.default_credentials": [M("default-credentials", {"accepted_defaults"}, family="credentials")],
+    "footprint.memory": [M("memory-hog", {"rss"}, _memory_bound_below_hog, family="memory")],
     "data.network_efficiency": [M("raw-telemetry", {"wan_ratio", "reported_ratio", "link_ratio", "wan_bytes"},
                                   family="telemetry")],
     "data.privacy": [M("leak-personal", {"leaked_fields", "leaked_local"}, family="privacy")],
@@ -93,23 +131,10 @@ CHECK_MUTATIONS: dict[str, list[Mutation]] = {
 }
 
 # Checks that no site defect of the emulator can break: why, and what would.
-GAPS: dict[str, str] = {
-    "functional.http": "no defect makes a site's /health fail (a `health-broken` defect answering 503 would)",
-    "functional.tcp": "no defect closes a site's port (stopping the site would: no CLI switch for it)",
-    "functional.process": "no defect stops the site's process (the supervisor restarts a killed one)",
-    "functional.cache_serves": "no defect disables the cache (a `no-cache` defect, every GET a MISS, would)",
-    "security.listening_ports": "no defect opens an extra listener (tests/suites' fake_site has one)",
-    "security.secret_files": "no defect makes a key world-readable (tests/suites' fake_site covers the check)",
-    "security.tls": "skipped on emulated sites (no mgmt endpoint); tests/suites covers the check",
-    "security.default_credentials": "skipped on emulated sites (no basic-auth endpoint); tests/suites covers it",
-    "footprint.memory": "no defect inflates a site's memory (a `memory-hog` defect would)",
-    "load.capacity": "slow-path does not lower the knee of an asyncio site below the profiles' bounds",
-}
+GAPS: dict[str, str] = {}
 
 # Must requirements whose check has mutations, but none that breaks a metric they bound tightly enough.
 METRIC_GAPS: dict[str, str] = {
-    "availability": "no defect makes a site's /health wait on its WAN (a `health-checks-central` defect "
-                    "would), so availability during a cut stays 100 %",
     "p99": "slow-path adds 25 ms, below the bound",
     "p95": "slow-path adds 25 ms, below the bound",
     "p90": "slow-path adds 25 ms, below the bound",
@@ -118,7 +143,7 @@ METRIC_GAPS: dict[str, str] = {
 }
 
 # Checks that are skipped on the emulated topologies (not applicable there): allowed in healthy runs.
-EXPECTED_SKIPS = {"security.tls", "security.default_credentials"}
+EXPECTED_SKIPS: set[str] = set()
 
 
 def mutations_for(r: Requirement) -> list[Mutation]:
@@ -161,37 +186,47 @@ class Plan:
 
 
 PLANS: dict[str, Plan] = {
-    # central + store-1..3: two runs of three sites each
+    # central + store-1..3
     "retail": Plan(["central", "store-1"], [
         DefectRun("retail-a", {"store-1": ["forward-synchronously", "no-stale-cache", "central-auth-only",
                                            "leak-personal", "ignore-config", "no-heartbeat"],
-                               "store-2": ["duplicate-on-retry"], "store-3": ["no-fsync"]}),
-        DefectRun("retail-b", {"store-1": ["drop-on-partition"], "store-2": ["slow-path"]}),
+                               "store-2": ["duplicate-on-retry", "extra-listener", "world-readable-key",
+                                           "expiring-cert", "default-credentials", "memory-hog"],
+                               "store-3": ["no-fsync"]}),
+        DefectRun("retail-b", {"store-1": ["drop-on-partition"], "store-2": ["slow-path"],
+                               "store-3": ["health-broken"]}),
+        # a site that exits takes every check on it down: alone; /health waiting on the WAN: its own site
+        DefectRun("retail-c", {"store-1": ["exits-after-start"], "store-2": ["health-waits-on-wan"]}),
     ]),
     # central + gw-1..4
     "iot": Plan(["central", "gw-1"], [
         DefectRun("iot-a", {"gw-1": ["forward-synchronously", "raw-telemetry"], "gw-2": ["duplicate-on-retry"],
-                            "gw-3": ["drop-on-partition"]}),
+                            "gw-3": ["drop-on-partition"], "gw-4": ["blocking-io", "health-waits-on-wan"]}),
     ]),
     # central + mec-1..3
     "mec": Plan(["central", "mec-1"], [
-        DefectRun("mec-a", {"mec-1": ["slow-path"], "mec-3": ["no-fsync"],
+        DefectRun("mec-a", {"mec-1": ["slow-path", "health-waits-on-wan"], "mec-3": ["no-fsync", "no-cache"],
                             "mec-2": ["forward-synchronously", "no-stale-cache", "central-auth-only"]}),
+        DefectRun("mec-b", {"mec-1": ["blocking-io"]}),
     ]),
     # central + remote-1: a single site, so defects of one family need their own runs
     "satcom": Plan(None, [
         DefectRun("satcom-a", {"remote-1": ["forward-synchronously", "no-stale-cache", "central-auth-only",
                                             "no-fsync", "ignore-config"]}),
-        DefectRun("satcom-b", {"remote-1": ["duplicate-on-retry"]}),
+        DefectRun("satcom-b", {"remote-1": ["duplicate-on-retry", "health-waits-on-wan"]}),
         DefectRun("satcom-c", {"remote-1": ["drop-on-partition", "slow-path"]}),
     ]),
     # central + far-1..2; URLLC-LAT-01 judges a 3 ms budget at the median: not next to other runs
     "urllc": Plan(["central", "far-1"], [
-        DefectRun("urllc-a", {"far-1": ["slow-path"], "far-2": ["forward-synchronously", "no-fsync"]}),
+        DefectRun("urllc-a", {"far-1": ["slow-path"],
+                              "far-2": ["forward-synchronously", "no-fsync", "health-waits-on-wan"]}),
     ], quiet=True),
     # central + store-01..50: the fleet defects on every store; quorums need every node broken too
     "fleet-50": Plan(None, [
         DefectRun("fleet-a", {EDGE: ["no-heartbeat", "ignore-config", "slow-path"]},
                   sites=["central", "store-01", "store-02", "store-03"]),
+        DefectRun("fleet-b", {"store-01": ["exits-after-start"],
+                              "store-02": ["health-broken", "extra-listener", "world-readable-key", "expiring-cert",
+                                           "default-credentials", "memory-hog"]}),
     ]),
 }

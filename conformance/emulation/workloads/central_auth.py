@@ -1,11 +1,15 @@
 """Central's token issuer: signing keys, token issue, key distribution to sites, central validation.
 
 Keys are HMAC-SHA256 secrets with a key id. Sites fetch them (GET /auth/keys) to validate locally;
-central keeps the last few keys after a rotation so tokens signed just before stay valid.
+central keeps the last few keys after a rotation so tokens signed just before stay valid. They live in
+the data dir as `signing.key` (JSON, mode 0600: a secret file like any real issuer's key).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 from typing import Any
 
 from aiohttp import web
@@ -13,8 +17,10 @@ from aiohttp import web
 from . import tokens
 from .context import Site
 from .jsonhttp import BadRequest, read_json, reply, require_object
+from .privacy import set_key_mode, write_key_file
 
-KEYS_KV = "signing_keys"
+KEYS_KV = "signing_keys"   # where data dirs of earlier versions kept the keys (read once, if no file)
+KEYS_FILE = "signing.key"
 KEEP_KEYS = 3
 
 
@@ -32,9 +38,33 @@ class TokenIssuer:
         app.router.add_get("/auth/check", self.check)
 
     async def start(self) -> None:
+        self.keys = await asyncio.to_thread(self._read_keys)
+        if self.keys:
+            set_key_mode(self._path, self._world_readable)
+            return
         self.keys = await self.site.db.get_json(KEYS_KV, [])
-        if not self.keys:
+        if self.keys:
+            await asyncio.to_thread(self._write_keys, self.keys)
+        else:
             await self._add_key()
+
+    @property
+    def _path(self) -> str:
+        return os.path.join(self.site.options.data_dir, KEYS_FILE)
+
+    @property
+    def _world_readable(self) -> bool:
+        return self.site.has("world-readable-key")   # the defect: see privacy.key_mode
+
+    def _read_keys(self) -> list[dict[str, Any]]:
+        try:
+            with open(self._path, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return []
+
+    def _write_keys(self, keys: list[dict[str, Any]]) -> None:
+        write_key_file(self._path, json.dumps(keys).encode(), self._world_readable)
 
     async def issue(self, request: web.Request) -> web.Response:
         body = require_object((await read_json(request))[0])
@@ -68,5 +98,5 @@ class TokenIssuer:
 
     async def _add_key(self) -> None:
         keys = [tokens.new_key(), *self.keys][:KEEP_KEYS]
-        await self.site.db.put_json(KEYS_KV, keys)
+        await asyncio.to_thread(self._write_keys, keys)
         self.keys = keys

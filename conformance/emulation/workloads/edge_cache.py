@@ -55,7 +55,10 @@ class ContentCache:
 
     async def get(self, request: web.Request) -> web.Response:
         key = request.raw_path[len(PREFIX):]
-        entry = await self.site.db.run(_load, key)
+        # The no-cache defect: a "cache" that never keeps anything (a TTL of 0, a cache that was never
+        # wired in). Every GET is a MISS fetched from central over the WAN; functional.cache_serves
+        # must see no HIT on a repeated request.
+        entry = None if self.site.has("no-cache") else await self.site.db.run(_load, key)
         stale_allowed = not self.site.has("no-stale-cache")
         if entry is not None and time.time() - entry.fetched_at < self.site.settings.cache_ttl_s:
             return self._serve(entry, "HIT")
@@ -109,7 +112,8 @@ class ContentCache:
         if answer.status != 200:
             raise WanError("status", f"origin answered {answer.status}")
         entry = Entry(answer.body, answer.headers.get("ETag"), answer.headers.get("Content-Type"), time.time())
-        await self.site.db.run(_save, key, entry)
+        if not self.site.has("no-cache"):   # the no-cache defect stores nothing (see get)
+            await self.site.db.run(_save, key, entry)
         return entry
 
 

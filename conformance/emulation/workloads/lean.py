@@ -6,6 +6,8 @@ modules makes aiohttp take its documented "no ssl"/"no brotli" paths: measured o
 40.4 -> ~36 MiB and start-up 0.1 s faster. Any attempt at TLS then fails loudly instead of
 half-working.
 
+A site with a management interface (--mgmt-port, TLS) keeps `ssl` and pays that cost.
+
 Only the site process's own main() calls this; a harness importing these modules keeps its
 interpreter untouched.
 """
@@ -17,8 +19,11 @@ import sys
 HIDDEN_MODULES = ("ssl", "brotli", "brotlicffi")
 
 
-def prepare_site_process() -> None:
+def prepare_site_process(tls: bool = False) -> None:
+    """`tls`: the site serves its management interface over TLS (mgmt.py), so `ssl` stays."""
     if "aiohttp" in sys.modules or "ssl" in sys.modules:
         return   # too late to matter, and not our interpreter to change
     for name in HIDDEN_MODULES:
+        if tls and name == "ssl":
+            continue
         sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError

@@ -7,6 +7,16 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class MgmtOptions:
+    """The management interface (mgmt.py): TLS on its own port, HTTP basic auth."""
+
+    port: int                      # 0: any free port
+    cert_file: str
+    key_file: str
+    password: str = field(repr=False)  # read from --mgmt-password-file; never printed
+
+
+@dataclass(frozen=True)
 class SiteOptions:
     role: str                      # "central" | "edge"
     name: str
@@ -15,3 +25,4 @@ class SiteOptions:
     port: int = 0
     defects: frozenset[str] = frozenset()
     site_config: dict[str, Any] = field(default_factory=dict)
+    mgmt: MgmtOptions | None = None

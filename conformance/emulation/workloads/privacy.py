@@ -43,21 +43,39 @@ def is_local_only(record: Any) -> bool:
     return isinstance(record, dict) and record.get("local_only") is True
 
 
-def load_site_secret(data_dir: str) -> bytes:
+def load_site_secret(data_dir: str, *, world_readable: bool = False) -> bytes:
     """The site's pseudonymisation key, created once and kept in the data dir (mode 0600)."""
     path = os.path.join(data_dir, "privacy.key")
     try:
         with open(path, "rb") as f:
             secret = f.read()
         if len(secret) >= 32:
+            set_key_mode(path, world_readable)
             return secret
     except FileNotFoundError:
         pass
     secret = secrets.token_bytes(32)
+    write_key_file(path, secret, world_readable)
+    return secret
+
+
+def key_mode(world_readable: bool) -> int:
+    # The world-readable-key defect: the key file is 0644, readable by every local user (a careless
+    # umask, a copy made as root). security.secret_files must find it.
+    return 0o644 if world_readable else 0o600
+
+
+def set_key_mode(path: str, world_readable: bool) -> None:
+    """Every start puts the mode right (or, with the defect, wrong), whatever an earlier run left."""
+    os.chmod(path, key_mode(world_readable))
+
+
+def write_key_file(path: str, data: bytes, world_readable: bool = False) -> None:
+    """Atomically, durably, and never readable by others for a moment (unless the defect says so)."""
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(secret)
+        os.fchmod(f.fileno(), key_mode(world_readable))   # not left to the umask
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(path + ".tmp", path)
-    return secret

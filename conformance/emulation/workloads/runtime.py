@@ -28,6 +28,9 @@ from .store import Database, database_path
 HOST = "127.0.0.1"
 MAX_BODY = 64 * 1024 * 1024   # telemetry batches can be large; anything bigger is a client bug
 SHUTDOWN_GRACE_S = 1.0        # in-flight requests get this long after a stop signal
+EXIT_AFTER_START_S = 1.0      # exits-after-start defect: lifetime after the ready line
+MEMORY_HOG_BYTES = 640 * 2**20  # memory-hog defect: resident ballast (above the 512 MiB profiles' bound)
+DEBUG_LISTEN_HOST = "0.0.0.0"   # extra-listener defect: where the undeclared "debug port" listens
 
 
 class StartupError(Exception):
@@ -36,6 +39,7 @@ class StartupError(Exception):
 
 async def serve(options: SiteOptions) -> int:
     lock = _lock_data_dir(options.data_dir)
+    ballast = _memory_hog() if "memory-hog" in options.defects else None
     settings = Settings(options.site_config)
     site = Site(options, settings, Database(database_path(options.data_dir)),
                 Metrics(options.role, options.name, VERSION, options.defects))
@@ -62,6 +66,25 @@ async def serve(options: SiteOptions) -> int:
     except OSError as exc:
         await _shutdown(site, runner, services)
         raise StartupError(f"cannot listen on {HOST}:{options.port}: {exc.strerror or exc}") from None
+    mgmt_runner, mgmt_port = None, None
+    if options.mgmt is not None:   # the TLS management interface, on its own port (mgmt.py)
+        from .mgmt import MgmtError, start as start_mgmt
+
+        try:
+            mgmt_runner, mgmt_port = await start_mgmt(site, options.mgmt, HOST, runner.addresses[0][1])
+        except MgmtError as exc:
+            await _shutdown(site, runner, services)
+            raise StartupError(str(exc)) from None
+
+    debug_port = None
+    if site.has("extra-listener"):
+        try:
+            debug_port = await _debug_listener(site)
+        except StartupError:
+            if mgmt_runner is not None:
+                await mgmt_runner.cleanup()
+            await _shutdown(site, runner, services)
+            raise
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -70,11 +93,49 @@ async def serve(options: SiteOptions) -> int:
     _watch_stdin(loop, stop, options.name)
 
     _announce({"ready": True, "port": runner.addresses[0][1], "pid": os.getpid(),
-               "role": options.role, "name": options.name})
+               "role": options.role, "name": options.name,
+               **({"mgmt_port": mgmt_port} if mgmt_port is not None else {})})
+    if site.has("exits-after-start"):
+        # The exits-after-start defect: a badly daemonising service whose main process becomes ready
+        # and then exits cleanly (status 0), e.g. after forking off a worker that is not there. A
+        # supervisor with Restart=on-failure leaves it dead; a process check must see it gone.
+        def exit_now() -> None:
+            log(options.name, "exits-after-start defect: exiting with status 0")
+            stop.set()
+        loop.call_later(EXIT_AFTER_START_S, exit_now)
     await stop.wait()
+    if mgmt_runner is not None:
+        await mgmt_runner.cleanup()
+    if debug_port is not None:
+        debug_port.close()
     await _shutdown(site, runner, services)
     lock.close()
+    del ballast
     return 0
+
+
+def _memory_hog() -> bytes:
+    """The memory-hog defect: a site that holds far more memory than it needs (an unbounded cache, a
+    leak). The bytes are written (not just reserved), so every page is resident and counts in RSS;
+    footprint.memory must see it."""
+    return b"\xa5" * MEMORY_HOG_BYTES
+
+
+async def _debug_listener(site: Site) -> asyncio.AbstractServer:
+    """The extra-listener defect: an undeclared TCP listener in the site's own process on all
+    interfaces (a forgotten debug or metrics port), attack surface nobody declared. It closes every
+    connection at once; security.listening_ports must count it as unexpected."""
+    async def close_at_once(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    try:
+        server = await asyncio.start_server(close_at_once, DEBUG_LISTEN_HOST, 0)
+    except OSError as exc:
+        raise StartupError(f"extra-listener defect: cannot listen on {DEBUG_LISTEN_HOST}: "
+                           f"{exc.strerror or exc}") from None
+    port = server.sockets[0].getsockname()[1]
+    log(site.name, f"extra-listener defect: undeclared debug port {DEBUG_LISTEN_HOST}:{port}")
+    return server
 
 
 async def _shutdown(site: Site, runner: web.AppRunner, services: list[object]) -> None:

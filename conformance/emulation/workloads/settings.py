@@ -31,6 +31,7 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "wan_timeout_s": (2.0, "seconds"),
     "lazy_write_delay_s": (3.0, "seconds"),      # only used by the no-fsync defect
     "slow_path_ms": (25.0, "number"),            # only used by the slow-path defect
+    "blocking_io_ms": (8.0, "number"),           # only used by the blocking-io defect
     "token_ttl_s": (3600.0, "seconds"),          # central: lifetime of issued tokens
     "personal_fields": (list(DEFAULT_PERSONAL_FIELDS), "fields"),
 }

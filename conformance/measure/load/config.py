@@ -49,6 +49,9 @@ class GuardConfig:
     dropped_tolerance: float = 0.01  # share of arrivals that may find no free user
     error_tolerance: float = 0.05  # above this failure ratio a shortfall is blamed on the target
     loop_lag_p99_ms: float = 100.0  # gevent loop this late at p99 = generator starved of CPU
+    # Only a target whose median takes at least this long can be the one holding every user (an
+    # overloaded target); a fast one that runs the users out means too few users for the rate.
+    slow_target_p50_ms: float = 100.0
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,8 @@ def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
     valid, reason = guard.assess(
         guard.GuardInput(offered_rps=offered, achieved_rps=achieved, requests=requests, failures=failures,
                          arrivals=arrivals, dropped=dropped, processes=signals, missing_workers=missing,
-                         expected_workers=expected),
+                         expected_workers=expected, users=config.total_users,
+                         latency_p50_us=histograms.summary(total_histogram)["p50"] if requests else None),
         config.guard)
     extra = [e for e in raw.get("errors") or [] if "worker report missing" not in e]
     if extra:  # anything else the child reported makes the run unusable as evidence

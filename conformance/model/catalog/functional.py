@@ -19,12 +19,16 @@ CHECKS = [
             "timeout": _TIMEOUT,
             "json": Param("dict", "expected JSON fields: dotted path -> value", default=None),
             "headers": Param("dict", "request headers (values may use ${ENV} references)", default=None),
+            "ca_file": Param("str", "CA bundle to verify https endpoints with (default: the site's "
+                                    "ca_file in the target file, else system CAs)", default=None),
         },
     ),
     CheckSpec(
         name="functional.tcp",
         suite="functional",
-        summary="A TCP port accepts connections.",
+        summary="A TCP port accepts connections and keeps them open: one the peer closes (EOF or reset) "
+                "within 0.3 s without sending a byte, as a proxy with no live backend does, is not "
+                "connected.",
         metrics={"connected": BOOL, "connect_time": TIME},
         params={
             "endpoint": _ENDPOINT,

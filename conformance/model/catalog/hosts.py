@@ -121,7 +121,8 @@ CHECKS = [
                                       default=None),
             "sha256": Param("str", "expected SHA-256 (hex) of the response body", default=None),
             "timeout": _TIMEOUT,
-            "ca_file": Param("str", "CA bundle to verify https endpoints with (default: system CAs)", default=None),
+            "ca_file": Param("str", "CA bundle to verify https endpoints with (default: the site's ca_file, "
+                                    "else system CAs)", default=None),
         },
     ),
     CheckSpec(

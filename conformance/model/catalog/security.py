@@ -31,7 +31,8 @@ CHECKS = [
         params={
             "endpoint": Param("str", "name of the management endpoint; skipped when the site does not "
                                      "declare it", default="mgmt"),
-            "ca_file": Param("str", "CA bundle to verify the certificate with (default: system CAs)", default=None),
+            "ca_file": Param("str", "CA bundle to verify the certificate with (default: the site's ca_file, "
+                                    "else system CAs)", default=None),
             "server_name": Param("str", "name the certificate must be valid for (default: the URL's host)",
                                  default=None),
             "min_days": Param("int", "expiry_ok is true when the certificate is valid at least this long",
@@ -52,7 +53,8 @@ CHECKS = [
                                    "(at most 10)", default=None),
             "delay": Param("duration", "pause between attempts", default="0.3 s"),
             "timeout": _TIMEOUT,
-            "ca_file": Param("str", "CA bundle for https endpoints (default: system CAs)", default=None),
+            "ca_file": Param("str", "CA bundle for https endpoints (default: the site's ca_file, else system CAs)",
+                             default=None),
         },
     ),
     CheckSpec(
@@ -84,7 +86,8 @@ CHECKS = [
                                       "for https)", default=["X-Content-Type-Options"]),
             "hsts": Param("bool", "require Strict-Transport-Security on https endpoints", default=True),
             "timeout": _TIMEOUT,
-            "ca_file": Param("str", "CA bundle for https endpoints (default: system CAs)", default=None),
+            "ca_file": Param("str", "CA bundle for https endpoints (default: the site's ca_file, else system CAs)",
+                             default=None),
         },
     ),
 ]
