@@ -2,6 +2,7 @@
 
 python -m conformance.emulation.workloads --role central|edge --name NAME --data-dir DIR
     [--central-url URL] [--port 0] [--defects d1,d2] [--site-config JSON|@FILE]
+    [--mgmt-port 0 --mgmt-cert PEM --mgmt-key PEM --mgmt-password-file FILE]
 
 Every bad argument is one line on stderr and exit 2; nothing here prints a traceback.
 """
@@ -15,6 +16,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from .defects import CENTRAL_DEFECTS, UnknownDefect, parse_defects
+from .mgmt_args import add_mgmt_arguments, mgmt_options
 from .options import SiteOptions
 from .settings import Settings, SettingsError
 
@@ -40,6 +42,7 @@ def parse_args(argv: Sequence[str] | None) -> SiteOptions:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--defects", default="", help="comma-separated defect switches")
     parser.add_argument("--site-config", default=None, help="JSON object of settings, or @FILE")
+    add_mgmt_arguments(parser)
     args = parser.parse_args(argv)
 
     if not NAME_PATTERN.fullmatch(args.name):
@@ -63,9 +66,13 @@ def parse_args(argv: Sequence[str] | None) -> SiteOptions:
     if args.role == "central" and defects - CENTRAL_DEFECTS:
         unused = ", ".join(sorted(defects - CENTRAL_DEFECTS))
         print(f"{PROG}: note: defects with no effect on a central site: {unused}", file=sys.stderr)
+    try:
+        mgmt = mgmt_options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return SiteOptions(role=args.role, name=args.name, data_dir=args.data_dir,
                        central_url=args.central_url if args.role == "edge" else None,
-                       port=args.port, defects=defects, site_config=site_config)
+                       port=args.port, defects=defects, site_config=site_config, mgmt=mgmt)
 
 
 def _site_config(text: str | None) -> dict:
@@ -96,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from .lean import prepare_site_process
 
-    prepare_site_process()
+    prepare_site_process(tls=options.mgmt is not None)
     import asyncio   # only now: asyncio imports ssl when it can (see lean.py)
 
     from .runtime import StartupError, serve
