@@ -410,22 +410,26 @@ def emulate() -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the target file, logs and site data go [default: a temporary directory].")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for every site to be healthy.")
+@click.option("--backend", type=click.Choice(["local", "docker"]), default="local", show_default=True,
+              help="Processes on this machine (local) or a container per site (docker, docs/docker-backend.md).")
 @_friendly_errors
-def emulate_up(topology, detach, defects, state_dir, timeout):
+def emulate_up(topology, detach, defects, state_dir, timeout, backend):
     """Start an emulated deployment and write a target file for it.
 
     \b
     Examples:
       edge-conformance emulate up retail --detach
+      edge-conformance emulate up edge-stack --backend docker --detach
       pytest --edge-target <the printed target file> --edge-profile edge-baseline
-      edge-conformance emulate down --all
-    Topologies: retail, iot, satcom, mec, fleet-50, or a YAML file.
+      edge-conformance emulate down RUN_ID
+    Topologies: retail, iot, satcom, mec, fleet-50, edge-stack (docker), or a YAML file.
     """
     from .emulation import start_deployment
 
     dep = start_deployment(topology, state_dir=state_dir, defects=list(defects), timeout=timeout,
-                           detach=detach, keep=state_dir is not None)
-    click.echo(f"run id:      {dep.run_id}\ntarget file: {dep.target_file}\ncontrol:     {dep.control_url}")
+                           detach=detach, keep=state_dir is not None, backend=backend)
+    click.echo(f"run id:      {dep.run_id}\nbackend:     {backend}\ntarget file: {dep.target_file}\n"
+               f"control:     {dep.control_url}")
     if detach:
         click.echo(f"stop it with: edge-conformance emulate down {dep.run_id}")
         return
@@ -463,8 +467,10 @@ def emulate_status(as_json):
     if not runs:
         click.echo("no emulated deployments")
     for r in runs:
-        state = "running" if r.alive else "leftover processes" if r.processes else "stale entry"
-        click.echo(f"{r.run_id}  {r.topology or '?':<10} {state:<18} {len(r.processes)} processes  "
+        state = ("running" if r.alive else "leftover processes" if r.processes
+                 else "leftover containers" if r.containers else "stale entry")
+        what = f"{len(r.processes)} processes" + (f", {len(r.containers)} containers" if r.containers else "")
+        click.echo(f"{r.run_id}  {r.topology or '?':<10} {r.backend or '?':<6} {state:<18} {what}  "
                    f"{r.target_file or ''}")
 
 

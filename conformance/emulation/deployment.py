@@ -255,24 +255,31 @@ class RunInfo:
     detached: bool = False
     started: str | None = None
     processes: list[int] = field(default_factory=list)  # every live process labelled with the run id
+    backend: str | None = None    # local | docker (None: unknown, e.g. an orphan of an older version)
+    containers: list[str] = field(default_factory=list)  # docker: containers labelled with the run id
 
 
 def list_running() -> list[RunInfo]:
     """Deployments in the registry and any process labelled with a run id (orphans included)."""
     entries = {e["run_id"]: e for e in state.read_entries() if "run_id" in e}
     labelled = procs.find_labelled()
-    from .docker.backend import quiet_run_ids
+    from .docker.backend import quiet_containers
 
+    docker_runs = quiet_containers()
     out = []
-    for run_id in sorted(set(entries) | set(labelled) | quiet_run_ids()):
+    for run_id in sorted(set(entries) | set(labelled) | set(docker_runs)):
         e = entries.get(run_id, {})
         pids = sorted(p.pid for p in labelled.get(run_id, []))
         pid = e.get("pid")
         alive = bool(pid) and pid in pids  # alive and still ours (not a reused pid)
+        # Registry entries of docker supervisors say so; an orphan with containers or networks of ours
+        # is a docker run even without its entry (its supervisor was SIGKILLed).
+        backend = e.get("backend") or ("docker" if run_id in docker_runs else "local" if e else None)
         out.append(RunInfo(run_id=run_id, pid=pid, alive=alive, control_url=e.get("control_url") or None,
                            topology=e.get("topology"), state_dir=e.get("state_dir"),
                            target_file=e.get("target_file"), detached=bool(e.get("detached")),
-                           started=e.get("started"), processes=pids))
+                           started=e.get("started"), processes=pids, backend=backend,
+                           containers=docker_runs.get(run_id, [])))
     return out
 
 

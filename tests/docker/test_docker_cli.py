@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.docker
 
@@ -28,3 +29,45 @@ def test_run_against_retail_on_docker(site_image, docker_client, tmp_path, dk):
     assert dk.labelled(docker_client, run) == {"containers": [], "networks": []}
     for name in ("junit.xml", "summary.md", "report.html"):
         assert (out / name).is_file()
+
+
+def test_emulate_up_backend_choices_match_run_and_the_deployment_backends():
+    from click.testing import CliRunner
+
+    from conformance import cli
+    from conformance.emulation.deployment import BACKENDS
+
+    def choices(command):
+        return next(p.type.choices for p in command.params if p.name == "backend")
+
+    assert list(choices(cli.emulate_up)) == list(choices(cli.run)) == list(BACKENDS)
+    assert next(p.default for p in cli.emulate_up.params if p.name == "backend") == "local"
+    done = CliRunner().invoke(cli.main, ["emulate", "up", "retail", "--backend", "podman", "--detach"])
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    assert "'podman' is not one of 'local', 'docker'" in done.output
+
+
+def test_emulate_up_status_down_with_the_docker_backend(site_image, docker_client, tmp_path, dk):
+    state_dir = tmp_path / "state"
+    up = subprocess.run(CLI + ["emulate", "up", "retail", "--backend", "docker", "--detach", "--state-dir",
+                               str(state_dir)], capture_output=True, text=True, timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = next(line.split()[-1] for line in up.stdout.splitlines() if line.startswith("run id:"))
+    try:
+        assert "backend:     docker" in up.stdout
+        target = yaml.safe_load((state_dir / "target.yaml").read_text())
+        assert target["emulation"]["backend"] == "docker"
+        assert len(dk.labelled(docker_client, run_id)["containers"]) == 4
+        status = subprocess.run(CLI + ["emulate", "status", "--json"], capture_output=True, text=True, timeout=60)
+        mine = [r for r in json.loads(status.stdout) if r["run_id"] == run_id]
+        assert len(mine) == 1 and mine[0]["alive"] and mine[0]["backend"] == "docker"
+        assert len(mine[0]["containers"]) == 4
+        text = subprocess.run(CLI + ["emulate", "status"], capture_output=True, text=True, timeout=60).stdout
+        line = next(ln for ln in text.splitlines() if ln.startswith(run_id))
+        assert " docker " in line and "4 containers" in line and "running" in line
+    finally:
+        down = subprocess.run(CLI + ["emulate", "down", run_id], capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0 and f"stopped {run_id}" in down.stdout, down.stdout + down.stderr
+    assert dk.labelled(docker_client, run_id) == {"containers": [], "networks": []}
+    status = subprocess.run(CLI + ["emulate", "status", "--json"], capture_output=True, text=True, timeout=60)
+    assert run_id not in {r["run_id"] for r in json.loads(status.stdout)}

@@ -164,3 +164,123 @@ def test_relayd_answers_put_with_listen_host():
     finally:
         proc.stdin.close()  # EOF: relayd stops, like linkd
         assert proc.wait(10) == 0
+
+
+# ------------------------------------------------------------------ kernel netem: detection and choice
+# This machine's kernel has no netem, so the detection is faked here: what `tc` answers decides.
+
+
+def _fake_tc(monkeypatch, returncode: int, stderr: str = "", euid: int = 0) -> list[list[str]]:
+    import subprocess
+
+    calls: list[list[str]] = []
+
+    def run(cmd, **kwargs):
+        calls.append(list(cmd))
+        return subprocess.CompletedProcess(cmd, returncode, "", stderr)
+
+    monkeypatch.delenv(net.NETEM_ENV, raising=False)
+    monkeypatch.setattr(net, "_netem", None)
+    monkeypatch.setattr(net.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(net.subprocess, "run", run)
+    return calls
+
+
+def test_a_kernel_with_netem_gets_the_wan_shaping(monkeypatch):
+    calls = _fake_tc(monkeypatch, 0)
+    ok, why = net.netem_support()
+    assert ok and why == "kernel netem works"
+    assert calls == [["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]]
+    assert net.netem_support() == (True, why) and len(calls) == 1  # tried once per process
+    params = {"delay_ms": 20.0, "jitter_ms": 2.0, "loss": 0.001, "bandwidth_bps": 10_000_000}
+    relay, kernel = net.split_shaping(params, ok)
+    assert kernel == params
+    assert relay == {"delay_ms": 0.0, "jitter_ms": 0.0, "loss": 0.0, "bandwidth_bps": None}  # nothing twice
+    up = net.shaping_commands("eth0", match="dst", address="10.231.0.1", ports=[4000], params=kernel)
+    assert up[1] == ["tc", "qdisc", "replace", "dev", "eth0", "parent", "1:3", "handle", "30:", "netem",
+                     "limit", "100000", "delay", "20ms", "2ms", "loss", "0.1%", "rate", "10000000bit"]
+    change = net.change_commands("veth9", {**kernel, "bandwidth_bps": None, "jitter_ms": 0})[0]
+    assert change[:9] == ["tc", "qdisc", "change", "dev", "veth9", "parent", "1:3", "handle", "30:"]
+    assert change[9:] == ["netem", "limit", "100000", "delay", "20ms", "loss", "0.1%"]  # unlimited: no rate
+
+
+def test_a_kernel_without_netem_falls_back_to_the_relay(monkeypatch):
+    _fake_tc(monkeypatch, 2, "Error: Specified qdisc kind is unknown.")
+    ok, why = net.netem_support()
+    assert not ok and why == "no kernel netem: Error: Specified qdisc kind is unknown."
+    params = {"delay_ms": 20.0, "jitter_ms": 2.0, "loss": 0.001, "bandwidth_bps": 10_000_000}
+    assert net.split_shaping(params, ok) == (params, None)  # the relay shapes everything
+
+
+def test_netem_is_not_tried_without_root(monkeypatch):
+    calls = _fake_tc(monkeypatch, 0, euid=1000)
+    assert net.netem_support() == (False, "needs root (tc in the containers' network namespaces)")
+    assert calls == []
+
+
+def _bare_supervisor(netem: bool):
+    from types import SimpleNamespace
+
+    from conformance.emulation.docker.supervisor import DockerSupervisor
+
+    sup = DockerSupervisor.__new__(DockerSupervisor)  # only the link bookkeeping is exercised
+    sup.netem, sup.kernel_params, sup.channels = netem, {}, {}
+    sup.sites = {"central": SimpleNamespace(name="central", mqtt_port=None),
+                 "store-1": SimpleNamespace(name="store-1", mqtt_port=None)}
+    sup.gateways = {"store-1": "10.231.0.1", "central": "10.231.0.17"}
+    return sup
+
+
+def test_the_supervisor_gives_wan_links_to_netem_only_where_the_kernel_has_it():
+    from conformance.model.topology import load_topology
+
+    wan = next(link for link in load_topology("retail").links if link.kind == "wan" and link.site == "store-1")
+    with_netem = _bare_supervisor(True)
+    chans = with_netem._channels_of(wan)
+    assert [c.listen_host for c in chans] == ["10.231.0.1"]
+    assert with_netem.kernel_params[wan.name] == {k: wan.params()[k] for k in net.KERNEL_FIELDS}
+    assert with_netem._relay_params(wan)["delay_ms"] == 0.0
+    assert with_netem._decorate(wan, {})["shaping"] == "netem+relay"
+    without = _bare_supervisor(False)
+    without._channels_of(wan)
+    assert without.kernel_params == {} and without._relay_params(wan) == wan.params()
+    assert without._decorate(wan, {})["shaping"] == "relay"
+
+
+# ------------------------------------------------------------------ the management interface in a container
+
+
+def test_workload_arguments_serve_the_management_interface_from_the_mounted_files():
+    argv = siteinit.workload_argv({**EDGE_SPEC, "mgmt_port": 40004}, 40002)
+    i = argv.index("--mgmt-port")
+    assert argv[i:] == ["--mgmt-port", "40004", "--mgmt-cert", "/run/mgmt/site.pem", "--mgmt-key", "/run/mgmt/site.key",
+                        "--mgmt-password-file", "/run/mgmt/mgmt.password"]
+    assert "--mgmt-port" not in siteinit.workload_argv({**EDGE_SPEC, "mgmt_port": None}, 40002)
+
+
+def test_the_site_spec_names_the_mgmt_port_and_mounts_only_the_sites_own_files(tmp_path):
+    from conformance.emulation import pki
+
+    topo = load_topology("retail")
+    material = pki.prepare_mgmt(tmp_path / "pki", topo.sites, label="unit")
+    spec = next(s for s in topo.sites if s.name == "store-1")
+    site = backend.DockerSite(spec, client=None, run_id="unit", image="img", network="net", start_timeout=1,
+                              mgmt=material.sites["store-1"])
+    doc = site.site_document()
+    assert doc["mgmt_port"] == site.mgmt_port and site.mgmt_port not in (site.port, None)
+    password = material.password_file.read_text().strip()
+    assert password not in json.dumps(doc)   # the spec travels in the container's environment
+    mounts = backend.mgmt_mounts(site.mgmt)
+    assert mounts == {str(tmp_path / "pki/sites/store-1.pem"): {"bind": "/run/mgmt/site.pem", "mode": "ro"},
+                      str(tmp_path / "pki/sites/store-1.key"): {"bind": "/run/mgmt/site.key", "mode": "ro"},
+                      str(tmp_path / "pki/mgmt.password"): {"bind": "/run/mgmt/mgmt.password", "mode": "ro"}}
+    assert str(material.ca_key) not in mounts
+    without = backend.DockerSite(spec, client=None, run_id="unit", image="img", network="net", start_timeout=1)
+    assert without.mgmt_port is None and without.site_document()["mgmt_port"] is None
+
+
+def test_docker_timestamps():
+    assert backend.docker_time("2025-01-02T03:04:05.5Z") == pytest.approx(1735787045.5)
+    assert backend.docker_time("2025-01-02T03:04:05.123456789Z") == pytest.approx(1735787045.123456789)
+    assert backend.docker_time("2025-01-02T03:04:05Z") == 1735787045.0
+    assert backend.docker_time("0001-01-01T00:00:00Z") is None and backend.docker_time(None) is None

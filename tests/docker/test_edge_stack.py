@@ -130,3 +130,22 @@ def test_a_dead_nginx_takes_the_site_down_and_it_comes_back(stack, sites, dk):
     dk.wait_for(lambda: site()["restarts"] == before + 1 and site()["state"] == "running", 40,
                 "store-2 to be restarted after nginx died")
     assert fetch(sites["store-2"]["endpoints"]["api"] + "/health")[0] == 200
+
+
+def test_the_management_interface_is_the_workloads_own_port_not_nginx(sites):
+    import ssl
+
+    for name in ("store-1", "central"):
+        s = sites[name]
+        mgmt = urlsplit(s["endpoints"]["mgmt"])
+        assert mgmt.scheme == "https" and mgmt.port not in {urlsplit(u).port for k, u in s["endpoints"].items()
+                                                             if k != "mgmt"}
+        ctx = ssl.create_default_context(cafile=s["ca_file"])
+        try:
+            urllib.request.urlopen(s["endpoints"]["mgmt"] + "/", context=ctx, timeout=5)
+            raise AssertionError("no credentials, yet not refused")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401 and exc.headers["Server"] == "edge-site"   # the workload, not nginx
+        ss = subprocess.run(["docker", "exec", container(sites, name), "ss", "-Htlnp", f"sport = :{mgmt.port}"],
+                            capture_output=True, text=True, timeout=30).stdout
+        assert "0.0.0.0:" in ss and "python3" in ss and "nginx" not in ss, ss

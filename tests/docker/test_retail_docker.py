@@ -262,3 +262,145 @@ def test_container_stats_give_the_footprint(sites, docker_client):
     stats = container_stats(docker_client, sites["store-2"]["labels"]["container"])
     assert 10 * 2**20 < stats["memory_bytes"] < stats["memory_limit_bytes"] == 128 * 2**20
     assert stats["cpu_seconds"] > 0 and stats["pids"] >= 2
+
+
+# ------------------------------------------------------------------ host checks through docker:// hosts
+
+HOST_CHECKS = [
+    {"id": "PROC", "check": "functional.process", "expect": "running == true"},
+    {"id": "PORTS", "check": "security.listening_ports", "expect": "unexpected == 0",
+     "params": {"allow": ["22/tcp"], "allow_endpoints": True, "proto": "both"}},
+    {"id": "SECRETS", "check": "security.secret_files", "expect": "world_readable == 0"},
+    {"id": "DISK", "check": "footprint.disk", "expect": "used <= 10 GiB"},
+]
+
+
+def run_host_checks(target_file, site: str, tmp_path, name: str, only=None) -> dict[str, dict]:
+    import subprocess
+    import sys
+
+    reqs = [{"title": r["id"], "level": "must", "rationale": "test", "source": "assumed: test", **r}
+            for r in HOST_CHECKS if only is None or r["id"] in only]
+    profile = tmp_path / f"{name}.yaml"
+    profile.write_text(yaml.safe_dump({"id": f"test-{name}", "version": "1", "title": name, "requirements": reqs}))
+    out = tmp_path / name
+    subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--target", str(target_file), "--profile",
+                    str(profile), "--site", site, "--out", str(out)], capture_output=True, text=True, timeout=180)
+    return {r["id"]: r for r in json.loads((out / "results.json").read_text())["requirements"]}
+
+
+def test_host_checks_judge_the_sites_container(retail, sites, docker_client, tmp_path):
+    container = docker_client.containers.get(sites["store-2"]["labels"]["container"])
+    assert sites["store-2"]["labels"]["command"] == " ".join([container.attrs["Path"], *container.attrs["Args"]])
+    # A world-readable secret in the site's data dir (/data in its container) must be found there.
+    assert container.exec_run(["sh", "-c", "echo s > /data/leak.key && chmod 0644 /data/leak.key"]).exit_code == 0
+    try:
+        res = run_host_checks(retail.target_file, "store-2", tmp_path, "host")
+    finally:
+        container.exec_run(["rm", "-f", "/data/leak.key"])
+    proc, ports, secrets, disk = res["PROC"], res["PORTS"], res["SECRETS"], res["DISK"]
+    assert proc["status"] == "pass" and "python3 pid" in " ".join(proc["notes"]), proc
+    assert proc["measured"]["count"]["value"] >= 1
+    # Docker's DNS resolver (tcp and udp on 127.0.0.11) is excused, with a note; the site's port is seen.
+    assert ports["status"] == "pass", ports
+    assert any("Docker's embedded DNS resolver on 127.0.0.11" in n for n in ports["notes"]), ports["notes"]
+    assert ports["measured"]["listening"]["value"] >= 1
+    assert secrets["status"] == "fail" and secrets["measured"]["world_readable"]["value"] == 1, secrets
+    assert any("/data/leak.key" in n for n in secrets["notes"]), secrets["notes"]
+    assert disk["status"] == "pass" and 0 < disk["measured"]["used"]["value"], disk
+    assert any(n.startswith("/data:") for n in disk["notes"]), disk["notes"]
+
+
+def test_a_listener_of_the_site_on_dockers_dns_address_is_not_excused(retail, sites, docker_client, tmp_path):
+    container = docker_client.containers.get(sites["store-1"]["labels"]["container"])
+    # A process of the site listening on 127.0.0.11 is the site's, not Docker's: it shows an owner.
+    rogue = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.11', 5999)); s.listen(); "
+             "time.sleep(120)")
+    container.exec_run(["python3", "-c", rogue], detach=True)
+    try:
+        time.sleep(1.0)
+        res = run_host_checks(retail.target_file, "store-1", tmp_path, "rogue", only={"PORTS"})
+    finally:
+        container.exec_run(["pkill", "-f", "127.0.0.11"])
+    ports = res["PORTS"]
+    assert ports["status"] == "fail" and ports["measured"]["unexpected"]["value"] == 1, ports
+    assert any("tcp/5999 on 127.0.0.11" in n for n in ports["notes"]), ports["notes"]
+
+
+def test_the_process_check_fails_when_the_sites_workload_is_gone(retail, sites, faults, tmp_path):
+    api = sites["store-3"]["endpoints"]["api"]
+    faults.stop("store-3")  # the workload exits, and with it the container (nothing restarts it)
+    try:
+        res = run_host_checks(retail.target_file, "store-3", tmp_path, "gone", only={"PROC"})
+    finally:
+        faults.start("store-3")
+    proc = res["PROC"]
+    assert proc["status"] == "fail" and not proc["measured"]["running"]["value"], proc
+    assert any("is exited" in n and "workload is not running" in n for n in proc["notes"]), proc["notes"]
+    assert get(api + "/health")[0] == 200
+
+
+# ------------------------------------------------------------------ the TLS management interface
+
+
+def mgmt_get(site: dict, password: str | None, path: str = "/status"):
+    """GET on the site's mgmt endpoint, verified against its ca_file; (status, headers, body)."""
+    import base64
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=site["ca_file"])
+    headers = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()} if password else {}
+    req = urllib.request.Request(site["endpoints"]["mgmt"] + path, headers=headers)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def test_every_site_serves_the_management_interface_over_tls(retail, sites, docker_client):
+    from pathlib import Path
+
+    pki = Path(sites["central"]["ca_file"]).parent
+    password = (pki / "mgmt.password").read_text().strip()
+    for name, s in sites.items():
+        url = urlsplit(s["endpoints"]["mgmt"])
+        assert (url.scheme, url.hostname) == ("https", "127.0.0.1") and s["ca_file"] == str(pki / "ca.pem")
+        assert url.port not in {urlsplit(u).port for k, u in s["endpoints"].items() if k != "mgmt"}
+        container = docker_client.containers.get(s["labels"]["container"])
+        assert container.attrs["HostConfig"]["PortBindings"][f"{url.port}/tcp"] == [
+            {"HostIp": "127.0.0.1", "HostPort": str(url.port)}]
+        status, headers, _ = mgmt_get(s, None)   # the certificate verifies against the deployment's CA
+        assert status == 401 and headers["X-Content-Type-Options"] == "nosniff"
+        status, _, body = mgmt_get(s, password)
+        assert status == 200 and json.loads(body)["site"] == name
+        # Exactly the site's own three files, read-only; never the CA's key; secrets 0600 inside.
+        mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+        assert set(mounts) == {"/run/mgmt/site.pem", "/run/mgmt/site.key", "/run/mgmt/mgmt.password"}
+        assert all(not m["RW"] for m in mounts.values())
+        assert {m["Source"] for m in mounts.values()} == {str(pki / "sites" / f"{name}.pem"),
+                                                          str(pki / "sites" / f"{name}.key"),
+                                                          str(pki / "mgmt.password")}
+        modes = container.exec_run(["stat", "-c", "%n %a", "/run/mgmt/site.key", "/run/mgmt/mgmt.password"])
+        assert modes.output.decode().split() == ["/run/mgmt/site.key", "600", "/run/mgmt/mgmt.password", "600"]
+        # The password never travels in the environment, the spec or the target file.
+        assert password not in json.dumps(container.attrs["Config"])
+    assert password not in retail.target_file.read_text()
+
+
+def test_the_management_requirements_pass_on_docker(retail, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "mgmt"
+    done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--target", str(retail.target_file),
+                           "-p", "edge-baseline", "-r", "BASE-SEC-01", "-r", "BASE-SEC-02", "-r", "BASE-SEC-03",
+                           "-r", "BASE-SEC-05", "--site", "store-2", "--site", "central", "--out", str(out)],
+                          capture_output=True, text=True, timeout=180)
+    results = {(r["id"], r["site"]): r for r in json.loads((out / "results.json").read_text())["requirements"]}
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert {k: r["status"] for k, r in results.items()} == {
+        (rid, site): "pass" for rid in ("BASE-SEC-01", "BASE-SEC-02", "BASE-SEC-03", "BASE-SEC-05")
+        for site in ("store-2", "central")}
+    assert results[("BASE-SEC-03", "store-2")]["measured"]["protected"]["value"] == 1  # the mgmt endpoint
+    assert results[("BASE-SEC-02", "store-2")]["measured"]["days_to_expiry"]["value"] > 300

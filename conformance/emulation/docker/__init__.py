@@ -33,5 +33,15 @@ SITE_ENV = "EDGE_CONFORMANCE_SITE"                # the site's JSON spec, read b
 API_PORT = 8080                                   # the site's HTTP port
 WORKLOAD_PORT = 8081                              # the Python workload, when nginx sits in front
 MQTT_PORT = 1883
+# The site image's ENTRYPOINT: the container's main process (the workload, under docker-init). The
+# target file names it (labels.command) so host checks find the site's own process in the container.
+WORKLOAD_ARGV = ("python3", "-m", "conformance.emulation.docker.siteinit")
+# The management interface's files, bind-mounted read-only into every site container by the
+# supervisor (from STATE_DIR/pki: the site's certificate and key, the deployment's password file).
+# The CA's key never enters a container; the password never travels in the environment or the spec.
+MGMT_DIR = "/run/mgmt"
+MGMT_CERT = f"{MGMT_DIR}/site.pem"
+MGMT_KEY = f"{MGMT_DIR}/site.key"
+MGMT_PASSWORD = f"{MGMT_DIR}/mgmt.password"
 STACK_KEY = "stack"                               # site config key: extra real services of a site
 STACK_SERVICES = ("nginx", "mosquitto")

@@ -9,10 +9,17 @@ site listens on is what its endpoints say, and a stopped, killed or restarted co
 at the same address (the links and the target file stay valid).
 Data lives in the container's own filesystem (/data), which survives restarts.
 
-Restart policy: the supervisor's, like the local backend's `Restart=always`. Docker's own policy is
-"no"; a container that dies without being stopped through the control API (kill, OOM, a crash of
-the workload, nginx or mosquitto) is started again RESTART_DELAY_S after Docker reports the death,
-and `restarts` counts those restarts.
+Restart policy: the supervisor's, like the local backend's (systemd's `Restart=on-failure`). Docker's
+own policy is "no"; a container that dies with a non-zero status without being stopped through the
+control API (kill: 137, an OOM kill, a crash of the workload, nginx or mosquitto: 1) is started again
+RESTART_DELAY_S after Docker reports the death, and `restarts` counts those restarts. A container
+that exits with status 0 by itself (the workload stopped cleanly: the `exits-after-start` defect, or
+a SIGTERM from outside the API) is left down in state `exited` until `start` or `restart`.
+
+The management interface (docs/workloads.md): its port is published like the others; the site's
+certificate and key and the deployment's password file (STATE_DIR/pki, all 0600 but the certificate)
+are bind-mounted read-only under /run/mgmt. Neither the password nor the CA's key enter the spec,
+the environment or the container.
 
 Everything carries LABEL_HARNESS and LABEL_RUN, so `sweep_run(run_id)` and `sweep_all()` find
 leftovers of a supervisor that was SIGKILLed.
@@ -30,14 +37,16 @@ from typing import Any
 
 from ...model.topology import SiteSpec
 from ..procs import SpawnError
-from ..sites import PAUSED, RESTARTING, RUNNING, STARTING, STOPPED, StateError
-from . import HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, SITE_ENV, STACK_KEY, STACK_SERVICES
+from ..sites import EXITED, PAUSED, RESTARTING, RUNNING, STARTING, STOPPED, StateError
+from . import (HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, MGMT_CERT, MGMT_KEY,
+               MGMT_PASSWORD, SITE_ENV, STACK_KEY, STACK_SERVICES)
 
 RESTART_DELAY_S = 0.5
 MAX_RESTART_DELAY_S = 5.0
 STOP_GRACE_S = 5
 HEALTH_POLL_S = 0.1
 DOCKER_TIMEOUT_S = 60
+READY_PATH_DEFECT = "health-broken"   # its /health lies by design: readiness is polled on /ping
 
 
 class DockerUnavailable(RuntimeError):
@@ -87,6 +96,13 @@ def workload_config(spec: SiteSpec) -> dict[str, Any]:
     return {k: v for k, v in spec.config.items() if k != STACK_KEY}
 
 
+def mgmt_mounts(mgmt: Any) -> dict[str, dict[str, str]]:
+    """Bind mounts (docker SDK `volumes`) of a site's management files (a pki.SiteTls), read-only."""
+    return {str(mgmt.cert): {"bind": MGMT_CERT, "mode": "ro"},
+            str(mgmt.key): {"bind": MGMT_KEY, "mode": "ro"},
+            str(mgmt.password_file): {"bind": MGMT_PASSWORD, "mode": "ro"}}
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 now (Docker binds it a moment later; a clash is retried)."""
     with socket.socket() as s:
@@ -102,7 +118,7 @@ class DockerSite:
 
     def __init__(self, spec: SiteSpec, *, client: Any, run_id: str, image: str, network: str,
                  start_timeout: float, on_change: Callable[[], None] | None = None,
-                 after_start: Callable[[DockerSite], Any] | None = None):
+                 after_start: Callable[[DockerSite], Any] | None = None, mgmt: Any = None):
         self.spec = spec
         self.name = spec.name
         self.client = client
@@ -115,6 +131,8 @@ class DockerSite:
         self.port = free_port()                       # the site's HTTP port (direct), inside and out
         self.app_port = free_port() if "nginx" in self.stack else None  # the workload behind nginx
         self.mqtt_port = free_port() if "mosquitto" in self.stack else None
+        self.mgmt = mgmt                              # pki.SiteTls: serve the TLS management interface
+        self.mgmt_port = free_port() if mgmt is not None else None  # the workload's own, even behind nginx
         self.central_url: str | None = None           # set by the supervisor (the WAN link) for edges
         self.mqtt_uplink: str | None = None           # host:port of the WAN link's MQTT channel
         self.container: Any = None
@@ -139,12 +157,14 @@ class DockerSite:
                 "defects": list(self.spec.defects), "config": workload_config(self.spec),
                 "central_url": self.central_url, "stack": self.stack, "mqtt_uplink": self.mqtt_uplink,
                 "cache_ttl_s": self.spec.config.get("cache_ttl_s", 5.0), "port": self.port,
-                "app_port": self.app_port, "mqtt_port": self.mqtt_port}
+                "app_port": self.app_port, "mqtt_port": self.mqtt_port, "mgmt_port": self.mgmt_port}
 
     def _create(self) -> Any:
         from docker.types import LogConfig
 
-        ports = {f"{p}/tcp": ("127.0.0.1", p) for p in (self.port, self.app_port, self.mqtt_port) if p}
+        ports = {f"{p}/tcp": ("127.0.0.1", p)
+                 for p in (self.port, self.app_port, self.mqtt_port, self.mgmt_port) if p}
+        volumes = mgmt_mounts(self.mgmt) if self.mgmt is not None else {}
         res = self.spec.resources
         limits: dict[str, Any] = {}
         if res.cpus:
@@ -157,7 +177,7 @@ class DockerSite:
         return self.client.containers.create(
             self.image, name=self.container_name, hostname=self.name[:63], labels=labels,
             environment={SITE_ENV: json.dumps(self.site_document(), sort_keys=True)},
-            network=self.network, ports=ports, init=True, stop_signal="SIGTERM",
+            network=self.network, ports=ports, volumes=volumes, init=True, stop_signal="SIGTERM",
             restart_policy={"Name": "no"}, detach=True,
             log_config=LogConfig(type="json-file", config={"max-size": "2m", "max-file": "1"}), **limits)
 
@@ -204,22 +224,36 @@ class DockerSite:
             await self._call(container.start)
         except docker.errors.APIError as exc:
             raise SpawnError(f"container {self.container_name}: {exc.explanation or exc}") from None
-        await self._wait_ready()
+        exited = await self._wait_ready()
         if self.closing:
             raise SpawnError("deployment is shutting down")
         self.started_at = time.time()
+        if exited:  # ready, then a clean exit before we saw it answer: started, and already down
+            self.last_exit = 0
+            self.state = EXITED
+            _log(f"site {self.name} exited with status 0 by itself; not restarting (on-failure policy)")
+            self._on_change()
+            return
         self.state = RUNNING
         if self._after_start is not None:
             await self._after_start(self)
         self._on_change()
 
-    async def _wait_ready(self) -> None:
+    async def _wait_ready(self) -> bool:
+        """Until the site answers on its published port(s) and the workload has printed its ready line
+        (it does so once every listener, the management interface's included, is up). True when the
+        container already exited with status 0 after its ready line (the site started, then stopped
+        cleanly by itself); SpawnError when it exited before it was ready, or never got ready."""
         import aiohttp
 
         deadline = time.monotonic() + self.start_timeout
-        url = f"http://127.0.0.1:{self.port}/health"
+        # A `health-broken` site's /health answers 503 by design (its whole point): poll /ping, as
+        # the supervisor's bring-up does.
+        path = "/ping" if READY_PATH_DEFECT in self.spec.defects else "/health"
+        url = f"http://127.0.0.1:{self.port}{path}"
         last = "no answer"
         checked = 0.0
+        started_at: float | None = None
         timeout = aiohttp.ClientTimeout(total=2.0)
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(force_close=True)) as http:
             while time.monotonic() < deadline:
@@ -228,16 +262,25 @@ class DockerSite:
                 if time.monotonic() - checked > 0.5:
                     checked = time.monotonic()
                     st = await self._docker_state()
+                    started_at = docker_time(st.get("StartedAt"))
                     if not st.get("Running"):
                         self.last_exit = st.get("ExitCode")
+                        if st.get("ExitCode") == 0 and not st.get("OOMKilled") \
+                                and await self._printed_ready_line(started_at):
+                            return True
+                        why = (f" (killed by the kernel's OOM killer at the container's memory limit, "
+                               f"{self.spec.resources.memory_bytes} bytes)" if st.get("OOMKilled") else "")
                         raise SpawnError(f"container {self.container_name} exited with status "
-                                         f"{st.get('ExitCode')} before it was ready{await self.log_tail()}")
+                                         f"{st.get('ExitCode')}{why} before it was ready{await self.log_tail()}")
                 try:
                     async with http.get(url) as resp:
                         if resp.status == 200:
-                            if self.mqtt_port is None or await mqtt_ready("127.0.0.1", self.mqtt_port):
-                                return
-                            last = "mosquitto not answering yet"
+                            if self.mqtt_port is not None and not await mqtt_ready("127.0.0.1", self.mqtt_port):
+                                last = "mosquitto not answering yet"
+                            elif self.mgmt_port is not None and not await self._printed_ready_line(started_at):
+                                last = "no ready line from the workload yet (management interface starting)"
+                            else:
+                                return False
                         else:
                             last = f"HTTP {resp.status}"
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -245,6 +288,19 @@ class DockerSite:
                 await asyncio.sleep(HEALTH_POLL_S)
         raise SpawnError(f"container {self.container_name} not ready within {self.start_timeout:g} s "
                          f"({last}){await self.log_tail()}")
+
+    async def _printed_ready_line(self, since: float | None) -> bool:
+        """The workload's ready line (its only stdout line per start) since the container's start."""
+        if self.container is None:
+            return False
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": False}
+        if since:
+            kwargs["since"] = since
+        try:
+            out = (await self._call(self.container.logs, **kwargs)).decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - retried by the caller's loop
+            return False
+        return any(_is_ready_line(line) for line in out.splitlines())
 
     async def log_tail(self, lines: int = 8) -> str:
         if self.container is None:
@@ -348,12 +404,35 @@ class DockerSite:
         """Docker says the container died (called on the event loop)."""
         if self.closing or not self.want_running or self._expect_exit:
             return
-        self.last_exit = exit_code
-        if self._restart_task is None or self._restart_task.done():
-            _log(f"site {self.name} died (status {exit_code}); restarting in {RESTART_DELAY_S:g} s")
-            self.state = RESTARTING
-            self._on_change()
-            self._schedule_restart()
+        asyncio.get_running_loop().create_task(self._after_death(exit_code))
+
+    async def _after_death(self, exit_code: int | None) -> None:
+        """The restart policy (on-failure): decided under the lock, on what Docker says now, so a late
+        event of a container that was started again meanwhile, or a death during a start (which that
+        start reports itself), changes nothing."""
+        async with self.lock:
+            if self.closing or not self.want_running or self._expect_exit:
+                return
+            try:
+                st = await self._docker_state()
+            except Exception:  # noqa: BLE001 - removed or no daemon: decide on the event's code
+                st = {"ExitCode": exit_code}
+            if st.get("Running"):
+                return
+            code = st.get("ExitCode", exit_code)
+            self.last_exit = code
+            if code == 0 and not st.get("OOMKilled"):
+                if self.state != EXITED:
+                    _log(f"site {self.name} exited with status 0 by itself; not restarting (on-failure policy)")
+                    self._cancel_restart()
+                    self.state = EXITED
+                    self._on_change()
+                return
+            if self._restart_task is None or self._restart_task.done():
+                _log(f"site {self.name} died (status {code}); restarting in {RESTART_DELAY_S:g} s")
+                self.state = RESTARTING
+                self._on_change()
+                self._schedule_restart()
 
     def _schedule_restart(self) -> None:
         if self._restart_task is None or self._restart_task.done():
@@ -403,7 +482,32 @@ class DockerSite:
                 "defects": list(self.spec.defects), "data_dir": self.data_dir,
                 "log": f"docker logs {self.container_name}", "container": self.container_name,
                 "container_id": c.id if c is not None else None, "image": self.image, "network": self.network,
-                "stack": self.stack, "app_port": self.app_port, "mqtt_port": self.mqtt_port}
+                "stack": self.stack, "app_port": self.app_port, "mqtt_port": self.mqtt_port,
+                "mgmt_port": self.mgmt_port}
+
+
+def _is_ready_line(line: str) -> bool:
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("ready") is True
+
+
+def docker_time(value: str | None) -> float | None:
+    """Docker's RFC 3339 timestamp ("2025-01-02T03:04:05.123456789Z") as epoch seconds; None if unset."""
+    import datetime as dt
+
+    if not value or value.startswith("0001-"):
+        return None
+    text = value.rstrip("Z")
+    whole, _, frac = text.partition(".")
+    try:
+        base = dt.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in frac if ch.isdigit())
+    return base.timestamp() + (int(digits) / 10 ** len(digits) if digits else 0.0)
 
 
 async def mqtt_ready(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -449,17 +553,22 @@ def _label_filter(run_id: str | None) -> dict[str, list[str]]:
 
 def labelled_run_ids(client: Any | None = None) -> set[str]:
     """Run ids of every container or network of ours that still exists."""
+    return set(labelled_containers(client))
+
+
+def labelled_containers(client: Any | None = None) -> dict[str, list[str]]:
+    """run id -> names of its containers (any state), for every run with a container or network of ours."""
     client = client or connect(timeout=10)
-    ids: set[str] = set()
+    runs: dict[str, list[str]] = {}
     for c in client.api.containers(all=True, filters=_label_filter(None)):
         run = (c.get("Labels") or {}).get(LABEL_RUN)
         if run:
-            ids.add(run)
+            runs.setdefault(run, []).append(((c.get("Names") or ["?"])[0]).lstrip("/"))
     for n in client.api.networks(filters=_label_filter(None)):
         run = (n.get("Labels") or {}).get(LABEL_RUN)
         if run:
-            ids.add(run)
-    return ids
+            runs.setdefault(run, [])
+    return {run: sorted(names) for run, names in runs.items()}
 
 
 def sweep_run(run_id: str | None, client: Any | None = None) -> dict[str, list[str]]:
@@ -500,16 +609,21 @@ def _daemon_configured() -> bool:
 
 def quiet_run_ids() -> set[str]:
     """labelled_run_ids(), or nothing when there is no usable daemon (never raises)."""
+    return set(quiet_containers())
+
+
+def quiet_containers() -> dict[str, list[str]]:
+    """labelled_containers(), or nothing when there is no usable daemon (never raises)."""
     if not _daemon_configured():
-        return set()
+        return {}
     try:
         client = connect(timeout=10)
         try:
-            return labelled_run_ids(client)
+            return labelled_containers(client)
         finally:
             client.close()
     except Exception:  # noqa: BLE001 - no daemon, no docker leftovers we could remove anyway
-        return set()
+        return {}
 
 
 def quiet_sweep(run_id: str | None, *, images: bool = False) -> dict[str, list[str]]:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_RECIPE, LABEL_TEMPORARY
+from . import HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_RECIPE, LABEL_TEMPORARY, WORKLOAD_ARGV
 
 RECIPE_VERSION = 1
 BASE_REPOSITORY = "edge-conformance/base"
@@ -223,7 +223,7 @@ def dockerfile(base_tag: str, digest_hint: str = "") -> str:
         " conformance.emulation.workloads.central'",
         "WORKDIR /data",
         "STOPSIGNAL SIGTERM",
-        'ENTRYPOINT ["python3", "-m", "conformance.emulation.docker.siteinit"]',
+        f"ENTRYPOINT {json.dumps(list(WORKLOAD_ARGV))}",
         "",
     ])
 

@@ -10,11 +10,12 @@ every site through ports published on 127.0.0.1 (there is no route out of this m
 
 Kernel netem: `netem_support()` tries `tc qdisc add dev lo root netem` once in a throwaway network
 namespace. Where it works (and EDGE_CONFORMANCE_NETEM is not "off"), `NetemShaper` applies the WAN
-link's delay, jitter and loss in the kernel, per direction: on the edge container's eth0 for packets
-to the relay, and on the host end of its veth for packets from the relay (prio qdisc + u32 filter +
-netem leaf). The relay then carries only bandwidth and partitions. On kernels without netem (such as
-the one this was developed on: CONFIG_NET_SCH_NETEM is not set) the relay does everything, as in the
-local backend.
+link's delay, jitter, loss and rate in the kernel (`split_shaping`), per direction: on the edge
+container's eth0 for packets to the relay, and on the host end of its veth for packets from the
+relay (prio qdisc + u32 filter + netem leaf). The relay then carries only partitions. On kernels
+without netem (such as the one this was developed on: CONFIG_NET_SCH_NETEM is not set) the relay does
+everything, as in the local backend. The netem path is unit-tested with the detection faked; it has
+not run on a kernel with netem.
 """
 
 from __future__ import annotations
@@ -140,12 +141,38 @@ def netem_support() -> tuple[bool, str]:
     return _netem
 
 
-def netem_args(delay_ms: float, jitter_ms: float, loss: float) -> list[str]:
+# What kernel netem takes over from the relay on a WAN link; partitions always stay in the relay
+# (it cuts connections, which a qdisc cannot do cleanly).
+KERNEL_FIELDS = ("delay_ms", "jitter_ms", "loss", "bandwidth_bps")
+
+
+def split_shaping(params: dict[str, Any], netem: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the relay's parameters, kernel netem's parameters or None) for one WAN link.
+
+    Without netem the relay does everything. With netem the kernel gets delay, jitter, loss and rate
+    and the relay keeps nothing of them (no delay, no loss, unlimited bandwidth), so nothing is applied
+    twice.
+    """
+    if not netem:
+        return dict(params), None
+    kernel = {k: params.get(k) for k in KERNEL_FIELDS}
+    relay = {**params, "delay_ms": 0.0, "jitter_ms": 0.0, "loss": 0.0, "bandwidth_bps": None}
+    return relay, kernel
+
+
+def netem_args(delay_ms: float, jitter_ms: float, loss: float, bandwidth_bps: float | None = None) -> list[str]:
     args = ["netem", "limit", "100000", "delay", f"{delay_ms:g}ms"]
     if jitter_ms:
         args.append(f"{jitter_ms:g}ms")
     args += ["loss", f"{loss * 100:g}%"]
+    if bandwidth_bps:  # None/0: unlimited
+        args += ["rate", f"{int(bandwidth_bps)}bit"]
     return args
+
+
+def _netem_of(params: dict[str, Any]) -> list[str]:
+    return netem_args(params.get("delay_ms") or 0.0, params.get("jitter_ms") or 0.0, params.get("loss") or 0.0,
+                      params.get("bandwidth_bps"))
 
 
 def shaping_commands(dev: str, *, match: str, address: str, ports: list[int], params: dict[str, Any]) -> list[list[str]]:
@@ -156,8 +183,7 @@ def shaping_commands(dev: str, *, match: str, address: str, ports: list[int], pa
     port_key = "dport" if match == "dst" else "sport"
     cmds = [["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "prio", "bands", "3",
              "priomap", *["1"] * 16],
-            ["tc", "qdisc", "replace", "dev", dev, "parent", "1:3", "handle", "30:",
-             *netem_args(params.get("delay_ms") or 0.0, params.get("jitter_ms") or 0.0, params.get("loss") or 0.0)]]
+            ["tc", "qdisc", "replace", "dev", dev, "parent", "1:3", "handle", "30:", *_netem_of(params)]]
     for port in ports:
         cmds.append(["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
                      "match", "ip", match, f"{address}/32", "match", "ip", port_key, str(port), "0xffff",
@@ -166,8 +192,7 @@ def shaping_commands(dev: str, *, match: str, address: str, ports: list[int], pa
 
 
 def change_commands(dev: str, params: dict[str, Any]) -> list[list[str]]:
-    return [["tc", "qdisc", "change", "dev", dev, "parent", "1:3", "handle", "30:",
-             *netem_args(params.get("delay_ms") or 0.0, params.get("jitter_ms") or 0.0, params.get("loss") or 0.0)]]
+    return [["tc", "qdisc", "change", "dev", dev, "parent", "1:3", "handle", "30:", *_netem_of(params)]]
 
 
 def _run(cmd: list[str], netns_pid: int | None = None) -> str:

@@ -15,10 +15,14 @@ the EDGE_CONFORMANCE_SITE environment variable (JSON, written by the supervisor)
   `stores/<site>/T`, QoS 1, persistent session (cleansession false) and messages queued while the
   WAN is down (queue_qos0_messages, max_queued_messages).
 
-PORT, APP_PORT and MQTT_PORT come from the spec: the supervisor publishes each on 127.0.0.1 at the
-SAME port number, so what a site listens on inside its container is what its endpoints say
-(port-based checks such as security.listening_ports see the endpoint's port). Defaults: 8080, 8081,
-1883.
+* the management interface (spec `mgmt_port`): the workload's own TLS port on 0.0.0.0:MGMT_PORT
+  (also with nginx in front: it is not proxied), with the certificate, key and password file the
+  supervisor bind-mounts read-only under /run/mgmt.
+
+PORT, APP_PORT, MQTT_PORT and MGMT_PORT come from the spec: the supervisor publishes each on
+127.0.0.1 at the SAME port number, so what a site listens on inside its container is what its
+endpoints say (port-based checks such as security.listening_ports see the endpoint's port).
+Defaults: 8080, 8081, 1883; no management interface without MGMT_PORT.
 
 If nginx or mosquitto dies, the site stops with status 1 (the container exits, and the supervisor
 restarts it like any crashed site). SIGTERM stops everything cleanly. Only the standard library and
@@ -36,7 +40,8 @@ import threading
 import time
 from typing import Any
 
-from conformance.emulation.docker import (API_PORT, MQTT_PORT, SITE_ENV, STACK_SERVICES, WORKLOAD_PORT)
+from conformance.emulation.docker import (API_PORT, MGMT_CERT, MGMT_KEY, MGMT_PASSWORD, MQTT_PORT, SITE_ENV,
+                                         STACK_SERVICES, WORKLOAD_PORT)
 
 NGINX_CONF = "/etc/edge-conformance/nginx.conf"
 MOSQUITTO_CONF = "/etc/edge-conformance/mosquitto.conf"
@@ -170,6 +175,11 @@ def workload_argv(spec: dict[str, Any], port: int) -> list[str]:
         argv += ["--defects", ",".join(spec["defects"])]
     if spec.get("config"):
         argv += ["--site-config", json.dumps(spec["config"], sort_keys=True)]
+    if spec.get("mgmt_port"):
+        # The management interface: the workload's own TLS port (never behind nginx), its files
+        # bind-mounted read-only by the supervisor; the password is read from the file, never passed.
+        argv += ["--mgmt-port", str(spec["mgmt_port"]), "--mgmt-cert", MGMT_CERT, "--mgmt-key", MGMT_KEY,
+                 "--mgmt-password-file", MGMT_PASSWORD]
     return argv
 
 

@@ -18,8 +18,12 @@ differs:
   relay (net.py); partitions and bandwidth stay in the relay.
 
 Bring-up: Docker ping and the site image (images.py; built if missing, cached by digest), then the
-control API, the events watcher, relayd and one network per site, the links, every container at
-once, and finally /health through the published port and through the access link of every site.
+control API, the events watcher, the management interface's CA, certificates and password
+(STATE_DIR/pki, as the local backend), relayd and one network per site, the links, every container
+at once, and finally /health through the published port and through the access link of every site.
+Every site serves the TLS management interface on its own published port (endpoint `mgmt`, the
+deployment's CA as the site's `ca_file`); its certificate, key and the password file are
+bind-mounted read-only into its container (backend.py).
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ from ...model.topology import LinkSpec
 from .. import procs, state
 from ..linkctl import Linkd, _q
 from ..supervisor import BringUpError, Supervisor, _all, _emit, _log
-from . import LABEL_RUN, LABEL_SITE, backend, images, net
+from . import LABEL_RUN, LABEL_SITE, WORKLOAD_ARGV, backend, images, net
 
 RELAYD_MODULE = "conformance.emulation.docker.relayd"
 RESTART_START_TIMEOUT_S = 30.0
-KERNEL_FIELDS = ("delay_ms", "jitter_ms", "loss")
+KERNEL_FIELDS = net.KERNEL_FIELDS  # what kernel netem takes over from the relay, where the kernel has it
 EXECUTOR_THREADS = 24
 
 
@@ -109,6 +113,7 @@ class DockerSupervisor(Supervisor):
         await self._start_control_api()
         logs = self.state_dir / "logs"
         self._start_events()
+        self.mgmt = await asyncio.to_thread(self._prepare_mgmt)  # STATE_DIR/pki, before any container
 
         async def start_relay() -> None:
             self.linkd = await RelayClient.start_relay(run_id=self.run_id, log_path=logs / "relayd.log",
@@ -122,12 +127,12 @@ class DockerSupervisor(Supervisor):
             self.networks[name], self.gateways[name] = network, gateway
 
         await _all([start_relay(), *(make_network(s.name) for s in self.topology.sites)])
-        assert self.image is not None
+        assert self.image is not None and self.mgmt is not None
         for spec in self.topology.sites:
             self.sites[spec.name] = backend.DockerSite(  # type: ignore[assignment]
                 spec, client=self.client, run_id=self.run_id, image=self.image.tag,
                 network=self.networks[spec.name].name, start_timeout=self.timeout,
-                on_change=self._site_changed, after_start=self._site_started)
+                on_change=self._site_changed, after_start=self._site_started, mgmt=self.mgmt.sites[spec.name])
 
         for link in self.links.values():
             self.channels[link.name] = self._channels_of(link)
@@ -155,15 +160,13 @@ class DockerSupervisor(Supervisor):
         chans = [Channel(link.name, gateway, peer.name, "api")]
         if site.mqtt_port and peer.mqtt_port:
             chans.append(Channel(f"{link.name}#mqtt", gateway, peer.name, "mqtt"))
-        if self.netem:
-            self.kernel_params[link.name] = {k: link.params()[k] for k in KERNEL_FIELDS}
+        kernel = net.split_shaping(link.params(), self.netem)[1]
+        if kernel is not None:
+            self.kernel_params[link.name] = kernel
         return chans
 
     def _relay_params(self, link: LinkSpec) -> dict[str, Any]:
-        params = link.params()
-        if link.name in self.kernel_params:
-            params.update({k: 0.0 for k in KERNEL_FIELDS})
-        return params
+        return net.split_shaping(link.params(), link.name in self.kernel_params)[0]
 
     def _upstream_port(self, chan: Channel) -> int:
         site = self.sites[chan.upstream]
@@ -309,14 +312,21 @@ class DockerSupervisor(Supervisor):
                 endpoints["app"] = f"http://127.0.0.1:{s.app_port}"  # the workload itself, behind nginx
             if s.mqtt_port:
                 endpoints["mqtt"] = f"tcp://127.0.0.1:{s.mqtt_port}"
+            if s.mgmt_port:  # the workload's own TLS port, published at the same number (not via nginx)
+                endpoints["mgmt"] = f"https://127.0.0.1:{s.mgmt_port}"
             entry["endpoints"] = endpoints
+            if self.mgmt is not None:
+                entry["ca_file"] = str(self.mgmt.ca_cert)
             entry["hosts"] = [f"docker://{s.container_name}"]
             entry["labels"] = {"workload": s.spec.workload, "backend": "docker", "container": s.container_name,
                                "container_id": s.container.id if s.container is not None else None,
                                "container_pid": s.container_pid, "image": s.image, "network": s.network,
                                "data_dir": s.data_dir, "resources_cpus": s.spec.resources.cpus,
                                "resources_memory": s.spec.resources.memory_bytes, "defects": list(s.spec.defects),
-                               "stack": s.stack, "log": f"docker logs {s.container_name}"}
+                               "stack": s.stack, "log": f"docker logs {s.container_name}",
+                               # The container's main process as `ps` shows it: the site's own
+                               # process for functional.process on the docker:// host.
+                               "command": " ".join(WORKLOAD_ARGV)}
             sites.append(entry)
         return {"name": f"emulated-{self.topology.name}",
                 "emulation": {"run_id": self.run_id, "backend": "docker", "topology": self.topology.name,
