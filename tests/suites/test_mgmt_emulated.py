@@ -84,6 +84,8 @@ def test_management_requirements_pass_on_a_healthy_deployment_and_keep_the_secre
         assert _value(by[("BASE-SEC-02", site)], "days_to_expiry") >= 360
         assert _value(by[("BASE-SEC-03", site)], "protected") == 1
         assert _value(by[("BASE-SEC-03", site)], "tried") == 10
+        sec03 = by[("BASE-SEC-03", site)]  # no pause between attempts on a site the harness started
+        assert any(n.startswith("no 0.3 s pause between attempts") for n in sec03["notes"]), sec03["notes"]
     # The password is in its 0600 file only: not in the target file, state, logs, output or reports.
     assert logs, "no logs to look at"
     leaks = [str(p) for p, data in {**logs, **state_files}.items() if password.encode() in data]
