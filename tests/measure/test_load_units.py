@@ -227,3 +227,20 @@ def test_guard_blames_the_generator_when_a_fast_target_runs_the_users_out():
                 processes=[guard.ProcessSignals("local", [60.0] * 6, 1750)])
     valid, reason = guard.assess(_signals(**fast, latency_p50_us=1_700))
     assert not valid and "achieved 2900/s" in reason and "raise users" in reason
+
+
+def test_a_second_the_user_sampler_missed_keeps_the_spawned_users():
+    clock = iter([100.2, 100.5, 101.1, 102.3, 102.4, 103.0])
+    recorder = Recorder(clock=lambda: next(clock))
+    recorder.note_users(12, 0)  # sampled before the window opened: no row, but the users exist
+    recorder.recording = True
+    recorder.note_arrival()     # second 100: the sampler did not tick in it
+    recorder.note_users(12, 3)  # second 100
+    recorder.note_arrival()     # second 101: not sampled (a starved loop)
+    recorder.note_users(11, 2)  # second 102
+    recorder.note_arrival()     # second 102
+    recorder.note_arrival()     # second 103: not sampled
+    recorder.stop()
+    rows = {row["sec"]: row for row in recorder.report()["series"]}
+    assert {sec: row["users"] for sec, row in rows.items()} == {100: 12, 101: 12, 102: 11, 103: 11}
+    assert rows[101]["active"] == 0  # busy users are a peak of samples: none taken, none claimed

@@ -70,6 +70,7 @@ class Recorder:
         self._rows: list[dict[str, Any]] = []  # closed seconds, encoded
         self._sec: int | None = None
         self._cur: _Second | None = None
+        self._users = 0  # last sampled user count: users stay spawned between samples
         self.start_lag = histograms.Tally(histograms.COARSE)  # arrival schedule -> actual start
 
     # -- per second --------------------------------------------------------------------------
@@ -81,6 +82,9 @@ class Recorder:
             if self._cur is not None and self._sec is not None:
                 self._rows.append(self._cur.as_row(self._sec))
             self._sec, self._cur = sec, _Second()
+            # A second the sampler did not reach (a starved gevent loop, a partial first second)
+            # still had the users spawned before it, not none.
+            self._cur.users = self._users
         return self._cur  # type: ignore[return-value]
 
     def note_arrival(self, count: int = 1) -> None:
@@ -97,6 +101,7 @@ class Recorder:
 
     def note_users(self, users: int, active: int) -> None:
         """Sampled a few times a second: spawned users, and users busy in an iteration (peak)."""
+        self._users = users  # also before the window opens: its first second had these users
         if self.recording:
             row = self._second()
             row.users = max(row.users, users)
