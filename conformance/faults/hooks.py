@@ -10,6 +10,8 @@ A target file may give a site hook commands (schemas/target.schema.json):
       restart:   {command: "ssh edge1 sudo systemctl restart edge-stack"}
       pause:     {command: "ssh edge1 sudo systemctl kill -s STOP edge-stack"}
       resume:    {command: "ssh edge1 sudo systemctl kill -s CONT edge-stack"}
+      stop:      {command: "ssh hub sudo systemctl stop hub-stack"}     # e.g. on central: a resync with
+      start:     {command: "ssh hub sudo systemctl start hub-stack"}    # `outage: central` needs both
 
 * A string runs through the shell (`sh -c`), a list runs as argv without one.
 * Placeholders, replaced before running: {site}; for degrade {delay_ms} (one-way, ms), {jitter_ms},

@@ -173,10 +173,14 @@ class StandIn:
     def marker(self, name: str) -> Path:
         return self.root / f"{name}.marker"
 
-    def target(self, path: Path, sites: dict[str, dict[str, Any]]) -> Path:
-        """A target file: central, plus edge site entries (all served by our store-1) with these hooks."""
+    def target(self, path: Path, sites: dict[str, dict[str, Any]], central_hooks: dict | None = None) -> Path:
+        """A target file: central (with `central_hooks`), plus edge site entries (all served by our
+        store-1) with these hooks."""
+        central = {"name": "central", "role": "central", "endpoints": {"api": self.central_url}}
+        if central_hooks:
+            central["hooks"] = central_hooks
         doc = {"name": "stand-in", "description": "local processes standing in for a real deployment",
-               "sites": [{"name": "central", "role": "central", "endpoints": {"api": self.central_url}}]}
+               "sites": [central]}
         for name, hooks in sites.items():
             doc["sites"].append({"name": name, "role": "edge", "uplink": "central",
                                  "endpoints": {"api": self.edge_url}, "hooks": hooks})

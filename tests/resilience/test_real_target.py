@@ -154,3 +154,24 @@ def test_ctrl_c_during_a_partition_still_heals(standin, tmp_path):
     assert standin.marker("heal-store-1").exists(), output[-2000:]
     assert standin.link()["partitioned"] is False
     assert proc.returncode != 0
+
+
+def test_resync_with_central_down_through_central_stop_and_start_hooks(standin, tmp_path):
+    """`outage: central` on a real target: central's own stop/start hooks take it down and back. The
+    stand-in's central is "stopped" by SIGSTOP (it accepts connections and never answers, as a hung or
+    powered-off box behind a load balancer would look) and started by SIGCONT."""
+    pid = standin.central.pid
+    central_hooks = {"stop": {"command": f"kill -STOP {pid}", "timeout": "5 s"},
+                     "start": {"command": ["kill", "-CONT", str(pid)], "timeout": "5 s"}}
+    target = standin.target(tmp_path / "target.yaml", {"store-1": {}}, central_hooks=central_hooks)
+    profile = _profile(tmp_path / "central.yaml", [
+        {"id": "R-06", "title": "central down", "level": "must", "check": "resilience.resync",
+         "applies_to": "edge", "params": {"outage": "central", "duration": "3 s", "records": 10, "timeout": "20 s"},
+         "expect": "delivered_ratio >= 100 % and duplicates == 0 and digest_match == true"}])
+    code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
+                                    "--allow-faults", out=tmp_path / "out")
+    r = entries(results, "R-")[("R-06", "store-1")]
+    assert r["status"] == "pass", (r["message"], r["notes"])
+    notes = " ".join(r["notes"])
+    assert "hook stop (" in notes and "hook start (" in notes, notes
+    assert code == 0, output[-2000:]
