@@ -84,6 +84,18 @@ def fake_site(tmp_path):
         site.stop()
 
 
+def requirement(rid: str, check: str, expect: str, params: dict | None = None, sites=None,
+                level: str = "must") -> dict:
+    """A profile requirement for a test: `sites` is its applies_to."""
+    r = {"id": rid, "title": rid, "level": level, "check": check, "expect": expect,
+         "rationale": "test", "source": "assumed: test"}
+    if params:
+        r["params"] = params
+    if sites:
+        r["applies_to"] = sites
+    return r
+
+
 def site_entry(name: str, site: FakeSite | None = None, *, hosts=("local://",), endpoints=None, labels=None,
                role: str = "edge") -> dict:
     entry: dict = {"name": name, "role": role}

@@ -7,17 +7,11 @@ import uuid
 
 import pytest
 
+from .conftest import requirement as _req
+
 pytestmark = pytest.mark.docker
 
 _SHELL_IMAGES = ("busybox", "alpine", "debian", "ubuntu", "python")
-
-
-def _req(rid, check, expect, params=None):
-    r = {"id": rid, "title": rid, "level": "must", "check": check, "expect": expect,
-         "rationale": "test", "source": "assumed: test"}
-    if params:
-        r["params"] = params
-    return r
 
 
 @pytest.fixture

@@ -7,15 +7,7 @@ import os
 import pwd
 import time
 
-
-def _req(rid, check, expect, params=None, sites=None, level="must"):
-    r = {"id": rid, "title": rid, "level": level, "check": check, "expect": expect,
-         "rationale": "test", "source": "assumed: test"}
-    if params:
-        r["params"] = params
-    if sites:
-        r["applies_to"] = sites
-    return r
+from .conftest import requirement as _req
 
 
 def test_functional_host_checks(fake_site, make_site, edge_run, tmp_path):

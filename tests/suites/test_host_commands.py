@@ -8,15 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 
-
-def _req(rid, check, expect, params=None, sites=None, level="must"):
-    r = {"id": rid, "title": rid, "level": level, "check": check, "expect": expect,
-         "rationale": "test", "source": "assumed: test"}
-    if params:
-        r["params"] = params
-    if sites:
-        r["applies_to"] = sites
-    return r
+from .conftest import requirement as _req
 
 
 REQS = [

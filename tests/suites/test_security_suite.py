@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import os
 
-
-def _req(rid, check, expect, params=None, sites=None, level="must"):
-    r = {"id": rid, "title": rid, "level": level, "check": check, "expect": expect,
-         "rationale": "test", "source": "assumed: test"}
-    if params:
-        r["params"] = params
-    if sites:
-        r["applies_to"] = sites
-    return r
+from .conftest import requirement as _req
 
 
 def test_security_host_and_http_checks(fake_site, make_site, edge_run, tmp_path):

@@ -3,15 +3,7 @@
 
 from __future__ import annotations
 
-
-def _req(rid, check, expect, params=None, sites=None):
-    r = {"id": rid, "title": rid, "level": "must", "check": check, "expect": expect,
-         "rationale": "test", "source": "assumed: test"}
-    if params:
-        r["params"] = params
-    if sites:
-        r["applies_to"] = sites
-    return r
+from .conftest import requirement as _req
 
 
 def test_site_ca_file_is_the_default_ca_bundle(fake_site, make_site, edge_run, certs, tmp_path):
