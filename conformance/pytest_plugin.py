@@ -340,6 +340,7 @@ def _plan(session: EdgeSession) -> None:
     for profile in session.profiles:
         for req in profile.requirements:
             if session.requirement_filter and req.id not in session.requirement_filter:
+                _plan_not_selected(session, req)
                 continue
             for site in session.target.sites:
                 if not site.matches(req.applies_to):
@@ -360,6 +361,15 @@ def _plan(session: EdgeSession) -> None:
     if unknown:
         raise ConfigError(None, None, "--edge-only", f"no requirement@site {', '.join(unknown)} in these profiles "
                                                      "and this target")
+
+
+def _plan_not_selected(session: EdgeSession, req: Requirement) -> None:
+    """A requirement left out by --requirement is in results.json as a skip, so every report shows the
+    run was partial (like a suite left out by --suite), and it never counts toward the verdict."""
+    for site in session.target.sites:
+        if site.matches(req.applies_to) and not (session.site_filter and not site.matches(session.site_filter)):
+            session.record.plan(_entry(req, site, "skip", f"{req.id}@{site.name}: skipped: not selected "
+                                                          "(--requirement)"))
 
 
 def _check_requirement_filter(session: EdgeSession) -> None:
@@ -550,8 +560,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             notes=list(ctx.notes) if ctx else [], raw=dict(ctx.raw) if ctx else {},
             duration=round(duration, 6), waiver=verdict.waiver)
         if verdict.waiver:
-            session.record.data["waivers"]["applied"].append({**verdict.waiver, "site": entry["site"]})
-            session.record.save()
+            session.record.add_applied_waiver({**verdict.waiver, "site": entry["site"]})
         if verdict.advisory:
             session.advisories.append(verdict.message)
     return report

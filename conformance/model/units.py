@@ -114,11 +114,14 @@ def parse_quantity(value: object, dimension: str, bare_unit: str) -> float:
     `bare_unit`. Negative values, and ratios above 100 %, are refused (ValueError, UnitError)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a number or a quantity such as \"25 {bare_unit or example_units(dimension)}\"")
-    if isinstance(value, str):
-        number, _, unit = value.strip().partition(" ")
-        base = to_base(float(number), unit.strip() or bare_unit, dimension)
-    else:
-        base = to_base(float(value), bare_unit, dimension)
-    if base < 0 or (dimension == RATIO and base > 1):
+    try:
+        if isinstance(value, str):
+            number, _, unit = value.strip().partition(" ")
+            base = to_base(float(number), unit.strip() or bare_unit, dimension)
+        else:
+            base = to_base(float(value), bare_unit, dimension)
+    except OverflowError:  # an int of 300 digits
+        raise ValueError("out of range") from None
+    if not math.isfinite(base) or base < 0 or (dimension == RATIO and base > 1):
         raise ValueError("out of range")
     return base

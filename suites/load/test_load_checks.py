@@ -72,6 +72,10 @@ def test_sustained(edge, request):
     edge.attach("latency", latency)
     edge.attach("load", load_summary(result))
     edge.note(run_note(result, stats))
+    if stats.never_sent:
+        edge.note(f"{stats.never_sent} requests of the offered load were never sent: the site held every one "
+                  f"of the {config.total_users} users (median {result.latency_us.get('p50', 0) / 1000:.0f} ms); "
+                  "they count as failed requests, ranked at the timeout")
     if not result.valid:
         edge.inconclusive(result.invalid_reason or "load generator saturated")
     if stats.total == 0:
@@ -325,8 +329,12 @@ class _Stats:
 
     def __init__(self, result, timeout_s: float):
         self.result = result
-        self.failed = int(result.failures) + int(result.unfinished or 0)
-        self.total = int(result.requests) + int(result.unfinished or 0)
+        # Requests the offered load asked for that never went out because the site held every user
+        # count as failed (ranked at the timeout), as a timed-out request would: they were not served.
+        held = getattr(result, "held_by_target", False)
+        self.never_sent = int(getattr(result, "dropped_requests", 0)) if held else 0
+        self.failed = int(result.failures) + int(result.unfinished or 0) + self.never_sent
+        self.total = int(result.requests) + int(result.unfinished or 0) + self.never_sent
         self.answered = self.total - self.failed
         self.timeout_us = float(timeout_s) * 1e6
         self.error_ratio = self.failed / self.total if self.total else 0.0

@@ -89,7 +89,9 @@ def test_requirement_option_checks_only_those_ids(tmp_path, http_url):
     assert proc.returncode == 0, proc.stdout + proc.stderr  # R-BAD was not checked, so not failed
     data = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     validate_results(data)
-    assert [r["id"] for r in data["requirements"]] == ["R-OK"]
+    status = {r["id"]: (r["status"], r["message"]) for r in data["requirements"]}
+    assert status["R-OK"][0] == "pass"
+    assert status["R-BAD"] == ("skip", "R-BAD@store-1: skipped: not selected (--requirement)")  # shown, not run
     assert data["options"]["requirements"] == ["R-OK"]
     proc = run_cli("run", "-p", profile, "-t", target, "-o", tmp_path / "typo", "-r", "R-OKK")
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr

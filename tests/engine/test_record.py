@@ -52,3 +52,26 @@ def test_a_run_whose_saves_are_costly_batches_them_and_loses_nothing(tmp_path, m
     rec.finish("finished")  # at once, whatever is pending
     data = on_disk(rec)
     assert data["state"] == "finished" and data["requirements"][0]["status"] == "fail"
+
+
+def test_a_put_off_save_that_fails_says_so_and_finish_saves_again(tmp_path, monkeypatch, capfd):
+    rec = planned(tmp_path, 3)
+    monkeypatch.setattr(record_module, "CHEAP_SAVE_S", 0.0)
+    rec._save_cost = 0.05  # the last save "took" 50 ms: the next one is put off by ~0.5 s
+    real_write = record_module.atomic_write_text
+    failing = {"on": True}
+
+    def write(path, text):
+        if failing["on"]:
+            raise OSError(28, "No space left on device")
+        real_write(path, text)
+
+    monkeypatch.setattr(record_module, "atomic_write_text", write)
+    rec.update("p", "R-1", "s0", status="pass")
+    deadline = time.monotonic() + 10
+    while "could not save" not in capfd.readouterr().err and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert time.monotonic() < deadline, "the failed put-off save said nothing"
+    failing["on"] = False
+    rec.finish("finished")
+    assert on_disk(rec)["requirements"][0]["status"] == "pass" and on_disk(rec)["state"] == "finished"

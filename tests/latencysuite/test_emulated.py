@@ -87,6 +87,7 @@ def test_raw_histogram_and_threshold_are_attached(retail):
     machine = r["raw"]["machine"]  # CPU pressure during the probe (PSI; this kernel has it)
     assert 0.0 <= machine["cpu_some_percent"] <= 100.0 and machine["window_s"] >= 6.0
     assert any(n.startswith("CPU pressure while measuring") for n in r["notes"])
+    assert any(n.startswith("the site's own processes used ") for n in r["notes"]), r["notes"]  # local site
 
 
 def test_calibration_is_in_results_and_in_the_notes(retail):

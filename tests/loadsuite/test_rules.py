@@ -138,6 +138,18 @@ def test_unfinished_requests_count_as_failed():
     assert stats.latency_us("p99") == 2_000_000
 
 
+def test_requests_never_sent_because_the_site_held_every_user_count_as_failed():
+    held = _result([1.0] * 80)
+    held.held_by_target, held.dropped_requests = True, 20
+    stats = S._Stats(held, timeout_s=2)
+    assert stats.never_sent == 20 and stats.total == 100 and stats.error_ratio == pytest.approx(0.2)
+    assert stats.latency_us("p99") == 2_000_000  # the unsent ones rank last, at the timeout
+    # drops the guard tolerated as the generator's own hiccups are not the site's failures
+    tolerated = _result([1.0] * 80)
+    tolerated.held_by_target, tolerated.dropped_requests = False, 1
+    assert S._Stats(tolerated, timeout_s=2).error_ratio == 0
+
+
 def test_no_request_has_no_latency():
     stats = S._Stats(SimpleNamespace(requests=0, failures=0, unfinished=0, latency_us={}), timeout_s=5)
     assert stats.latency_us("p99") is None and stats.latency_us("max") is None and stats.error_ratio == 0

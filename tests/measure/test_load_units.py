@@ -212,6 +212,7 @@ def test_guard_blames_a_target_that_holds_every_user():
     slow = dict(offered_rps=200, achieved_rps=148, requests=888, arrivals=1200, dropped=312, users=200,
                 processes=[guard.ProcessSignals("local", [11.0] * 6, 1750)])
     assert guard.assess(_signals(**slow, latency_p50_us=1_690_000)) == (True, None)
+    assert guard.assess_detail(_signals(**slow, latency_p50_us=1_690_000)) == (True, None, True)  # its drops count
     # The users were sized for more than the target took: running out is still the generator's problem.
     valid, reason = guard.assess(_signals(**slow, latency_p50_us=400_000))
     assert not valid and "no free user; raise users" in reason and "achieved 148/s" in reason

@@ -305,6 +305,10 @@ def test_errors_are_located(tmp_path):
     ("delays_ms", '[5, "10 msec", 20]', 10, 'delays_ms[1]: \'10 msec\' is not a valid time (unknown unit "msec"'),
     ("losses", '["5 %", "150 %"]', 10, "losses[1]: '150 %' is not a valid ratio (out of range)"),
     ("bandwidths", "[true]", 10, "bandwidths[0]: True is not a valid bitrate"),
+    ("delays_ms", "[5, " + "9" * 400 + "]", 10, "delays_ms[1]: 9999999999999999999999999999999999999... is not a "
+                                                  "valid time (out of range)"),
+    ("delays_ms", "[.inf]", 10, "delays_ms[0]: inf is not a valid time (out of range)"),
+    ("losses", '["nan %"]', 10, "losses[0]: 'nan %' is not a valid ratio (out of range)"),
     ("operations", "[pos, contnet]", 10, "operations[1]: 'contnet' is not one of pos, content "
                                          '(did you mean "content"?)'),
 ])

@@ -48,7 +48,7 @@ def test_health_process_listener_and_key_defects_break_the_baseline(tmp_path):
         "BASE-FUN-02": "pass", "BASE-HOST-01": "pass"}
     by = {rid: r for (_, rid, s), r in results.items() if s == "store-2"}
     assert "JSON field status = 'degraded'" in by["BASE-API-01"]["message"]
-    assert "unexpected: tcp/" in by["BASE-SEC-01"]["message"] and "on 0.0.0.0" in by["BASE-SEC-01"]["message"]
+    assert "unexpected: tcp/" in by["BASE-SEC-01"]["message"] and "on 127.0.0.1" in by["BASE-SEC-01"]["message"]
     assert "privacy.key (0644)" in by["BASE-SEC-04"]["message"]
     # exits-after-start: the process is gone (not restarted), and the access link's port, which
     # still accepts, is not taken for a live service.

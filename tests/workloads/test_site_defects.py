@@ -72,7 +72,7 @@ def test_listens_only_on_its_port(env, defect):
     extra = listeners - {own}
     assert own in listeners and len(extra) == 1
     host, port = extra.pop()
-    assert host == "0.0.0.0" and port != edge.port
+    assert host == "127.0.0.1" and port != edge.port  # the local backend never listens beyond loopback
     with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:   # a debug port: closes at once
         sock.settimeout(2)
         assert sock.recv(1) == b""

@@ -18,8 +18,8 @@ a SIGTERM from outside the API) is left down in state `exited` until `start` or 
 
 The management interface (docs/workloads.md): its port is published like the others; the site's
 certificate and key and the deployment's password file (STATE_DIR/pki, all 0600 but the certificate)
-are bind-mounted read-only under /run/mgmt. Neither the password nor the CA's key enter the spec,
-the environment or the container.
+are bind-mounted read-only under /run/mgmt. The CA's key never enters the container, and the password
+reaches it only as that 0600 file: never in the image, the spec or the environment.
 
 Everything carries LABEL_HARNESS and LABEL_RUN, so `sweep_run(run_id)` and `sweep_all()` find
 leftovers of a supervisor that was SIGKILLed.

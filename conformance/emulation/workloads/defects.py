@@ -24,7 +24,7 @@ DEFECTS: dict[str, str] = {
     "default-credentials": "the management interface also accepts the factory default admin/admin",
     "health-broken": "GET /health answers 503 degraded while everything else works",
     "exits-after-start": "the process exits cleanly (status 0) about a second after it is ready",
-    "extra-listener": "the process opens an undeclared TCP listener (a debug port) on 0.0.0.0",
+    "extra-listener": "the process opens an undeclared TCP listener (a debug port) on its own address",
     "world-readable-key": "the site's secret key file in its data dir is mode 0644 instead of 0600",
     "memory-hog": "the process allocates, touches and holds ~640 MiB",
     "no-cache": "the content cache never stores anything: every GET is a MISS fetched from central",

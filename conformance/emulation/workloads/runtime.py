@@ -30,7 +30,6 @@ MAX_BODY = 64 * 1024 * 1024   # telemetry batches can be large; anything bigger 
 SHUTDOWN_GRACE_S = 1.0        # in-flight requests get this long after a stop signal
 EXIT_AFTER_START_S = 1.0      # exits-after-start defect: lifetime after the ready line
 MEMORY_HOG_BYTES = 640 * 2**20  # memory-hog defect: resident ballast (above the 512 MiB profiles' bound)
-DEBUG_LISTEN_HOST = "0.0.0.0"   # extra-listener defect: where the undeclared "debug port" listens
 
 
 class StartupError(Exception):
@@ -129,12 +128,14 @@ async def _debug_listener(site: Site) -> asyncio.AbstractServer:
         writer.close()
 
     try:
-        server = await asyncio.start_server(close_at_once, DEBUG_LISTEN_HOST, 0)
+        # On the site's own address: loopback on the local backend (emulated sites never listen beyond
+        # this machine), every interface inside a container (siteinit sets HOST to 0.0.0.0)
+        server = await asyncio.start_server(close_at_once, HOST, 0)
     except OSError as exc:
-        raise StartupError(f"extra-listener defect: cannot listen on {DEBUG_LISTEN_HOST}: "
+        raise StartupError(f"extra-listener defect: cannot listen on {HOST}: "
                            f"{exc.strerror or exc}") from None
     port = server.sockets[0].getsockname()[1]
-    log(site.name, f"extra-listener defect: undeclared debug port {DEBUG_LISTEN_HOST}:{port}")
+    log(site.name, f"extra-listener defect: undeclared debug port {HOST}:{port}")
     return server
 
 

@@ -52,6 +52,14 @@ class GuardInput:
 def assess(signals: GuardInput, config: GuardConfig | None = None) -> tuple[bool, str | None]:
     """(valid, invalid_reason). The reason lists every finding, e.g.
     'load generator saturated: CPU 97% of one core (local); achieved 610/s of 1000/s offered'."""
+    valid, reason, _ = assess_detail(signals, config)
+    return valid, reason
+
+
+def assess_detail(signals: GuardInput, config: GuardConfig | None = None) -> tuple[bool, str | None, bool]:
+    """(valid, invalid_reason, held_by_target). held_by_target: the target held every user, so the
+    arrivals that found none were never sent because of it; the caller counts them as failed requests
+    (otherwise a target too slow to take the load would be judged only on what it did take)."""
     config = config or GuardConfig()
     findings: list[str] = []
     held_by_target = bool(signals.users and signals.latency_p50_us is not None
@@ -81,5 +89,5 @@ def assess(signals: GuardInput, config: GuardConfig | None = None) -> tuple[bool
         findings.append(f"worker report missing from {signals.missing_workers} of {signals.expected_workers} workers")
 
     if not findings:
-        return True, None
-    return False, "load generator saturated: " + "; ".join(findings)
+        return True, None, held_by_target
+    return False, "load generator saturated: " + "; ".join(findings), held_by_target

@@ -39,6 +39,10 @@ class LoadResult:
     config: dict[str, Any] = field(default_factory=dict)
     histogram: str = ""  # encoded HDR histogram (us) of all successful requests, for audits
     locust_version: str = ""
+    # The target held every user (guard.assess_detail): the dropped iterations' requests were never
+    # sent because of it, and a verdict counts them as failed (dropped_requests of them).
+    held_by_target: bool = False
+    dropped_requests: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +127,7 @@ def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
     expected = int(raw.get("expected_workers") or 1)
     missing = max(0, expected - len(reports))
 
-    valid, reason = guard.assess(
+    valid, reason, held_by_target = guard.assess_detail(
         guard.GuardInput(offered_rps=offered, achieved_rps=achieved, requests=requests, failures=failures,
                          arrivals=arrivals, dropped=dropped, processes=signals, missing_workers=missing,
                          expected_workers=expected, users=config.total_users,
@@ -144,6 +148,8 @@ def build_result(raw: dict[str, Any], config: LoadConfig) -> LoadResult:
                    "reports": len(reports), "expected_reports": expected, "processes": processes},
         config=config.to_dict(), histogram=histograms.encode(total_histogram),
         locust_version=raw.get("locust_version", ""),
+        held_by_target=held_by_target,
+        dropped_requests=sum(int(r["dropped"]) * int(r["requests_per_iteration"]) for r in reports),
     )
 
 

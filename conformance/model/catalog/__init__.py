@@ -34,8 +34,9 @@ class QuantityItems:
 
         try:
             parse_quantity(value, self.dimension, self.bare_unit)
-        except (ValueError, UnitError) as exc:
-            return f"{value!r} is not a valid {self.dimension} ({exc})"
+        except (ValueError, OverflowError, UnitError) as exc:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            return f"{shown} is not a valid {self.dimension} ({exc})"
         return None
 
 
