@@ -215,6 +215,10 @@ class _ProbeRun:
                 out.first_measured_ns = intended
 
             await sleep_until(intended, spin_ns)
+            if now_ns() - intended > behind_limit_ns:  # the sender itself woke up this far behind
+                out.gave_up = "prober"
+                out.unsent += measured
+                continue
             queued = self.slots.locked()
             if queued:
                 # Backpressure from the target: wait for a slot, but not past the behind limit.
@@ -229,9 +233,11 @@ class _ProbeRun:
                 backpressure_until = now_ns()
             else:
                 await self.slots.acquire()  # a free slot: returns without suspending
-            if now_ns() - intended > behind_limit_ns:  # the sender itself is this far behind
+            if now_ns() - intended > behind_limit_ns:
+                # Past the limit once a slot was free: the wait for it (the target's backpressure) or,
+                # without one, the prober's own slowness since it woke up.
                 self.slots.release()
-                out.gave_up = "prober"
+                out.gave_up = "slots" if queued else "prober"
                 out.unsent += measured
                 continue
             # Lateness up to `ready` is the target's (waiting for a slot); after it, the prober's.
