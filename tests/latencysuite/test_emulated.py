@@ -183,7 +183,13 @@ def slow(tmp_path_factory, satcom):
     with ThreadPoolExecutor(len(runs)) as pool:
         futures = {name: pool.submit(run_cli, *args, "--suite", "latency", "--defect", "slow-path",
                                      out=tmp / name) for name, args in runs.items()}
-        return {name: f.result() for name, f in futures.items()}
+        done = {name: f.result() for name, f in futures.items()}
+    # Three deployments probed at once on 2 cores can starve a prober, whose self-check then says
+    # inconclusive (rightly). Such a run gets one re-run, alone, with the product's own --rerun-failed.
+    for name, (code, results, output) in list(done.items()):
+        if any(r["status"] == "inconclusive" for r in results.get("requirements", [])):
+            done[name] = run_cli("--rerun-failed", tmp / name / "results.json", out=tmp / f"{name}-rerun")
+    return done
 
 
 @pytest.mark.parametrize("name, profiles", [
