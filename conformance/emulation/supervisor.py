@@ -42,6 +42,7 @@ from ..model.topology import LinkSpec, Topology, apply_defects, load_topology
 from . import pki, procs, state
 from .linkctl import Linkd, LinkdError
 from .sites import EXITED, ManagedSite
+from .workloads.defects import readiness_path
 
 DEFAULT_TIMEOUT_S = 60.0
 HEALTH_POLL_S = 0.1
@@ -192,7 +193,7 @@ class Supervisor:
             if "exits-after-start" in s.spec.defects:
                 exits.append(s)
                 continue
-            path = "/ping" if "health-broken" in s.spec.defects else "/health"
+            path = readiness_path(s.spec.defects)
             checks.append((f"{s.name} (direct)", f"http://127.0.0.1:{s.port}{path}"))
             checks.append((f"{s.name} (access link)",
                            f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}{path}"))
@@ -303,11 +304,7 @@ class Supervisor:
                          "direct": f"http://127.0.0.1:{s.port}"}
             if f"wan:{s.name}" in self.link_ports:
                 endpoints["wan"] = f"http://127.0.0.1:{self.link_ports[f'wan:{s.name}']}"
-            if s.mgmt is not None and s.mgmt_port:
-                endpoints["mgmt"] = f"https://127.0.0.1:{s.mgmt_port}"
-            entry["endpoints"] = endpoints
-            if self.mgmt is not None:
-                entry["ca_file"] = str(self.mgmt.ca_cert)
+            self._add_mgmt(entry, endpoints, s.mgmt_port if s.mgmt is not None else None)
             entry["hosts"] = ["local://"]
             status = s.status()
             # A site that is down keeps its last pid: process checks then find it not running
@@ -318,8 +315,19 @@ class Supervisor:
                                "resources_memory": s.spec.resources.memory_bytes,
                                "defects": list(s.spec.defects), "log": str(s.log_path)}
             sites.append(entry)
+        return self._target_envelope("local", sites)
+
+    def _add_mgmt(self, entry: dict[str, Any], endpoints: dict[str, str], mgmt_port: int | None) -> None:
+        """The site's management endpoint (its own TLS port) and the deployment CA that verifies it."""
+        if mgmt_port:
+            endpoints["mgmt"] = f"https://127.0.0.1:{mgmt_port}"
+        entry["endpoints"] = endpoints
+        if self.mgmt is not None:
+            entry["ca_file"] = str(self.mgmt.ca_cert)
+
+    def _target_envelope(self, backend: str, sites: list[dict[str, Any]]) -> dict[str, Any]:
         return {"name": f"emulated-{self.topology.name}",
-                "emulation": {"run_id": self.run_id, "backend": "local", "topology": self.topology.name,
+                "emulation": {"run_id": self.run_id, "backend": backend, "topology": self.topology.name,
                               "control_url": self.control_url, "state_dir": str(self.state_dir)},
                 "sites": sites}
 

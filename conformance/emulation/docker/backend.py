@@ -37,6 +37,7 @@ from typing import Any
 
 from ...model.topology import SiteSpec
 from ..procs import SpawnError
+from ..workloads.defects import readiness_path
 from ..sites import EXITED, PAUSED, RESTARTING, RUNNING, STARTING, STOPPED, StateError
 from . import (HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, MGMT_CERT, MGMT_KEY,
                MGMT_PASSWORD, SITE_ENV, STACK_KEY, STACK_SERVICES)
@@ -46,7 +47,6 @@ MAX_RESTART_DELAY_S = 5.0
 STOP_GRACE_S = 5
 HEALTH_POLL_S = 0.1
 DOCKER_TIMEOUT_S = 60
-READY_PATH_DEFECT = "health-broken"   # its /health lies by design: readiness is polled on /ping
 
 
 class DockerUnavailable(RuntimeError):
@@ -247,9 +247,7 @@ class DockerSite:
         import aiohttp
 
         deadline = time.monotonic() + self.start_timeout
-        # A `health-broken` site's /health answers 503 by design (its whole point): poll /ping, as
-        # the supervisor's bring-up does.
-        path = "/ping" if READY_PATH_DEFECT in self.spec.defects else "/health"
+        path = readiness_path(self.spec.defects)  # as the local supervisor's bring-up
         url = f"http://127.0.0.1:{self.port}{path}"
         last = "no answer"
         checked = 0.0

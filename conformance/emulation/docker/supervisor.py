@@ -312,11 +312,8 @@ class DockerSupervisor(Supervisor):
                 endpoints["app"] = f"http://127.0.0.1:{s.app_port}"  # the workload itself, behind nginx
             if s.mqtt_port:
                 endpoints["mqtt"] = f"tcp://127.0.0.1:{s.mqtt_port}"
-            if s.mgmt_port:  # the workload's own TLS port, published at the same number (not via nginx)
-                endpoints["mgmt"] = f"https://127.0.0.1:{s.mgmt_port}"
-            entry["endpoints"] = endpoints
-            if self.mgmt is not None:
-                entry["ca_file"] = str(self.mgmt.ca_cert)
+            # mgmt: the workload's own TLS port, published at the same number (not via nginx)
+            self._add_mgmt(entry, endpoints, s.mgmt_port)
             entry["hosts"] = [f"docker://{s.container_name}"]
             entry["labels"] = {"workload": s.spec.workload, "backend": "docker", "container": s.container_name,
                                "container_id": s.container.id if s.container is not None else None,
@@ -328,10 +325,7 @@ class DockerSupervisor(Supervisor):
                                # process for functional.process on the docker:// host.
                                "command": " ".join(WORKLOAD_ARGV)}
             sites.append(entry)
-        return {"name": f"emulated-{self.topology.name}",
-                "emulation": {"run_id": self.run_id, "backend": "docker", "topology": self.topology.name,
-                              "control_url": self.control_url, "state_dir": str(self.state_dir)},
-                "sites": sites}
+        return self._target_envelope("docker", sites)
 
     def _entry(self) -> dict[str, Any]:
         entry = super()._entry()
