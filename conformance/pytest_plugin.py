@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from .model import catalog
-from .model import recompute
 from .model import results as R
-from .model.errors import ConfigError, Inconclusive, MeasurementError, did_you_mean
+from .model import verdict as V
+from .model.errors import ConfigError, Inconclusive, MeasurementError, NotApplicable, NotMeasured, did_you_mean
 from .model.profile import Profile, Requirement
 from .model.target import Site, Target, check_site_selectors
 
@@ -64,6 +64,7 @@ class EdgeContext:
         self.measured: dict[str, Measured] = {}
         self.notes: list[str] = []
         self.raw: dict[str, Any] = {}
+        self.validity: list[dict] = []  # evidence about the measurement itself (model/verdict.py)
         self._session = session
 
     # -- recording -------------------------------------------------------------------------
@@ -84,15 +85,35 @@ class EdgeContext:
         """Raw data kept in results.json for audit and charts (histograms, time series ...)."""
         self.raw[key] = value
 
+    def evidence(self, kind: str, **fields: Any) -> None:
+        """Validity evidence the verdict rule weighs (model/verdict.py VALIDITY_KINDS): `samples`
+        (count=N), `lower_bound` (metric=, reason=), `pressure` (cpu=, io=, memory= percent, window_s=,
+        target_cores=), `invalid` (reason=; edge.inconclusive does this and stops the check)."""
+        if kind not in V.VALIDITY_KINDS:
+            raise ValueError(f"unknown validity evidence {kind!r} (known: {', '.join(V.VALIDITY_KINDS)})")
+        self.validity.append({"kind": kind, **fields})
+
     # -- outcomes other than a measurement ---------------------------------------------------
     def inconclusive(self, reason: str) -> None:
+        """The measurement is not valid (the prober or generator failed its own check ...): stop."""
         raise Inconclusive(reason)
 
     def error(self, reason: str) -> None:
         raise MeasurementError(reason)
 
+    def not_measured(self, reason: str, remedy: str | None = None) -> None:
+        """The requirement applies but cannot be measured here; `remedy`: what the user can add
+        ("give the site a host", "pass --allow-faults"). Never a pass: a must left so is incomplete."""
+        raise NotMeasured(reason, remedy)
+
+    def not_applicable(self, reason: str) -> None:
+        """What the requirement is about does not exist at this site. Use only when that is a fact
+        about the site, not a gap in the target file (that is not_measured)."""
+        raise NotApplicable(reason)
+
     def skip(self, reason: str) -> None:
-        pytest.skip(reason)
+        """Kept for checks written against earlier versions: a skip is `not-measured`."""
+        raise NotMeasured(reason)
 
     # -- helpers for checks ------------------------------------------------------------------
     def endpoint(self, name: str | None = None) -> str:
@@ -141,8 +162,9 @@ class EdgeContext:
             store[key] = (self.requirement.id, rec, exc)
             rec.replay(self)
             raise
-        except pytest.skip.Exception as exc:
+        except (pytest.skip.Exception, NotMeasured, NotApplicable, Inconclusive) as exc:
             store[key] = (self.requirement.id, rec, exc)
+            rec.replay(self)
             raise
         store[key] = (self.requirement.id, rec, None)
         rec.replay(self)
@@ -163,6 +185,7 @@ class Recording:
         self.metrics: list[tuple[str, Any, str]] = []
         self.notes: list[str] = []
         self.raw: dict[str, Any] = {}
+        self.validity: list[dict] = []
 
     def record(self, metric: str, value: Any, unit: str = "") -> None:
         self.metrics.append((metric, value, unit))
@@ -173,11 +196,16 @@ class Recording:
     def attach(self, key: str, value: Any) -> None:
         self.raw[key] = value
 
+    def evidence(self, kind: str, **fields: Any) -> None:
+        self.validity.append({"kind": kind, **fields})
+
     def replay(self, edge: EdgeContext) -> None:
         for text in self.notes:
             edge.note(text)
         for key, value in self.raw.items():
             edge.attach(key, value)
+        for item in self.validity:
+            edge.evidence(**item)
         for metric, value, unit in self.metrics:
             edge.record(metric, value, unit)
 
@@ -201,6 +229,8 @@ class EdgeSession:
     shared: dict = field(default_factory=dict)  # EdgeContext.shared: (site, check, params) -> result
     only: set[str] = field(default_factory=set)  # --edge-only: just these REQ@SITE cases (reruns)
     requirement_filter: set[str] = field(default_factory=set)  # --edge-requirement: just these ids
+    scope: dict = field(default_factory=dict)  # what narrowed or changed the run (results.json "scope")
+    other_failures: int = 0  # failed pytest reports that are not requirement results
 
     def cases_for(self, check: str) -> list[Case]:
         return self.cases.get(check, [])
@@ -238,6 +268,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edge-requirement", action="append", default=[], metavar="ID",
                     help="only check these requirements (e.g. BASE-FUN-01), on every site; repeatable")
     group.addoption("--edge-no-reports", action="store_true", default=False, help=argparse_suppress())
+    # `edge-conformance run` brings an emulated deployment up itself and hands pytest its target file:
+    # these tell the plugin what that file came from, so the scope records it (nothing is applied).
+    group.addoption("--edge-emulated-from", default=None, help=argparse_suppress())
 
 
 def argparse_suppress() -> str:
@@ -257,6 +290,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _block_locust(config)
     if not config.getoption("--edge-profile"):
         return
+    _refuse_xdist(config)  # before anything is started: workers would each bring up a deployment
     _select_suites(config)  # before anything is started: a bad --edge-suite must not leak a deployment
     _install_sigterm(config)  # before the target is brought up, so SIGTERM then also cleans up
     try:
@@ -266,6 +300,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STASH] = session
     # sessionfinish closes the target; this covers runs that end before the session starts
     config.add_cleanup(lambda: session.target_cm.__exit__(None, None, None))
+
+
+def _refuse_xdist(config: pytest.Config) -> None:
+    """pytest-xdist runs tests in worker processes that would each open the target (three emulated
+    deployments for -n 2) and record verdicts the controller never sees. Until the plugin shares one
+    deployment and gathers verdicts on the controller, a distributed run is refused, never run lossy."""
+    numprocesses = getattr(config.option, "numprocesses", None)
+    dist = getattr(config.option, "dist", "no")
+    if numprocesses or (dist and dist != "no") or getattr(config.option, "tx", None):
+        pytest.exit("edge-conformance: pytest-xdist (-n/--dist) is not supported with --edge-profile: "
+                    "run without -n, or split the run with --edge-site/--edge-requirement across CI jobs",
+                    returncode=R.EXIT_USAGE)
+    if hasattr(config, "workerinput"):  # a worker started some other way
+        pytest.exit("edge-conformance: cannot run inside a pytest-xdist worker", returncode=R.EXIT_USAGE)
 
 
 def _block_locust(config: pytest.Config) -> None:
@@ -297,9 +345,10 @@ def _open_session(config: pytest.Config) -> EdgeSession:
     out_dir = Path(out) if out else Path.cwd() / "edge-results" / run_id
 
     target_ref = config.getoption("--edge-target") or "emulated"
+    emulated_from = config.getoption("--edge-emulated-from")
     target_cm = lifecycle.open_target(
         target_ref, run_id=run_id, profiles=profiles, backend=config.getoption("--edge-backend"),
-        defects=config.getoption("--edge-defect"))
+        defects=[] if emulated_from else config.getoption("--edge-defect"))
     try:
         target = target_cm.__enter__()
     except ConfigError:
@@ -309,15 +358,17 @@ def _open_session(config: pytest.Config) -> EdgeSession:
     try:
         check_site_selectors(target, config.getoption("--edge-site"), "--edge-site")
         strict = bool(config.getoption("--edge-strict"))
+        scope = run_scope(config, target, emulated_from or target_ref)
         options = {"strict": strict, "suites": config.getoption("--edge-suite"),
                    "sites": config.getoption("--edge-site"), "waivers": config.getoption("--edge-waivers"),
-                   "target": target_ref, "defects": config.getoption("--edge-defect")}
-        if config.getoption("--edge-only"):
-            options["only"] = config.getoption("--edge-only")
-        if config.getoption("--edge-requirement"):
-            options["requirements"] = config.getoption("--edge-requirement")
+                   "target": target_ref, "defects": config.getoption("--edge-defect"),
+                   "backend": scope["backend"], "allow_faults": scope["allow_faults"]}
+        for key in ("only", "requirements", "keyword", "markers", "deselect", "tests"):
+            if scope.get(key):
+                options[key] = scope[key]
         record = RunRecord(out_dir / "results.json", run_id, [p.summary() for p in profiles],
                            target.redacted(), options)
+        record.data["scope"] = scope
         record.data["waivers"]["expired"] = [w.to_dict() for w in expired]
         session = EdgeSession(profiles=profiles, target=target, record=record, strict=strict,
                               site_filter=config.getoption("--edge-site"), waivers=waivers,
@@ -325,7 +376,7 @@ def _open_session(config: pytest.Config) -> EdgeSession:
                               reports=not config.getoption("--edge-no-reports"),
                               allow_faults=bool(config.getoption("--edge-allow-faults")),
                               only=set(config.getoption("--edge-only")),
-                              requirement_filter=set(config.getoption("--edge-requirement")))
+                              requirement_filter=set(config.getoption("--edge-requirement")), scope=scope)
         _plan(session)
         record.save()
     except BaseException:
@@ -334,42 +385,59 @@ def _open_session(config: pytest.Config) -> EdgeSession:
     return session
 
 
+NO_SITE = "(none)"  # the site of a requirement that applies to no site of the target
+
+
 def _plan(session: EdgeSession) -> None:
-    """Every (requirement, site) the profiles ask for, in profile order, starts as not-run."""
+    """Every (requirement, site) the profiles ask for, in profile order, starts as not-run; what the
+    run's own options leave out starts (and stays) not-measured, so a narrowed run is never conformant."""
     _check_requirement_filter(session)
-    for profile in session.profiles:
-        for req in profile.requirements:
-            if session.requirement_filter and req.id not in session.requirement_filter:
-                _plan_not_selected(session, req)
-                continue
-            for site in session.target.sites:
-                if not site.matches(req.applies_to):
-                    continue
-                if session.site_filter and not site.matches(session.site_filter):
-                    continue
-                case = Case(req, site)
-                if session.only and case.id not in session.only:
-                    continue
-                session.cases.setdefault(req.check, []).append(case)
-                entry = _entry(req, site, "not-run", f"{case.id}: not run")
-                if req.quorum is not None:
-                    entry["fleet_member"] = True
-                session.record.plan(entry)
-            if req.quorum is not None and any(c.requirement is req for c in session.cases.get(req.check, [])):
-                session.record.plan(_fleet_entry(req))
-    unknown = sorted(session.only - {c.id for cases in session.cases.values() for c in cases})
+    known = {f"{r.id}@{s.name}" for p in session.profiles for r in p.requirements for s in session.target.sites
+             if s.matches(r.applies_to)}
+    unknown = sorted(session.only - known)
     if unknown:
         raise ConfigError(None, None, "--edge-only", f"no requirement@site {', '.join(unknown)} in these profiles "
                                                      "and this target")
+    for profile in session.profiles:
+        for req in profile.requirements:
+            sites = [site for site in session.target.sites if site.matches(req.applies_to)]
+            if not sites:
+                _plan_no_site(session, req)
+                continue
+            for site in sites:
+                case = Case(req, site)
+                left_out = _left_out_by(session, case)
+                entry = _entry(req, site, V.Ended("not-run", "not run"))
+                if left_out:
+                    entry = _entry(req, site, V.Ended("not-measured", f"left out of this run ({left_out})",
+                                                      f"run it without {left_out.split(' ')[0]}"))
+                else:
+                    session.cases.setdefault(req.check, []).append(case)
+                if req.quorum is not None:
+                    entry["fleet_member"] = True
+                session.record.plan(entry)
+            if req.quorum is not None:
+                session.record.plan(_fleet_entry(req))
 
 
-def _plan_not_selected(session: EdgeSession, req: Requirement) -> None:
-    """A requirement left out by --requirement is in results.json as a skip, so every report shows the
-    run was partial (like a suite left out by --suite), and it never counts toward the verdict."""
-    for site in session.target.sites:
-        if site.matches(req.applies_to) and not (session.site_filter and not site.matches(session.site_filter)):
-            session.record.plan(_entry(req, site, "skip", f"{req.id}@{site.name}: skipped: not selected "
-                                                          "(--requirement)"))
+def _left_out_by(session: EdgeSession, case: Case) -> str:
+    """The option that leaves this case out of the run ('' when it runs)."""
+    if session.requirement_filter and case.requirement.id not in session.requirement_filter:
+        return "--requirement " + " ".join(sorted(session.requirement_filter))
+    if session.site_filter and not case.site.matches(session.site_filter):
+        return "--site " + " ".join(session.site_filter)
+    if session.only and case.id not in session.only:
+        return "--edge-only (a re-run of what did not pass)"
+    return ""
+
+
+def _plan_no_site(session: EdgeSession, req: Requirement) -> None:
+    """A requirement for a role the target has no site of: it applies to the deployment (the profile
+    asks for it), and nothing here can measure it."""
+    roles = " or ".join(req.applies_to) if req.applies_to else "any role"
+    site = Site(name=NO_SITE, role=",".join(req.applies_to))
+    session.record.plan(_entry(req, site, V.Ended("not-measured", f"the target has no site with role or name "
+                                                                  f"{roles}", f"add a {roles} site to the target")))
 
 
 def _check_requirement_filter(session: EdgeSession) -> None:
@@ -383,18 +451,98 @@ def _check_requirement_filter(session: EdgeSession) -> None:
 def _fleet_entry(req: Requirement) -> dict:
     """The aggregate verdict of a quorum requirement (`sites: 95%`) over its per-site results."""
     fleet = Site(name=R.FLEET_SITE, role=R.FLEET_SITE)
-    entry = _entry(req, fleet, "not-run", f"{req.id} fleet: not run")
+    entry = _entry(req, fleet, V.Ended("not-run", "not run"))
     entry["quorum"] = req.quorum
     entry["expect"] = f"sites_passing >= {req.quorum * 100:g} % (each site: {req.expect.text})"
     return entry
 
 
-def _entry(req: Requirement, site: Site, status: str, message: str) -> dict:
+def _entry(req: Requirement, site: Site, ended: V.Ended) -> dict:
+    """A results.json entry for a case that has not measured anything (yet): decided by the rule."""
+    d = V.decide(req, site.name, ended=ended)
     return {"id": req.id, "title": req.title, "profile": req.profile, "site": site.name,
             "role": site.role, "level": req.level, "check": req.check, "suite": req.suite,
-            "status": status, "advisory": False, "expect": req.expect.text, "measured": {},
-            "message": message, "source": req.source, "rationale": req.rationale,
-            "duration": 0.0, "params": req.params, "waiver": None, "notes": [], "raw": {}}
+            "status": d.status, "advisory": d.advisory, "expect": req.expect.text, "measured": {},
+            "message": d.message, "ended": ended.to_dict(), "validity": [], "source": req.source,
+            "rationale": req.rationale, "duration": 0.0, "params": req.params, "waiver": None, "notes": [],
+            "raw": {}}
+
+
+def run_scope(config: pytest.Config, target: Target, target_ref: str) -> dict:
+    """What narrowed or changed this run, for results.json "scope" and the first lines of every report.
+
+    `narrowed_by` lists, in words, each option that leaves a requirement out of the run (the verdict of a
+    narrowed run can only be incomplete or non-conformant); `changed_by` each that changes the
+    deployment or the rules (defects, --strict, waivers, faults allowed)."""
+    from .model.target import is_emulated_ref
+
+    opt = config.getoption
+    emulation = target.emulation or {}
+    scope: dict[str, Any] = {
+        "requirements": list(opt("--edge-requirement")), "suites": list(opt("--edge-suite")),
+        "sites": list(opt("--edge-site")), "only": list(opt("--edge-only")),
+        "keyword": config.option.keyword or "", "markers": config.option.markexpr or "",
+        "deselect": list(getattr(config.option, "deselect", None) or []),
+        "last_failed": bool(getattr(config.option, "lf", False)),
+        "collect_only": bool(config.option.collectonly),
+        "tests": _explicit_tests(config),
+        "defects": list(opt("--edge-defect")),
+        "backend": emulation.get("backend") or (opt("--edge-backend") if is_emulated_ref(target_ref) else None),
+        "topology": emulation.get("topology"),
+        "emulated": bool(target.emulation) or is_emulated_ref(target_ref),
+        "allow_faults": bool(opt("--edge-allow-faults")),
+        "strict": bool(opt("--edge-strict")),
+        "waivers": opt("--edge-waivers"),
+    }
+    # Our own selectors narrow the run by being given; pytest's (-k, -m, --deselect, --lf, test paths)
+    # only when they leave out a requirement's test: see _narrowed_by_pytest.
+    narrowed = [f"{flag} {' '.join(map(str, scope[key]))}" for key, flag in
+                (("requirements", "--requirement"), ("suites", "--suite"), ("sites", "--site"),
+                 ("only", "--edge-only")) if scope[key]]
+    if scope["collect_only"]:
+        narrowed.append("--collect-only")
+    changed = [f"--defect {d}" for d in scope["defects"]]
+    if scope["strict"]:
+        changed.append("--strict")
+    if scope["waivers"]:
+        changed.append(f"--waivers {scope['waivers']}")
+    if scope["allow_faults"]:
+        changed.append("--allow-faults")
+    scope["narrowed_by"], scope["changed_by"] = narrowed, changed
+    scope["full"] = not narrowed
+    return scope
+
+
+def _narrowed_by_pytest(config: pytest.Config) -> str:
+    """Which of pytest's own selectors left a requirement's test out, in words."""
+    scope = config.stash[STASH].scope
+    parts = []
+    if scope["keyword"]:
+        parts.append(f"-k {scope['keyword']}")
+    if scope["markers"]:
+        parts.append(f"-m {scope['markers']}")
+    if scope["deselect"]:
+        parts.append("--deselect " + " ".join(scope["deselect"]))
+    if scope["last_failed"]:
+        parts.append("--last-failed")
+    return ", ".join(parts) or "deselected by a pytest plugin"
+
+
+def _narrow(edge: EdgeSession, why: str) -> None:
+    if why not in edge.scope["narrowed_by"]:
+        edge.scope["narrowed_by"].append(why)
+        edge.scope["full"] = False
+        edge.record.set("scope", edge.scope)
+
+
+def _explicit_tests(config: pytest.Config) -> list[str]:
+    """Test paths the user named beyond the shipped suites (a narrower set of checks, or their own)."""
+    from .model.paths import suites_dir
+
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
+    root = str(suites_dir())
+    return [a for a in config.args if not str(a).startswith(root)]
 
 
 def _select_suites(config: pytest.Config) -> None:
@@ -463,17 +611,51 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    # Requirements whose check no collected test implements are skipped with the reason.
-    collected_suites = {i.get_closest_marker(MARKER).args[0] for i in keep if i.get_closest_marker(MARKER)}
+    # Requirements whose check no collected test implements cannot be measured in this run.
+    collected_checks = {i.get_closest_marker(MARKER).args[0] for i in keep if i.get_closest_marker(MARKER)}
     for check, cases in edge.cases.items():
-        if check in collected_suites:
+        if check in collected_checks:
             continue
         suite = catalog.suite_of(check)
-        reason = (f"suite {suite} not selected" if check not in edge.implemented
-                  and catalog.get(check) is not None else f"no collected test implements check {check}")
+        if catalog.get(check) is not None and check not in edge.implemented:
+            if edge.scope["tests"] or edge.scope["suites"]:
+                why = ("--suite " + " ".join(edge.scope["suites"])) if edge.scope["suites"] else \
+                    "test paths " + " ".join(edge.scope["tests"])
+                _narrow(edge, why)
+                ended = V.Ended("not-measured", f"suite {suite} left out of this run ({why})",
+                                f"add --suite {suite}" if edge.scope["suites"] else f"add the {suite} suite's tests")
+            else:
+                ended = V.Ended("not-measured", f"suite {suite} was not collected", f"collect the {suite} suite")
+        else:
+            ended = V.Ended("not-measured", f"no collected test implements check {check}",
+                            f"add the test file that implements {check} to the pytest command")
         for case in cases:
-            edge.record.update(case.requirement.profile, case.requirement.id, case.site.name,
-                               status="skip", message=f"{case.id}: skipped: {reason}")
+            _record_unmeasured(edge, case, ended)
+
+
+def _record_unmeasured(edge: EdgeSession, case: Case, ended: V.Ended) -> None:
+    d = V.decide(case.requirement, case.site.name, ended=ended)
+    edge.record.update(case.requirement.profile, case.requirement.id, case.site.name, status=d.status,
+                       message=d.message, advisory=d.advisory, ended=ended.to_dict())
+
+
+def pytest_deselected(items: list) -> None:
+    """-k, -m, --deselect, --lf or another plugin left these requirement tests out: never a pass."""
+    if not items:
+        return
+    config = items[0].config
+    edge = config.stash.get(STASH, None)
+    if edge is None:
+        return
+    why = None
+    for item in items:
+        case = getattr(getattr(item, "callspec", None), "params", {}).get(CASE_ARG)
+        if case is None:
+            continue
+        if why is None:
+            why = _narrowed_by_pytest(config)
+            _narrow(edge, why)
+        _record_unmeasured(edge, case, V.Ended("not-measured", f"deselected ({why})", f"run it without {why}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,83 +727,91 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     session = item.config.stash.get(STASH, None)
     callspec = getattr(item, "callspec", None)
     if session is None or callspec is None or CASE_ARG not in callspec.params:
+        if session is not None and report.failed:  # an ordinary test beside the checks: the verdict
+            session.other_failures += 1  # does not see it, so it still fails the pytest run
         return report
     case: Case = callspec.params[CASE_ARG]
     if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
         ctx = item.stash.get(_CTX, None)
         duration = time.monotonic() - item.stash.get(_START, time.monotonic())
-        verdict = _verdict(case, ctx, call, report, session)
+        ended, validity = _how_it_ended(call, report), list(ctx.validity) if ctx else []
+        if isinstance(call.excinfo.value if call.excinfo else None, Inconclusive):
+            validity.append({"kind": "invalid", "reason": str(call.excinfo.value)})
+        measured = {k: (v.value, v.unit) for k, v in ctx.measured.items()} if ctx else {}
+        notes = list(ctx.notes) if ctx else []
+        d = V.decide(case.requirement, case.site.name, measured=measured, notes=notes, ended=ended,
+                     validity=validity, waivers=session.waivers)
         # A site of a quorum requirement is judged through its fleet entry, not on its own.
-        _apply_to_report(report, verdict, session, blocking_allowed=case.requirement.quorum is None)
+        _apply_to_report(item, report, d, session, blocking_allowed=case.requirement.quorum is None)
         entry = session.record.update(
             case.requirement.profile, case.requirement.id, case.site.name,
-            status=verdict.status, message=verdict.message, advisory=verdict.advisory,
-            measured={k: {"value": v.value, "unit": v.unit} for k, v in (ctx.measured.items() if ctx else [])},
-            notes=list(ctx.notes) if ctx else [], raw=dict(ctx.raw) if ctx else {},
-            duration=round(duration, 6), waiver=verdict.waiver)
-        if verdict.waiver:
-            session.record.add_applied_waiver({**verdict.waiver, "site": entry["site"]})
-        if verdict.advisory:
-            session.advisories.append(verdict.message)
+            status=d.status, message=d.message, advisory=d.advisory,
+            measured={k: {"value": v, "unit": u} for k, (v, u) in measured.items()},
+            ended=ended.to_dict(), validity=validity, notes=notes, raw=dict(ctx.raw) if ctx else {},
+            duration=round(duration, 6), waiver=d.waiver)
+        if d.waiver:
+            session.record.add_applied_waiver({**d.waiver, "site": entry["site"]})
+        if d.advisory:
+            session.advisories.append(d.message)
     return report
 
 
-@dataclass
-class Verdict:
-    status: str
-    message: str
-    advisory: bool = False
-    waiver: dict | None = None
-
-
-def _verdict(case: Case, ctx: EdgeContext | None, call: pytest.CallInfo, report, session: EdgeSession) -> Verdict:
-    req, prefix = case.requirement, f"{case.requirement.id} {case.site.name}"
-    notes = f" ({'; '.join(ctx.notes)})" if ctx and ctx.notes else ""
-    excinfo = call.excinfo
-    if report.skipped:
+def _how_it_ended(call: pytest.CallInfo, report) -> V.Ended:
+    """The check's own ending, as the verdict rule takes it (model/verdict.py ENDINGS)."""
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, NotMeasured):
+        return V.Ended("not-measured", exc.reason, exc.remedy)
+    if isinstance(exc, NotApplicable):
+        return V.Ended("not-applicable", str(exc))
+    if report.skipped:  # pytest.skip() from a check or a fixture: it was not measured
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return Verdict("skip", f"{prefix}: skipped: {reason.removeprefix('Skipped: ')}")
-    if excinfo is not None:
-        exc = excinfo.value
-        if isinstance(exc, Inconclusive):
-            return Verdict("inconclusive", f"{prefix}: inconclusive: {exc}{notes}", advisory=req.level != "must")
-        if isinstance(exc, AssertionError) and call.when == "call":
-            text = str(exc).split("\n")[0] or "assertion failed"
-            return _maybe_waive(Verdict("fail", f"{prefix}: {text}{notes}"), case, session)
-        kind = "" if isinstance(exc, MeasurementError) else f"{type(exc).__name__}: "
-        where = " (in setup)" if call.when == "setup" else ""
-        return Verdict("error", f"{prefix}: could not measure{where}: {kind}{exc}{notes}",
-                       advisory=req.level != "must")
-    assert ctx is not None
-    # The same rules `edge-conformance verify` uses to recompute a verdict from a bundle.
-    measured = {k: (v.value, v.unit) for k, v in ctx.measured.items()}
-    d = recompute.decide(req, case.site.name, measured, ctx.notes, session.waivers)
-    return Verdict(d.status, d.message, advisory=d.advisory if d.status != "pass" else False, waiver=d.waiver)
+        return V.Ended("not-measured", reason.removeprefix("Skipped: "))
+    if exc is None or isinstance(exc, Inconclusive):
+        return V.Ended("measured")
+    if isinstance(exc, AssertionError) and call.when == "call":
+        return V.Ended("assertion", str(exc).split("\n")[0] or "assertion failed")
+    kind = "" if isinstance(exc, MeasurementError) else f"{type(exc).__name__}: "
+    where = " (in setup)" if call.when == "setup" else ""
+    return V.Ended("error", f"could not measure{where}: {kind}{exc}")
 
 
-def _maybe_waive(v: Verdict, case: Case, session: EdgeSession) -> Verdict:
-    for w in session.waivers:
-        if w.covers(case.requirement.id, case.site.name):
-            return Verdict("waived", f"{v.message} [waived until {w.expires}: {w.reason} ({w.who})]",
-                           waiver=w.to_dict())
-    v.advisory = case.requirement.level != "must"
-    return v
+# pytest's outcome and terminal category for each status: the terminal's count line and any JUnit a
+# CI derives from pytest count exactly what results.json counts. Undecided statuses are "skipped" for
+# pytest (the run is not over, it is incomplete) under their own names.
+PYTEST_OUTCOME = {"pass": "passed", "waived": "passed", "fail": "failed", "error": "failed",
+                  "inconclusive": "skipped", "not-measured": "skipped", "not-applicable": "skipped",
+                  "not-run": "skipped"}
+_STATUS = pytest.StashKey[V.Decision]()
 
 
-def _apply_to_report(report, verdict: Verdict, session: EdgeSession, blocking_allowed: bool = True) -> None:
-    """A blocking failure fails the pytest test; advisories and waivers pass with a note."""
-    blocking = (not verdict.advisory or session.strict) and blocking_allowed
-    if verdict.status in ("pass", "waived"):
-        report.outcome = "passed"
-        report.longrepr = None
-    elif verdict.status == "skip":
+def _apply_to_report(item: pytest.Item, report, d: V.Decision, session: EdgeSession,
+                     blocking_allowed: bool = True) -> None:
+    """The pytest report says what the record says; a fleet member's own failure is shown as such
+    but only its fleet entry fails the pytest run."""
+    item.stash[_STATUS] = d
+    report.edge_status = d.status
+    report.edge_advisory = d.advisory or not blocking_allowed
+    outcome = PYTEST_OUTCOME[d.status]
+    if outcome == "passed":
+        report.outcome, report.longrepr = "passed", None
+    elif outcome == "skipped":
         report.outcome = "skipped"
-    elif blocking:
-        report.outcome = "failed"
-        report.longrepr = verdict.message
+        report.longrepr = (str(item.path), item.location[1] or 0, d.message)
     else:
-        report.outcome = "passed"
-        report.longrepr = None
+        report.outcome, report.longrepr = "failed", d.message
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report, config: pytest.Config):
+    status = getattr(report, "edge_status", None)
+    if status is None:
+        return None
+    advisory = " (advisory)" if getattr(report, "edge_advisory", False) and status not in ("pass", "waived") else ""
+    letter = {"pass": ".", "waived": "w", "fail": "F", "error": "E", "inconclusive": "i", "not-measured": "n",
+              "not-applicable": "-", "not-run": "r"}[status]
+    category = {"pass": "passed", "fail": "failed"}.get(status, status)
+    word = {"pass": "PASSED", "fail": "FAILED"}.get(status, status.upper())
+    return category, letter, word + advisory
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,6 +829,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             _write_reports(edge)
     finally:
         edge.target_cm.__exit__(None, None, None)
+    # pytest exits with the verdict's code (0 conformant, 1 non-conformant, 3 incomplete), as
+    # `edge-conformance run` does; an interrupted or broken session keeps pytest's own code.
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        code = R.exit_code(edge.record.data["verdict"])
+        if code == 0 and edge.other_failures:
+            code = int(pytest.ExitCode.TESTS_FAILED)
+        session.exitstatus = code
 
 
 def _write_reports(edge: EdgeSession) -> None:

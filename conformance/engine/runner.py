@@ -137,8 +137,13 @@ def run(opts: RunOptions) -> RunOutcome:
     except Exception as exc:
         raise TargetUnavailable(f"{opts.target}: {exc}") from None
     try:
-        file_opts = replace(opts, target=target.path, defects=[])
-        code = _pytest_main_isolated(pytest_args(file_opts, run_id, out_dir))
+        # pytest gets the deployment's target file; the emulated ref and its defects are passed on to
+        # be recorded in the scope (so --rerun-failed replays them), not applied a second time.
+        file_opts = replace(opts, target=target.path)
+        args = pytest_args(file_opts, run_id, out_dir)
+        if target.emulation:
+            args = ["--edge-emulated-from", opts.target, *args]
+        code = _pytest_main_isolated(args)
     finally:
         target_cm.__exit__(None, None, None)
     results_path = out_dir / "results.json"

@@ -53,3 +53,19 @@ class MeasurementError(Exception):
 
 class Inconclusive(Exception):
     """The measurement ran but is not valid (generator saturated, too few samples): `inconclusive`."""
+
+
+class NotMeasured(Exception):
+    """The requirement applies to the site but cannot be measured here (no host, no endpoint, no fault
+    hook, faults not allowed, a backend that cannot do it): `not-measured`, which never passes.
+    `remedy` is the one thing the user can add to measure it ("add a host to the site ...")."""
+
+    def __init__(self, reason: str, remedy: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.remedy = remedy
+
+
+class NotApplicable(Exception):
+    """What the requirement is about does not exist at this site (e.g. no endpoint asks for
+    credentials, so there are no default credentials to try): `not-applicable`."""

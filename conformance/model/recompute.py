@@ -1,44 +1,24 @@
-"""Recompute a verdict from what was measured: the audit side of the plugin's verdict rules.
+"""Recompute a verdict from results.json: the audit side of model/verdict.py.
 
-The pytest plugin (pytest_plugin._verdict) decides a requirement's status while the check runs.
-Whatever the measurement decided can be decided again later, from results.json alone: the measured
-values, the profile's expectation, the waivers and the level. `decide` mirrors the plugin's rules for
-that path (and builds the same messages); `check_entry` compares one results.json entry with them and
-says, in one line each, what does not hold:
+Every entry of results.json carries what its status was decided from: the measured values, how the
+check ended (`ended`), the validity evidence (`validity`) and the notes. `check_entry` decides the
+status again with the same rule (verdict.decide) and says, in one line each, what does not hold:
 
     BASE-FUN-01@store-1: results say pass, measured status = 503 gives fail
 
-Some statuses are not decided by measured values but by what happened while the check ran (an
-exception: error; an invalid measurement: inconclusive; not applicable: skip; the run ended: not-run).
-They are taken as recorded, except where the measured values contradict them (a skip whose recorded
-values fail the expectation). Pure: no I/O, no pytest.
+Every status is recomputed, inconclusive, not-measured and not-run included. Pure: no I/O, no pytest.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import expect as E
 from . import results as R
-from .units import UnitError
-
-# Statuses that only the running check can decide (an exception, a skip, the run's end).
-NOT_FROM_MEASUREMENT = ("error", "inconclusive", "skip", "not-run")
-
-
-@dataclass
-class Decision:
-    """What the rules give for a requirement from its measured values (plugin: Verdict)."""
-
-    status: str  # pass | fail | waived | error (a metric missing or not comparable)
-    message: str
-    advisory: bool = False
-    waiver: dict | None = None
-    detail: str = ""  # the measured values that decided it, e.g. "status = 503"
-    outcomes: list[E.Outcome] = field(default_factory=list)
+from . import verdict as V
+from .verdict import Decision, notes_suffix, waived_message  # noqa: F401 - re-exported for callers
 
 
 def measured_of(entry: dict) -> dict[str, tuple[float, str]]:
@@ -50,50 +30,10 @@ def measured_of(entry: dict) -> dict[str, tuple[float, str]]:
     return out
 
 
-def notes_suffix(notes: list[str] | None) -> str:
-    return f" ({'; '.join(notes)})" if notes else ""
-
-
-def decide(requirement: Any, site: str, measured: dict[str, tuple[float, str]], notes: list[str] | None = None,
-           waivers: list | None = None) -> Decision:
-    """The plugin's rules for a check that ran to the end and recorded `measured`.
-
-    `requirement` is a model.profile.Requirement (id, level, expect, metric_dimensions); `waivers`
-    the active waivers (model.waivers.Waiver or dicts with id, site, reason, who, expires).
-    """
-    prefix = f"{requirement.id} {site}"
-    suffix = notes_suffix(notes)
-    advisory = requirement.level != "must"
-    try:
-        outcomes = E.evaluate(requirement.expect, measured, requirement.metric_dimensions)
-    except (ValueError, E.ExpectError, UnitError) as exc:
-        return Decision("error", f"{prefix}: cannot compare with the expectation: {exc}", advisory=advisory,
-                        detail=f"cannot compare: {exc}")
-    missing = [o for o in outcomes if o.ok is None]
-    if missing:
-        text = "; ".join(o.describe() for o in missing)
-        return Decision("error", f"{prefix}: {text}{suffix}", advisory=advisory, detail=text, outcomes=outcomes)
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        detail = "; ".join(_value_text(o) for o in failed)
-        message = f"{prefix}: {'; '.join(o.describe() for o in failed)}{suffix}"
-        for w in waivers or []:
-            w = _waiver_dict(w)
-            if w["id"] == requirement.id and w["site"] in ("all", site):
-                return Decision("waived", waived_message(message, w), waiver=w, detail=detail, outcomes=outcomes)
-        return Decision("fail", message, advisory=advisory, detail=detail, outcomes=outcomes)
-    shown = "; ".join(o.describe().replace(", expected ", " (expected ") + ")" for o in outcomes)
-    return Decision("pass", f"{prefix}: {shown}", detail="; ".join(_value_text(o) for o in outcomes),
-                    outcomes=outcomes)
-
-
-def waived_message(fail_message: str, waiver: dict) -> str:
-    return f"{fail_message} [waived until {waiver['expires']}: {waiver['reason']} ({waiver['who']})]"
-
-
-def _value_text(o: E.Outcome) -> str:
-    return f"{o.comparison.metric} = {o.comparison.show(o.measured)}" if o.measured is not None else \
-        f"{o.comparison.metric} not measured"
+def decide_entry(entry: dict, requirement: Any, waivers: list | None = None) -> Decision:
+    """The status the rules give a results.json entry, from what it recorded."""
+    return V.decide(requirement, str(entry.get("site")), measured=measured_of(entry), notes=entry.get("notes") or [],
+                    ended=entry.get("ended"), validity=entry.get("validity") or [], waivers=waivers)
 
 
 def _waiver_dict(w: Any) -> dict:
@@ -119,8 +59,8 @@ def check_entry(entry: dict, requirement: Any, *, waivers: list | None = None,
     date, or (earliest, latest) when only known within a range (a UTC timestamp, but the plugin
     compares expiry dates with the local date): a waiver is then taken as applicable if it was active on
     some day of the range, and as one that should have applied only if it was active on all of them.
-    `compare_messages`: also require a pass's message to be the one the rules write (off across
-    harness versions, whose wording may differ).
+    `compare_messages`: also require the message to be the one the rules write (off across harness
+    versions, whose wording may differ).
     """
     key = f"{entry.get('id')}@{entry.get('site')}"
     site = str(entry.get("site"))
@@ -136,6 +76,9 @@ def check_entry(entry: dict, requirement: Any, *, waivers: list | None = None,
         problem(f'results say expect "{entry.get("expect")}", the profile says "{requirement.expect.text}"')
     if entry.get("check") != requirement.check:
         problem(f"results say check {entry.get('check')}, the profile says {requirement.check}")
+    if status not in V.STATUSES:
+        problem(f'unknown status "{status}"')
+        return problems
 
     first, last = (on, on) if isinstance(on, dt.date) else (on or (dt.date.today(), dt.date.today()))
     some_day = lambda w: waiver_active(w, first)  # noqa: E731 - active on the earliest day of the range
@@ -147,23 +90,21 @@ def check_entry(entry: dict, requirement: Any, *, waivers: list | None = None,
     else:
         active = [w for w in map(_waiver_dict, waivers) if every_day(w)]
         possible = [w for w in map(_waiver_dict, waivers) if some_day(w)]
-    measured = measured_of(entry)
-    d = decide(requirement, site, measured, entry.get("notes") or [], active)
-    gives = f"measured {d.detail} gives {d.status}" if d.detail else f"the measured values give {d.status}"
+    d = decide_entry(entry, requirement, active)
+    if status == "waived" and d.status == "fail":  # a waiver active on some day of the run's date range
+        d = decide_entry(entry, requirement, possible)
+    gives = f"measured {d.detail} gives {d.status}" if d.detail else f"what it recorded gives {d.status}"
 
-    if status == "pass":
-        if d.status != "pass":
-            problem(f"results say pass, {gives}")
-        elif compare_messages and entry.get("message") != d.message:
-            problem(f'results say "{entry.get("message")}", measured values give "{d.message}"')
-    elif status == "fail":
+    if status != d.status:
         if d.status == "waived":
-            problem(f"results say fail, but waiver of {d.waiver.get('who')} until {d.waiver.get('expires')} "
+            problem(f"results say {status}, but waiver of {d.waiver.get('who')} until {d.waiver.get('expires')} "
                     f"covers it: {gives}")
-        elif d.status == "pass" and entry.get("message") == d.message:
-            problem(f"results say fail, {gives}")
-        # otherwise: failed on the expectation, or by the check's own assertion
-    elif status == "waived":
+        else:
+            problem(f"results say {status}, {gives}" + (f" ({d.message})" if not d.detail else ""))
+    elif compare_messages and entry.get("message") != d.message:
+        problem(f'results say "{entry.get("message")}", what it recorded gives "{d.message}"')
+
+    if status == "waived":
         w = entry.get("waiver")
         if not isinstance(w, dict):
             problem("results say waived, but name no waiver")
@@ -176,25 +117,12 @@ def check_entry(entry: dict, requirement: Any, *, waivers: list | None = None,
             elif waivers is not None and not any(_same_waiver(w, x) for x in possible):
                 problem("results say waived, but the run's waivers file has no such waiver" if waivers else
                         "results say waived, but the run had no waivers")
-            suffix = waived_message("", w)
-            if not str(entry.get("message", "")).endswith(suffix):
-                problem("results say waived, but the message does not name the waiver")
-        base = str(entry.get("message", "")).removesuffix(waived_message("", w) if isinstance(w, dict) else "")
-        if d.status == "pass" and base == d.message:
-            problem(f"results say waived, {gives}")
-    elif status in ("skip", "not-run"):
-        if d.status == "fail" or (d.status == "waived" and measured):
-            problem(f"results say {status}, {gives}")
-    elif status in ("error", "inconclusive"):
-        pass  # an exception or an invalid measurement; recorded values cannot overrule it
-    else:
-        problem(f'unknown status "{status}"')
 
-    if compare_messages and status in ("fail", "waived", "error", "inconclusive", "skip"):
+    if compare_messages and status in ("fail", "waived", "error", "inconclusive"):
         for text in _contradicted_values(str(entry.get("message") or ""), d.outcomes):
             problem(text)
 
-    expected_advisory = status in ("fail", "error", "inconclusive") and requirement.level != "must"
+    expected_advisory = V.is_advisory(requirement.level, status)
     if bool(entry.get("advisory")) != expected_advisory:
         problem(f"results say advisory = {str(bool(entry.get('advisory'))).lower()}, a {requirement.level} "
                 f"{status} is {'advisory' if expected_advisory else 'not advisory'}")
@@ -240,7 +168,7 @@ def fleet_fields(fleet: dict, requirements: list[dict]) -> dict:
             "measured": {"sites_passing": {"value": round(share, 4), "unit": "%"}, "sites": {"value": n, "unit": ""}},
             "message": (f"{fleet['id']} fleet: {passing} of {n} sites pass ({share:.4g} %), "
                         f"{failing} fail; expected at least {fleet['quorum'] * 100:g} %"),
-            "advisory": status in ("fail", "error", "inconclusive") and fleet.get("level") != "must"}
+            "advisory": V.is_advisory(str(fleet.get("level")), status)}
 
 
 def refresh_fleets(requirements: list[dict]) -> None:
