@@ -21,11 +21,20 @@ Semantics (docs/wan-emulation.md says the same with examples):
   request/response exchanges, where a loss usually ends in an RTO, and pessimistic for bulk
   transfers, where fast retransmit recovers in about one RTT.  The bandwidth is not charged for the
   retransmission and there is no congestion-window collapse.  Counted in ``stats()["loss_stalls"]``.
-* ``partitioned``: a cut cable.  Bytes already queued and new bytes are held, unstamped: nothing is
-  delivered, nothing is reset, no FIN is sent.  New client connections are still accepted by the
-  listening socket, but the upstream connect is deferred until the link heals.  On heal everything
-  held is sent again in order, as if it entered the link at heal time (delay, bandwidth and loss
-  apply).  Bytes already handed to the kernel before the cut are not held back.
+* ``partitioned``: a cut cable; ``partition_mode`` says which kind of cut.
+  ``hold`` (a short cut, where TCP's retransmissions get through after it): bytes already queued and
+  new bytes are held, unstamped: nothing is delivered, nothing is reset, no FIN is sent.  New client
+  connections are still accepted by the listening socket, but the upstream connect is deferred until
+  the link heals.  On heal everything held is sent again in order, as if it entered the link at heal
+  time (delay, bandwidth and loss apply).  Bytes already handed to the kernel before the cut are not
+  held back.
+  ``drop`` (a long outage: TCP gave up, a NAT or firewall lost its state): at the cut every open
+  connection is reset on both sides and what it had in flight is discarded.  A connection opened
+  during the cut is a SYN into the void: accepted here (the kernel completes our side of the
+  handshake), never relayed while the cut lasts, and forgotten if its client gives up (closes: a FIN
+  counts, as TCP cannot half-close a connection that never got established); if the client
+  is still waiting at heal, the upstream connect happens at the client's next SYN retransmission
+  (1, 3, 7, 15, 31, 63 s after it connected, as Linux retransmits), or never (reset) past the last.
 * Memory is bounded: when a connection holds more than ``held_limit()`` bytes in one direction
   (8 MiB, or about the bandwidth-delay product + 100 ms of link time when a bandwidth is set) we stop
   reading from the sender, and TCP backpressure does the rest.
@@ -67,6 +76,8 @@ __all__ = [
     "MSS",
     "MIN_RTO_S",
     "MAX_HELD_BYTES",
+    "PARTITION_MODES",
+    "SYN_RETRY_AFTER_S",
 ]
 
 MSS = 1448  # bytes of payload in one TCP segment (1500 MTU - 40 IP/TCP - 12 timestamp option)
@@ -77,6 +88,10 @@ MIN_HELD_BYTES = 256 * 1024
 QUEUE_TIME_S = 0.1  # bytes we accept beyond the bandwidth-delay product: a 100 ms "router buffer"
 WRITE_HIGH_WATER = 256 * 1024  # transport write buffer before it asks us to stop writing
 CONNECT_TIMEOUT_S = 10.0
+PARTITION_MODES = ("hold", "drop")
+# When Linux resends an unanswered SYN (initial RTO 1 s, doubled each time, tcp_syn_retries = 6): a
+# connection whose SYN was lost in a drop-cut gets through at the first of these after the heal.
+SYN_RETRY_AFTER_S = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)
 # A timer wakes us some tens of microseconds after the time we ask for (more on a busy VM), so we
 # ask 50 us early and then deliver everything due within 50 us: the error is centred near zero.
 _WAKEUP_LEAD_S = 50e-6
@@ -96,8 +111,9 @@ class LinkParams:
     loss: float = 0.0
     bandwidth_bps: int | None = None
     partitioned: bool = False
+    partition_mode: str = "hold"  # what a cut does to connections: "hold" or "drop" (see the module doc)
 
-    FIELDS = ("delay_ms", "jitter_ms", "loss", "bandwidth_bps", "partitioned")
+    FIELDS = ("delay_ms", "jitter_ms", "loss", "bandwidth_bps", "partitioned", "partition_mode")
 
     def __post_init__(self) -> None:
         # Validate here so no invalid parameter set can exist, whichever way it was built.
@@ -112,6 +128,9 @@ class LinkParams:
             set_(self, "bandwidth_bps", int(bps))
         if not isinstance(self.partitioned, bool):
             raise ValueError(f"partitioned: must be true or false, got {self.partitioned!r}")
+        if self.partition_mode not in PARTITION_MODES:
+            raise ValueError(f"partition_mode: must be one of {', '.join(PARTITION_MODES)}, "
+                             f"got {self.partition_mode!r}{did_you_mean(str(self.partition_mode), PARTITION_MODES)}")
 
     def replace(self, **changes: Any) -> LinkParams:
         _check_fields(changes)
@@ -125,6 +144,11 @@ class LinkParams:
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.FIELDS}
+
+    @property
+    def drops_connections(self) -> bool:
+        """A drop-cut is on: connections across the link do not survive it."""
+        return self.partitioned and self.partition_mode == "drop"
 
     @property
     def rto_s(self) -> float:
@@ -439,6 +463,12 @@ class _Side(asyncio.Protocol):
         self.into.push(data)
 
     def eof_received(self) -> bool:
+        if self.is_client and self.conn.syn_lost_at is not None:
+            # Its SYN was lost in a drop-cut, so for the client it never connected: real TCP cannot
+            # half-close such a connection, so a FIN now means it gave up, and none of it may reach
+            # the upstream later.
+            self.conn.teardown()
+            return False
         if not self.into.src_eof:
             self.into.push_marker(_EOF)
         return True  # keep the socket half-open: the other direction may still carry data
@@ -466,6 +496,10 @@ class _Connection:
         self.connect_task: asyncio.Task | None = None
         self.closed = False
         self.eofs = 0
+        # Set when the client connected during a drop-cut: its SYN was lost, and only a retransmission
+        # after the heal can get through (see maybe_connect).
+        self.syn_lost_at: float | None = None
+        self.syn_timer: asyncio.TimerHandle | None = None
 
     def side_made(self, side: _Side, transport: asyncio.Transport) -> None:
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
@@ -473,6 +507,8 @@ class _Connection:
             self.client = transport
             self.up.src = self.down.dst = transport
             self.link._connection_opened(self)
+            if self.link.params.drops_connections:
+                self.syn_lost_at = self.link._loop.time()
             self.maybe_connect()
         elif self.closed:  # the client went away while we were connecting
             transport.abort()
@@ -482,9 +518,41 @@ class _Connection:
             self.up.rearm()  # bytes that arrived while we were connecting
 
     def maybe_connect(self) -> None:
-        if self.upstream is None and self.connect_task is None and not self.closed:
-            if not self.link.params.partitioned:  # a cut cable carries no SYN: connect on heal
-                self.connect_task = self.link._loop.create_task(self._connect())
+        if self.upstream is not None or self.connect_task is not None or self.closed:
+            return
+        if self.link.params.partitioned:  # a cut cable carries no SYN: connect on heal
+            return
+        if self.syn_lost_at is not None:
+            self._await_syn_retry()
+            return
+        self.connect_task = self.link._loop.create_task(self._connect())
+
+    def _await_syn_retry(self) -> None:
+        """After a drop-cut heals, connect when the client would resend its lost SYN; past the last
+        resend its connect would have failed, so it gets a reset."""
+        if self.syn_timer is not None:
+            return
+        loop = self.link._loop
+        waited = loop.time() - self.syn_lost_at  # type: ignore[operator]
+        retry = next((after for after in SYN_RETRY_AFTER_S if after >= waited), None)
+        if retry is None:
+            _reset(self.client)
+            self.teardown()
+            return
+        self.syn_timer = loop.call_at(self.syn_lost_at + retry, self._syn_retried)  # type: ignore[operator]
+
+    def _syn_retried(self) -> None:
+        self.syn_timer = None
+        if self.closed or self.link.params.partitioned:
+            return  # gone, or cut again: the next heal looks for the next retransmission
+        self.syn_lost_at = None
+        self.maybe_connect()
+
+    def drop(self) -> None:
+        """A drop-cut: both ends get a reset, as when TCP gives up or a NAT forgets the connection."""
+        _reset(self.client)
+        _reset(self.upstream)
+        self.teardown()
 
     async def _connect(self) -> None:
         host, port = self.link._upstream_addr
@@ -548,6 +616,9 @@ class _Connection:
         self.down.stop()
         if self.connect_task is not None:
             self.connect_task.cancel()
+        if self.syn_timer is not None:
+            self.syn_timer.cancel()
+            self.syn_timer = None
         for transport in (self.client, self.upstream):
             if transport is not None and not transport.is_closing():
                 transport.abort()
@@ -579,6 +650,7 @@ class Link:
         self._free_at = [0.0, 0.0]  # serialisation clock per direction (up, down)
         self._bytes = [0, 0]
         self._connections_total = 0
+        self._connections_dropped = 0
         self._loss_stalls = 0
         self._derive()
 
@@ -631,10 +703,20 @@ class Link:
         old, self.params = self.params, new
         self._derive()
         if self._loop is not None:
+            if new.drops_connections and not old.drops_connections:
+                self._drop_connections()
             now = self._loop.time()
             for conn in list(self._conns):
                 conn.params_changed(old, new, now)
         return new
+
+    def _drop_connections(self) -> None:
+        """A drop-cut begins: no connection open now survives it (the client's view: all of them are
+        established, also those whose upstream connect is still under way)."""
+        conns = list(self._conns)
+        for conn in conns:
+            conn.drop()
+        self._connections_dropped += len(conns)
 
     def retarget(self, upstream: str) -> None:
         """Relay new connections to another loopback upstream; open connections keep theirs."""
@@ -646,6 +728,7 @@ class Link:
         return {
             "connections_total": self._connections_total,
             "connections_open": len(self._conns),
+            "connections_dropped": self._connections_dropped,
             "bytes_up": self._bytes[0],
             "bytes_down": self._bytes[1],
             "loss_stalls": self._loss_stalls,

@@ -6,19 +6,21 @@ exactly one line on stdout, ``{"ready": true, "control_port": N, "pid": P}``, an
     GET    /links          -> {"links": [LINK, ...]}
     GET    /links/{name}   -> LINK
     PUT    /links/{name}   {"upstream": "127.0.0.1:PORT", "delay_ms": 0, "jitter_ms": 0, "loss": 0,
-                            "bandwidth_bps": null, "partitioned": false} -> LINK
+                            "bandwidth_bps": null, "partitioned": false, "partition_mode": "hold"} -> LINK
                            creates the link (listening on 127.0.0.1:<ephemeral>).  On an existing
                            link it replaces the upstream and all parameters (missing ones take their
                            defaults) but keeps the listening port and the open connections (which
                            keep their upstream).  Only loopback upstreams are accepted (400 otherwise).
-    PATCH  /links/{name}   any subset of delay_ms, jitter_ms, loss, bandwidth_bps, partitioned -> LINK
-                           (applies at once, to open connections too)
+    PATCH  /links/{name}   any subset of delay_ms, jitter_ms, loss, bandwidth_bps, partitioned,
+                           partition_mode -> LINK (applies at once, to open connections too).
+                           partition_mode "hold": a cut holds bytes and delivers them at heal;
+                           "drop": a cut resets every open connection (see link.py)
     DELETE /links/{name}   -> LINK as it was (final stats); its connections are aborted
     GET    /               -> {"service": "linkd", "run_id": ..., "pid": ..., "links": N}
 
     LINK = {"name", "listen_port", "upstream", "delay_ms", "jitter_ms", "loss", "bandwidth_bps",
-            "partitioned", "stats": {"connections_total", "connections_open", "bytes_up",
-            "bytes_down", "loss_stalls"}}
+            "partitioned", "partition_mode", "stats": {"connections_total", "connections_open",
+            "connections_dropped", "bytes_up", "bytes_down", "loss_stalls"}}
 
 Every response is JSON; errors are {"error": "..."} with 400 (invalid input), 404 (unknown link or
 path) or 405 (method).  Shaping semantics: see conformance.emulation.link.

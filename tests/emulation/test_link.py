@@ -54,6 +54,7 @@ class Upstream:
         self.accepted = 0
         self.received = bytearray()
         self.eof = asyncio.Event()
+        self.resets = 0  # connections that ended with a reset instead of an EOF
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
@@ -85,7 +86,9 @@ class Upstream:
             self.eof.set()
             writer.write(b"BYE")
             writer.close()
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
+            self.resets += 1
+        except asyncio.CancelledError:
             pass
 
 
@@ -136,7 +139,8 @@ def test_loopback_upstreams_accepted():
 
 @pytest.mark.parametrize(
     "changes",
-    [{"delay_ms": -1}, {"jitter_ms": "5"}, {"loss": 1.5}, {"bandwidth_bps": 0}, {"partitioned": "yes"}, {"delay": 5}],
+    [{"delay_ms": -1}, {"jitter_ms": "5"}, {"loss": 1.5}, {"bandwidth_bps": 0}, {"partitioned": "yes"}, {"delay": 5},
+     {"partition_mode": "reset"}, {"partition_mode": True}],
 )
 def test_invalid_params_rejected(changes):
     with pytest.raises(ValueError):
@@ -325,6 +329,93 @@ def test_partition_applies_backpressure_instead_of_buffering_forever():
     run(body)
 
 
+def test_drop_partition_resets_established_connections_and_discards_what_was_in_flight():
+    async def body():
+        async with Upstream(echo=False) as up, Link("drop", up.address, LinkParams(delay_ms=200)) as link:
+            reader, writer = await connect(link)
+            writer.write(b"delivered")
+            await wait_until(lambda: bytes(up.received) == b"delivered")
+            writer.write(b"in flight")  # 200 ms from the upstream when the cut comes
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            link.update(partitioned=True, partition_mode="drop")
+            # The client learns at once that its connection is gone (a reset, or EOF), not at a timeout.
+            with contextlib.suppress(ConnectionError):
+                assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+            assert time.monotonic() - started < 1.0
+            await wait_until(lambda: up.resets == 1)  # the upstream end was reset too
+            assert link.stats()["connections_open"] == 0 and link.stats()["connections_dropped"] == 1
+
+            link.update(partitioned=False)
+            await asyncio.sleep(0.5)
+            assert bytes(up.received) == b"delivered"  # what was in flight at the cut is gone for good
+            assert not up.eof.is_set()
+            writer.close()
+
+    run(body)
+
+
+def test_drop_partition_black_holes_new_connections_and_forgets_those_given_up():
+    async def body():
+        async with Upstream(echo=False) as up, Link("void", up.address, LinkParams(delay_ms=2)) as link:
+            link.update(partitioned=True, partition_mode="drop")
+            assert link.stats()["connections_dropped"] == 0  # nothing was open to drop
+            reader, writer = await connect(link)  # our kernel completes the handshake; the SYN goes nowhere
+            writer.write(b"given up")
+            with pytest.raises(asyncio.TimeoutError):  # a client with a timeout sees it expire
+                await asyncio.wait_for(reader.read(1), 0.5)
+            writer.transport.abort()  # ... and gives up, as the site's WAN client does
+            await wait_until(lambda: link.stats()["connections_open"] == 0)
+
+            reader2, writer2 = await connect(link)  # still waiting when the cut heals
+            waiting_since = time.monotonic()
+            writer2.write(b"patient")
+            await asyncio.sleep(0.2)
+            link.update(partitioned=False)
+            await wait_until(lambda: bytes(up.received) == b"patient")
+            # It got through with the client's first SYN retransmission, 1 s after it connected, not at
+            # the heal; the abandoned connection never reached the upstream at all.
+            assert time.monotonic() - waiting_since >= 0.9
+            assert up.accepted == 1 and b"given up" not in up.received
+            writer2.close()
+
+    run(body)
+
+
+def test_drop_partition_resets_a_client_whose_last_syn_retransmission_passed():
+    async def body():
+        async with Upstream(echo=False) as up, Link("late", up.address) as link:
+            link.update(partitioned=True, partition_mode="drop")
+            reader, writer = await connect(link)
+            conn = next(iter(link._conns))
+            conn.syn_lost_at -= 64.0  # as if it had been waiting since before the last retransmission
+            link.update(partitioned=False)
+            with contextlib.suppress(ConnectionError):
+                assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+            assert up.accepted == 0
+            writer.close()
+
+    run(body)
+
+
+def test_hold_partition_after_a_drop_partition_holds_again():
+    async def body():
+        async with Upstream() as up, Link("both", up.address, LinkParams(delay_ms=2)) as link:
+            link.update(partitioned=True, partition_mode="drop")
+            link.update(partitioned=False, partition_mode="hold")
+            reader, writer = await connect(link)
+            assert await rtt(reader, writer, size=4) >= 0
+            link.update(partitioned=True)  # mode hold: the open connection survives the cut
+            writer.write(b"kept")
+            await asyncio.sleep(0.3)
+            link.update(partitioned=False)
+            assert await asyncio.wait_for(reader.readexactly(4), TIMEOUT) == b"kept"
+            assert link.stats()["connections_dropped"] == 0
+            writer.close()
+
+    run(body)
+
+
 # -------------------------------------------------------------------------- close and errors
 
 
@@ -460,15 +551,21 @@ def test_linkd_api_end_to_end_and_sigterm(echo_server):
         assert status == 200, link
         assert link["name"] == "edge1" and link["upstream"] == f"127.0.0.1:{echo_server}"
         assert set(link) == {
-            "name", "listen_port", "upstream", "delay_ms", "jitter_ms", "loss", "bandwidth_bps", "partitioned", "stats"
+            "name", "listen_port", "upstream", "delay_ms", "jitter_ms", "loss", "bandwidth_bps", "partitioned",
+            "partition_mode", "stats"
         }  # fmt: skip
-        assert set(link["stats"]) == {"connections_total", "connections_open", "bytes_up", "bytes_down", "loss_stalls"}
+        assert link["partition_mode"] == "hold"  # today's cut unless told otherwise
+        assert set(link["stats"]) == {"connections_total", "connections_open", "connections_dropped", "bytes_up",
+                                      "bytes_down", "loss_stalls"}
 
         # Non-loopback upstream and bad values: 400 with a readable error.
         status, err = _api(port, "PUT", "/links/evil", {"upstream": "192.0.2.1:80"})
         assert status == 400 and "loopback" in err["error"]
         status, err = _api(port, "PATCH", "/links/edge1", {"loss": 3})
         assert status == 400 and "loss" in err["error"]
+        status, err = _api(port, "PATCH", "/links/edge1", {"partitioned": True, "partition_mode": "dorp"})
+        assert status == 400 and "partition_mode" in err["error"] and "drop" in err["error"]
+        assert _api(port, "GET", "/links/edge1")[1]["partitioned"] is False  # nothing changed
         # Unknown link: 404 JSON on every method.
         for method, body in (("GET", None), ("PATCH", {"delay_ms": 1}), ("DELETE", None)):
             status, err = _api(port, method, "/links/nope", body)
