@@ -34,6 +34,19 @@ def test_x(edge):
         edge.inconclusive("too few samples")
     elif mode == "skip":
         edge.skip("feature absent at this site")
+    elif mode == "pytest-skip":
+        pytest.skip("no tool here")
+    elif mode == "unmeasured":
+        edge.not_measured("site has no hosts", "give the site a host")
+    elif mode == "not-applicable":
+        edge.not_applicable("nothing asks for credentials")
+    elif mode == "starved":
+        edge.record("p50", 5, "ms")
+        edge.record("p99", 40, "ms")
+        edge.evidence("pressure", cpu=35.0, io=0.5, memory=0.0, window_s=6.0, target_cores=0.1)
+    elif mode == "samples":
+        edge.record("p99", 2, "ms")
+        edge.evidence("samples", count=3)
     elif mode == "assert":
         assert 1 == 2, "custom assertion"
     elif mode == "nan":

@@ -60,8 +60,8 @@ def test_error_when_the_check_cannot_measure(edge_run, mode, text):
     assert text in e["message"]
     assert e["message"].startswith("REQ-1 site-a: ")
     assert run.data["verdict"] == "incomplete"
-    assert run.result.ret == 1  # the pytest test failed
-    run.result.assert_outcomes(passed=1, failed=1)
+    assert run.result.ret == 3  # pytest exits with the verdict's code
+    run.result.assert_outcomes(passed=1, errors=1)
 
 
 def test_inconclusive(edge_run):
@@ -72,13 +72,50 @@ def test_inconclusive(edge_run):
     assert run.data["verdict"] == "incomplete"
 
 
-def test_skip_with_reason(edge_run):
-    run = edge_run([req("REQ-1", "skip"), req("REQ-2", "pass")])
-    run.result.assert_outcomes(passed=2, skipped=1)
+@pytest.mark.parametrize(("mode", "reason"), [("skip", "feature absent at this site"),
+                                              ("pytest-skip", "no tool here")])
+def test_a_skipped_must_is_not_measured_and_never_conformant(edge_run, mode, reason):
+    run = edge_run([req("REQ-1", mode), req("REQ-2", "pass")])
     e = run.entry("REQ-1")
-    assert e["status"] == "skip"
-    assert e["message"] == "REQ-1 site-a: skipped: feature absent at this site"
-    assert run.data["verdict"] == "conformant"
+    assert e["status"] == "not-measured" and e["ended"] == {"how": "not-measured", "reason": reason}
+    assert e["message"] == f"REQ-1 site-a: not measured: {reason}"
+    assert run.data["verdict"] == "incomplete" and run.result.ret == 3
+    run.result.stdout.fnmatch_lines(["*= 2 passed, 1 not-measured in *"])  # pytest counts what the record counts
+
+
+def test_not_measured_names_the_remedy(edge_run):
+    run = edge_run([req("REQ-1", "unmeasured"), req("REQ-2", "unmeasured", level="should")])
+    e = run.entry("REQ-1")
+    assert e["status"] == "not-measured" and e["advisory"] is False
+    assert e["message"] == "REQ-1 site-a: not measured: site has no hosts; to measure it: give the site a host"
+    assert run.entry("REQ-2")["advisory"] is True
+    assert run.data["verdict"] == "incomplete"
+    # the reason is on the terminal without -v
+    run.result.stdout.fnmatch_lines(["*REQ-1 site-a: not measured: site has no hosts; to measure it: give the site a host*"])
+
+
+def test_not_applicable_does_not_block(edge_run):
+    run = edge_run([req("REQ-1", "not-applicable"), req("REQ-2", "pass")])
+    e = run.entry("REQ-1")
+    assert e["status"] == "not-applicable" and e["message"] == "REQ-1 site-a: not applicable: nothing asks for credentials"
+    assert run.data["verdict"] == "conformant" and run.result.ret == 0
+
+
+def test_a_tail_miss_on_a_starved_machine_is_inconclusive(edge_run):
+    run = edge_run([req("REQ-1", "starved", expect="p99 <= 20 ms"), req("REQ-2", "starved", expect="p50 <= 2 ms")])
+    tail, median = run.entry("REQ-1"), run.entry("REQ-2")
+    assert tail["status"] == "inconclusive" and "CPU 35 %" in tail["message"], tail["message"]
+    assert "rerun on a quieter machine" in tail["message"]
+    assert tail["validity"][0]["kind"] == "pressure"
+    assert median["status"] == "fail"  # the median moved: the site's doing, whatever the machine
+    assert run.data["verdict"] == "non-conformant"
+
+
+def test_too_few_samples_is_inconclusive(edge_run):
+    run = edge_run([req("REQ-1", "samples", expect="p99 <= 3 ms")])
+    e = run.entry("REQ-1")
+    assert e["status"] == "inconclusive", e
+    assert e["message"] == "REQ-1 site-a: inconclusive: p99 needs at least 1000 samples, got 3 (mode samples)"
 
 
 def test_units_are_converted_for_custom_metrics(edge_run):
@@ -92,7 +129,8 @@ def test_units_are_converted_for_custom_metrics(edge_run):
 def test_should_failure_is_advisory(edge_run):
     run = edge_run([req("REQ-1", "pass"), req("REQ-2", "fail", level="should")])
     assert run.result.ret == 0
-    run.result.assert_outcomes(passed=3)
+    run.result.assert_outcomes(passed=2, failed=1)  # pytest counts what the record counts
+    run.result.stdout.fnmatch_lines(["*FAILED (advisory)*REQ-2@site-a*"])
     e = run.entry("REQ-2")
     assert e["status"] == "fail" and e["advisory"] is True
     assert run.data["verdict"] == "conformant"
@@ -123,7 +161,7 @@ def test_waivers_active_and_expired(edge_run):
     assert run.data["waivers"]["applied"][0]["site"] == "site-a"
     assert [w["id"] for w in run.data["waivers"]["expired"]] == ["REQ-2"]
     assert run.data["verdict"] == "non-conformant"
-    run.result.assert_outcomes(passed=2, failed=1)
+    run.result.stdout.fnmatch_lines(["*= 1 failed, 1 passed, 1 waived in *"])
 
 
 def test_waiver_alone_makes_the_run_conformant(edge_run):
@@ -146,42 +184,87 @@ def test_applies_to_by_role_and_by_name(edge_run):
 
 def test_site_filter(edge_run):
     run = edge_run([req("ALL", applies_to=())], "--edge-site", "site-b", "--edge-site", "central")
-    assert set(run.statuses()) == {"ALL@central", "ALL@site-b"}
-    run.result.stdout.no_fnmatch_line("*ALL@site-a*")
+    assert run.statuses() == {"ALL@central": "pass", "ALL@site-b": "pass", "ALL@site-a": "not-measured"}
+    left_out = run.entry("ALL", "site-a")
+    assert left_out["message"] == ("ALL site-a: not measured: left out of this run (--site site-b central); "
+                                   "to measure it: run it without --site")
+    assert run.data["verdict"] == "incomplete" and run.result.ret == 3
+    assert run.data["scope"]["full"] is False and run.data["scope"]["narrowed_by"] == ["--site site-b central"]
     run = edge_run([req("ALL", applies_to=())], "--edge-site", "edge")
-    assert set(run.statuses()) == {"ALL@site-a", "ALL@site-b"}
+    assert run.statuses() == {"ALL@site-a": "pass", "ALL@site-b": "pass", "ALL@central": "not-measured"}
 
 
-def test_unimplemented_check_is_skipped_with_a_reason(edge_run):
+def test_requirement_filter_leaves_the_rest_not_measured(edge_run):
+    run = edge_run([req("REQ-1"), req("REQ-2")], "--edge-requirement", "REQ-1")
+    assert run.statuses() == {"REQ-1@site-a": "pass", "REQ-2@site-a": "not-measured"}
+    assert run.data["verdict"] == "incomplete" and run.data["scope"]["narrowed_by"] == ["--requirement REQ-1"]
+
+
+def test_keyword_deselection_is_recorded_and_never_a_pass(edge_run):
+    run = edge_run([req("REQ-1", applies_to=("edge",))], "-k", "site-b")
+    assert run.statuses() == {"REQ-1@site-a": "not-measured", "REQ-1@site-b": "pass"}
+    e = run.entry("REQ-1")
+    assert e["message"] == "REQ-1 site-a: not measured: deselected (-k site-b); to measure it: run it without -k site-b"
+    assert run.data["scope"]["keyword"] == "site-b" and run.data["scope"]["narrowed_by"] == ["-k site-b"]
+    assert run.data["options"]["keyword"] == "site-b"
+    assert run.data["verdict"] == "incomplete" and run.result.ret == 3
+
+
+def test_a_requirement_for_a_role_the_target_lacks_is_not_measured(edge_run):
+    run = edge_run([req("REQ-1", applies_to=("gateway",)), req("REQ-2")])
+    e = run.entry("REQ-1", "(none)")
+    assert e["status"] == "not-measured"
+    assert e["message"] == ("REQ-1 (none): not measured: the target has no site with role or name gateway; "
+                            "to measure it: add a gateway site to the target")
+    assert run.data["verdict"] == "incomplete"
+
+
+def test_xdist_is_refused_at_start(pytester, edge_run):
+    pytest.importorskip("xdist")
+    edge_run([req("REQ-1")])  # writes profile.yaml, target.yaml and the checks
+    result = pytester.runpytest_subprocess("-p", "no:locust", "-n", "2", "--edge-profile", "profile.yaml",
+                                           "--edge-target", "target.yaml", "--edge-out", "out-x", "test_mine.py")
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(["*pytest-xdist (-n/--dist) is not supported with --edge-profile*"])
+    assert not (pytester.path / "out-x").exists()  # nothing started, nothing written
+
+
+def test_unimplemented_check_is_not_measured_with_a_reason(edge_run):
     run = edge_run([req("REQ-1", "pass"), req("REQ-9", check="custom.missing", expect="x <= 1")])
     e = run.entry("REQ-9")
-    assert e["status"] == "skip"
-    assert e["message"] == "REQ-9@site-a: skipped: no collected test implements check custom.missing"
+    assert e["status"] == "not-measured"
+    assert e["message"] == ("REQ-9 site-a: not measured: no collected test implements check custom.missing; "
+                            "to measure it: add the test file that implements custom.missing to the pytest command")
     assert run.entry("REQ-1")["status"] == "pass"
+    assert run.data["verdict"] == "incomplete"
 
 
 def test_a_check_no_requirement_names_is_deselected(edge_run):
     run = edge_run([req("REQ-1", check="custom.other", expect="x <= 1")])
     run.result.assert_outcomes(passed=1, deselected=1)  # test_plain runs, test_x is deselected
-    assert run.entry("REQ-1")["status"] == "skip"
+    assert run.entry("REQ-1")["status"] == "not-measured"
 
 
 def test_results_json_contract_and_schema(edge_run):
     future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     run = edge_run([req("R-PASS"), req("R-FAIL", "fail"), req("R-ERR", "raise"), req("R-INC", "inconclusive"),
                     req("R-SKIP", "skip"), req("R-WAIVE", "fail"), req("R-SHOULD", "fail", level="should"),
-                    req("R-NONE", check="custom.none", expect="x <= 1")],
+                    req("R-NA", "not-applicable"), req("R-NONE", check="custom.none", expect="x <= 1")],
                    waivers=[{"id": "R-WAIVE", "site": "site-a", "reason": "r", "who": "w", "expires": future}])
     data = run.data
-    assert data["schema"] == "edge-conformance/results/v1"
+    assert data["schema"] == "edge-conformance/results/v2"
     assert data["verdict"] in ("conformant", "non-conformant", "incomplete")
     for e in data["requirements"]:
         for key in ("id", "site", "level", "status", "expect", "message", "measured"):
             assert key in e, key
         for metric in e["measured"].values():
             assert isinstance(metric["value"], (int, float)) and isinstance(metric["unit"], str)
-    assert {e["status"] for e in data["requirements"]} == {"pass", "fail", "error", "inconclusive", "skip",
-                                                            "waived"}
+    assert {e["status"] for e in data["requirements"]} == {"pass", "fail", "error", "inconclusive", "not-measured",
+                                                            "not-applicable", "waived"}
+    for e in data["requirements"]:
+        assert e["ended"]["how"] in ("measured", "assertion", "error", "not-measured", "not-applicable")
+        assert isinstance(e["validity"], list)
+    assert data["scope"]["full"] is True
     assert sum(data["counts"].values()) == len(data["requirements"])
     jsonschema.Draft202012Validator(results_schema()).validate(data)
 
@@ -280,4 +363,5 @@ def test_should_level_unit_mismatch_is_an_advisory_error(edge_run):
     assert should["status"] == must["status"] == "error"
     assert "cannot compare with the expectation" in should["message"]
     assert should["advisory"] is True and must["advisory"] is False
-    run.result.assert_outcomes(passed=2, failed=1)  # only the must fails the pytest test
+    run.result.assert_outcomes(passed=1, errors=2)  # pytest counts what the record counts
+    run.result.stdout.fnmatch_lines(["*ERROR (advisory)*REQ-1@site-a*"])
