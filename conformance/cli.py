@@ -541,8 +541,10 @@ def bundle(results_dir, sign_key, out, profile_hints, waivers_hint):
 @click.option("--pubkey", metavar="KEY", help="Require a signature by this Ed25519 public key "
               "(PEM file, raw 32-byte file, or its fingerprint sha256:<hex>).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--accept-partial", is_flag=True, help="Exit 0 for a consistent bundle of a narrowed run "
+              "(--requirement, --site, -k ...), which otherwise exits 3.")
 @_friendly_errors
-def verify(bundle_file, pubkey, as_json):
+def verify(bundle_file, pubkey, as_json, accept_partial):
     """Verify a bundle offline: digests, signature, and every verdict recomputed.
 
     Verdicts are recomputed from the raw measured values and the profiles embedded in the bundle;
@@ -553,13 +555,14 @@ def verify(bundle_file, pubkey, as_json):
       edge-conformance verify submission.tar.gz
       edge-conformance verify submission.tar.gz --pubkey vendor.pub
 
-    Exit status: 0 everything holds, 1 a mismatch or tampering (the reasons are listed), 2 unreadable input.
+    Exit status: 0 everything holds, 1 a mismatch or tampering (the reasons are listed), 2 unreadable
+    input, 3 everything holds but the run was partial (narrowed by its options; see --accept-partial).
     """
     from .report.verify import verification_json, verify_bundle
 
     result = verify_bundle(bundle_file, pubkey=pubkey)
     click.echo(verification_json(result) if as_json else result.render(), nl=not as_json)
-    sys.exit(0 if result.ok else 1)
+    sys.exit(result.exit_code(accept_partial))
 
 
 @main.command()

@@ -1,9 +1,11 @@
 """`run --rerun-failed RESULTS.json`: run again only what did not pass, and merge the results.
 
-The cases to re-run are the previous results' fail, error, inconclusive and not-run entries. They run
-with the previous run's profiles (the same files: a profile that changed since is refused, as for a
-bundle), target, suites, sites, waivers and --strict, unless the command line gives others. The plugin
-gets one `--edge-only REQ@SITE` per case, so nothing else is planned or run.
+The cases to re-run are the previous results' fail, error, inconclusive, not-run and not-measured
+entries (not those the previous run's own options left out: re-running them would widen its scope).
+They run with the previous run's profiles (the same files: a profile that changed since is refused, as
+for a bundle), and its recorded scope: target, suites, sites, requirements, defects, backend, waivers,
+--strict and --allow-faults, unless the command line gives others. The plugin gets one
+`--edge-only REQ@SITE` per case, so nothing else is run.
 
 The merged results.json (written into the new run's output directory, with its reports) is the
 previous record with the re-run entries replaced by the new ones, verdict and counts recomputed, and
@@ -27,10 +29,11 @@ from .record import atomic_write_text
 from .runner import RunOptions, RunOutcome
 from .runner import run as run_profiles
 
-RERUN_STATUSES = ("fail", "error", "inconclusive", "not-run")
+RERUN_STATUSES = ("fail", "error", "inconclusive", "not-run", "not-measured")
 PARTIAL_NAME = "rerun-results.json"
 # RunOptions fields a rerun takes from the previous run unless the command line gives them
-INHERITED = ("profiles", "target", "suites", "sites", "strict", "waivers", "defects")
+INHERITED = ("profiles", "target", "suites", "sites", "requirements", "strict", "waivers", "defects", "backend",
+             "allow_faults")
 
 
 @dataclass
@@ -46,11 +49,16 @@ def select(results: dict) -> list[str]:
     for r in results.get("requirements") or []:
         if is_fleet_entry(r):
             continue  # a quorum's aggregate: its sites are re-run, and it is recomputed from them
-        if r.get("status") in RERUN_STATUSES:
+        if r.get("status") in RERUN_STATUSES and not _left_out_by_scope(r):
             case = f"{r.get('id')}@{r.get('site')}"
             if case not in out:
                 out.append(case)
     return out
+
+
+def _left_out_by_scope(entry: dict) -> bool:
+    reason = str((entry.get("ended") or {}).get("reason") or "")
+    return entry.get("status") == "not-measured" and reason.startswith(("left out of this run", "deselected"))
 
 
 def _previous_target(prev: dict, source: str) -> str:
@@ -91,8 +99,14 @@ def plan(results_path: str | Path, opts: RunOptions, given: set[str] = frozenset
         changes["suites"] = list(old.get("suites") or [])
     if "sites" not in given:
         changes["sites"] = list(old.get("sites") or [])
+    if "requirements" not in given:
+        changes["requirements"] = list(old.get("requirements") or [])
     if "strict" not in given:
         changes["strict"] = bool(old.get("strict"))
+    if "allow_faults" not in given:
+        changes["allow_faults"] = bool(old.get("allow_faults"))
+    if "backend" not in given and old.get("backend"):
+        changes["backend"] = str(old["backend"])
     if "waivers" not in given and old.get("waivers"):
         if not Path(old["waivers"]).is_file():
             raise ConfigError(source, None, "options.waivers", f"the previous run's waivers file {old['waivers']} "

@@ -11,8 +11,11 @@
 4. the verdicts: the embedded profiles are loaded from the bundle (their `extends` resolve to the
    embedded files, shipped names included) and must have the digests the run recorded; every planned
    (requirement, site) must have a result; each result's level, expectation and status must be what
-   the profile and the measured values give (model.recompute); the run's verdict and counts must be
-   what the statuses give.
+   the profile and what the result recorded give (model.verdict, through model.recompute): every
+   status, inconclusive and not-measured included; the run's verdict and counts must be what the
+   statuses give;
+5. the scope: a run narrowed by its options (--requirement, --site, -k ...) is a partial run. It is
+   reported as such, and `verify` exits 3 for it unless asked to accept partial runs.
 
 Without a signature this proves that the bundle is consistent, not who made it: someone who edits a
 measured value and everything that follows from it, then recomputes the digests, makes a consistent
@@ -40,6 +43,7 @@ from ..model.errors import ConfigError
 from . import keys
 from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, dumps, same_report, sha256
 
+NO_SITE = "(none)"  # pytest_plugin.NO_SITE: the site of a requirement that applies to no site of the target
 MAX_MEMBER_BYTES = 512 * 2**20
 MAX_TOTAL_BYTES = 2 * 2**30
 
@@ -55,20 +59,30 @@ class Verification:
     signature_valid: bool = False
     key_matched: bool = False
     results_checked: int = 0
+    partial: list[str] = field(default_factory=list)  # what narrowed the run; [] for a full run
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def exit_code(self, accept_partial: bool = False) -> int:
+        """0 everything holds, 1 a mismatch, 3 a consistent but partial run (unless accepted)."""
+        if not self.ok:
+            return 1
+        return 3 if self.partial and not accept_partial else 0
+
     def to_dict(self) -> dict:
-        return {"bundle": self.bundle, "ok": self.ok, "run_id": self.run_id, "verdict": self.verdict,
+        return {"bundle": self.bundle, "ok": self.ok, "partial": bool(self.partial), "narrowed_by": self.partial,
+                "run_id": self.run_id, "verdict": self.verdict,
                 "signed_by": self.signed_by, "signature_valid": self.signature_valid,
                 "key_matched": self.key_matched, "results_checked": self.results_checked,
                 "problems": self.problems, "notes": self.notes}
 
     def render(self) -> str:
-        lines = [f"{self.bundle}: {'OK' if self.ok else 'FAILED'}"
-                 + (f" (run {self.run_id}, verdict {self.verdict})" if self.run_id else "")]
+        state = "FAILED" if not self.ok else "OK, PARTIAL RUN" if self.partial else "OK"
+        lines = [f"{self.bundle}: {state}" + (f" (run {self.run_id}, verdict {self.verdict})" if self.run_id else "")]
+        if self.partial:
+            lines.append(f"  partial run: narrowed by {'; '.join(self.partial)}: it certifies only what it measured")
         lines += [f"  problem: {p}" for p in self.problems]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -355,21 +369,18 @@ def check_results(results: dict, profiles: list, waivers: list | None, v: Verifi
         for r in p.requirements:
             by_key.setdefault((r.profile, r.id), r)
     options = results.get("options") or {}
-    site_filter = list(options.get("sites") or [])
-    only = set(options.get("only") or [])
+    # Every (requirement, site) the profile applies is planned, also those the run's options left out
+    # (they are recorded as not-measured); a requirement no site can take is planned at NO_SITE.
     planned = []
     for p in profiles:
         for r in p.requirements:
-            for s in (results.get("target") or {}).get("sites") or []:
-                sel = r.applies_to
-                if sel and s.get("role") not in sel and s.get("name") not in sel:
-                    continue
-                if site_filter and s.get("role") not in site_filter and s.get("name") not in site_filter:
-                    continue
-                if only and f"{r.id}@{s.get('name')}" not in only:
-                    continue
-                planned.append((r.profile, r.id, s.get("name")))
-            if r.quorum is not None and any(k[:2] == (r.profile, r.id) for k in planned):
+            sites = [s.get("name") for s in (results.get("target") or {}).get("sites") or []
+                     if not r.applies_to or s.get("role") in r.applies_to or s.get("name") in r.applies_to]
+            if not sites:
+                planned.append((r.profile, r.id, NO_SITE))
+                continue
+            planned += [(r.profile, r.id, name) for name in sites]
+            if r.quorum is not None:
                 planned.append((r.profile, r.id, R.FLEET_SITE))
     seen: set[tuple] = set()
     dates = _run_dates(results)
@@ -439,6 +450,11 @@ def verify_bundle(path: str | Path, pubkey: str | Path | None = None) -> Verific
     if not isinstance(results, dict):
         return v
     v.run_id, v.verdict = results.get("run_id"), results.get("verdict")
+    if results.get("schema") in R.LEGACY_SCHEMAS:
+        v.problems.append(f"results.json: schema {results.get('schema')} (an earlier harness) records a skip the "
+                          "same way whether the requirement did not apply or could not be measured, so its "
+                          f"verdict cannot be recomputed; re-run with this harness ({R.SCHEMA})")
+        return v
     if results.get("schema") != R.SCHEMA:
         v.problems.append(f"results.json: unknown results schema {results.get('schema')!r}")
         return v
@@ -480,10 +496,30 @@ def verify_bundle(path: str | Path, pubkey: str | Path | None = None) -> Verific
         check_results(results, profiles, waivers, v, compare_messages=same_harness)
     elif not v.problems:
         v.problems.append("no profile could be loaded from the bundle: verdicts not recomputed")
+    v.partial = partial_run(results)
+    scope = results.get("scope") if isinstance(results.get("scope"), dict) else {}
+    if scope.get("changed_by"):
+        v.notes.append(f"the run was changed by {'; '.join(map(str, scope['changed_by']))}")
     if v.ok:
-        v.notes.insert(0, f"{v.results_checked} results recomputed from measured values and the embedded "
+        v.notes.insert(0, f"{v.results_checked} results recomputed from what they recorded and the embedded "
                           f"profiles; verdict {v.verdict} holds")
     return v
+
+
+def partial_run(results: dict) -> list[str]:
+    """What narrowed the run, from its scope and from its results ([] for a full run). Both are read: a
+    scope edited to say `full` still has its left-out results, which verify recomputes as not-measured."""
+    scope = results.get("scope") if isinstance(results.get("scope"), dict) else {}
+    narrowed = [str(n) for n in scope.get("narrowed_by") or []]
+    if not scope:
+        narrowed.append("the run recorded no scope")
+    elif scope.get("full") is not True and not narrowed:
+        narrowed.append("the scope says the run was not full")
+    for e in results.get("requirements") or []:
+        reason = str(((e.get("ended") or {}) if isinstance(e, dict) else {}).get("reason") or "")
+        if reason.startswith(("left out of this run", "deselected")) and "results left out" not in narrowed:
+            narrowed.append("results left out")
+    return narrowed
 
 
 def verification_json(v: Verification) -> str:
