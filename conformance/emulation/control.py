@@ -11,6 +11,10 @@
     POST  /sites/{name}/partition        cut the site's WAN link(s) (for a central site: every WAN
     POST  /sites/{name}/heal             link that ends at it); heal restores them
     POST  /links/{name}/partition        cut one link: "wan:<site>" or "access:<site>"
+                                         Both partitions take an optional body {"mode": "hold"|"drop"}:
+                                         hold (default) keeps what was in flight and delivers it at
+                                         heal; drop resets every connection across the link, as a long
+                                         outage does (conformance.emulation.link)
     POST  /links/{name}/heal
     POST  /links/{name}/reset            back to the topology's parameters, healed
     PATCH /links/{name}                  {delay_ms, jitter_ms, loss, bandwidth_bps} (any subset)
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..model.errors import did_you_mean
+from .link import PARTITION_MODES
 from .linkctl import LinkdError
 from .procs import SpawnError
 from .sites import StateError
@@ -58,7 +63,7 @@ def build_app(sup: Supervisor) -> web.Application:
             raise web.HTTPNotFound(reason=f'unknown site action "{action}"{did_you_mean(action, SITE_ACTIONS)}'
                                           f" (actions: {', '.join(SITE_ACTIONS)})")
         if action in ("partition", "heal"):
-            links = await sup.patch_links(sup.wan_links_of(name), {"partitioned": action == "partition"})
+            links = await sup.patch_links(sup.wan_links_of(name), await _cut_fields(request, action))
             return web.json_response({"links": links})
         await getattr(site, action)()
         return web.json_response(site.status())
@@ -71,7 +76,7 @@ def build_app(sup: Supervisor) -> web.Application:
                                           f" (actions: {', '.join(LINK_ACTIONS)}; PATCH to degrade)")
         if action == "reset":
             return web.json_response({"links": await sup.reset_links(links)})
-        return web.json_response({"links": await sup.patch_links(links, {"partitioned": action == "partition"})})
+        return web.json_response({"links": await sup.patch_links(links, await _cut_fields(request, action))})
 
     async def link_patch(request: web.Request) -> web.Response:
         links = sup.resolve_links(request.match_info["name"])
@@ -97,6 +102,23 @@ def build_app(sup: Supervisor) -> web.Application:
     app.router.add_patch("/links/{name}", link_patch)
     app.router.add_post("/shutdown", shutdown)
     return app
+
+
+async def _cut_fields(request: web.Request, action: str) -> dict[str, Any]:
+    """The link fields of a partition ({"mode": ...} picks what the cut does) or of a heal (no body)."""
+    body = await _body(request)
+    if action == "heal":
+        if body:
+            raise web.HTTPBadRequest(reason="heal takes no body")
+        return {"partitioned": False}
+    for key in body:
+        if key != "mode":
+            raise web.HTTPBadRequest(reason=f'unknown field "{key}" (partition takes {{"mode": "hold"|"drop"}})')
+    mode = body.get("mode", "hold")
+    if mode not in PARTITION_MODES:
+        raise web.HTTPBadRequest(reason=f'mode: expected one of {", ".join(PARTITION_MODES)}, got {mode!r}'
+                                        f"{did_you_mean(str(mode), PARTITION_MODES)}")
+    return {"partitioned": True, "partition_mode": mode}
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

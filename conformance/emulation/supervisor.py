@@ -268,7 +268,7 @@ class Supervisor:
         for link in self.links.values():
             entry = {"name": link.name, "kind": link.kind, "site": link.site, "peer": link.peer,
                      "listen_port": self.link_ports.get(link.name), **link.params(), "partitioned": None,
-                     "stats": None}
+                     "partition_mode": None, "stats": None}
             entry.update({k: v for k, v in live.get(link.name, {}).items() if k != "name"})
             links.append(entry)
         return {"run_id": self.run_id, "topology": self.topology.name, "pid": os.getpid(),

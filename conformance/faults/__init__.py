@@ -4,6 +4,8 @@
     faults.require("partition", "heal")                   # SKIP "no fault hook: heal" when it cannot
     with faults.partitioned():                            # heal always runs: error, Ctrl-C, anything
         ...
+    with faults.partitioned(mode="drop"):                 # a long outage: connections do not survive
+        ...
     with faults.degraded(delay_ms=30):                    # reset always runs
         ...
 
@@ -17,7 +19,9 @@ Two implementations behind one small interface (`Faults`):
   without its hook skips it ("no fault hook: partition"). A fault is never silently not injected,
   so a requirement can never pass without its fault.
 
-Actions: partition/heal (the site's WAN), degrade/reset (WAN delay, jitter, loss, bandwidth; reset
+Actions: partition/heal (the site's WAN; a partition's mode is "hold", a short cut that keeps what
+was in flight and delivers it at heal, or "drop", a long outage that resets every connection across
+the WAN, see CUT_MODES), degrade/reset (WAN delay, jitter, loss, bandwidth; reset
 = back to normal), kill (SIGKILL-like crash), restart, stop/start (down until started), pause/resume
 (a hang). A failure to inject raises FaultError/HookError, both MeasurementError: the verdict is
 `error`, naming what failed.
@@ -30,7 +34,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from .emulated import FaultError  # a MeasurementError: the check reports `error`
+from .emulated import CUT_MODES, FaultError  # FaultError is a MeasurementError: the check reports `error`
 
 ACTIONS = ("partition", "heal", "degrade", "reset", "kill", "restart", "stop", "start", "pause", "resume")
 NOT_ALLOWED = "fault hooks not allowed: pass --allow-faults"
@@ -58,6 +62,7 @@ class Faults:
         self.allow_real = allow_real
         self.log: list[str] = []
         self.other_site = False  # faults for a site other than the requirement's (named in skips)
+        self.cut_mode = "hold"  # the mode of the last partition: heal hooks are told what they undo
 
     # -- what can be done here
 
@@ -93,12 +98,20 @@ class Faults:
 
     # -- actions
 
-    def partition(self) -> None:
-        """Cut the site's WAN: nothing crosses until heal()."""
-        self._run("partition")
+    def partition(self, mode: str = "hold") -> None:
+        """Cut the site's WAN: nothing crosses until heal().
+
+        mode "hold": what was in flight is held and delivered at heal (a short cut, TCP retransmits);
+        "drop": every connection across the WAN is reset at the cut and nothing sent before or during
+        it arrives later (a long outage: TCP gave up, a NAT or firewall lost its state).
+        """
+        if mode not in CUT_MODES:
+            raise ValueError(f"unknown cut mode {mode!r} (modes: {', '.join(CUT_MODES)})")
+        self.cut_mode = mode
+        self._run("partition", cut_mode=mode)
 
     def heal(self) -> None:
-        self._run("heal")
+        self._run("heal", cut_mode=self.cut_mode)
 
     def degrade(self, *, delay_ms: float | None = None, jitter_ms: float | None = None,
                 loss: float | None = None, bandwidth_bps: int | None = None) -> None:
@@ -136,9 +149,9 @@ class Faults:
 
     # -- faults that must always be undone
 
-    def partitioned(self) -> contextlib.AbstractContextManager[None]:
-        """Partition for the length of the block; heal whatever happens (also on Ctrl-C)."""
-        return self._undone(self.partition, self.heal, "heal")
+    def partitioned(self, mode: str = "hold") -> contextlib.AbstractContextManager[None]:
+        """Partition (in `mode`) for the length of the block; heal whatever happens (also on Ctrl-C)."""
+        return self._undone(lambda: self.partition(mode), self.heal, "heal")
 
     def degraded(self, **params: Any) -> contextlib.AbstractContextManager[None]:
         return self._undone(lambda: self.degrade(**params), self.reset, "reset")
@@ -199,6 +212,10 @@ class EmulatedSiteFaults(Faults):
             shown = ", ".join(f"{k}={v:g}" for k, v in params.items())
             self.log.append(f"degrade {name}: {shown}")
             return
+        if action == "partition":
+            self.api.partition(name, mode=params["cut_mode"])
+            self.log.append(f"partition {name} ({params['cut_mode']})")
+            return
         getattr(self.api, action)(name)
         self.log.append(f"{action} {name}")
 
@@ -225,4 +242,4 @@ def faults_for(target: Any, site: Any, allow_real: bool = False) -> Faults:
     return HookFaults(target, site, allow_real=True)
 
 
-__all__ = ["ACTIONS", "NOT_ALLOWED", "EmulatedSiteFaults", "FaultError", "Faults", "faults_for", "skip"]
+__all__ = ["ACTIONS", "CUT_MODES", "NOT_ALLOWED", "EmulatedSiteFaults", "FaultError", "Faults", "faults_for", "skip"]

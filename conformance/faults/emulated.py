@@ -2,6 +2,7 @@
 
     faults = EmulatedFaults(target.emulation["control_url"])
     faults.partition("store-1")                  # cut store-1's WAN link (for central: every WAN link)
+    faults.partition("store-1", mode="drop")     # ... and reset every connection across it
     faults.degrade("store-1", delay_ms=150, loss=0.05)
     faults.reset("store-1")                      # back to the topology's link parameters, healed
     faults.kill("store-1")                       # a crash; the site comes back by itself (~0.5 s)
@@ -23,6 +24,7 @@ from typing import Any
 from ..model.errors import MeasurementError
 
 LINK_KINDS = ("wan", "access")
+CUT_MODES = ("hold", "drop")  # what a partition does to connections (conformance.emulation.link)
 
 
 class FaultError(MeasurementError):
@@ -37,9 +39,16 @@ class EmulatedFaults:
 
     # -- network
 
-    def partition(self, site: str) -> dict[str, Any]:
-        """Cut the site off its WAN (nothing delivered, nothing reset) until heal()."""
-        return self._post(f"/sites/{_q(site)}/partition")
+    def partition(self, site: str, mode: str = "hold") -> dict[str, Any]:
+        """Cut the site off its WAN until heal().
+
+        mode "hold": a short cut; nothing is delivered and nothing reset, what was in flight arrives at
+        heal. "drop": a long outage; every connection across the WAN is reset at the cut, new ones go
+        nowhere, and nothing sent before or during the cut arrives later.
+        """
+        if mode not in CUT_MODES:
+            raise ValueError(f'mode must be one of {", ".join(CUT_MODES)}, got {mode!r}')
+        return self._call("POST", f"/sites/{_q(site)}/partition", {"mode": mode})
 
     def heal(self, site: str) -> dict[str, Any]:
         return self._post(f"/sites/{_q(site)}/heal")

@@ -17,9 +17,12 @@ A target file may give a site hook commands (schemas/target.schema.json):
 * Placeholders, replaced before running: {site}; for degrade {delay_ms} (one-way, ms), {jitter_ms},
   {loss} (a fraction, 0.05), {loss_pct} (5), {bandwidth_bps} (bit/s, 0 = unlimited). Degrade always
   gets all of them: what a step does not change is 0 (no added impairment), and `reset` is the
-  degrade hook with all zeros. They are also in the environment as EDGE_SITE, EDGE_HOOK,
-  EDGE_DELAY_MS, EDGE_JITTER_MS, EDGE_LOSS, EDGE_LOSS_PCT, EDGE_BANDWIDTH_BPS. Other braces (awk
-  programs, shell `${VAR}`) are left alone.
+  degrade hook with all zeros. For partition and heal, {cut_mode}: "hold" (a short cut: what was in
+  flight may arrive after the heal, e.g. iptables DROP) or "drop" (a long outage: connections across
+  the WAN must not survive it, e.g. DROP plus `conntrack -D` or `ss -K`, or REJECT with tcp-reset);
+  heal gets the mode of the partition it undoes; other hooks get "". They are also in the
+  environment as EDGE_SITE, EDGE_HOOK, EDGE_DELAY_MS, EDGE_JITTER_MS, EDGE_LOSS, EDGE_LOSS_PCT,
+  EDGE_BANDWIDTH_BPS, EDGE_CUT_MODE. Other braces (awk programs, shell `${VAR}`) are left alone.
 * ${ENV} references are expanded from the environment only when the command runs; logs, notes and
   error messages always show the command as written, and a secret value that appears in a hook's
   output is replaced by its ${ENV} reference before it is shown.
@@ -51,7 +54,7 @@ from . import Faults, FaultError
 HOOK_OF = {"partition": "partition", "heal": "heal", "degrade": "degrade", "reset": "degrade",
            "kill": "kill", "restart": "restart", "pause": "pause", "resume": "resume",
            "stop": "stop", "start": "start"}
-PLACEHOLDERS = ("site", "delay_ms", "jitter_ms", "loss", "loss_pct", "bandwidth_bps")
+PLACEHOLDERS = ("site", "delay_ms", "jitter_ms", "loss", "loss_pct", "bandwidth_bps", "cut_mode")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _KILL_GRACE_S = 2.0
 
@@ -77,8 +80,9 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def placeholder_values(site: str, params: dict[str, Any] | None = None) -> dict[str, str]:
-    """Every placeholder's text; degrade params that were not given are 0 (no impairment)."""
+def placeholder_values(site: str, params: dict[str, Any] | None = None, cut_mode: str = "") -> dict[str, str]:
+    """Every placeholder's text; degrade params that were not given are 0 (no impairment), cut_mode is
+    "" except for partition and heal."""
     p = params or {}
     loss = float(p.get("loss") or 0.0)
     bandwidth = p.get("bandwidth_bps")
@@ -89,6 +93,7 @@ def placeholder_values(site: str, params: dict[str, Any] | None = None) -> dict[
         "loss": _number(loss),
         "loss_pct": _number(round(loss * 100.0, 6)),
         "bandwidth_bps": str(int(bandwidth)) if bandwidth else "0",
+        "cut_mode": cut_mode,
     }
 
 
@@ -216,7 +221,8 @@ class HookFaults(Faults):
 
             skip(NOT_ALLOWED)
         hook = self.site.hooks[HOOK_OF[action]]
-        values = placeholder_values(self.site.name, params if action == "degrade" else None)
+        values = placeholder_values(self.site.name, params if action == "degrade" else None,
+                                    cut_mode=params.get("cut_mode", ""))
         try:
             run = run_hook(hook, values, cwd=self.cwd)
         except HookError as exc:

@@ -492,9 +492,9 @@ def echo_server():
     server.server_close()
 
 
-def _start_linkd(*args: str) -> tuple[subprocess.Popen, dict]:
+def _start_linkd(*args: str, module: str = "conformance.emulation.linkd") -> tuple[subprocess.Popen, dict]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.emulation.linkd", *args],
+        [sys.executable, "-m", module, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -594,6 +594,36 @@ def test_linkd_api_end_to_end_and_sigterm(echo_server):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT) == 0
         assert proc.stderr.read() == ""  # no tracebacks, no asyncio noise
+    finally:
+        _kill(proc.pid)
+        proc.wait(TIMEOUT)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+
+
+@pytest.mark.parametrize("module", ["conformance.emulation.linkd", "conformance.emulation.docker.relayd"])
+def test_daemons_cut_in_either_mode_through_patch(echo_server, module):
+    """linkd and the docker backend's relayd: PATCH partition_mode picks what a cut does."""
+    proc, ready = _start_linkd(module=module)
+    try:
+        port = ready["control_port"]
+        _, link = _api(port, "PUT", "/links/wan:s", {"upstream": f"127.0.0.1:{echo_server}"})
+        with socket.create_connection(("127.0.0.1", link["listen_port"]), timeout=TIMEOUT) as held, \
+                socket.create_connection(("127.0.0.1", link["listen_port"]), timeout=TIMEOUT) as dropped:
+            _sock_rtt(held)
+            _sock_rtt(dropped)
+            status, cut = _api(port, "PATCH", "/links/wan:s", {"partitioned": True})  # hold, the default
+            assert status == 200 and cut["partition_mode"] == "hold"
+            held.sendall(b"ping")
+            status, cut = _api(port, "PATCH", "/links/wan:s", {"partition_mode": "drop"})  # now a long outage
+            assert status == 200 and cut["stats"]["connections_dropped"] == 2
+            with contextlib.suppress(ConnectionError):
+                assert dropped.recv(16) == b""
+            _api(port, "PATCH", "/links/wan:s", {"partitioned": False})
+            with contextlib.suppress(ConnectionError):
+                assert held.recv(16) == b""  # dropped too: the hold it was in became a drop
+        proc.stdin.close()
+        assert proc.wait(TIMEOUT) == 0
     finally:
         _kill(proc.pid)
         proc.wait(TIMEOUT)

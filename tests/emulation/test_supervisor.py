@@ -188,6 +188,7 @@ def test_partition_holds_traffic_until_heal(target, faults):
     try:
         links = {x["name"]: x for x in faults.status()["links"]}
         assert links["wan:store-1"]["partitioned"] is True and links["wan:store-2"]["partitioned"] is False
+        assert links["wan:store-1"]["partition_mode"] == "hold"  # the default: today's cut
         with pytest.raises((TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError)):
             get(wan + "/ping", timeout=1.0)
         assert get(other + "/ping")[0] == 200  # only store-1 is cut off
@@ -207,6 +208,35 @@ def test_partitioning_central_cuts_every_wan_link(target, faults):
         faults.heal("central")
     states = {x["name"]: x["partitioned"] for x in faults.status()["links"]}
     assert not any(states[f"wan:store-{i}"] for i in (1, 2, 3))
+
+
+def test_a_drop_partition_resets_open_connections_and_new_ones_time_out(target, faults):
+    wan = urlsplit(target.site("store-2").endpoint("wan"))
+    kept = http.client.HTTPConnection(wan.hostname, wan.port, timeout=5.0)  # a keep-alive connection
+    try:
+        kept.request("GET", "/ping")
+        assert kept.getresponse().read() and kept.sock is not None  # open, across the WAN link
+        with pytest.raises(FaultError, match="mode: expected one of hold, drop"):
+            faults._call("POST", "/sites/store-2/partition", {"mode": "dorp"})
+        with pytest.raises(FaultError, match="heal takes no body"):
+            faults._call("POST", "/sites/store-2/heal", {"mode": "drop"})
+        faults.partition("store-2", mode="drop")
+        try:
+            link = {x["name"]: x for x in faults.status()["links"]}["wan:store-2"]
+            assert link["partitioned"] is True and link["partition_mode"] == "drop"
+            assert link["stats"]["connections_dropped"] >= 1  # ours, and the site's own pooled ones
+            started = time.monotonic()
+            with pytest.raises((ConnectionError, http.client.HTTPException)):  # not a timeout: a reset
+                kept.request("GET", "/ping")  # the connection was reset at the cut
+                kept.getresponse().read()
+            assert time.monotonic() - started < 2.0
+            with pytest.raises((TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError)):
+                get(target.site("store-2").endpoint("wan") + "/ping", timeout=1.0)  # a black hole
+        finally:
+            faults.heal("store-2")
+    finally:
+        kept.close()
+    assert get(target.site("store-2").endpoint("wan") + "/ping", timeout=5.0)[0] == 200
 
 
 def test_degrade_changes_the_link_and_reset_restores_the_topology(target, faults):

@@ -132,7 +132,7 @@ def test_placeholders_are_filled_and_env_refs_expanded_only_to_run(monkeypatch):
     monkeypatch.setenv("EDGE_TEST_TOKEN", "s3cr3t-value")
     values = placeholder_values("store-1", {"delay_ms": 25.0, "loss": 0.05})
     assert values == {"site": "store-1", "delay_ms": "25", "jitter_ms": "0", "loss": "0.05", "loss_pct": "5",
-                      "bandwidth_bps": "0"}
+                      "bandwidth_bps": "0", "cut_mode": ""}
     shown, real_cmd = render("wan.sh {site} {delay_ms} {loss_pct} ${EDGE_TEST_TOKEN} awk '{print $1}'", values)
     assert shown == "wan.sh store-1 25 5 ${EDGE_TEST_TOKEN} awk '{print $1}'"
     assert real_cmd == "wan.sh store-1 25 5 s3cr3t-value awk '{print $1}'"
@@ -210,8 +210,8 @@ def test_ctrl_c_during_a_hook_kills_its_group_and_propagates(tmp_path):
 
 def test_hook_faults_run_the_hooks_with_placeholders_and_reset_is_degrade_with_zeros(tmp_path):
     log = tmp_path / "log"
-    s = site({"partition": f'echo "partition {{site}}" >> "{log}"',
-              "heal": [sys.executable, "-c", f"open({str(log)!r}, 'a').write('heal {{site}}\\n')"],
+    s = site({"partition": f'echo "partition {{site}} {{cut_mode}} $EDGE_CUT_MODE" >> "{log}"',
+              "heal": [sys.executable, "-c", f"open({str(log)!r}, 'a').write('heal {{site}} {{cut_mode}}\\n')"],
               "degrade": f'echo "degrade {{site}} {{delay_ms}} {{jitter_ms}} {{loss}} {{loss_pct}} {{bandwidth_bps}}" >> "{log}"'},
              name="store-9")
     target_file = tmp_path / "target.yaml"
@@ -220,11 +220,16 @@ def test_hook_faults_run_the_hooks_with_placeholders_and_reset_is_degrade_with_z
     assert faults.cwd == tmp_path
     with faults.partitioned():
         pass
+    with faults.partitioned(mode="drop"):  # the hook is told which cut to make, and heal which to undo
+        pass
     with faults.degraded(delay_ms=30, bandwidth_bps=512000):
         pass
     assert log.read_text().splitlines() == [
-        "partition store-9", "heal store-9", "degrade store-9 30 0 0 0 512000", "degrade store-9 0 0 0 0 0"]
-    assert len(faults.runs) == 4 and all("exit 0" in line for line in faults.log)
+        "partition store-9 hold hold", "heal store-9 hold", "partition store-9 drop drop", "heal store-9 drop",
+        "degrade store-9 30 0 0 0 512000", "degrade store-9 0 0 0 0 0"]
+    assert len(faults.runs) == 6 and all("exit 0" in line for line in faults.log)
+    with pytest.raises(ValueError, match="unknown cut mode 'cut'"):
+        faults.partition(mode="cut")
 
 
 def test_hook_failure_is_an_error_and_heal_still_runs(tmp_path):
