@@ -231,6 +231,7 @@ class EdgeSession:
     requirement_filter: set[str] = field(default_factory=set)  # --edge-requirement: just these ids
     scope: dict = field(default_factory=dict)  # what narrowed or changed the run (results.json "scope")
     other_failures: int = 0  # failed pytest reports that are not requirement results
+    collect_errors: list[tuple[str, str]] = field(default_factory=list)  # (path, first line of the error)
 
     def cases_for(self, check: str) -> list[Case]:
         return self.cases.get(check, [])
@@ -617,7 +618,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if check in collected_checks:
             continue
         suite = catalog.suite_of(check)
-        if catalog.get(check) is not None and check not in edge.implemented:
+        # A module that failed to import may be the one implementing it: its suite's if one matches.
+        broken = [e for e in edge.collect_errors if f"/{suite}/" in e[0]] or edge.collect_errors
+        if broken:
+            ended = V.Ended("error", f"not collected: {broken[0][0]} could not be collected: {broken[0][1]}")
+        elif catalog.get(check) is not None and check not in edge.implemented:
             if edge.scope["tests"] or edge.scope["suites"]:
                 why = ("--suite " + " ".join(edge.scope["suites"])) if edge.scope["suites"] else \
                     "test paths " + " ".join(edge.scope["tests"])
@@ -637,6 +642,19 @@ def _record_unmeasured(edge: EdgeSession, case: Case, ended: V.Ended) -> None:
     d = V.decide(case.requirement, case.site.name, ended=ended)
     edge.record.update(case.requirement.profile, case.requirement.id, case.site.name, status=d.status,
                        message=d.message, advisory=d.advisory, ended=ended.to_dict())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """A suite module that cannot be imported: remembered, so its requirements become errors that say
+    why (not "no collected test implements ...") and the terminal names it."""
+    report = yield
+    edge = collector.config.stash.get(STASH, None)
+    if edge is not None and report.failed:
+        lines = [ln.strip() for ln in str(report.longrepr).splitlines() if ln.strip()]
+        first = next((ln[1:].strip() for ln in reversed(lines) if ln.startswith("E ")), lines[-1] if lines else "")
+        edge.collect_errors.append((str(getattr(collector, "path", report.nodeid)), first))
+    return report
 
 
 def pytest_deselected(items: list) -> None:

@@ -365,3 +365,11 @@ def test_should_level_unit_mismatch_is_an_advisory_error(edge_run):
     assert should["advisory"] is True and must["advisory"] is False
     run.result.assert_outcomes(passed=1, errors=2)  # pytest counts what the record counts
     run.result.stdout.fnmatch_lines(["*ERROR (advisory)*REQ-1@site-a*"])
+
+
+def test_a_check_module_that_cannot_be_imported_is_an_error_that_says_why(edge_run, pytester):
+    run = edge_run([req("REQ-9", check="custom.gone", expect="x <= 1")], checks="import no_such_module_here\n")
+    e = run.entry("REQ-9")
+    assert e["status"] == "error", e
+    assert "test_mine.py could not be collected" in e["message"] and "no_such_module_here" in e["message"]
+    assert run.data["verdict"] == "incomplete"
