@@ -13,10 +13,18 @@ from typing import Any
 
 from ..model import results as R
 from ..model import units as U
+from ..model import verdict as MV
 
 STATUSES = R.STATUSES
+# v1 files still say "skip" (not applicable and not measured in one); they must keep rendering as such.
+LEGACY = R.LEGACY_STATUSES
+KNOWN = STATUSES + LEGACY
 LEVELS = ("must", "should", "may")
 UNDECIDED = ("error", "inconclusive")
+# Results that did not pass and are not "does not apply": every renderer lists each of them.
+NOT_PASSED = ("fail", "error", "inconclusive", "not-measured", "not-run", "waived")
+# A should/may result in one of these is advisory (model/verdict.py is_advisory).
+ADVISORY_STATUSES = ("fail", "error", "inconclusive", "not-measured")
 
 # C0/C1 controls (except tab and newline), surrogates and the two non-characters XML 1.0 forbids.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -43,12 +51,12 @@ def requirements(results: dict) -> list[dict]:
 
 
 def strict(results: dict) -> bool:
-    return bool(as_dict(results.get("options")).get("strict"))
+    return bool(as_dict(results.get("options")).get("strict") or as_dict(results.get("scope")).get("strict"))
 
 
 def status(r: dict) -> str:
     s = r.get("status")
-    return s if s in STATUSES else "not-run"
+    return s if s in KNOWN else "not-run"
 
 
 def level(r: dict) -> str:
@@ -56,13 +64,28 @@ def level(r: dict) -> str:
     return lv if lv in LEVELS else "must"  # unknown levels count as the strictest, never hide a failure
 
 
-def is_advisory(r: dict) -> bool:
-    """A failed should/may: reported, but it only blocks the verdict under --strict."""
-    if status(r) != "fail":
+def is_advisory(r: dict, strict_run: bool = False) -> bool:
+    """A should/may that failed or was not decided: reported, but it does not block the verdict.
+    Under --strict (`strict_run`) nothing is advisory: every requirement counts."""
+    if strict_run or status(r) not in ADVISORY_STATUSES:
         return False
     if "advisory" in r:
         return bool(r["advisory"])
-    return level(r) != "must"
+    return MV.is_advisory(level(r), status(r))
+
+
+def counts_toward_verdict(r: dict) -> bool:
+    return R.counts_toward_verdict(r)
+
+
+def ended(r: dict) -> tuple[str, str]:
+    """(reason, remedy) of a result that did not measure; from its message when `ended` is missing."""
+    e = as_dict(r.get("ended"))
+    reason = clean(e.get("reason"))
+    remedy = clean(e.get("remedy"))
+    if not reason:
+        reason = message(r)
+    return reason, remedy
 
 
 def verdict_word(results: dict) -> str:
@@ -120,31 +143,149 @@ def waiver_text(w: Any) -> str:
 
 
 def problem_groups(results: dict) -> list[tuple[str, str, list[dict]]]:
-    """(key, heading, requirements) in reading order: must failures, undecided, advisory."""
+    """(key, heading, requirements) in reading order: must failures, errors and inconclusive results,
+    results not measured, advisory failures. Must (blocking) results come first within a group."""
     reqs = requirements(results)
-    must_fail = [r for r in reqs if status(r) == "fail" and not is_advisory(r)]
-    undecided = sorted((r for r in reqs if status(r) in UNDECIDED), key=lambda r: LEVELS.index(level(r)))
-    advisory = [r for r in reqs if is_advisory(r)]
-    adv_title = ("Should/may failures (blocking: --strict)" if strict(results)
+    strict_run = strict(results)
+    by_level = lambda rs: sorted(rs, key=lambda r: LEVELS.index(level(r)))  # noqa: E731 - stable sort
+    must_fail = [r for r in reqs if status(r) == "fail" and not is_advisory(r, strict_run)]
+    undecided = by_level(r for r in reqs if status(r) in UNDECIDED)
+    unmeasured = by_level(r for r in reqs if status(r) == "not-measured")
+    advisory = [r for r in reqs if status(r) == "fail" and is_advisory(r, strict_run)]
+    adv_title = ("Should/may failures (blocking: --strict)" if strict_run
                  else "Advisory failures (should/may; not blocking)")
     groups = [("fail", "Must failures", must_fail),
               ("undecided", "Errors and inconclusive results", undecided),
+              ("not-measured", "Not measured", unmeasured),
               ("advisory", adv_title, advisory)]
     return [g for g in groups if g[2]]
 
 
+def not_measured_groups(reqs: list[dict]) -> list[tuple[str, str, list[dict]]]:
+    """Not-measured results grouped by (reason, remedy): a run narrowed to one requirement leaves
+    hundreds out for the same reason, which is one line to read, not hundreds. Groups holding a must
+    first, then the biggest."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in reqs:
+        groups.setdefault(ended(r), []).append(r)
+    ordered = sorted(groups.items(), key=lambda kv: (min(LEVELS.index(level(r)) for r in kv[1]), -len(kv[1])))
+    return [(reason, remedy, items) for (reason, remedy), items in ordered]
+
+
 def count_items(results: dict) -> list[tuple[str, int]]:
-    """Counts in status order; recomputed from requirements when the file has none."""
+    """Counts in status order; recomputed from requirements when the file has none. The legacy "skip"
+    of v1 files is shown only when the file has some."""
     counts = as_dict(results.get("counts"))
     if not counts:
         counts = R.counts([{"status": status(r)} for r in requirements(results)])
     out = []
-    for s in STATUSES:
+    for s in KNOWN:
         try:
-            out.append((s, int(counts.get(s) or 0)))
+            n = int(counts.get(s) or 0)
         except (TypeError, ValueError):
-            out.append((s, 0))
+            n = 0
+        if s in STATUSES or n:
+            out.append((s, n))
     return out
+
+
+def statuses_present(results: dict) -> tuple[str, ...]:
+    """The statuses a filter may offer: every v2 status, and "skip" for a v1 file that has it."""
+    present = {status(r) for r in requirements(results)}
+    return STATUSES + tuple(s for s in LEGACY if s in present)
+
+
+# ------------------------------------------------------------------------------------------- scope
+
+
+class Scope:
+    """What narrowed or changed the run (results.json "scope"), as every report's first lines say it."""
+
+    def __init__(self, results: dict):
+        raw = results.get("scope")
+        self.recorded = isinstance(raw, dict)
+        scope = as_dict(raw)
+        self.narrowed_by = [clean(x) for x in as_list(scope.get("narrowed_by")) if clean(x).strip()]
+        self.changed_by = [clean(x) for x in as_list(scope.get("changed_by")) if clean(x).strip()]
+        # "full" is the record's word; a record that lists what narrowed it is partial whatever it says.
+        self.full = self.recorded and bool(scope.get("full", True)) and not self.narrowed_by
+
+    @property
+    def word(self) -> str:
+        """full | partial | unknown (JUnit property `scope`)."""
+        return "unknown" if not self.recorded else "full" if self.full else "partial"
+
+    @property
+    def headline(self) -> str:
+        if not self.recorded:
+            return "Scope not recorded (results from an older harness)"
+        if self.full:
+            return "Full run: every requirement of the profiles on every site it applies to"
+        how = ", ".join(self.narrowed_by) or "options not recorded"
+        return f"PARTIAL RUN: narrowed by {how}"
+
+    @property
+    def changed(self) -> str:
+        """'' when nothing changed the deployment or the rules."""
+        return f"Changed by: {', '.join(self.changed_by)}" if self.changed_by else ""
+
+    def lines(self) -> list[str]:
+        return [self.headline] + ([self.changed] if self.changed else [])
+
+
+# ----------------------------------------------------------------------------------- verdict reason
+
+_UNDECIDED_WORDS = {"error": "in error", "inconclusive": "inconclusive", "not-measured": "not measured",
+                    "not-run": "not run"}
+
+
+def _blocking(results: dict) -> list[dict]:
+    """The results that decide the verdict: musts (any level with --strict), fleet entries not members."""
+    strict_run = strict(results)
+    return [r for r in requirements(results) if counts_toward_verdict(r) and (strict_run or level(r) == "must")]
+
+
+def _n(n: int, strict_run: bool) -> str:
+    noun = "requirement" if strict_run else "must"
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def verdict_reason(results: dict) -> str:
+    """Why the run is not conformant, in counts: '2 musts failed, 20 musts not measured'; '' if it is."""
+    blocking, strict_run = _blocking(results), strict(results)
+    parts = []
+    failed = sum(status(r) == "fail" for r in blocking)
+    if failed:
+        parts.append(f"{_n(failed, strict_run)} failed")
+    for s in ("not-measured", "error", "inconclusive", "not-run"):
+        n = sum(status(r) == s for r in blocking)
+        if n:
+            parts.append(f"{_n(n, strict_run)} {_UNDECIDED_WORDS[s]}")
+    return ", ".join(parts)
+
+
+_WORD = re.compile(r"[\w.-]+")
+_SITE = "\x00"  # where a remedy named its site, in the remedy's template
+
+
+def _site_template(remedy: str, site: str) -> tuple[str, str]:
+    """("add a host to \\0", "store-1") when the remedy names its site once as a word; else (remedy, "")."""
+    if site and [m.group(0) for m in _WORD.finditer(remedy)].count(site) == 1:
+        return re.sub(rf"(?<![\w.-]){re.escape(site)}(?![\w.-])", _SITE, remedy), site
+    return remedy, ""
+
+
+def remedies(results: dict) -> list[str]:
+    """What would let the blocking not-measured results be measured, most needed first: each remedy
+    once, and remedies that differ only by the site they name merged ("add a host to store-1, store-2")."""
+    needed: dict[str, list[str]] = {}  # template -> the site of each result that needs it ("" if none)
+    for r in _blocking(results):
+        _, remedy = ended(r)
+        if status(r) == "not-measured" and remedy:
+            template, site = _site_template(remedy, clean(r.get("site")))
+            needed.setdefault(template, []).append(site)
+    ordered = sorted(needed.items(), key=lambda kv: -len(kv[1]))
+    return [t.replace(_SITE, ", ".join(dict.fromkeys(sites))) for t, sites in ordered]
 
 
 def profile_titles(results: dict) -> list[str]:

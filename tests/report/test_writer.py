@@ -97,7 +97,7 @@ def test_formats_match_the_run_contract():
 
 
 @pytest.mark.parametrize("fmt,start", [("junit", "<?xml"), ("md", "# Edge conformance"), ("html", "<!DOCTYPE html>"),
-                                       ("terminal", "requirement@site")])
+                                       ("terminal", "Full run")])
 def test_render_one_format_as_text(non_conformant, fmt, start):
     assert writer.render(non_conformant, fmt, color=False).startswith(start)
 
