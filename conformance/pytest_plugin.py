@@ -327,7 +327,7 @@ def _block_locust(config: pytest.Config) -> None:
 
 
 def _open_session(config: pytest.Config) -> EdgeSession:
-    from .engine import lifecycle
+    from .engine import lifecycle, outlock
     from .engine.record import RunRecord, new_run_id
     from .model.profile import load_profile
     from .model.waivers import load_waivers, split_active
@@ -344,6 +344,9 @@ def _open_session(config: pytest.Config) -> EdgeSession:
     run_id = config.getoption("--edge-run-id") or new_run_id()
     out = config.getoption("--edge-out")
     out_dir = Path(out) if out else Path.cwd() / "edge-results" / run_id
+    # Held until the reports are written (sessionfinish); re-entrant under `edge-conformance run`.
+    lock = outlock.acquire(out_dir, run_id, option="--edge-out")
+    config.add_cleanup(lambda: outlock.release(lock))
 
     target_ref = config.getoption("--edge-target") or "emulated"
     emulated_from = config.getoption("--edge-emulated-from")

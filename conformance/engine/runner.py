@@ -15,6 +15,7 @@ from ..model.paths import suites_dir
 from ..model.profile import load_profile
 from ..model.target import check_site_selectors, is_emulated_ref, load_target
 from ..model.waivers import load_waivers
+from . import outlock
 from .lifecycle import open_target
 from .record import new_run_id
 
@@ -126,6 +127,15 @@ def run(opts: RunOptions) -> RunOutcome:
     run_id = new_run_id()
     out_dir = Path(opts.out) if opts.out else Path.cwd() / "edge-results" / run_id
     profiles = [load_profile(ref) for ref in opts.profiles]
+    # Before anything starts: an unwritable --out, or one another run is writing into, is one line.
+    lock = outlock.acquire(out_dir, run_id)
+    try:
+        return _run_locked(opts, run_id, out_dir, profiles)
+    finally:
+        outlock.release(lock)
+
+
+def _run_locked(opts: RunOptions, run_id: str, out_dir: Path, profiles: list) -> RunOutcome:
     # The engine owns the target's lifetime: an emulated deployment comes up before pytest and is
     # removed after it, whatever happens (Ctrl-C and SIGTERM included).
     try:
