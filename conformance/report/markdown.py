@@ -1,9 +1,10 @@
 """summary.md: the short, readable verdict for pull requests and CI job summaries.
 
-Reading order is what a reviewer needs first: verdict, counts, what failed (must failures, then what
-could not be decided, then advisory), the full table, the sites closest to their latency limits and
-the waivers. Cells are escaped so target text cannot break the table or inject HTML into the page
-that renders it.
+Reading order is what a reviewer needs first: verdict and scope (a narrowed run says so before anything
+else), counts, what failed (must failures, then what could not be decided, then what was not measured
+and what would measure it, then advisory), the full table, what does not apply, the sites closest to
+their latency limits and the waivers. Cells are escaped so target text cannot break the table or inject
+HTML into the page that renders it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from . import view as V
 
 # GitHub refuses a job summary over 1 MiB per step; stay under it rather than lose the whole summary.
 STEP_SUMMARY_LIMIT = 1024 * 1024 - 4096
+GROUP_LABELS = 50  # requirement@site labels named under one not-measured reason; the table has them all
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _ENTITY = re.compile(r"&(?=[A-Za-z0-9#])")
 
@@ -42,18 +44,36 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def render_markdown(results: dict) -> str:
-    lines = [f"# Edge conformance: {V.verdict_word(results)}", ""]
+    scope = V.Scope(results)
+    partial = " (PARTIAL RUN)" if scope.word == "partial" else ""
+    lines = [f"# Edge conformance: {V.verdict_word(results)}{partial}", ""]
+    lines += _scope(scope)
     lines += _summary(results)
     lines += _problems(results)
     lines += _full_table(results)
+    lines += _not_applicable(results)
     lines += _worst_latency(results)
     lines += _waivers(results)
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _scope(scope: V.Scope) -> list[str]:
+    """First lines after the heading: a partial run as a bold quote, so nobody reads it as a full one."""
+    if scope.word == "partial":
+        lines = [f"> **{text(scope.headline)}.** What it left out was not measured, so the verdict covers only "
+                 "part of the profiles."]
+        lines += [">", f"> {text(scope.changed)}"] if scope.changed else []
+        return lines + [""]
+    return [text(line) for line in scope.lines()] + [""] if scope.changed else [text(scope.headline), ""]
+
+
 def _summary(results: dict) -> list[str]:
     target = V.as_dict(results.get("target"))
-    lines = [f"**Verdict: {V.verdict_word(results)}**" + (" (strict)" if V.strict(results) else ""), ""]
+    reason = V.verdict_reason(results) if results.get("verdict") != "conformant" else ""
+    lines = [f"**Verdict: {V.verdict_word(results)}**" + (" (strict)" if V.strict(results) else "")
+             + (f": {text(reason)}" if reason else ""), ""]
+    fixes = V.remedies(results)
+    lines += [f"To measure them: {text('; '.join(fixes))}", ""] if fixes else []
     facts = [("Run", results.get("run_id")), ("Profiles", ", ".join(V.profile_titles(results))),
              ("Target", f"{V.clean(target.get('name'))} ({V.clean(target.get('kind'))})" if target else ""),
              ("Started", results.get("started")), ("Finished", results.get("finished"))]
@@ -66,8 +86,11 @@ def _summary(results: dict) -> list[str]:
 
 def _problems(results: dict) -> list[str]:
     lines = []
-    for _, heading, reqs in V.problem_groups(results):
+    for key, heading, reqs in V.problem_groups(results):
         lines += [f"## {heading} ({len(reqs)})", ""]
+        if key == "not-measured":
+            lines += _not_measured(reqs)
+            continue
         for r in reqs:
             lines.append(f"- **{text(V.label(r))}** ({V.level(r)}, {V.status(r)}): {text(V.message(r))}")
             lines.append(f"  - measured: {text(V.fmt_measured(r)) or 'nothing'}; "
@@ -76,12 +99,39 @@ def _problems(results: dict) -> list[str]:
     return lines
 
 
+def _not_measured(reqs: list[dict]) -> list[str]:
+    """Grouped by reason and remedy: a narrowed run leaves many out for one reason, one item to read."""
+    lines = ["They apply to their site but were not measured here: never a pass. A must left not measured "
+             "makes the run incomplete.", ""]
+    for reason, remedy, items in V.not_measured_groups(reqs):
+        if len(items) == 1:
+            r = items[0]
+            fix = f" To measure it: {text(remedy)}" if remedy else ""
+            lines.append(f"- **{text(V.label(r))}** ({V.level(r)}): {text(reason)}.{fix}")
+            continue
+        levels = ", ".join(f"{n} {lv}" for lv in V.LEVELS if (n := sum(V.level(r) == lv for r in items)))
+        fix = f" To measure them: {text(remedy)}" if remedy else ""
+        names = ", ".join(text(V.label(r)) for r in items[:GROUP_LABELS])
+        more = f" and {len(items) - GROUP_LABELS} more (see All results)" if len(items) > GROUP_LABELS else ""
+        lines += [f"- **{len(items)} results** ({levels}): {text(reason)}.{fix}", f"  - {names}{more}"]
+    return lines + [""]
+
+
 def _full_table(results: dict) -> list[str]:
     rows = [[r.get("id"), r.get("site"), V.level(r), V.status(r), V.fmt_measured(r), V.expected(r)]
             for r in V.requirements(results)]
     if not rows:
         return ["## All results", "", "No requirement results.", ""]
     return ["## All results", ""] + _table(["id", "site", "level", "status", "measured", "expected"], rows)
+
+
+def _not_applicable(results: dict) -> list[str]:
+    reqs = [r for r in V.requirements(results) if V.status(r) == "not-applicable"]
+    if not reqs:
+        return []
+    lines = [f"## Not applicable ({len(reqs)})", ""]
+    lines += [f"- {text(V.label(r))}: {text(V.ended(r)[0])}" for r in reqs]
+    return lines + [""]
 
 
 def _worst_latency(results: dict) -> list[str]:

@@ -19,6 +19,9 @@ STATUSES = R.STATUSES
 # v1 files still say "skip" (not applicable and not measured in one); they must keep rendering as such.
 LEGACY = R.LEGACY_STATUSES
 KNOWN = STATUSES + LEGACY
+# Counts in this order: v2's, with v1's "skip" beside the two statuses it became.
+_ORDER = ("pass", "fail", "error", "inconclusive", "not-applicable", "not-measured", "skip", "waived", "not-run")
+COUNT_ORDER = tuple(s for s in _ORDER if s in KNOWN) + tuple(s for s in KNOWN if s not in _ORDER)
 LEVELS = ("must", "should", "may")
 UNDECIDED = ("error", "inconclusive")
 # Results that did not pass and are not "does not apply": every renderer lists each of them.
@@ -148,10 +151,10 @@ def problem_groups(results: dict) -> list[tuple[str, str, list[dict]]]:
     reqs = requirements(results)
     strict_run = strict(results)
     by_level = lambda rs: sorted(rs, key=lambda r: LEVELS.index(level(r)))  # noqa: E731 - stable sort
-    must_fail = [r for r in reqs if status(r) == "fail" and not is_advisory(r, strict_run)]
+    must_fail = [r for r in reqs if status(r) == "fail" and not is_advisory(r)]
     undecided = by_level(r for r in reqs if status(r) in UNDECIDED)
     unmeasured = by_level(r for r in reqs if status(r) == "not-measured")
-    advisory = [r for r in reqs if status(r) == "fail" and is_advisory(r, strict_run)]
+    advisory = [r for r in reqs if status(r) == "fail" and is_advisory(r)]  # their heading says if they block
     adv_title = ("Should/may failures (blocking: --strict)" if strict_run
                  else "Advisory failures (should/may; not blocking)")
     groups = [("fail", "Must failures", must_fail),
@@ -173,18 +176,20 @@ def not_measured_groups(reqs: list[dict]) -> list[tuple[str, str, list[dict]]]:
 
 
 def count_items(results: dict) -> list[tuple[str, int]]:
-    """Counts in status order; recomputed from requirements when the file has none. The legacy "skip"
-    of v1 files is shown only when the file has some."""
+    """Counts in status order, as the file records them (recomputed from its requirements when it has
+    none). The statuses are the file's own: a v1 file shows its "skip" and not the v2 statuses it could
+    not have had."""
     counts = as_dict(results.get("counts"))
     if not counts:
         counts = R.counts([{"status": status(r)} for r in requirements(results)])
+    legacy = any(s in counts for s in LEGACY)
     out = []
-    for s in KNOWN:
+    for s in COUNT_ORDER:
         try:
             n = int(counts.get(s) or 0)
         except (TypeError, ValueError):
             n = 0
-        if s in STATUSES or n:
+        if s in counts if legacy else (s in STATUSES or n):
             out.append((s, n))
     return out
 
