@@ -36,21 +36,30 @@ def render_html(results: dict) -> str:
 
 def _page(results: dict) -> dict:
     reqs = V.requirements(results)
-    rows = [_row(i, r) for i, r in enumerate(reqs)]
+    strict = V.strict(results)
+    rows = [_row(i, r, strict) for i, r in enumerate(reqs)]
     by_identity = {id(r): row for r, row in zip(reqs, rows)}  # problem_groups returns these same dicts
+    scope = V.Scope(results)
     return {
         "verdict": V.verdict_word(results),
         "verdict_class": V.clean(results.get("verdict")) or "unknown",
-        "strict": V.strict(results),
+        "verdict_reason": V.verdict_reason(results) if results.get("verdict") != "conformant" else "",
+        "remedies": V.remedies(results),
+        "scope": {"word": scope.word, "headline": scope.headline, "changed": scope.changed},
+        "strict": strict,
         "state_note": V.state_note(results),
         "facts": _run_facts(results),
         "counts": V.count_items(results),
-        "problems": [(heading, [by_identity[id(r)] for r in group])
-                     for _, heading, group in V.problem_groups(results)],
+        "problems": [(key, heading, [by_identity[id(r)] for r in group])
+                     for key, heading, group in V.problem_groups(results)],
+        # Not measured, grouped by reason and remedy: one item per reason however many it left out.
+        "not_measured": [{"reason": reason, "remedy": remedy, "rows": [by_identity[id(r)] for r in group]}
+                         for reason, remedy, group in V.not_measured_groups(
+                             [r for r in reqs if V.status(r) == "not-measured"])],
         "rows": rows,
         "sites": sorted({row["site"] for row in rows}),
         "levels": V.LEVELS,
-        "statuses": V.STATUSES,
+        "statuses": V.statuses_present(results),
         "measurements": [row for row in rows if row["charts"] or row["sweeps"]],
         "worst": L.worst_sites(results),
         "fmt": V.fmt_value,
@@ -62,7 +71,7 @@ def _page(results: dict) -> dict:
     }
 
 
-def _row(i: int, r: dict) -> dict:
+def _row(i: int, r: dict, strict: bool) -> dict:
     charts = [svg for svg in (C.latency_chart(r), C.timeseries_chart(r)) if svg] + C.sweep_charts(r)
     params = V.as_dict(r.get("params"))
     return {
@@ -75,7 +84,9 @@ def _row(i: int, r: dict) -> dict:
         "role": V.clean(r.get("role")),
         "level": V.level(r),
         "status": V.status(r),
-        "advisory": V.is_advisory(r),
+        "advisory": V.is_advisory(r, strict),
+        "ended": _ended(r),
+        "validity": [_evidence(v) for v in V.as_list(r.get("validity"))],
         "check": V.clean(r.get("check")),
         "measured": V.measured_items(r),
         "expect": V.expected(r),
@@ -93,6 +104,25 @@ def _row(i: int, r: dict) -> dict:
                               V.fmt_value(row.get("duration_s"), "s")] for row in rows]}
                    for param, unit, rows in C.sweeps(r)],
     }
+
+
+def _ended(r: dict) -> str:
+    """'not-measured: no host; to measure it: add a host' for the details of a row ('' if it measured)."""
+    e = V.as_dict(r.get("ended"))
+    how = V.clean(e.get("how"))
+    if not how or how == "measured":
+        return ""
+    parts = [f"{how}: {V.clean(e.get('reason'))}" if e.get("reason") else how]
+    if e.get("remedy"):
+        parts.append(f"to measure it: {V.clean(e['remedy'])}")
+    return "; ".join(parts)
+
+
+def _evidence(item) -> str:
+    """One piece of validity evidence as text: 'samples: count = 1200'."""
+    item = V.as_dict(item)
+    fields = ", ".join(f"{V.clean(k)} = {V.clean(v)}" for k, v in item.items() if k != "kind")
+    return f"{V.clean(item.get('kind') or '?')}: {fields}" if fields else V.clean(item.get("kind") or "?")
 
 
 def _run_facts(results: dict) -> list[tuple[str, str]]:

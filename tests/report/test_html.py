@@ -79,6 +79,10 @@ def test_target_text_is_escaped_everywhere(hostile, injection):
     assert len(tags.named("script")) == 1 and not tags.named("img")
     assert not [name for _, attrs in tags.tags for name in attrs if name.startswith("on")]
     assert "\x1b" not in html and "\x00" not in html
+    # the scope and the not-measured reasons and remedies too
+    assert '<p class="scope partial" id="scope">PARTIAL RUN: narrowed by --site &lt;script&gt;' in html
+    section = re.search(r'<h2 id="problems-not-measured">.*?</section>', html, re.S).group(0)
+    assert "no host &lt;script&gt;alert(1)&lt;/script&gt;" in section and "add &lt;script&gt;" in section
 
 
 def test_hostile_text_inside_svg_stays_text(hostile):
@@ -93,8 +97,57 @@ def test_verdict_banner_and_counts(page):
     assert re.search(r'<header class="banner non-conformant" id="verdict">\s*'
                      r'<h1>Edge conformance: NON-CONFORMANT', page)
     counts = re.findall(r"<li class=\"[a-z]*\"><b>(\d+)</b><span class=\"status s-([a-z-]+)\">", page)
-    assert counts == [("1", "pass"), ("2", "fail"), ("1", "error"), ("1", "inconclusive"), ("1", "skip"),
-                      ("1", "waived"), ("1", "not-run")]
+    assert counts == [("1", "pass"), ("2", "fail"), ("2", "error"), ("1", "inconclusive"), ("1", "not-applicable"),
+                      ("1", "not-measured"), ("1", "waived"), ("1", "not-run")]
+    assert ('<p id="verdict-reason"><strong>NON-CONFORMANT: 1 must failed, 1 must not measured, 1 must in error, '
+            '1 must inconclusive</strong></p>') in page
+
+
+def _css_classes(html: str) -> set[str]:
+    return set(re.findall(r"\.s-([a-z-]+)", re.search(r"<style>.*?</style>", html, re.S).group(0)))
+
+
+def test_every_status_has_a_colour(page, legacy_v1):
+    from conformance.model import results as R
+
+    assert set(R.STATUSES) | {"skip", "advisory"} <= _css_classes(page)
+    assert "s-skip" in render_html(legacy_v1)  # v1's skip still renders with its colour
+
+
+def test_scope_is_in_the_banner_first(page, partial):
+    banner = re.search(r'<header class="banner.*?</header>', page, re.S).group(0)
+    scope = re.search(r'<p class="scope (\w+)" id="scope">(.*?)</p>', banner)
+    assert scope.groups() == ("full", "Full run: every requirement of the profiles on every site it applies to")
+    assert "Changed by" not in banner and "defects" not in banner
+    banner = re.search(r'<header class="banner.*?</header>', render_html(partial), re.S).group(0)
+    assert banner.index('id="scope"') < banner.index("<dl>")
+    assert '<p class="scope partial" id="scope">PARTIAL RUN: narrowed by --suite functional security</p>' in banner
+    assert '<p class="scope changed">Changed by: --defect store-1:slow-path, --waivers waivers.yaml</p>' in banner
+    assert ('<p id="remedies">To measure them: add --suite latency; add a host to store-1, store-2; '
+            'pass --allow-faults</p>') in banner
+
+
+def test_old_results_render(legacy_v1):
+    html = render_html(legacy_v1)
+    assert '<p class="scope unknown" id="scope">Scope not recorded' in html
+    assert 'data-status="skip"' in html and '<option value="skip">skip</option>' in html
+
+
+def test_not_measured_section_with_reason_and_remedy(page, partial):
+    section = re.search(r'<h2 id="problems-not-measured">.*?</ul>\s*(?=<h2|</section>)', page, re.S).group(0)
+    assert "Not measured (1)" in section and 'href="#req-5"' in section
+    assert "site store-2 has no host to check. <strong>To measure it:</strong> add a host to store-2" in section
+    section = re.search(r'<h2 id="problems-not-measured">.*?</section>', render_html(partial), re.S).group(0)
+    assert "<strong>12 results</strong>" in section and "<strong>To measure them:</strong> add --suite latency" in section
+    assert section.count('href="#req-') == 15  # every one linked to its row
+
+
+def test_row_details_show_how_it_ended_and_the_validity_evidence(page):
+    row = re.search(r'<tr id="req-5".*?</details>', page, re.S).group(0)
+    assert ("<th>ended</th><td>not-measured: site store-2 has no host to check; to measure it: add a host to "
+            "store-2</td>") in row
+    row = re.search(r'<tr id="req-3".*?</details>', page, re.S).group(0)
+    assert "<th>validity</th><td>invalid: reason = generator saturated</td>" in row
 
 
 def test_filter_controls_and_filterable_rows(page, non_conformant):
@@ -103,14 +156,15 @@ def test_filter_controls_and_filterable_rows(page, non_conformant):
     assert {"filters", "f-status", "f-site", "f-level", "f-text", "results"} <= ids
     rows = [attrs for attrs in tags.named("tr") if "data-status" in attrs]
     assert len(rows) == len(non_conformant["requirements"])
-    assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "inconclusive", "skip", "waived", "not-run"}
+    assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "inconclusive", "not-applicable",
+                                               "not-measured", "waived", "not-run"}
     site_options = {a["value"] for a in tags.named("option")}
     assert {"store-1", "store-2", "must", "should", "may", "fail", "problem"} <= site_options
 
 
 def test_table_is_there_without_javascript(page):
     without_js = re.sub(r"<script.*?</script>", "", page, flags=re.S)
-    assert without_js.count('data-status="') == 8
+    assert without_js.count('data-status="') == 10
     assert "BASE-FUN-02 store-2: status = 503, expected == 200" in without_js
 
 
@@ -122,8 +176,20 @@ def test_measured_expected_source_and_rationale(page):
 
 
 def test_problems_listed_before_table(page):
-    assert page.index("Must failures (1)") < page.index("Errors and inconclusive results (2)") \
-        < page.index("Advisory failures") < page.index('<table id="results">')
+    assert page.index("Must failures (1)") < page.index("Errors and inconclusive results (3)") \
+        < page.index("Not measured (1)") < page.index("Advisory failures") < page.index('<table id="results">')
+
+
+def test_advisory_results_are_marked(page):
+    for anchor in ("req-7", "req-8"):  # the should fail and the should error
+        row = re.search(rf'<tr id="{anchor}".*?</tr>', page, re.S).group(0)
+        assert 'class="status s-advisory"' in row and ">advisory<" in row
+
+
+def test_the_problem_filter_covers_every_status_not_passed(page):
+    script = re.search(r"<script nonce=.*?</script>", page, re.S).group(0)
+    problem = re.search(r"var problem = \{(.*?)\};", script).group(1)
+    assert set(re.findall(r'"([a-z-]+)"', problem)) == {"fail", "error", "inconclusive", "not-measured", "not-run"}
 
 
 def test_waivers_host_and_profiles(page):
@@ -163,7 +229,7 @@ def test_svg_size_stays_reasonable(with_raw):
 def test_interrupted_and_minimal_results_render(interrupted):
     html = render_html(interrupted)
     assert "INCOMPLETE" in html and "interrupted" in html
-    assert "Edge conformance: UNKNOWN" in render_html({"schema": "edge-conformance/results/v1"})
+    assert "Edge conformance: UNKNOWN" in render_html({"schema": "edge-conformance/results/v2"})
 
 
 @pytest.mark.parametrize("raw,charts", [
