@@ -26,14 +26,20 @@ from ..model import catalog
 from ..model import expect as E
 from ..model import units as U
 from ..model.errors import ConfigError
+from . import view as V
 from .markdown import cell, text
 from .writer import load_results
 
 DEFAULT_TOLERANCE = "10%"
 DEFAULT_NOISE = 0.02
 # How bad a status is; a move to a higher rank is a regression when the new status is one of BAD.
-RANK = {"pass": 0, "waived": 1, "skip": 1, "not-run": 2, "inconclusive": 2, "error": 3, "fail": 4}
-BAD = ("fail", "error", "inconclusive", "not-run")
+# A requirement that was measured and now is not (pass -> not-measured) is a regression: a run that stops
+# measuring something cannot show that it still holds. "skip" is v1's, for comparing with old files.
+RANK = {"pass": 0, "waived": 1, "not-applicable": 1, "skip": 1, "not-run": 2, "inconclusive": 2,
+        "not-measured": 2, "error": 3, "fail": 4}
+BAD = ("fail", "error", "inconclusive", "not-measured", "not-run")
+# v1's skip became one of these two: a move between them is a change of words, not of the result.
+SKIP_SPLIT = ("skip", "not-applicable", "not-measured")
 KIND_ORDER = {"worse": 0, "regression": 1, "removed": 2, "new": 3, "better": 4, "improvement": 5,
               "changed": 6, "metric-added": 7, "metric-removed": 7, "same": 8}
 _LEVEL_ORDER = {"must": 0, "should": 1, "may": 2}
@@ -281,6 +287,29 @@ def _metric_rows(key: tuple, b: dict, n: dict, default: Tolerance, per: dict[str
     return rows
 
 
+def _status_row(key: tuple, bs: str, ns: str, n: dict) -> Row:
+    common = dict(id=key[0], site=key[1], level=str(n.get("level")), expected=str(n.get("expect") or ""),
+                  base_status=bs, new_status=ns, change=f"{bs} -> {ns}")
+    if "skip" in (bs, ns) and bs in SKIP_SPLIT and ns in SKIP_SPLIT:
+        return Row("changed", **{**common, "change": f"{bs} -> {ns} (v1's skip is now not-applicable or "
+                                                      "not-measured)"})
+    worse = RANK.get(ns, 3) > RANK.get(bs, 3) and ns in BAD
+    return Row("worse" if worse else "better", **common)
+
+
+def _scope_notes(base: dict, new: dict) -> list[str]:
+    """A partial run cannot show that what it left out still holds: say so next to the comparison."""
+    notes = []
+    for which, results in (("base", base), ("new", new)):
+        scope = V.Scope(results)
+        if scope.word == "partial":
+            how = ", ".join(scope.narrowed_by) or "how not recorded"
+            notes.append(f"the {which} run was partial (narrowed by {how}): what it left out was not measured")
+        if scope.changed_by:
+            notes.append(f"the {which} run was changed by {', '.join(scope.changed_by)}")
+    return notes
+
+
 def compare_runs(base: dict, new: dict, tolerances: list[str] | tuple[str, ...] = (),
                  noise: float | str = DEFAULT_NOISE) -> Comparison:
     default, per = parse_tolerances(tolerances)
@@ -297,10 +326,7 @@ def compare_runs(base: dict, new: dict, tolerances: list[str] | tuple[str, ...] 
             continue
         bs, ns = str(b.get("status")), str(n.get("status"))
         if bs != ns:
-            worse = RANK.get(ns, 3) > RANK.get(bs, 3) and ns in BAD
-            rows.append(Row("worse" if worse else "better", id=key[0], site=key[1], level=str(n.get("level")),
-                            expected=str(n.get("expect") or ""), base_status=bs, new_status=ns,
-                            change=f"{bs} -> {ns}"))
+            rows.append(_status_row(key, bs, ns, n))
         rows += _metric_rows(key, b, n, default, per, noise)
     rows.sort(key=lambda r: (KIND_ORDER.get(r.kind, 9), _LEVEL_ORDER.get(r.level, 3), -r.score, r.label,
                              r.metric or ""))
@@ -313,6 +339,7 @@ def compare_runs(base: dict, new: dict, tolerances: list[str] | tuple[str, ...] 
                            f"{str(p['sha256'])[:12]}): expectations may have changed")
     if c.base["target"] != c.new["target"]:
         c.notes.append(f"the runs checked different targets ({c.base['target']} -> {c.new['target']})")
+    c.notes += _scope_notes(base, new)
     return c
 
 

@@ -1,12 +1,14 @@
 """OpenMetrics text from results.json, for CI metrics widgets (GitLab `artifacts:reports:metrics`).
 
     edge_conformance_conformant 1
+    edge_conformance_partial_run 0
     edge_conformance_results{status="fail"} 1
     edge_conformance_requirement_passed{id="BASE-FUN-01",site="store-1",level="must"} 1
     edge_conformance_measured{id="BASE-FUN-01",site="store-1",metric="latency",unit="ms"} 1.204
     # EOF
 
 Values are as recorded (unit in a label): a merge request widget compares them between branches.
+`edge_conformance_partial_run` is left out when the results do not record their scope (older files).
 """
 
 from __future__ import annotations
@@ -34,10 +36,18 @@ def render_openmetrics(results: dict) -> str:
     verdict = results.get("verdict")
     lines = ["# TYPE edge_conformance_conformant gauge",
              "# HELP edge_conformance_conformant 1 when the run is conformant, 0 otherwise",
-             f"edge_conformance_conformant {1 if verdict == R.CONFORMANT else 0}",
-             "# TYPE edge_conformance_results gauge",
-             "# HELP edge_conformance_results Results by status"]
-    counts = R.counts([r for r in reqs if r.get("status") in R.STATUSES])
+             f"edge_conformance_conformant {1 if verdict == R.CONFORMANT else 0}"]
+    scope = results.get("scope")
+    if isinstance(scope, dict):
+        partial = bool(scope.get("narrowed_by")) or scope.get("full") is False
+        lines += ["# TYPE edge_conformance_partial_run gauge",
+                  "# HELP edge_conformance_partial_run 1 when the run's options left requirements out",
+                  f"edge_conformance_partial_run {1 if partial else 0}"]
+    lines += ["# TYPE edge_conformance_results gauge",
+              "# HELP edge_conformance_results Results by status"]
+    # Every status (zeros too, so a widget sees a count fall to 0), and v1's "skip" when an old file has it.
+    known = R.STATUSES + tuple(s for s in R.LEGACY_STATUSES if any(r.get("status") == s for r in reqs))
+    counts = {s: sum(r.get("status") == s for r in reqs) for s in known}
     lines += [f"edge_conformance_results{_labels(status=s)} {n}" for s, n in counts.items()]
     lines += ["# TYPE edge_conformance_requirement_passed gauge",
               "# HELP edge_conformance_requirement_passed 1 when the requirement passed (or was waived) at the site"]

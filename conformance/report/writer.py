@@ -82,8 +82,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def load_results(path: str | Path) -> dict:
-    """Parse a results.json; any problem is a ConfigError naming the file (CLI: one line, exit 2)."""
+def load_results(path: str | Path, *, legacy: bool = True) -> dict:
+    """Parse a results.json; any problem is a ConfigError naming the file (CLI: one line, exit 2).
+
+    `legacy`: also accept files of older schemas (R.LEGACY_SCHEMAS; v1 has "skip"), which every renderer
+    still shows. Callers that write results back or judge them again (re-runs, bundles) pass False: a
+    v1 record merged with v2 results would be neither."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -99,7 +103,10 @@ def load_results(path: str | Path) -> dict:
         raise ConfigError(source, 1, None, "not a results.json: expected a JSON object")
     if "schema" not in data:
         raise ConfigError(source, None, "schema", f'missing; a results.json has "schema": "{R.SCHEMA}"')
-    if data["schema"] != R.SCHEMA:
+    if data["schema"] in R.LEGACY_SCHEMAS and not legacy:
+        raise ConfigError(source, None, "schema", f'"{data["schema"]}" is from an older harness: this needs '
+                          f'"{R.SCHEMA}" (edge-conformance report still renders it); run it again')
+    if data["schema"] != R.SCHEMA and data["schema"] not in R.LEGACY_SCHEMAS:
         raise ConfigError(source, None, "schema", f'unknown results schema "{data["schema"]}"'
                           f'{did_you_mean(data["schema"], [R.SCHEMA])} (this harness reads "{R.SCHEMA}")')
     if not isinstance(data.get("requirements", []), list):

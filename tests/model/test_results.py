@@ -3,6 +3,7 @@
 import pytest
 
 from conformance.model import results as R
+from conformance.model import verdict as V
 
 
 def r(status, level="must"):
@@ -20,7 +21,7 @@ def test_must_fail_is_non_conformant():
     assert R.run_verdict([r("error"), r("fail"), r("not-run")]) == R.NON_CONFORMANT
 
 
-@pytest.mark.parametrize("status", ["error", "inconclusive", "not-run"])
+@pytest.mark.parametrize("status", ["error", "inconclusive", "not-measured", "not-run"])
 def test_must_undecided_is_incomplete(status):
     assert R.run_verdict([r("pass"), r(status)]) == R.INCOMPLETE
 
@@ -32,7 +33,7 @@ def test_should_failure_is_advisory_unless_strict(level):
     assert R.run_verdict(reqs, strict=True) == R.NON_CONFORMANT
 
 
-@pytest.mark.parametrize("status", ["error", "inconclusive", "not-run"])
+@pytest.mark.parametrize("status", ["error", "inconclusive", "not-measured", "not-run"])
 def test_should_undecided_only_matters_when_strict(status):
     reqs = [r("pass"), r(status, "should")]
     assert R.run_verdict(reqs) == R.CONFORMANT
@@ -44,13 +45,20 @@ def test_waived_counts_as_passed():
     assert R.run_verdict([r("waived"), r("waived", "should")], strict=True) == R.CONFORMANT
 
 
-def test_skip_is_not_a_failure():
+def test_not_applicable_is_not_a_failure():
+    assert R.run_verdict([r("pass"), r("not-applicable")]) == R.CONFORMANT
+    assert R.run_verdict([r("pass"), r("not-applicable")], strict=True) == R.CONFORMANT
+
+
+def test_legacy_skip_of_v1_files_is_not_a_failure():
+    assert "skip" in R.LEGACY_STATUSES and "skip" not in R.STATUSES
     assert R.run_verdict([r("pass"), r("skip")]) == R.CONFORMANT
 
 
 def test_counts_and_exit_codes():
-    c = R.counts([r("pass"), r("pass"), r("fail"), r("not-run")])
-    assert c == {"pass": 2, "fail": 1, "error": 0, "inconclusive": 0, "skip": 0, "waived": 0, "not-run": 1}
+    c = R.counts([r("pass"), r("pass"), r("fail"), r("not-run"), r("not-measured")])
+    assert c == {"pass": 2, "fail": 1, "error": 0, "inconclusive": 0, "not-applicable": 0, "not-measured": 1,
+                 "waived": 0, "not-run": 1}
     assert list(c) == list(R.STATUSES)
     assert R.exit_code(R.CONFORMANT) == 0
     assert R.exit_code(R.NON_CONFORMANT) == 1
@@ -74,3 +82,8 @@ def test_shipped_json_schemas_are_valid_draft_2020_12():
     results = json.loads((schemas_dir() / "results.schema.json").read_text(encoding="utf-8"))
     assert results["properties"]["schema"]["const"] == R.SCHEMA
     assert results["$defs"]["result"]["properties"]["status"]["enum"] == list(R.STATUSES)
+    assert results["properties"]["counts"]["required"] == list(R.STATUSES)
+    assert {"ended", "validity"} <= set(results["$defs"]["result"]["required"])
+    assert results["$defs"]["ended"]["properties"]["how"]["enum"] == list(V.ENDINGS)
+    assert results["$defs"]["evidence"]["properties"]["kind"]["enum"] == list(V.VALIDITY_KINDS)
+    assert {"full", "narrowed_by", "changed_by"} <= set(results["$defs"]["scope"]["required"])
