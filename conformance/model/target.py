@@ -15,7 +15,10 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError, did_you_mean
 from .schema_errors import validate as schema_validate
+from .boundedio import MIB, read_input
 from .yamlfile import YamlDoc, load_yaml
+
+MAX_CA_BYTES = 4 * MIB  # a CA bundle of every public root is about 0.2 MiB
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FULL_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -205,13 +208,12 @@ def _ca_file(doc: YamlDoc, path: tuple, value: str | None) -> str | None:
     if not file.is_absolute():
         base = Path(doc.source).parent if doc.source and not str(doc.source).startswith("<") else Path.cwd()
         file = base / file
-    try:
-        with open(file, "rb") as f:
-            head = f.read(1 << 20)
-    except IsADirectoryError:
-        raise doc.error(path, f"{file} is a directory, not a PEM CA bundle") from None
-    except OSError as exc:
-        raise doc.error(path, f"{file}: {exc.strerror or exc}") from None
+    if not file.exists():
+        raise doc.error(path, f"{file}: No such file or directory")
+    try:  # bounded, regular files only: a FIFO or /dev/zero here must not hang the run
+        head = read_input(file, str(file), limit=MAX_CA_BYTES, what="PEM CA bundle")
+    except ConfigError as exc:
+        raise doc.error(path, f"{file} {exc.message}") from None
     if b"-----BEGIN CERTIFICATE-----" not in head:
         raise doc.error(path, f"{file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     return str(file.resolve())

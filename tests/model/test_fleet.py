@@ -14,12 +14,16 @@ def members(*statuses: str) -> list[dict]:
 @pytest.mark.parametrize("statuses,quorum,expected", [
     (("pass",) * 19 + ("fail",), 0.95, "pass"),
     (("pass",) * 18 + ("fail",) * 2, 0.95, "fail"),
-    (("pass", "pass", "skip"), 1.0, "pass"),            # skipped sites are not applicable
+    (("pass", "pass", "not-applicable"), 1.0, "pass"),  # sites it does not apply to do not count
+    (("pass", "pass", "skip"), 1.0, "pass"),            # nor do v1 skips
     (("pass", "not-run", "not-run"), 0.6, "not-run"),   # could still go either way
     (("pass", "error", "pass"), 1.0, "inconclusive"),
     (("fail", "error", "pass"), 0.6, "inconclusive"),   # the error could still tip it
     (("fail", "fail", "error"), 0.6, "fail"),           # two of three can no longer pass
-    (("skip", "skip"), 0.5, "skip"),
+    (("not-applicable", "not-applicable"), 0.5, "not-applicable"),
+    (("pass", "not-measured", "not-measured"), 1.0, "not-measured"),  # say what to add, not "inconclusive"
+    (("pass", "not-measured", "error"), 1.0, "inconclusive"),
+    (("pass", "pass", "not-measured"), 0.6, "pass"),    # enough measured sites pass
 ])
 def test_fleet_outcome(statuses, quorum, expected):
     assert R.fleet_outcome(members(*statuses), quorum)[0] == expected
