@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from .. import __version__
+from ..model.boundedio import MAX_YAML_BYTES, read_input
 from ..model.errors import ConfigError
+from ..model.yamlfile import parse_yaml
 from ..model.paths import profiles_dir, suites_dir
 from ..model.profile import load_profile, resolve_ref
 from ..model.target import ENV_REF
@@ -107,9 +108,9 @@ def chain_files(top: Path) -> list[ChainFile]:
         if key in seen:  # load_profile reports cycles; never loop here
             break
         seen.add(key)
-        data = path.read_bytes()
+        data = read_input(path, limit=MAX_YAML_BYTES, what="profile")
         out.append(ChainFile(path, ref, sha256(data)))
-        doc = yaml.safe_load(data)
+        doc = parse_yaml(data.decode("utf-8", "replace"), str(path)).data  # bounded: aliases, depth, size
         ref = doc.get("extends") if isinstance(doc, dict) else None
         if not ref:
             return out

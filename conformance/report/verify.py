@@ -39,6 +39,7 @@ from typing import Any
 from .. import __version__
 from ..model import recompute as RC
 from ..model import results as R
+from ..model.boundedio import parse_json
 from ..model.errors import ConfigError
 from . import keys
 from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, dumps, same_report, sha256
@@ -137,10 +138,11 @@ def read_members(path: str | Path) -> tuple[str, dict[str, bytes], list[str]]:
 
 
 def _json(data: bytes, name: str, problems: list[str]) -> Any:
+    """A member as JSON, within the harness's size and depth limits (a bundle is untrusted input)."""
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        problems.append(f"{name} is not valid JSON: {e}")
+        return parse_json(data, name)
+    except ConfigError as e:
+        problems.append(f"{name} is not valid JSON: {e.message}")
         return None
 
 
