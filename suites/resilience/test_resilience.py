@@ -24,6 +24,7 @@ from urllib.parse import quote
 import pytest
 
 from conformance.measure.http import http_request
+from conformance.model.catalog.resilience import CUT_MODES  # what a WAN cut does to connections
 from conformance.model.errors import MeasurementError
 from conformance.model.units import UnitError, parse_quantity
 
@@ -129,6 +130,14 @@ def _central_client(edge) -> tuple[Any, Client]:
     except LookupError as exc:
         raise MeasurementError(str(exc)) from None
     return central, Client(url, edge.params.get("op_timeout") or 3.0)
+
+
+def _cut_mode(params: dict, default: str = "drop") -> str:
+    """The WAN cut's mode; the catalogue fills in the default, so `default` only serves direct calls."""
+    mode = params.get("cut_mode") or default
+    if mode not in CUT_MODES:  # the catalogue declares str params without choices: checked here
+        raise MeasurementError(f"cut_mode: expected one of {', '.join(CUT_MODES)}, got {mode!r}")
+    return mode
 
 
 def _fault_log(rec, faults) -> None:
@@ -360,6 +369,7 @@ def _partition(edge, rec) -> None:
     unknown = sorted(set(workloads) - {"pos", "content", "auth"})
     if unknown:
         raise MeasurementError(f"workloads: unknown {', '.join(unknown)} (known: pos, content, auth)")
+    cut_mode = _cut_mode(p)
     faults = edge.faults  # SKIP here on a real target without --allow-faults
     faults.require("partition", "heal")
     site = _site_client(edge)
@@ -401,7 +411,7 @@ def _partition(edge, rec) -> None:
         checks["auth"] = site.call("GET", "/auth/check", headers={"Authorization": f"Bearer {token}"},
                                    timeout=op_timeout)
 
-    with faults.partitioned():
+    with faults.partitioned(cut_mode):
         cut_at = time.monotonic()
         probe.start()
         if "pos" in workloads:
@@ -418,7 +428,7 @@ def _partition(edge, rec) -> None:
         poster.stop.set()
     healed_at = time.monotonic()
     _fault_log(rec, faults)
-    rec.note(f"WAN cut for {healed_at - cut_at:.1f} s")
+    rec.note(f"WAN cut ({cut_mode}) for {healed_at - cut_at:.1f} s")
     _scaled(rec, p, "cut", duration)
 
     result = probe.join()
@@ -492,9 +502,10 @@ def _resync(edge, rec) -> None:
     faults = edge.faults
     central_site, central = _central_client(edge)
     if outage == "partition":
+        cut_mode = _cut_mode(p)
         faults.require("partition", "heal")
-        injector, fault = faults, faults.partitioned
-        what = "WAN cut"
+        injector, fault = faults, lambda: faults.partitioned(cut_mode)
+        what = f"WAN cut ({cut_mode})"
     else:
         injector = faults.for_site(central_site)
         injector.require("stop", "start")
@@ -756,6 +767,7 @@ def test_flap(edge, request):
 
 def _flap(edge, rec) -> None:
     p = edge.params
+    cut_mode = _cut_mode(p, default="hold")
     faults = edge.faults
     faults.require("partition", "heal")
     _, central = _central_client(edge)
@@ -776,7 +788,7 @@ def _flap(edge, rec) -> None:
         for c in range(cycles):
             start = began + c * period
             _sleep_until(start)
-            with faults.partitioned():
+            with faults.partitioned(cut_mode):
                 _sleep_until(start + cut)
         _sleep_until(began + period * cycles)
     finally:
@@ -784,7 +796,7 @@ def _flap(edge, rec) -> None:
     poster.join()
     healed_at = time.monotonic()
     _fault_log(rec, faults)
-    rec.note(f"{cycles} flaps of {period:g} s (cut {cut:g} s, healed {period - cut:g} s)")
+    rec.note(f"{cycles} flaps of {period:g} s (cut {cut:g} s, {cut_mode}; healed {period - cut:g} s)")
     created = poster.accepted
     rec.record("created", len(created))
     if not created:

@@ -44,6 +44,17 @@ def _outage(kind: str) -> Callable[[Requirement], bool]:
     return lambda r: (r.params.get("outage") or "partition") == kind
 
 
+def _cut(mode: str) -> Callable[[Requirement], bool]:
+    """A WAN cut of this mode (flap, or resync with `outage: partition`)."""
+    return lambda r: (r.params.get("outage") or "partition") == "partition" and r.params.get("cut_mode") == mode
+
+
+def _nothing_survives(r: Requirement) -> bool:
+    """An outage after which nothing the site gave up on arrives by itself: central down, or a drop-cut.
+    (A hold-cut delivers at heal what the site timed out on, so a site that drops it still resyncs.)"""
+    return _outage("central")(r) or _cut("drop")(r)
+
+
 def _tight_latency_bound(r: Requirement) -> bool:
     """slow-path adds 25 ms per request: only an upper bound on a latency metric of at most that sees it."""
     from conformance.model.units import to_base
@@ -99,11 +110,14 @@ CHECK_MUTATIONS: dict[str, list[Mutation]] = {
         M("central-auth-only", {"auth_ok"}, _workload("auth"), family="auth"),
         M("health-waits-on-wan", {"availability"}, family="health-wan"),
     ],
+    # duplicate-on-retry shows when a request the site timed out on still reaches central: a hold-cut
+    # delivers it at heal; a drop-cut discards it, so there the site's resend is its only copy.
     "resilience.resync": [
-        M("duplicate-on-retry", {"duplicates", "digest_match"}, _outage("partition"), family="forwarding"),
-        M("drop-on-partition", {"delivered_ratio", "digest_match"}, _outage("central"), family="forwarding"),
+        M("duplicate-on-retry", {"duplicates", "digest_match"}, _cut("hold"), family="forwarding"),
+        M("drop-on-partition", {"delivered_ratio", "digest_match"}, _nothing_survives, family="forwarding"),
     ],
-    "resilience.flap": [M("duplicate-on-retry", {"duplicates"}, family="forwarding")],
+    "resilience.flap": [M("duplicate-on-retry", {"duplicates"}, _cut("hold"), family="forwarding"),
+                        M("drop-on-partition", {"lost"}, _cut("drop"), family="forwarding")],
     "resilience.recovery": [M("no-fsync", {"data_survived"}, family="durability")],
     "latency.request": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
     "latency.wan": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],

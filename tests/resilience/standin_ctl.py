@@ -1,6 +1,6 @@
 """Fault hook helper for the stand-in "real" target: drives one link of a linkd we started ourselves.
 
-    python standin_ctl.py --control 127.0.0.1:PORT partition wan:store-1
+    python standin_ctl.py --control 127.0.0.1:PORT partition wan:store-1   # EDGE_CUT_MODE: hold | drop
     python standin_ctl.py --control 127.0.0.1:PORT heal wan:store-1
     python standin_ctl.py --control 127.0.0.1:PORT degrade wan:store-1 DELAY_MS JITTER_MS LOSS BANDWIDTH_BPS
     python standin_ctl.py ... --log FILE ...      # append "<action> <args>" to FILE first
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -38,11 +39,16 @@ def main() -> None:
     ap.add_argument("link")
     ap.add_argument("values", nargs="*")
     args = ap.parse_args()
+    # The harness tells a partition hook which cut to make (and heal which one it undoes).
+    mode = os.environ.get("EDGE_CUT_MODE", "") if args.action in ("partition", "heal") else ""
     if args.log:
         with open(args.log, "a") as f:
-            f.write(" ".join([args.action, args.link, *args.values]) + "\n")
-    if args.action in ("partition", "heal"):
-        patch(args.control, args.link, {"partitioned": args.action == "partition"})
+            f.write(" ".join([args.action, args.link, *args.values, *([mode] if mode else [])]) + "\n")
+    if args.action == "partition":
+        patch(args.control, args.link, {"partitioned": True, "partition_mode": mode or "hold"})
+        return
+    if args.action == "heal":
+        patch(args.control, args.link, {"partitioned": False})
         return
     delay, jitter, loss, bandwidth = args.values
     patch(args.control, args.link, {"delay_ms": float(delay), "jitter_ms": float(jitter), "loss": float(loss),

@@ -34,7 +34,7 @@ def _cut_hooks(standin, partition: str | None = None) -> dict:
     py, ctl, control = sys.executable, standin.ctl("x")[1], standin.control
 
     def step(action: str) -> str:
-        return (f'"{py}" "{ctl}" --control {control} {action} wan:store-1 && '
+        return (f'"{py}" "{ctl}" --control {control} --log "{standin.root}/hooks.log" {action} wan:store-1 && '
                 f'touch "{standin.root}/{action}-{{site}}.marker"')
 
     return {"partition": {"command": partition or step("partition"), "timeout": "10 s"},
@@ -124,6 +124,9 @@ def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
     assert "degrade wan:store-1 10 0 0 0" in log and "degrade wan:store-1 0 0 0.02 0" in log
     assert "degrade wan:store-1 0 0 0 1000000" in log and log.count("degrade wan:store-1 0 0 0 0") == 3
     assert standin.marker("partition-store-1").exists() and standin.marker("heal-store-1").exists()
+    # partition and resync default to a drop-cut; the hook was told, and so was heal
+    assert log.count("partition wan:store-1 drop") == 2 and log.count("heal wan:store-1 drop") == 2, log
+    assert standin.link()["partition_mode"] == "drop"  # the stand-in's linkd made the cut it was asked for
     notes = " ".join(got[("R-01", "store-1")]["notes"])
     assert "hook partition (" in notes and "exit 0" in notes
     link = standin.link()

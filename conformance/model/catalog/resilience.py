@@ -21,6 +21,16 @@ _CENTRAL_ENDPOINT = Param("str", "endpoint of the site's uplink (central) that t
 _SCALED = Param("str", "what a scaled-down duration stands for in reality (e.g. \"hours\", \"72 h\"); "
                        "noted with the verdict", default=None)
 _OP_TIMEOUT = Param("duration", "timeout of each workload request (sale, content, token check)", default="3 s")
+CUT_MODES = ("drop", "hold")
+
+
+def _cut_mode(default: str, why: str) -> Param:
+    return Param("str", "what the WAN cut does to connections: drop (a long outage: every connection across "
+                        "the WAN is reset at the cut, new ones go nowhere, nothing sent before or during it "
+                        "arrives later, as when TCP gives up or a NAT or firewall loses its state) or hold (a "
+                        "short cut: what was in flight is held and delivered at heal, as TCP retransmits "
+                        f"it); {why}", default=default)
+
 
 CHECKS = [
     CheckSpec(
@@ -43,6 +53,7 @@ CHECKS = [
             "content_ttl": Param("duration", "the site's content cache freshness: the key is fetched at "
                                              "least this long before it is read during the cut, so it "
                                              "must be served from an expired copy", default="5 s"),
+            "cut_mode": _cut_mode("drop", "drop by default: the cut stands for an outage of hours"),
             "op_timeout": _OP_TIMEOUT,
             "endpoint": _ENDPOINT,
             "central_endpoint": _CENTRAL_ENDPOINT,
@@ -60,9 +71,13 @@ CHECKS = [
         params={
             "duration": Param("duration", "how long the outage lasts", default="5 s"),
             "records": Param("int", "sales made during the outage", default=20),
-            "outage": Param("str", "partition (the site's WAN is cut; a cut cable holds what was in "
-                                   "flight) or central (the uplink site is stopped: connections are "
-                                   "refused, nothing in flight survives)", default="partition"),
+            "outage": Param("str", "partition (the site's WAN is cut, as cut_mode says) or central (the "
+                                   "uplink site is stopped: connections are refused, nothing in flight "
+                                   "survives)", default="partition"),
+            "cut_mode": _cut_mode("drop", "with outage: partition only. drop by default: a lossless "
+                                          "resync is only proven when nothing the site gave up on can "
+                                          "still arrive by itself; with hold, a batch the site dropped "
+                                          "after a timeout reaches central anyway at heal"),
             "timeout": Param("duration", "give up waiting for the resync this long after the outage ends",
                              default="30 s"),
             "settle": Param("duration", "keep watching this long after the sync for late duplicates",
@@ -128,6 +143,10 @@ CHECKS = [
                                      "and the retries that could duplicate are never exercised",
                          default="3 s"),
             "cycles": Param("int", "number of flaps", default=2),
+            "cut_mode": _cut_mode("hold", "hold by default: flaps are short disconnections, and a held "
+                                          "request that timed out reaches central at heal while the "
+                                          "site resends it, which is what exposes non-idempotent "
+                                          "resends (duplicates)"),
             "rate": Param("number", "sales per second during the flapping", default=4),
             "timeout": Param("duration", "give up waiting for the resync after the last heal", default="30 s"),
             "settle": Param("duration", "keep watching this long after the sync for late duplicates",
