@@ -173,10 +173,14 @@ def _host(results: dict) -> list[tuple[str, str]]:
 
 
 def _options(results: dict) -> list[tuple[str, str]]:
+    """The options that were given. One not given says nothing (an empty --defect list is not "defects:
+    all"); what the run covered is the scope's to say, in the banner."""
     options = V.as_dict(results.get("options"))
     out = []
     for k, v in options.items():
+        if v is None or v == "" or v == [] or v == {}:
+            continue
         if isinstance(v, list):
-            v = ", ".join(V.clean(x) for x in v) or "all"
-        out.append((V.clean(k), V.clean("none" if v is None else v)))
+            v = ", ".join(V.clean(x) for x in v)
+        out.append((V.clean(k), V.clean(v)))
     return out

@@ -24,8 +24,6 @@ _ORDER = ("pass", "fail", "error", "inconclusive", "not-applicable", "not-measur
 COUNT_ORDER = tuple(s for s in _ORDER if s in KNOWN) + tuple(s for s in KNOWN if s not in _ORDER)
 LEVELS = ("must", "should", "may")
 UNDECIDED = ("error", "inconclusive")
-# Results that did not pass and are not "does not apply": every renderer lists each of them.
-NOT_PASSED = ("fail", "error", "inconclusive", "not-measured", "not-run", "waived")
 # A should/may result in one of these is advisory (model/verdict.py is_advisory).
 ADVISORY_STATUSES = ("fail", "error", "inconclusive", "not-measured")
 

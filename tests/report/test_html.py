@@ -138,7 +138,8 @@ def test_not_measured_section_with_reason_and_remedy(page, partial):
     assert "Not measured (1)" in section and 'href="#req-5"' in section
     assert "site store-2 has no host to check. <strong>To measure it:</strong> add a host to store-2" in section
     section = re.search(r'<h2 id="problems-not-measured">.*?</section>', render_html(partial), re.S).group(0)
-    assert "<strong>12 results</strong>" in section and "<strong>To measure them:</strong> add --suite latency" in section
+    assert "<strong>12 results</strong>" in section
+    assert "<strong>To measure them:</strong> add --suite latency" in section
     assert section.count('href="#req-') == 15  # every one linked to its row
 
 
@@ -256,3 +257,11 @@ def test_every_sweep_of_a_degraded_check_gets_its_table(conformant):
     html = render_html(conformant)
     assert "delay_ms (ms)" in html and "loss (%)" in html and "0.75" in html
     assert "&lt;b&gt;bandwidth&lt;/b&gt; (kbit/s)" in html and "<b>bandwidth" not in html  # escaped
+
+
+def test_options_not_given_are_not_shown(non_conformant):
+    non_conformant["options"].update(defects=[], suites=[], waivers=None, backend="process", sites=["store-1"])
+    html = render_html(non_conformant)
+    options = dict(re.findall(r"<tr><th>option ([^<]+)</th><td>([^<]*)</td></tr>", html))
+    assert options == {"strict": "False", "sites": "store-1", "backend": "process"}
+    assert "all" not in options.values() and "none" not in options.values()
