@@ -9,6 +9,7 @@ metrics or units do not fit the check). Every error names file:line and the fiel
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,8 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zµ]+)\s*$")
 def parse_duration(value: object) -> float:
     """'5 s', '250 ms', '2 min' or a bare number of seconds -> seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # .nan or .inf: a timeout that never ends
+            raise ValueError(f"a duration must be a finite number, got {value!r}")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
@@ -269,9 +272,12 @@ def parse_duration(value: object) -> float:
         m = _DURATION.match(value)
         if m:
             try:
-                return to_base(float(m[1]), m[2], "time")
+                seconds = to_base(float(m[1]), m[2], "time")
             except UnitError as exc:
                 raise ValueError(str(exc)) from None
+            if not math.isfinite(seconds):
+                raise ValueError(f"a duration must be a finite number, got {value!r}")
+            return seconds
     raise ValueError(f'expected a duration such as "5 s" or "250 ms", got {value!r}')
 
 

@@ -24,6 +24,7 @@ Pure data and parsing: imports nothing of ours outside conformance.model.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 
 from .errors import ConfigError, did_you_mean
 from .units import lookup
+from .site_settings import SettingsError, check_settings
 from .yamlfile import YamlDoc, load_yaml
 
 ROLES = ("central", "regional", "edge")
@@ -237,6 +239,15 @@ def _parse_site(doc: YamlDoc, where: tuple, raw: Any) -> list[SiteSpec]:
     config = raw.get("config") or {}
     if not isinstance(config, dict):
         raise doc.error(where + ("config",), "expected a mapping of site settings, e.g. {cache_ttl_s: 5}")
+    for key, value in config.items():  # the site's own rules, now rather than at bring-up
+        if key == "stack":  # real services beside the workload (docker backend, docs/docker-backend.md)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise doc.error(where + ("config", key), f"expected a list of service names, got {value!r}")
+            continue
+        try:
+            check_settings({key: value})
+        except SettingsError as exc:
+            raise doc.error(where + ("config", key), str(exc).removeprefix(f"{key}: ")) from None
     line = doc.line(where)
     return [SiteSpec(name=n, role=role, workload=workload, uplink=uplink, resources=resources,
                      defects=defects, config=dict(config), line=line) for n in names]
@@ -319,7 +330,8 @@ def _parse_resources(doc: YamlDoc, where: tuple, raw: Any) -> Resources:
         raise doc.error(where, "expected a mapping such as {cpus: 1, memory: 512 MiB}")
     _check_keys(doc, where, raw, _RESOURCE_KEYS)
     cpus = raw.get("cpus")
-    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
+    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not math.isfinite(cpus)
+                             or cpus <= 0):
         raise doc.error(where + ("cpus",), f"expected a number of CPUs > 0 (e.g. 1 or 0.5), got {cpus!r}")
     memory = None
     if raw.get("memory") is not None:
@@ -584,6 +596,10 @@ def parse_quantity(value: Any, dimension: str) -> float | None:
             raise ValueError(f'unknown unit "{unit}" in {value!r}{did_you_mean(unit, _ALLOWED[dimension])} '
                              f"(use {', '.join(u for u in _ALLOWED[dimension] if u != 'µs')})")
         base = number * lookup(unit).factor
+    if not math.isfinite(base):  # .nan, .inf, 1e999
+        raise ValueError(f"{value!r} is not a finite number")
+    if dimension == "bitrate" and base <= 0:  # a link that can carry nothing is a partition, not a rate
+        raise ValueError(f'{value!r}: a rate must be more than 0 (or "unlimited")')
     limit = _LIMIT.get(dimension)
     if limit is not None and base > limit:
         what = "a loss above 100 %" if dimension == "ratio" else f"more than {limit:g} s"

@@ -6,7 +6,8 @@ Every file here is wrong in one way, and records the error it must produce on it
 
 The substring follows the file name directly, so it pins the line number and the field path. Each
 file is run in a subprocess (profiles with `profiles validate`, targets with `run --target`, waivers
-with `run --waivers`); the CLI must exit 2 with exactly one line on stderr and no traceback.
+with `run --waivers`, topologies with `run --target emulated:FILE`); the CLI must exit 2 with exactly
+one line on stderr and no traceback, before anything is started.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 CORPUS = Path(__file__).resolve().parent
-KINDS = ("profiles", "targets", "waivers")
+KINDS = ("profiles", "targets", "waivers", "topologies")
 FILES = sorted(p for kind in KINDS for p in (CORPUS / kind).glob("*.yaml"))
 SECRETS = ("hunter2", "s3cr3t-t0ken")  # literal secrets some files contain: never echoed back
 
@@ -46,6 +47,8 @@ def command(path: Path, out: Path, good_target: Path) -> list[str]:
         return cli + ["profiles", "validate", path.name]
     if kind == "targets":
         return cli + ["run", "--target", path.name, "--profile", "edge-baseline", "--out", str(out)]
+    if kind == "topologies":
+        return cli + ["run", "--target", f"emulated:{path.name}", "--profile", "edge-baseline", "--out", str(out)]
     return cli + ["run", "--waivers", path.name, "--target", str(good_target), "--profile", "edge-baseline",
                   "--out", str(out)]
 

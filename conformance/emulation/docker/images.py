@@ -81,7 +81,9 @@ BUILD_TIMEOUT_S = 600
 
 # The harness's own files the site image needs (relative to the directory holding `conformance`).
 _OWN_FILES = ("conformance/__init__.py", "conformance/emulation/__init__.py",
-              "conformance/emulation/docker/__init__.py", "conformance/emulation/docker/siteinit.py")
+              "conformance/emulation/docker/__init__.py", "conformance/emulation/docker/siteinit.py",
+              # the site settings' rules, shared with topology validation
+              "conformance/model/__init__.py", "conformance/model/site_settings.py")
 _OWN_DIRS = ("conformance/emulation/workloads",)
 
 
