@@ -1,13 +1,17 @@
-"""CPU pressure on the harness machine while something was measured (Linux PSI, /proc/pressure/cpu).
+"""Pressure on the harness machine while something was measured (Linux PSI: /proc/pressure/{cpu,io,memory}).
 
-A latency or load figure taken while runnable tasks queued for a CPU says as much about the machine as
-about the target: on an emulated deployment the sites, the WAN relays and the harness share the same
-cores, so a busy CI runner stretches every percentile. The kernel's pressure-stall information counts the
-microseconds in which at least one task waited for a CPU ("some"); its share of a measurement window is
-the figure we report next to the result, and what decides whether a failed latency verdict on an
-emulated deployment is the deployment's fault or the machine's (docs/latency.md, "CPU pressure").
+A latency or load figure taken while tasks queued for a CPU, waited on disk I/O or stalled on memory says
+as much about the machine as about the target: on an emulated deployment the sites, the WAN relays and the
+harness share the same cores and disk, so a busy CI runner stretches every percentile. The kernel's
+pressure-stall information counts the microseconds in which at least one task waited ("some") for each
+resource; its share of a measurement window is what this module measures.
 
-Without PSI (not Linux, or a kernel built without it) nothing is measured: None, never a guess.
+It only measures and records. What the figures mean for a verdict is decided by the one verdict rule
+(conformance/model/verdict.py, `_starved`): `record_pressure` hands them over as `pressure` validity
+evidence, with the site's own CPU use when it is known (TreeCpu).
+
+Without PSI (not Linux, or a kernel built without it) nothing is measured: None, never a guess. A kernel
+may offer some resources and not others; each missing one is None.
 """
 
 from __future__ import annotations
@@ -15,11 +19,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-PSI_CPU = Path("/proc/pressure/cpu")
+# CONTENDED_RATIO is the verdict rule's; benchmarks/cpu_pressure.py reads it from here.
+from conformance.model.verdict import CONTENDED_RATIO, PRESSURE_RESOURCES
+
+__all__ = ["CONTENDED_RATIO", "PSI_DIR", "Pressure", "PressureWindow", "TreeCpu", "own_site_pid",
+           "record_pressure"]
+
+PSI_DIR = Path("/proc/pressure")
+_WAITED_FOR = {"cpu": "a CPU", "io": "I/O", "memory": "memory"}
 
 
-def _some_total_us(path: Path = PSI_CPU) -> int | None:
+def _some_total_us(path: Path) -> int | None:
     """The cumulative 'some' stall time in microseconds, or None when the kernel does not offer it."""
     try:
         text = path.read_text()
@@ -40,33 +52,56 @@ def _some_total_us(path: Path = PSI_CPU) -> int | None:
 
 @dataclass(frozen=True)
 class Pressure:
-    """The share of a window in which some task waited for a CPU."""
+    """The share (0..1) of a window in which some task waited for a CPU, for I/O, for memory; None
+    for a resource the kernel does not report."""
 
-    some_ratio: float  # 0..1
     seconds: float
+    cpu: float | None = None
+    io: float | None = None
+    memory: float | None = None
 
-    def percent(self) -> float:
-        return round(self.some_ratio * 100.0, 1)
+    def ratio(self, resource: str) -> float | None:
+        return getattr(self, resource)
 
-    def to_dict(self) -> dict[str, float]:
-        return {"cpu_some_percent": self.percent(), "window_s": round(self.seconds, 3)}
+    def percent(self, resource: str = "cpu") -> float | None:
+        ratio = self.ratio(resource)
+        return None if ratio is None else round(ratio * 100.0, 1)
+
+    def to_dict(self) -> dict[str, float | None]:
+        """results.json raw.machine."""
+        return {**{f"{r}_some_percent": self.percent(r) for r in PRESSURE_RESOURCES},
+                "window_s": round(self.seconds, 3)}
+
+    def text(self) -> str:
+        """'some task waited for a CPU 2.4 %, for I/O 0.3 %, for memory 0 % of 6.5 s'."""
+        parts = [f"for {_WAITED_FOR[r]} {self.percent(r):g} %" for r in PRESSURE_RESOURCES
+                 if self.ratio(r) is not None]
+        return f"some task waited {', '.join(parts)} of {self.seconds:.1f} s"
 
 
 class PressureWindow:
-    """Start before a measurement, `stop()` after it: the CPU pressure in between, or None."""
+    """Start before a measurement, `stop()` after it: the pressure in between, or None without PSI."""
 
-    def __init__(self, path: Path = PSI_CPU) -> None:
-        self._path = path
-        self._start_us = _some_total_us(path)
+    def __init__(self, root: Path = PSI_DIR) -> None:
+        self._root = Path(root)
+        self._start = self._read()
         self._started = time.monotonic()
 
+    def _read(self) -> dict[str, int | None]:
+        return {r: _some_total_us(self._root / r) for r in PRESSURE_RESOURCES}
+
     def stop(self) -> Pressure | None:
-        end_us = _some_total_us(self._path)
+        end = self._read()
         seconds = time.monotonic() - self._started
-        if self._start_us is None or end_us is None or seconds <= 0:
+        if seconds <= 0:
             return None
-        ratio = max(0.0, min(1.0, (end_us - self._start_us) / (seconds * 1e6)))
-        return Pressure(ratio, seconds)
+        ratios: dict[str, float | None] = {}
+        for r in PRESSURE_RESOURCES:
+            a, b = self._start[r], end[r]
+            ratios[r] = None if a is None or b is None else max(0.0, min(1.0, (b - a) / (seconds * 1e6)))
+        if all(v is None for v in ratios.values()):
+            return None
+        return Pressure(seconds, **ratios)
 
 
 class TreeCpu:
@@ -104,59 +139,31 @@ class TreeCpu:
         return max(0.0, (end - self._start) / seconds)
 
 
-# A site whose own processes used this much CPU during the probe is (part of) the pressure it felt: a
-# CPU-hungry target must not get its tail excused by the load it makes itself. A reference site
-# answering 200 requests/s uses about 0.1-0.2 of a core.
-TARGET_BUSY_CORES = 0.5
+def own_site_pid(edge: Any) -> int | None:
+    """The process of an emulated local site (labels.pid on a local:// host), whose CPU use is measured
+    with the site's own figures; None for a real target or a site in a container."""
+    if not edge.emulation or "local://" not in (edge.site.hosts or []):
+        return None
+    try:
+        return int((edge.site.labels or {}).get("pid"))
+    except (TypeError, ValueError):
+        return None
 
-# A latency verdict that fails while tasks waited for a CPU this share of the probe or more is not
-# trusted. benchmarks/cpu_pressure.py on 2 cores: a quiet probe sees 0.4-2.4 %, one busy neighbour
-# 1 %, two 15-32 % (p99 x10 while the median did not move), three 63 % (p99 x34).
-CONTENDED_RATIO = 0.10
 
-
-def judge_pressure(edge, pressure: Pressure | None, stretched: frozenset[str],
-                   target_cores: float | None = None) -> None:
-    """Note the CPU pressure of a measurement, and make a failing verdict inconclusive when the machine
-    was CPU-starved and starvation can explain every failing comparison.
-
-    Starvation stretches the tail: a task queued behind busy neighbours answers late now and then. It
-    does not move the median (see the benchmark), nor turn answers into errors within the timeout. So a
-    failing upper bound on a figure in `stretched` is explained when the measured p50 is still within
-    that bound; when even the median is over it, the whole distribution moved, which is the target's
-    doing, and the failure stands. So do failures on anything else (error or timeout ratios) and passes,
-    and every failure of a target whose own processes used TARGET_BUSY_CORES or more (`target_cores`,
-    known for an emulated local site): then the pressure is at least partly its own making.
-    """
-    from conformance.model import expect as E
-    from conformance.model import units as U
-
+def record_pressure(edge: Any, pressure: Pressure | None, target_cores: float | None = None) -> None:
+    """Note the pressure of a measurement window, attach it (raw.machine) and hand it to the verdict
+    rule as `pressure` evidence. `edge` is the check's EdgeContext or a shared experiment's Recording;
+    `target_cores` the site's own CPU use while measured (TreeCpu), when it is known."""
     if pressure is None:
-        edge.note("CPU pressure unknown (no /proc/pressure/cpu): a busy machine would go unnoticed")
+        edge.note("pressure unknown (no /proc/pressure): a busy machine would go unnoticed")
         return
-    edge.attach("machine", pressure.to_dict())
-    edge.note(f"CPU pressure while measuring: some task waited for a CPU {pressure.percent():g} % of "
-              f"{pressure.seconds:.1f} s")
+    edge.attach("machine", {**pressure.to_dict(), "target_cores": _round(target_cores)})
+    edge.note(f"pressure while measuring: {pressure.text()}")
     if target_cores is not None:
         edge.note(f"the site's own processes used {target_cores:.2f} cores while measured")
-    if pressure.some_ratio < CONTENDED_RATIO:
-        return
-    if target_cores is not None and target_cores >= TARGET_BUSY_CORES:
-        return  # the site itself was busy: judged as measured
-    requirement = edge.requirement
-    measured = {k: (v.value, v.unit) for k, v in edge.measured.items()}
-    try:
-        outcomes = E.evaluate(requirement.expect, measured, requirement.metric_dimensions)
-        median_s = U.to_base(*measured["p50"], U.TIME) if "p50" in measured else None
-        failing = [o.comparison for o in outcomes if o.ok is False]
-        explained = [c for c in failing if c.metric in stretched and c.op in ("<", "<=") and c.unit
-                     and median_s is not None and median_s <= U.to_base(c.value, c.unit, U.TIME)]
-    except (ValueError, KeyError, E.ExpectError, U.UnitError):
-        return  # the plugin reports the expectation's own problem
-    if failing and len(explained) == len(failing):
-        names = ", ".join(sorted({c.metric for c in failing}))
-        edge.inconclusive(
-            f"the harness machine was CPU-starved during the measurement ({pressure.percent():g} % of the "
-            f"time some task waited for a CPU, limit {CONTENDED_RATIO * 100:g} %) and the median was "
-            f"within budget: {names} over budget may be the machine's tail, not the target's; rerun on a "
-            "quieter machine")
+    edge.evidence("pressure", **{r: pressure.percent(r) for r in PRESSURE_RESOURCES},
+                  window_s=round(pressure.seconds, 3), target_cores=_round(target_cores))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -6,10 +6,12 @@ histograms of microseconds. How a measurement becomes a verdict (docs/latency.md
 
 * Percentiles count failed requests (timeouts and errors) as slower than every answer, at the
   timeout: a site that drops a tenth of its requests has a p99 of "the timeout", not of its answers.
-* A percentile is judged only with enough samples (10 / (1 - q): p90 100, p99 1,000, p99.9 10,000;
-  spread as p99; jitter 100; mean 20); fewer make the verdict inconclusive, unless a comparison that
-  could be judged already fails. A ratio bound X > 0 needs 1 / X samples.
-* A prober that marks itself invalid (it fell behind its own schedule) makes the verdict
+* The check decides no status itself. It records the figures and the evidence about them, and the one
+  verdict rule (conformance/model/verdict.py) judges: the sample count (`samples` evidence: a
+  percentile needs 10 / (1 - q) samples, a ratio bound X needs 1 / X), the pressure on the harness's
+  machine during the probe with the emulated site's own CPU use (`pressure` evidence: a tail miss
+  while the machine was starved and the median within budget is inconclusive).
+* A prober that marks itself invalid (it fell behind its own schedule) is an invalid measurement:
   inconclusive, with its reason.
 * Requirements of these checks whose probe would be the same (same site, URL and probe settings) share
   one probe: it runs once and each requirement judges it by its own expectation.
@@ -21,26 +23,17 @@ is recorded in results.json "calibration" and named in every verdict's notes.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
 
-from conformance.model import expect as E
 from conformance.model import units as U
 from conformance.model.errors import ConfigError, MeasurementError
 from conformance.model.target import expand_env
-from conformance.measure.pressure import PressureWindow, TreeCpu, judge_pressure
+from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 _PROBER_KEYS = {"p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p99_9_us"}  # LatencyResult.latency
-# Samples a comparison on a metric needs before it can be judged: 10 / (1 - q) for a percentile q.
-MIN_SAMPLES = {"p50": 20, "p90": 100, "p99": 1000, "p999": 10_000, "spread": 1000, "jitter": 100, "mean": 20}
-RATIOS = ("error_ratio", "timeout_ratio")
-# Bounds whose miss CPU starvation can explain when the median is within them (measure/pressure.py). Not
-# max (one stall is enough, whatever the machine), nor jitter or spread (they are not compared with
-# the median's scale).
-LATENCY_BOUNDS = frozenset({*PERCENTILES, "mean"})
 THRESHOLD_METRICS = ("p99", "p999", "p90")  # the bound drawn as raw.latency.threshold_us, first found
 HTTP_PROTOCOLS = ("http", "http-newconn")
 
@@ -61,7 +54,13 @@ def test_request(edge, edge_calibration, request):
 def test_wan(edge, edge_calibration, request):
     name = edge.params.get("endpoint") or "wan"
     if name not in edge.site.endpoints:
-        edge.skip(f"site declares no {name} endpoint (central as the site sees it)")
+        if edge.site.role == "central" and not edge.site.uplink:
+            # The top of the tree has no WAN to a central site: nothing to measure, as a fact of the site.
+            edge.not_applicable(f"site {edge.site.name} is the central site: it has no WAN to central")
+        # Any other site has a way to central; the target file just does not say where it is.
+        edge.not_measured(f"site declares no {name} endpoint (central as the site sees it)",
+                          f"declare a `{name}` endpoint for site {edge.site.name} in the target file: "
+                          "central's address as the site reaches it, through its WAN")
     url = _url(edge, edge.endpoint(name))
     _judge(edge, request, edge_calibration, url, threshold=True)
 
@@ -124,19 +123,9 @@ def _config(edge, url: str):
         raise MeasurementError(f"probe settings: {exc}") from None
 
 
-def _own_site_pid(edge) -> int | None:
-    """The process of an emulated local site (labels.pid), whose CPU use is measured with the probe."""
-    if not edge.emulation or "local://" not in (edge.site.hosts or []):
-        return None
-    try:
-        return int((edge.site.labels or {}).get("pid"))
-    except (TypeError, ValueError):
-        return None
-
-
 def _probe(edge, request, url: str):
-    """(probe result, CPU pressure while it ran, the emulated site's own CPU use in cores or None), shared by every requirement that would run the very
-    same probe on this site."""
+    """(probe result, pressure while it ran, the emulated site's own CPU use in cores or None), shared by
+    every requirement that would run the very same probe on this site."""
     from conformance.measure.latency import run_probe
 
     config = _config(edge, url)
@@ -148,7 +137,7 @@ def _probe(edge, request, url: str):
         if exc is not None:
             raise exc
         return measured
-    window, site_cpu = PressureWindow(), TreeCpu(_own_site_pid(edge))
+    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))
     try:
         result = run_probe(config)
     except ConfigError as exc:
@@ -156,7 +145,7 @@ def _probe(edge, request, url: str):
     except Exception as exc:  # noqa: BLE001 - anything the prober could not survive: could not measure
         error = MeasurementError(f"probe of {url}: {type(exc).__name__}: {exc}")
     else:
-        measured = (result, window.stop(), site_cpu.cores())  # the probe, CPU pressure, the site's own CPU
+        measured = (result, window.stop(), site_cpu.cores())  # the probe, pressure, the site's own CPU
         store[key] = (edge.requirement.id, measured, None)
         return measured
     store[key] = (edge.requirement.id, None, error)
@@ -164,7 +153,7 @@ def _probe(edge, request, url: str):
 
 
 # ---------------------------------------------------------------------------------------------
-# from a probe to metrics and a verdict
+# from a probe to metrics and evidence for the verdict rule
 
 
 def _judge(edge, request, floor: dict, url: str, threshold: bool) -> None:
@@ -181,10 +170,11 @@ def _judge(edge, request, floor: dict, url: str, threshold: bool) -> None:
     edge.attach("probe", {k: v for k, v in result.to_dict().items() if k != "histograms"})
     edge.note(_floor_note(floor))
     edge.note(_probe_note(result, stats, realtime_asked=bool(_param(edge, "realtime", True))))
+    # Evidence for the verdict rule, recorded before the self-check so an invalid probe keeps it too.
+    edge.evidence("samples", count=stats.total)
+    record_pressure(edge, pressure, site_cores)
     if not result.valid:
         edge.inconclusive(f"prober self-check: {result.invalid_reason}")
-    _require_samples(edge, stats)
-    judge_pressure(edge, pressure, LATENCY_BOUNDS, site_cores)
 
 
 class _Stats:
@@ -253,38 +243,6 @@ def _threshold(edge) -> tuple[str, float] | None:
                 except U.UnitError:
                     return None
     return None
-
-
-def _min_samples(c: E.Comparison) -> int:
-    if c.metric in MIN_SAMPLES:
-        return MIN_SAMPLES[c.metric]
-    if c.metric in RATIOS and c.op in ("<", "<="):
-        try:
-            bound = U.to_base(c.value, c.unit, U.RATIO)
-        except U.UnitError:
-            return 0
-        return math.ceil(1.0 / bound - 1e-9) if bound > 0 else 0
-    return 0
-
-
-def _require_samples(edge, s: _Stats) -> None:
-    """Inconclusive when a comparison needs more samples than were measured, unless one that had
-    enough already fails (then the expectation fails whatever the rest would say)."""
-    short = [(need, c) for c in edge.requirement.expect.comparisons if s.total < (need := _min_samples(c))]
-    if not short:
-        return
-    undecided = {c.metric for _, c in short}
-    measured = {k: (v.value, v.unit) for k, v in edge.measured.items()}
-    try:
-        outcomes = E.evaluate(edge.requirement.expect, measured, edge.requirement.metric_dimensions)
-    except (ValueError, E.ExpectError, U.UnitError):
-        outcomes = []
-    if any(o.ok is False and o.comparison.metric not in undecided for o in outcomes):
-        for need, c in short:
-            edge.note(f"{c.metric} not judged: it needs at least {need} samples, got {s.total}")
-        return
-    need, c = max(short, key=lambda item: item[0])
-    edge.inconclusive(f"{c.metric} needs at least {need} samples, got {s.total}")
 
 
 # ---------------------------------------------------------------------------------------------

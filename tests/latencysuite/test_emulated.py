@@ -18,7 +18,7 @@ import pytest
 
 from conformance.measure.latency import decode
 
-from .conftest import derived_profile, entry, measured, run_cli, write_profile
+from .conftest import derived_profile, entry, left_out, measured, run_cli, write_profile
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,20 @@ LATENCY_MUSTS = {  # profile -> its latency musts (the test fails if one disappe
 
 
 def _musts(results: dict) -> dict[str, dict]:
-    """(profile, id) -> entry of every latency must in the results."""
+    """(profile, id) -> entry of every latency must the run measured (sites it was narrowed to)."""
     return {f"{r['profile']}:{r['id']}": r for r in results["requirements"]
-            if r["level"] == "must" and r["check"].startswith("latency.") and r["site"] != "fleet"}
+            if r["level"] == "must" and r["check"].startswith("latency.") and r["site"] != "fleet"
+            and not left_out(r)}
+
+
+def _expect_narrowed(code: int, results: dict, output: str) -> None:
+    """A run narrowed with --suite/--site whose latency musts all passed: incomplete, never conformant,
+    because what it left out is not measured."""
+    assert code == 3 and results["verdict"] == "incomplete", output[-3000:]
+    assert results["scope"]["full"] is False
+    undecided = [r for r in results["requirements"] if r["level"] == "must" and r["status"] != "pass"]
+    assert undecided and all(left_out(r) for r in undecided), \
+        [f"{r['id']}@{r['site']}: {r['status']}: {r['message']}" for r in undecided if not left_out(r)]
 
 
 def _expect_musts(results: dict, profiles: list[str], status: str) -> list[dict]:
@@ -69,7 +80,7 @@ def test_retail_and_ucpe_latency_musts_pass_on_the_healthy_topology(retail):
         assert r["site"] == "store-1"
         assert measured(r, "samples") == 1200  # 200/s for 6 s: p99 is judged
         assert measured(r, "p90") < 20
-    assert code == 0 and results["verdict"] == "conformant", output[-3000:]
+    _expect_narrowed(code, results, output)
 
 
 def test_raw_histogram_and_threshold_are_attached(retail):
@@ -84,10 +95,18 @@ def test_raw_histogram_and_threshold_are_attached(retail):
     assert decode(raw["service_histogram"]).get_total_count() == 1200
     assert r["raw"]["probe"]["valid"] is True and "histograms" not in r["raw"]["probe"]
     assert "threshold_us" not in entry(results, "T-JIT", "store-1")["raw"]["latency"]  # a spread is no latency
-    machine = r["raw"]["machine"]  # CPU pressure during the probe (PSI; this kernel has it)
-    assert 0.0 <= machine["cpu_some_percent"] <= 100.0 and machine["window_s"] >= 6.0
-    assert any(n.startswith("CPU pressure while measuring") for n in r["notes"])
-    assert any(n.startswith("the site's own processes used ") for n in r["notes"]), r["notes"]  # local site
+    machine = r["raw"]["machine"]  # pressure during the probe (PSI; this kernel has cpu, io and memory)
+    for resource in ("cpu", "io", "memory"):
+        assert 0.0 <= machine[f"{resource}_some_percent"] <= 100.0, machine
+    assert machine["window_s"] >= 6.0 and machine["target_cores"] is not None  # a local site: its CPU known
+    assert any(n.startswith("pressure while measuring: some task waited for a CPU") for n in r["notes"])
+    assert any(n.startswith("the site's own processes used ") for n in r["notes"]), r["notes"]
+    # the same figures are the evidence the verdict rule weighed (and `verify` weighs again)
+    evidence = [v for v in r["validity"] if v["kind"] == "pressure"]
+    assert evidence == [{"kind": "pressure", "cpu": machine["cpu_some_percent"], "io": machine["io_some_percent"],
+                         "memory": machine["memory_some_percent"], "window_s": machine["window_s"],
+                         "target_cores": machine["target_cores"]}]
+    assert {"kind": "samples", "count": 1200} in r["validity"]
 
 
 def test_calibration_is_in_results_and_in_the_notes(retail):
@@ -117,9 +136,9 @@ def test_wan_latency_is_the_emulated_wan(retail):
     assert 35 <= measured(r, "p50") <= 80  # retail: 20 ms one-way each way, plus jitter and the work
     assert measured(r, "samples") == 300
     assert "/health" in r["raw"]["probe"]["target"]
-    central = entry(results, "T-WAN", "central")
-    assert central["status"] == "skip"
-    assert "site declares no wan endpoint (central as the site sees it)" in central["message"]
+    central = entry(results, "T-WAN", "central")  # the top of the tree has no WAN to central
+    assert central["status"] == "not-applicable", central["message"]
+    assert "site central is the central site: it has no WAN to central" in central["message"]
 
 
 def test_too_few_samples_for_the_percentile_is_inconclusive(retail):

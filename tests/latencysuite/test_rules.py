@@ -1,5 +1,6 @@
-"""The latency suite's verdict rules, without a network: failed requests rank last, enough samples per
-percentile, the threshold drawn in reports. The suite module is loaded from the shipped suites dir."""
+"""The latency suite's figures and evidence, without a network: failed requests rank last, the sample
+count and the pressure go to the one verdict rule (model/verdict.py) which judges them, the threshold
+drawn in reports. The suite module is loaded from the shipped suites dir."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from conformance.measure.latency import encode, new_histogram, summarize
 from conformance.model import catalog
 from conformance.model import expect as E
+from conformance.model import verdict as V
 from conformance.model.errors import Inconclusive
 from conformance.model.paths import suites_dir
 
@@ -28,22 +30,33 @@ def fake_result(values_us: list[int], timeouts: int = 0, errors: int = 0, timeou
     hist = new_histogram()
     for v in values_us:
         hist.record_value(v)
-    return SimpleNamespace(samples=len(values_us), timeouts=timeouts, errors={"http_503": errors} if errors else {},
-                           timeout_s=timeout_s, histograms={"latency": encode(hist), "service": encode(hist)},
-                           latency=summarize(hist), sent=len(values_us) + timeouts + errors)
+    result = SimpleNamespace(samples=len(values_us), timeouts=timeouts, errors={"http_503": errors} if errors else {},
+                             timeout_s=timeout_s, histograms={"latency": encode(hist), "service": encode(hist)},
+                             latency=summarize(hist), sent=len(values_us) + timeouts + errors, valid=True,
+                             invalid_reason=None, target="http://127.0.0.1:1/health", protocol="http", rate=200.0,
+                             arrivals="fixed", error_examples={}, send_lag={}, loop_lag={}, realtime=False)
+    result.to_dict = lambda: {"valid": result.valid, "histograms": result.histograms}
+    return result
 
 
 class FakeEdge:
     def __init__(self, expect: str):
-        self.requirement = SimpleNamespace(expect=E.parse(expect),
+        self.requirement = SimpleNamespace(id="T-1", level="must", expect=E.parse(expect),
                                            metric_dimensions=dict(catalog.get("latency.request").metrics))
-        self.measured, self.notes = {}, []
+        self.params = {}
+        self.measured, self.notes, self.raw, self.validity = {}, [], {}, []
 
     def record(self, metric, value, unit=""):
         self.measured[metric] = SimpleNamespace(value=float(value), unit=unit)
 
     def note(self, text):
         self.notes.append(text)
+
+    def attach(self, key, value):
+        self.raw[key] = value
+
+    def evidence(self, kind, **fields):
+        self.validity.append({"kind": kind, **fields})
 
     def inconclusive(self, reason):
         raise Inconclusive(reason)
@@ -77,35 +90,65 @@ def test_a_failure_shifts_the_rank_among_the_answers(suite):
     assert s.percentile_us("p99") == 2_000_000
 
 
-@pytest.mark.parametrize("expect, need", [
-    ("p50 <= 1 ms", 20), ("p90 <= 1 ms", 100), ("p99 <= 1 ms", 1000), ("p999 <= 1 ms", 10_000),
-    ("spread <= 1 ms", 1000), ("jitter <= 1 ms", 100), ("mean <= 1 ms", 20), ("max <= 1 ms", 0),
-    ("error_ratio < 1 %", 100), ("timeout_ratio <= 0.1 %", 1000), ("error_ratio == 0", 0),
-    ("samples >= 10", 0),
-])
-def test_samples_a_comparison_needs(suite, expect, need):
-    assert suite._min_samples(E.parse(expect).comparisons[0]) == need
-
-
-def _judge_samples(suite, expect: str, values_us: list[int]):
+def judged(suite, monkeypatch, expect: str, values_us: list[int], *, valid: bool = True,
+           pressure=None, site_cores=None):
+    """What the suite hands the plugin for one probe (`_judge` with the probe faked), and the verdict
+    the one rule (model/verdict.py) gives it."""
+    result = fake_result(values_us)
+    result.valid, result.invalid_reason = valid, None if valid else "prober fell behind: 30.0% of sends late"
+    monkeypatch.setattr(suite, "_probe", lambda edge, request, url: (result, pressure, site_cores))
     edge = FakeEdge(expect)
-    s = suite._Stats(fake_result(values_us))
-    suite._record(edge, s)
-    suite._require_samples(edge, s)
-    return edge
+    try:
+        suite._judge(edge, None, {}, "http://127.0.0.1:1/health", threshold=True)
+    except Inconclusive as exc:
+        edge.validity.append({"kind": "invalid", "reason": str(exc)})  # as the plugin records it
+    d = V.decide(edge.requirement, "s1", measured={k: (m.value, m.unit) for k, m in edge.measured.items()},
+                 validity=edge.validity)
+    return edge, d
 
 
-def test_too_few_samples_is_inconclusive(suite):
-    with pytest.raises(Inconclusive, match="^p99 needs at least 1000 samples, got 400$"):
-        _judge_samples(suite, "p99 <= 20 ms", [1000] * 400)
-    with pytest.raises(Inconclusive, match="^p999 needs at least 10000 samples, got 1000$"):
-        _judge_samples(suite, "p50 <= 20 ms and p999 <= 1 s", [1000] * 1000)
-    _judge_samples(suite, "p99 <= 20 ms", [1000] * 1000)  # enough: judged by the plugin
+def test_the_sample_count_goes_to_the_rule_which_wants_enough_per_percentile(suite, monkeypatch):
+    edge, d = judged(suite, monkeypatch, "p99 <= 20 ms", [1000] * 400)
+    assert {"kind": "samples", "count": 400} in edge.validity
+    assert d.status == "inconclusive" and "p99 needs at least 1000 samples, got 400" in d.message
+    _, d = judged(suite, monkeypatch, "p99 <= 20 ms", [1000] * 1000)
+    assert d.status == "pass", d.message
+    _, d = judged(suite, monkeypatch, "p50 <= 20 ms and p999 <= 1 s", [30_000] * 1000)
+    assert d.status == "fail"  # a comparison that could be judged already fails
 
 
-def test_a_judged_comparison_that_fails_decides_despite_too_few_samples(suite):
-    edge = _judge_samples(suite, "p50 <= 20 ms and p999 <= 1 s", [30_000] * 1000)  # no Inconclusive
-    assert any("p999 not judged: it needs at least 10000 samples, got 1000" in n for n in edge.notes)
+def test_pressure_and_the_sites_own_cpu_go_to_the_rule(suite, monkeypatch):
+    from conformance.measure.pressure import Pressure
+
+    values = [2000] * 985 + [80_000] * 15  # p50 2 ms, p99 80 ms: a stretched tail
+    edge, d = judged(suite, monkeypatch, "p99 <= 50 ms", values, pressure=Pressure(6.5, cpu=0.4, io=0.0),
+                     site_cores=0.1)
+    assert [v for v in edge.validity if v["kind"] == "pressure"] == [
+        {"kind": "pressure", "cpu": 40.0, "io": 0.0, "memory": None, "window_s": 6.5, "target_cores": 0.1}]
+    assert d.status == "inconclusive", d.message
+    _, d = judged(suite, monkeypatch, "p99 <= 50 ms", values, pressure=Pressure(6.5, cpu=0.4), site_cores=0.9)
+    assert d.status == "fail"  # the site's own load: judged as measured
+    _, d = judged(suite, monkeypatch, "p99 <= 50 ms", values, pressure=None)
+    assert d.status == "fail"  # no PSI: nothing excuses it
+
+
+def test_an_invalid_probe_is_inconclusive_and_keeps_its_evidence(suite, monkeypatch):
+    edge, d = judged(suite, monkeypatch, "p99 <= 20 ms", [1000] * 1000, valid=False)
+    assert d.status == "inconclusive" and "prober self-check: prober fell behind: 30.0%" in d.message
+    assert {"kind": "samples", "count": 1000} in edge.validity and "p99" in edge.measured
+
+
+def test_no_sample_rule_of_its_own():
+    """The sample counts live in model/verdict.py only (one rule)."""
+    import ast
+
+    from conformance.model.paths import suites_dir
+
+    tree = ast.parse((suites_dir() / "latency" / "test_latency.py").read_text())
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+        {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | \
+        {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert not names & {"MIN_SAMPLES", "_require_samples", "_min_samples", "judge_pressure", "evaluate"}
 
 
 @pytest.mark.parametrize("expect, threshold", [
