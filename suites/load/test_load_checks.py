@@ -15,6 +15,12 @@ verdict:
   users running out (inconclusive).
 * Requirements of load.sustained with the very same load (site, URL, scenario, rate, duration, users
   ...) share one run; each judges it by its own expectation.
+* The checks decide no status themselves: they record the figures and the evidence about them, and the
+  one verdict rule (conformance/model/verdict.py) judges. load.sustained records the pressure on the
+  harness's machine during the run (PSI: CPU, I/O, memory) and the emulated site's own CPU use
+  (`pressure` evidence), so its p50..p99 are judged by the same contention rule as the latency suite's.
+  load.capacity records `max_rps` as a `lower_bound` when the sweep stopped before the knee (max_rate
+  reached, or the generator could not deliver the next step); the rule decides what that settles.
 
 Raw data kept in results.json: `timeseries` (per second: t, rps, p95_ms, users, errors_per_s, ...),
 `latency` (the HDR histogram in us, with the expectation's bound as threshold_us), `load` (endpoints,
@@ -30,6 +36,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 from conformance.model import units as U
 from conformance.model.errors import ConfigError, MeasurementError
 
@@ -53,7 +60,7 @@ def test_sustained(edge, request):
     duration = _number(edge, "duration", 6.0)
     bound = _latency_bound(edge)
     config = _config(edge, rate, duration, latency_bound_s=bound[1] if bound else None)
-    result = _shared_run(edge, request, config)
+    result, pressure, site_cores = _shared_run(edge, request, config)
     stats = _Stats(result, config.request_timeout_s)
 
     edge.record("achieved", result.achieved_rps, "rps")
@@ -76,6 +83,8 @@ def test_sustained(edge, request):
         edge.note(f"{stats.never_sent} requests of the offered load were never sent: the site held every one "
                   f"of the {config.total_users} users (median {result.latency_us.get('p50', 0) / 1000:.0f} ms); "
                   "they count as failed requests, ranked at the timeout")
+    # Evidence for the verdict rule, recorded before the guard's verdict so an invalid run keeps it too.
+    record_pressure(edge, pressure, site_cores)
     if not result.valid:
         edge.inconclusive(result.invalid_reason or "load generator saturated")
     if stats.total == 0:
@@ -102,6 +111,7 @@ def test_capacity(edge):
     edge.attach("sweep", {"param": "offered_rps", "unit": "rps", "rows": rows})
     edge.attach("timeseries", series)
     edge.attach("capacity", capacity)
+    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))  # for the record: max_rps is no time
     for rate in rates:
         config = _config(edge, rate, step_duration, latency_bound_s=p99_budget)
         result = _run(edge, config)
@@ -138,6 +148,7 @@ def test_capacity(edge):
             break
         held_rate, held_result = rate, result
 
+    record_pressure(edge, window.stop(), site_cpu.cores())
     max_rps = held_rate if held_rate is not None else 0.0
     capacity.update({"max_rps": max_rps if (held_rate is not None or saturated is None) else None,
                      "broke_at": broke[0] if broke else None, "saturated_at": saturated[0] if saturated else None,
@@ -168,14 +179,9 @@ def test_capacity(edge):
                      "beyond it, so max_rps is a lower bound")
     for note in notes:
         edge.note(note)
-    if broke is None:  # the knee was not reached: max_rps is a lower bound
-        undecided = _lower_bound_undecided(edge, "max_rps", max_rps)
-        if undecided and saturated is not None:
-            edge.inconclusive(f"max_rps is only a lower bound ({max_rps:g} rps, the last step delivered): "
-                              f"{undecided} cannot be decided")
-        if undecided:
-            edge.inconclusive(f"max_rps is only a lower bound ({max_rps:g} rps, max_rate): {undecided} cannot be "
-                              "decided; raise max_rate")
+    if broke is None:  # the knee was not reached: the true max_rps is at least this; the rule decides
+        edge.evidence("lower_bound", metric="max_rps", reason="the last step delivered" if saturated is not None
+                      else "max_rate reached; raise max_rate")
 
 
 def _rates(edge) -> list[float]:
@@ -201,23 +207,6 @@ def _rates(edge) -> list[float]:
     if rates[-1] < max_rate * (1 - 1e-9):
         rates.append(float(max_rate))
     return rates
-
-
-def _lower_bound_undecided(edge, metric: str, lower: float) -> str | None:
-    """The first comparison on `metric` that a value of at least `lower` does not settle, as text."""
-    for c in edge.requirement.expect.comparisons:
-        if c.metric != metric:
-            continue
-        try:
-            bound = U.to_base(c.value, c.unit, U.RATE)
-        except U.UnitError:
-            return c.text
-        # the true value is >= lower: settled when every such value gives the same outcome
-        settled = {">=": lower >= bound, ">": lower > bound, "<": lower >= bound,
-                   "<=": lower > bound, "==": lower > bound}.get(c.op, False)
-        if not settled:
-            return c.text
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,22 +291,25 @@ def _run(edge, config):
 
 
 def _shared_run(edge, request, config):
-    """The run's result, shared by every requirement that would offer the very same load to this site."""
+    """(the run's result, the pressure on this machine while it ran, the emulated site's own CPU use in
+    cores or None), shared by every requirement that would offer the very same load to this site."""
     store = request.config.stash.setdefault(_RUNS, {})
     key = (edge.site.name, json.dumps(config.to_dict(), sort_keys=True, default=str))
     if key in store:
-        first, result, exc = store[key]
+        first, measured, exc = store[key]
         edge.note(f"measured once for {first} and this requirement (same site and load settings)")
         if exc is not None:
             raise exc
-        return result
+        return measured
+    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))
     try:
         result = _run(edge, config)
     except MeasurementError as exc:
         store[key] = (edge.requirement.id, None, exc)
         raise
-    store[key] = (edge.requirement.id, result, None)
-    return result
+    measured = (result, window.stop(), site_cpu.cores())
+    store[key] = (edge.requirement.id, measured, None)
+    return measured
 
 
 # ---------------------------------------------------------------------------------------------

@@ -143,7 +143,8 @@ def test_a_starved_generator_gives_inconclusive(run):
 def test_a_sweep_the_generator_cannot_finish_gives_a_lower_bound(run):
     r = entry(run.results, "T-CAP-SAT", SITE)
     assert r["status"] == "inconclusive", r["message"]
-    assert "max_rps is only a lower bound (500 rps" in r["message"]
+    assert "max_rps is only a lower bound (500 rps, the last step delivered)" in r["message"]
+    assert {"kind": "lower_bound", "metric": "max_rps", "reason": "the last step delivered"} in r["validity"]
     assert measured(r, "max_rps") == 500 and measured(r, "steps") == 2
     cap = r["raw"]["capacity"]
     assert cap["stopped"] == "generator" and cap["saturated_at"] == 20000
@@ -154,7 +155,8 @@ def test_a_sweep_the_generator_cannot_finish_gives_a_lower_bound(run):
 def test_a_sweep_that_stops_below_the_bound_cannot_decide_it(run):
     r = entry(run.results, "T-CAP-TOP", SITE)
     assert r["status"] == "inconclusive", r["message"]
-    assert "max_rps >= 100 rps cannot be decided; raise max_rate" in r["message"]
+    assert ("max_rps is only a lower bound (50 rps, max_rate reached; raise max_rate): max_rps >= 100 rps "
+            "cannot be decided") in r["message"]
     assert measured(r, "max_rps") == 50 and r["raw"]["capacity"]["stopped"] == "max_rate"
 
 

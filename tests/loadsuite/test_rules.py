@@ -1,5 +1,6 @@
-"""The load suite's rules as plain functions (no load is generated): capacity steps, lower bounds,
-budgets, percentiles with failures ranked last, users, endpoints, settings for the driver."""
+"""The load suite's rules as plain functions (no load is generated): capacity steps, the lower-bound and
+pressure evidence it hands the one verdict rule (model/verdict.py), budgets, percentiles with failures
+ranked last, users, endpoints, settings for the driver."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from types import SimpleNamespace
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from conformance.model import catalog
 from conformance.model import expect as E
-from conformance.model.errors import MeasurementError
+from conformance.model import verdict as V
+from conformance.model.errors import Inconclusive, MeasurementError
 from conformance.model.paths import suites_dir
 
 
@@ -75,17 +78,118 @@ def test_bad_capacity_steps_are_errors(params, message):
         S._rates(FakeEdge(params))
 
 
-@pytest.mark.parametrize("expect, lower, undecided", [
-    ("max_rps >= 10000 rps", 500, "max_rps >= 10000 rps"),  # the true knee may or may not be that high
-    ("max_rps >= 200 rps", 500, None),  # a lower bound above the bound settles it: pass
-    ("max_rps >= 30000 rpm", 500, None),  # units convert (500/s = 30000/min)
-    ("max_rps <= 100 rps", 500, None),  # already above an upper bound: settled, fail
-    ("max_rps <= 1000 rps", 500, "max_rps <= 1000 rps"),
-    ("max_rps < 500 rps", 500, None),
-    ("steps >= 2 and max_rps > 499 rps", 500, None),
-])
-def test_a_lower_bound_decides_only_what_it_can(expect, lower, undecided):
-    assert S._lower_bound_undecided(FakeEdge(expect=expect), "max_rps", lower) == undecided
+def _step(rate: float, p99_ms: float = 5.0, valid: bool = True):
+    """A load result of one capacity step, every request answered in `p99_ms`."""
+    hist = HdrHistogram(1, 3_600_000_000, 3)
+    n = max(1, int(rate))
+    for _ in range(n):
+        hist.record_value(int(p99_ms * 1000))
+    us = int(p99_ms * 1000)
+    return SimpleNamespace(
+        valid=valid, invalid_reason=None if valid else "load generator saturated: CPU 97% of one core",
+        achieved_rps=rate, offered_rps=rate, target_rps=rate, duration_s=1.0, errors={}, series=[],
+        histogram="", requests=n, failures=0, unfinished=0, arrivals=n, dropped=0, endpoints={},
+        generator={"processes": []}, locust_version="test", config={"url": "http://127.0.0.1:8080"},
+        latency_us={"p50": us, "p90": us, "p95": us, "p99": us, "max": us}, latency_histogram=lambda: hist)
+
+
+class CapacityEdge(FakeEdge):
+    def __init__(self, params: dict, expect: str):
+        super().__init__(params, expect)
+        self.requirement = SimpleNamespace(id="T-CAP", level="should", expect=E.parse(expect),
+                                           metric_dimensions=dict(catalog.get("load.capacity").metrics))
+        self.emulation = None
+        self.measured, self.raw, self.validity = {}, {}, []
+
+    def record(self, metric, value, unit=""):
+        self.measured[metric] = (float(value), unit)
+
+    def attach(self, key, value):
+        self.raw[key] = value
+
+    def evidence(self, kind, **fields):
+        self.validity.append({"kind": kind, **fields})
+
+    def inconclusive(self, reason):
+        raise Inconclusive(reason)
+
+
+def _sweep(monkeypatch, expect: str, steps: dict[float, dict], max_rate: float = 200):
+    """test_capacity over faked steps (rate -> _step kwargs); (edge, the rule's decision)."""
+    monkeypatch.setattr(S, "_run", lambda edge, config: _step(config.rate, **steps.get(config.rate, {})))
+    edge = CapacityEdge({"start": 100, "step": 50, "max_rate": max_rate, "p99_budget": "50 ms"}, expect)
+    edge.params["p99_budget"] = 0.05
+    S.test_capacity(edge)
+    return edge, V.decide(edge.requirement, "s1", measured=edge.measured, validity=edge.validity)
+
+
+def test_a_sweep_that_held_up_to_max_rate_records_a_lower_bound_for_the_rule(monkeypatch):
+    edge, d = _sweep(monkeypatch, "max_rps >= 1000 rps", {})
+    assert edge.measured["max_rps"] == (200.0, "rps")
+    assert {"kind": "lower_bound", "metric": "max_rps", "reason": "max_rate reached; raise max_rate"} in edge.validity
+    assert d.status == "inconclusive" and "raise max_rate" in d.message
+    _, d = _sweep(monkeypatch, "max_rps >= 150 rps", {})
+    assert d.status == "pass"  # a lower bound above the bound settles it
+
+
+def test_a_sweep_stopped_by_the_generator_records_a_lower_bound_too(monkeypatch):
+    edge, d = _sweep(monkeypatch, "max_rps >= 200 rps", {200: {"valid": False}})
+    assert {"kind": "lower_bound", "metric": "max_rps", "reason": "the last step delivered"} in edge.validity
+    assert edge.measured["max_rps"] == (150.0, "rps") and d.status == "inconclusive"
+
+
+def test_a_sweep_that_found_the_knee_is_a_value_not_a_bound(monkeypatch):
+    edge, d = _sweep(monkeypatch, "max_rps >= 200 rps", {200: {"p99_ms": 80.0}})
+    assert not [v for v in edge.validity if v["kind"] == "lower_bound"]
+    assert edge.measured["max_rps"] == (150.0, "rps") and d.status == "fail"
+    assert {v["kind"] for v in edge.validity} <= {"pressure"}  # recorded for the audit (where PSI exists)
+
+
+def test_a_first_step_the_generator_could_not_deliver_is_an_invalid_measurement(monkeypatch):
+    with pytest.raises(Inconclusive, match=r"the first step \(100/s\) was not delivered"):
+        _sweep(monkeypatch, "max_rps >= 200 rps", {100: {"valid": False}})
+
+
+def test_no_lower_bound_rule_of_its_own():
+    assert not hasattr(S, "_lower_bound_undecided")
+
+
+# ---------------------------------------------------------------------------------------------
+# sustained: the pressure while the load ran goes to the rule
+
+
+def _sustained(monkeypatch, expect: str, result, pressure) -> tuple:
+    runs = []
+    monkeypatch.setattr(S, "_run", lambda edge, config: runs.append(config) or result)
+    monkeypatch.setattr(S, "PressureWindow", lambda: SimpleNamespace(stop=lambda: pressure))
+    edge = CapacityEdge({"rate": 100, "duration": 6}, expect)
+    edge.requirement = SimpleNamespace(id="T-LOAD", level="must", expect=E.parse(expect),
+                                       metric_dimensions=dict(catalog.get("load.sustained").metrics))
+    request = SimpleNamespace(config=SimpleNamespace(stash={}))
+    S.test_sustained(edge, request)
+    S.test_sustained(edge, request)  # a second requirement with the same load shares the run
+    assert len(runs) == 1
+    return edge, V.decide(edge.requirement, "s1", measured=edge.measured, validity=edge.validity[-1:])
+
+
+def _tail_result():
+    result = _step(600, p99_ms=3.0)
+    result.latency_us = {"p50": 3000, "p90": 4000, "p95": 5000, "p99": 80_000, "max": 90_000}
+    return result
+
+
+def test_a_load_tail_miss_on_a_starved_machine_is_the_rules_to_excuse(monkeypatch):
+    from conformance.measure.pressure import Pressure
+
+    edge, d = _sustained(monkeypatch, "p95 <= 20 ms and p99 <= 50 ms", _tail_result(), Pressure(6.0, cpu=0.3, io=0.0))
+    assert edge.validity[-1] == {"kind": "pressure", "cpu": 30.0, "io": 0.0, "memory": None, "window_s": 6.0,
+                                 "target_cores": None}
+    assert edge.measured["p50"] == (3.0, "ms")  # the median is recorded: without it no miss is excused
+    assert d.status == "inconclusive", d.message
+    _, d = _sustained(monkeypatch, "p95 <= 20 ms and p99 <= 50 ms", _tail_result(), Pressure(6.0, cpu=0.02))
+    assert d.status == "fail"
+    _, d = _sustained(monkeypatch, "p95 <= 20 ms and p99 <= 50 ms", _tail_result(), None)
+    assert d.status == "fail"
 
 
 @pytest.mark.parametrize("value, ratio", [("1 %", 0.01), ("0.1 %", 0.001), ("1%", 0.01), (0.02, 0.02),
