@@ -81,7 +81,7 @@ def plan(results_path: str | Path, opts: RunOptions, given: set[str] = frozenset
     from ..report.writer import load_results
 
     source = str(results_path)
-    prev = load_results(results_path)
+    prev = load_results(results_path, legacy=False)
     only = select(prev)
     old = prev.get("options") or {}
     changes: dict = {}

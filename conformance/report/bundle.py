@@ -321,7 +321,7 @@ def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint:
             ) -> tuple[dict, dict[str, bytes], dict, list[str]]:
     """(results, members {name: bytes} without the manifest, manifest without files, warnings)."""
     results_bytes = results_path.read_bytes()
-    results = load_results(results_path)
+    results = load_results(results_path, legacy=False)
     results_dir = results_path.parent
     warnings: list[str] = []
     if results.get("state") != "finished":

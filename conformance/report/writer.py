@@ -6,7 +6,6 @@ junit.xml while a run is being re-rendered never sees half a file.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..model import results as R
+from ..model.boundedio import MAX_JSON_BYTES, parse_json, read_text_input
 from ..model.errors import ConfigError, did_you_mean
 
 FILES = {"junit": "junit.xml", "md": "summary.md", "html": "report.html"}
@@ -89,16 +89,12 @@ def load_results(path: str | Path, *, legacy: bool = True) -> dict:
     still shows. Callers that write results back or judge them again (re-runs, bundles) pass False: a
     v1 record merged with v2 results would be neither."""
     source = str(path)
+    # bounded: regular files only, size and nesting limits, no NaN (model/boundedio.py)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(source, None, None, f"cannot read results: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(source, None, None, "not a results.json: the file is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(source, e.lineno, None, f"invalid JSON: {e.msg} (column {e.colno})") from None
+        text = read_text_input(path, source, limit=MAX_JSON_BYTES, what="results.json")
+    except ConfigError as e:
+        raise ConfigError(source, None, None, f"cannot read results: {e.message}") from None
+    data = parse_json(text, source)
     if not isinstance(data, dict):
         raise ConfigError(source, 1, None, "not a results.json: expected a JSON object")
     if "schema" not in data:
