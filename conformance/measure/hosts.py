@@ -734,13 +734,19 @@ def scope_for(site: Any, params: dict, host: EdgeHost, *, require_site: bool = F
     if host.container:
         return Scope("host", f"container {host.container}")
     if require_site:
-        raise NotScoped(f"which processes are the site's on {host.name} is unknown: "
-                        "give the `process` param (a name or command-line pattern)")
+        raise NotScoped(f"which processes are the site's on {host.name} is unknown",
+                        "give the requirement a `process` param (a name or command-line pattern of the "
+                        "site's processes)")
     return Scope("host", f"whole host {host.name}")
 
 
 class NotScoped(Exception):
-    """The site's processes cannot be told apart on this host (a check may skip on it)."""
+    """The site's processes cannot be told apart on this host: the check cannot measure the site there
+    (not-measured), and `remedy` says what would let it."""
+
+    def __init__(self, reason: str, remedy: str):
+        super().__init__(reason)
+        self.reason, self.remedy = reason, remedy
 
 
 def site_processes(site: Any, host: EdgeHost, scope: Scope) -> tuple[list[Proc], list[str]]:
@@ -836,7 +842,13 @@ def site_hosts(site: Any, params: dict) -> list[EdgeHost]:
     return [EdgeHost(spec, timeout) for spec in specs]
 
 
-def no_hosts_reason(site: Any, params: dict) -> str:
+def no_hosts(site: Any, params: dict) -> tuple[str, str]:
+    """(reason, remedy) for a host check on a site none of whose hosts it can use: not-measured, never
+    not-applicable (every site runs on some host; the target file does not say which)."""
     if not site.hosts:
-        return "site has no hosts"
-    return f"none of the site's hosts matches host={params.get('host')!r}"
+        return ("site has no hosts",
+                f"give site {site.name} a testinfra host in the target file (hosts: [ssh://...])")
+    chosen = params.get("host")
+    return (f"none of the site's hosts matches host={chosen!r}",
+            f"set the requirement's `host` param to part of one of site {site.name}'s hosts "
+            f"({', '.join(site.hosts)}), or add a host matching {chosen!r} to the site in the target file")

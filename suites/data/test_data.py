@@ -14,7 +14,9 @@ that only *says* it condenses or anonymises cannot pass:
   local-only ids.
 
 Traffic goes only to the site's and its uplink's declared endpoints (and the emulator's control API on
-loopback), every request with a timeout.
+loopback), every request with a timeout. The checks decide no status themselves (the one verdict rule,
+conformance/model/verdict.py, judges what they record); network efficiency, which times the shipping,
+records the pressure on the harness's machine meanwhile as `pressure` evidence.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from urllib.parse import quote
 import pytest
 
 from conformance.measure.http import http_request
+from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 from conformance.model.errors import MeasurementError
 
 MAX_BODY = 64 << 20  # central's whole sink for a site, read as one document
@@ -69,7 +72,12 @@ def _central_base(edge) -> tuple[str, str]:
     """(central site name, its endpoint URL) of the site's uplink."""
     uplink = edge.site.uplink
     if not uplink:
-        edge.skip(f"site {edge.site.name} has no uplink: nothing to check what leaves it against")
+        if edge.site.role == "central":
+            # The top of the tree: nothing leaves it for a central site, as a fact of the site.
+            edge.not_applicable(f"site {edge.site.name} is the central site: no uplink for data to leave it to")
+        # Any other site sends its data somewhere; the target file does not say where.
+        edge.not_measured(f"site {edge.site.name} has no uplink: nothing to check what leaves it against",
+                          f"name the central site of {edge.site.name} as its `uplink` in the target file")
     try:
         central = edge.target.site(uplink)
         return central.name, central.endpoint(edge.params.get("central_endpoint") or "api").rstrip("/")
@@ -194,6 +202,7 @@ def _network_efficiency(edge, rec) -> None:
                                "\"telemetry\"}) and the target is not emulated: cannot tell what crossed the WAN")
     start_link = link.read() if link is not None else None
 
+    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))  # posting and the shipping window
     raw_bytes = 0
     now = time.time()
     for offset in range(0, n, per_post):
@@ -222,6 +231,8 @@ def _network_efficiency(edge, rec) -> None:
                 break
         time.sleep(0.25)
     ship_time = time.monotonic() - posted_at
+    # ship_time is a time taken on this machine: the pressure goes to the verdict rule with it
+    record_pressure(rec, window.stop(), site_cpu.cores())
     after, _ = _site_counters(base, p["stats_path"], timeout)
     end_link = link.read() if link is not None else None
 

@@ -46,6 +46,18 @@ def _fleet(edge) -> list:
     return fleet
 
 
+def _no_fleet(edge, check: str) -> None:
+    """No site of the target names this one as its uplink (among the `sites` selected)."""
+    selectors = edge.params.get("sites") or ["edge"]
+    reason = f"no site of the target has {edge.site.name} as its uplink (and matches {selectors})"
+    if edge.site.role != "central":
+        # A site that is not central manages no fleet: a fact of the site, not a gap in the target.
+        edge.not_applicable(f"{reason}: {check} runs on a central site (applies_to: [central])")
+    # A central site manages its sites; the target file does not say which (or `sites` selects none).
+    edge.not_measured(reason, f"name {edge.site.name} as the `uplink` of its sites in the target file, or "
+                              "widen the requirement's `sites` param")
+
+
 def _names(names, limit: int = 8) -> str:
     names = sorted(names)
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -66,8 +78,7 @@ def _registry(edge, rec) -> None:
     fleet = {s.name for s in _fleet(edge)}
     min_sites = p.get("min_sites")
     if not fleet and min_sites is None:
-        edge.skip(f"no site of the target has {edge.site.name} as its uplink (and matches "
-                  f"{p.get('sites') or ['edge']}): fleet.registry runs on a central site (applies_to: [central])")
+        _no_fleet(edge, "fleet.registry")
     need = int(min_sites) if min_sites is not None else len(fleet)
     if need <= 0:
         raise MeasurementError("min_sites must be at least 1")
@@ -120,8 +131,7 @@ def _config_push(edge, rec) -> None:
     timeout, within = float(p["timeout"]), float(p["within"])
     fleet = _fleet(edge)
     if not fleet:
-        edge.skip(f"no site of the target has {edge.site.name} as its uplink (and matches "
-                  f"{p.get('sites') or ['edge']}): fleet.config_push runs on a central site (applies_to: [central])")
+        _no_fleet(edge, "fleet.config_push")
     site_endpoint = p.get("site_endpoint") or "api"
     urls = {}
     for s in fleet:

@@ -2,7 +2,7 @@
 
 Whose footprint: an emulated local site's process tree (labels.pid; every site shares this machine),
 processes matching the `process` param, the container of a docker:// host, or the whole host
-(`scope: site` skips instead of measuring the whole host).
+(`scope: site` leaves the requirement not measured instead of measuring the whole host).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.measure import footprint as F
-from conformance.measure.hosts import (EdgeHost, NotScoped, Scope, no_hosts_reason, scope_for, site_data_dir,
+from conformance.measure.hosts import (EdgeHost, NotScoped, Scope, no_hosts, scope_for, site_data_dir,
                                        site_hosts, site_processes)
 
 
 def _hosts(edge) -> list[EdgeHost]:
     hosts = site_hosts(edge.site, edge.params)
     if not hosts:
-        edge.skip(no_hosts_reason(edge.site, edge.params))
+        edge.not_measured(*no_hosts(edge.site, edge.params))
     return hosts
 
 
@@ -32,7 +32,7 @@ def _scope(edge, host: EdgeHost):
     try:
         return scope_for(edge.site, edge.params, host, require_site=mode == "site")
     except NotScoped as exc:
-        edge.skip(str(exc))
+        edge.not_measured(exc.reason, exc.remedy)
 
 
 def _label(hosts, host) -> str:
@@ -185,7 +185,9 @@ def test_disk(edge):
         edge.note(f"{_label(hosts, host)}{', '.join(paths)}: {used / 2**20:.1f} MiB on disk")
         total += used
     if not measured:
-        edge.skip("no `paths` given and the site declares no data dir (labels.data_dir)")
+        edge.not_measured("no `paths` given and the site declares no data dir (labels.data_dir)",
+                          "give the requirement a `paths` param (the site's data directories), or the site "
+                          "a labels.data_dir in the target file")
     edge.record("used", total / 2**20, "MiB")
 
 

@@ -2,9 +2,9 @@
 files, sysctls, clock and disk space.
 
 Every check runs on each of the site's hosts and combines the answers (booleans must hold on every
-host, counts add up). A site without hosts is skipped; a host that cannot be reached, or that lacks
-what a check needs (no init system, no `ss`/`netstat`, no package database ...), gives an error
-naming the cause, never a pass.
+host, counts add up). A site without hosts is not measured (the remedy: give it a host in the target
+file); a host that cannot be reached, or that lacks what a check needs (no init system, no
+`ss`/`netstat`, no package database ...), gives an error naming the cause, never a pass.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conformance.measure.hosts import (EdgeHost, HostLacks, HostUnavailable, Scope, container_state, matches,
-                                       no_hosts_reason, site_data_dir, site_hosts, site_pid, site_processes,
+                                       no_hosts, site_data_dir, site_hosts, site_pid, site_processes,
                                        workload_scope)
 from conformance.measure.pkgversion import parse_constraint, satisfies
 from conformance.model.errors import MeasurementError
@@ -26,7 +26,7 @@ from conformance.model.errors import MeasurementError
 def _hosts(edge) -> list[EdgeHost]:
     hosts = site_hosts(edge.site, edge.params)
     if not hosts:
-        edge.skip(no_hosts_reason(edge.site, edge.params))
+        edge.not_measured(*no_hosts(edge.site, edge.params))
     return hosts
 
 
@@ -50,8 +50,10 @@ def test_process(edge):
         elif workload_scope(edge.site, host) is not None:
             scope = workload_scope(edge.site, host)  # docker backend: the container's workload
         else:
-            edge.skip("no `process` param given, and the site names no process of its own "
-                      "(labels.pid, or labels.command on its docker:// host)")
+            edge.not_measured("no `process` param given, and the site names no process of its own "
+                              "(labels.pid, or labels.command on its docker:// host)",
+                              "give the requirement a `process` param (a name or command-line pattern of "
+                              "the site's processes)")
         try:
             found, notes = site_processes(edge.site, host, scope)
         except HostUnavailable:

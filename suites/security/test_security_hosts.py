@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.measure.hosts import (DOCKER_DNS_ADDRESS, EdgeHost, Listener, Scope, docker_dns_listener,
-                                       no_hosts_reason, site_data_dir, site_hosts, site_pid, site_processes)
+                                       no_hosts, site_data_dir, site_hosts, site_pid, site_processes)
 
 
 def _hosts(edge) -> list[EdgeHost]:
     hosts = site_hosts(edge.site, edge.params)
     if not hosts:
-        edge.skip(no_hosts_reason(edge.site, edge.params))
+        edge.not_measured(*no_hosts(edge.site, edge.params))
     return hosts
 
 
@@ -194,6 +194,8 @@ def test_secret_files(edge):
         total += len(found)
         scanned_total += scanned
     if not looked:
-        edge.skip("no `paths` given and the site declares no data dir (labels.data_dir)")
+        edge.not_measured("no `paths` given and the site declares no data dir (labels.data_dir)",
+                          "give the requirement a `paths` param (where the site keeps its secrets), or the "
+                          "site a labels.data_dir in the target file")
     edge.record("world_readable", total)
     edge.record("scanned", scanned_total)

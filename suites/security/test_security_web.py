@@ -23,7 +23,9 @@ MAX_PAIRS = 10
 
 def _declared(edge, name: str) -> str:
     if name not in edge.site.endpoints:
-        edge.skip(f"site declares no {name} endpoint")
+        # A gap in the target file, not a fact of the site: every site is managed and serves somehow.
+        edge.not_measured(f"site declares no {name} endpoint",
+                          f"declare a `{name}` endpoint for site {edge.site.name} in the target file")
     url = edge.site.endpoints[name]
     if (urlsplit(url).hostname or "") not in edge.allowed_hosts:  # pragma: no cover - declared, so allowed
         edge.error(f"{url} is not a declared endpoint")
@@ -140,7 +142,8 @@ def test_default_credentials(edge):
                           f"on {url} (status {r.status})")
         edge.note(f"{name}: tried {len(pairs)} default credential pairs on {url}")
     if not protected:
-        edge.skip("none of the site's endpoints asks for HTTP basic-auth credentials at " + path)
+        # A fact of the site: nothing asks for credentials, so there are no default credentials to try.
+        edge.not_applicable("none of the site's endpoints asks for HTTP basic-auth credentials at " + path)
     edge.record("accepted_defaults", accepted)
     edge.record("tried", tried)
     edge.record("protected", protected)

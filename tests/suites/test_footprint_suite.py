@@ -38,10 +38,12 @@ def test_footprint_checks(fake_site, make_site, edge_run):
     # the lean site has a child: the tree has two processes
     assert res.value("PROCS", "lean", "count") == 2 and res.status("PROCS", "lean") == "pass"
     assert res.status("PROCS-TIGHT", "lean") == "fail"
-    # a site whose processes are unknown: skipped with scope: site, whole host otherwise
-    assert res.status("MEM-SITE", "noscope") == "skip"
-    assert "process" in res("MEM-SITE", "noscope")["message"]
+    # a site whose processes are unknown: not measured with scope: site (never a pass), whole host otherwise
+    mem_site = res("MEM-SITE", "noscope")
+    assert mem_site["status"] == "not-measured", res.explain("MEM-SITE", "noscope")
+    assert mem_site["ended"]["remedy"].startswith("give the requirement a `process` param")
     assert res.status("MEM-HOST", "noscope") == "pass"
     assert "whole host" in " ".join(res("MEM-HOST", "noscope")["notes"])
     assert res.status("MEM-PATTERN", "noscope") == "pass", res.explain("MEM-PATTERN", "noscope")
-    assert res.status("DISK-NONE", "noscope") == "skip"
+    disk_none = res("DISK-NONE", "noscope")
+    assert disk_none["status"] == "not-measured" and "labels.data_dir" in disk_none["ended"]["remedy"]

@@ -2,7 +2,7 @@
 
 Every emulated site serves a TLS management interface (endpoint `mgmt`, the deployment's private CA as
 the site's `ca_file`), so BASE-SEC-02 (TLS), BASE-SEC-03 (default credentials) and BASE-SEC-05
-(headers) are measured, not skipped: they pass on a healthy deployment, and the `expiring-cert` and
+(headers) are measured, never left not measured: they pass on a healthy deployment, and the `expiring-cert` and
 `default-credentials` defects make BASE-SEC-02 and BASE-SEC-03 fail on the metric they break. BASE-SEC-01
 (listening ports) must still pass with the extra declared port. The management password never reaches
 the target file, the logs or the reports.
@@ -79,7 +79,9 @@ def test_management_requirements_pass_on_a_healthy_deployment_and_keep_the_secre
         for site in ("store-1", "central"):
             entry = by[(rid, site)]
             assert entry["status"] == "pass", f"{rid}@{site}: {entry['status']}: {entry['message']} {entry['notes']}"
-    assert code == 0, output[-3000:]
+    # --site store-1 --site central leaves store-2 and store-3 not measured: incomplete, never conformant
+    assert code == 3 and results["verdict"] == "incomplete", output[-3000:]
+    assert {by[(rid, s)]["status"] for rid in KEEP for s in ("store-2", "store-3")} == {"not-measured"}
     for site in ("store-1", "central"):
         assert _value(by[("BASE-SEC-02", site)], "days_to_expiry") >= 360
         assert _value(by[("BASE-SEC-03", site)], "protected") == 1

@@ -57,13 +57,15 @@ def test_security_host_and_http_checks(fake_site, make_site, edge_run, tmp_path)
 
     assert "admin/admin accepted" in res("CREDS", "bad")["message"]
     assert res.value("CREDS", "good", "tried") == 10
-    assert res.status("CREDS-NONE", "good") == "skip"  # /health asks for no credentials
+    # /health asks for no credentials: there are no default credentials to try, a fact of the site
+    assert res.status("CREDS-NONE", "good") == "not-applicable", res.explain("CREDS-NONE", "good")
 
     hdr = " ".join(res("HEADERS", "bad")["notes"])
     assert "X-Content-Type-Options" in hdr and "FakeSite/1.2.3" in hdr
 
-    tls = res("TLS-ABSENT", "good")
-    assert tls["status"] == "skip" and "no mgmt endpoint" in tls["message"]
+    tls = res("TLS-ABSENT", "good")  # a gap in the target file: not measured, never not-applicable
+    assert tls["status"] == "not-measured" and "no mgmt endpoint" in tls["message"]
+    assert tls["ended"]["remedy"] == "declare a `mgmt` endpoint for site good in the target file"
 
 
 def test_security_tls(fake_site, make_site, edge_run, certs):
