@@ -448,9 +448,14 @@ def emulate_up(topology, detach, defects, state_dir, timeout, backend):
 
 @emulate.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--others", is_flag=True,
+              help="Also list deployments of other state roots (shown as not ours; never stopped from here).")
 @_friendly_errors
-def emulate_status(as_json):
-    """List emulated deployments (and leftovers) on this machine.
+def emulate_status(as_json, others):
+    """List the emulated deployments (and leftovers) of this state root.
+
+    The state root is $EDGE_CONFORMANCE_STATE_ROOT, else $XDG_RUNTIME_DIR/edge-conformance, else
+    <tmp>/edge-conformance-<uid>; deployments started under another one are not ours.
 
     \b
     Example:
@@ -459,43 +464,69 @@ def emulate_status(as_json):
     from dataclasses import asdict
 
     from .emulation import list_running
+    from .emulation.state import root_label
 
-    runs = list_running()
+    runs = list_running(others=True)
+    shown = [r for r in runs if r.ours or others]
+    hidden = len(runs) - len(shown)
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in runs], indent=2))
+        click.echo(json.dumps([asdict(r) for r in shown], indent=2))
         return
-    if not runs:
-        click.echo("no emulated deployments")
-    for r in runs:
-        state = ("running" if r.alive else "leftover processes" if r.processes
-                 else "leftover containers" if r.containers else "stale entry")
+    if not any(r.ours for r in runs):
+        click.echo(f"no emulated deployments in this state root ({root_label()})")
+    for r in shown:
+        if not r.ours:
+            state = "not ours"
+        elif r.alive:
+            state = f"running (run pid {r.held_by})" if r.held_by else "running"
+        else:
+            state = ("leftover processes" if r.processes else "leftover containers" if r.containers
+                     else "stale entry")
         what = f"{len(r.processes)} processes" + (f", {len(r.containers)} containers" if r.containers else "")
-        click.echo(f"{r.run_id}  {r.topology or '?':<10} {r.backend or '?':<6} {state:<18} {what}  "
-                   f"{r.target_file or ''}")
+        where = (r.target_file or "") if r.ours else f"state root {r.state_root or 'unknown'}"
+        click.echo(f"{r.run_id}  {r.topology or '?':<10} {r.backend or '?':<6} {state:<18} {what}  {where}")
+    if hidden:
+        click.echo(f"({hidden} deployment(s) of other state roots not shown: --others lists them)")
 
 
 @emulate.command("down")
 @click.argument("run_ids", nargs=-1, metavar="[RUN_ID...]")
-@click.option("--all", "all_", is_flag=True, help="Remove every emulated deployment and leftover process.")
+@click.option("--all", "all_", is_flag=True,
+              help="Remove every deployment and leftover of this state root, except runs in progress.")
 @_friendly_errors
 def emulate_down(run_ids, all_):
-    """Stop emulated deployments and remove everything they started.
+    """Stop emulated deployments of this state root and remove everything they started.
+
+    --all stops the detached deployments of this state root and the leftovers of those whose
+    supervisor is gone; a run in progress (attached to a live harness) is left alone unless named.
+    Nothing of another state root is ever touched.
 
     \b
     Examples:
       edge-conformance emulate down 20261126T120000Z-ab12cd
       edge-conformance emulate down --all
     """
-    from .emulation import stop_all, stop_run
+    from .emulation import list_running, stop_all, stop_run
+    from .emulation.state import root_label
 
     if not run_ids and not all_:
         raise ConfigError(None, None, None, "name a RUN_ID (see `emulate status`) or give --all")
+    held = [r for r in list_running() if r.held_by] if all_ else []
     stopped = stop_all() if all_ else [r for r in run_ids if stop_run(r)]
     for rid in stopped:
         click.echo(f"stopped {rid}")
+    for r in held:
+        if r.run_id not in stopped:
+            click.echo(f"left {r.run_id} running: a run in progress (harness pid {r.held_by}); "
+                       f"stop it there, or name it: emulate down {r.run_id}")
     missing = [] if all_ else [r for r in run_ids if r not in stopped]
     if missing:
-        raise ConfigError(None, None, None, f"no emulated deployment {', '.join(missing)}")
+        foreign = {r.run_id: r for r in list_running(others=True) if not r.ours}
+        whose = [f"{m} belongs to another state root ({foreign[m].state_root or 'unknown'}): not ours to stop"
+                 for m in missing if m in foreign]
+        raise ConfigError(None, None, None, "; ".join(whose) if len(whose) == len(missing) else
+                          f"no emulated deployment {', '.join(missing)} in this state root ({root_label()})"
+                          + (f"; {'; '.join(whose)}" if whose else ""))
 
 
 # ------------------------------------------------------------------- certification (bundles, verify)
@@ -560,6 +591,7 @@ def verify(bundle_file, pubkey, as_json, accept_partial):
     """
     from .report.verify import verification_json, verify_bundle
 
+    _sigterm_as_interrupt()  # a cancelled CI job: the unpacked bundle's temp dir is removed on the way out
     result = verify_bundle(bundle_file, pubkey=pubkey)
     click.echo(verification_json(result) if as_json else result.render(), nl=not as_json)
     sys.exit(result.exit_code(accept_partial))

@@ -5,8 +5,19 @@ pipe: if this process dies in any way (SIGKILL included), the supervisor reads E
 deployment down by itself. `stop()` asks it to, waits, and sweeps up if it does not.
 
 `list_running`, `stop_run` and `stop_all` serve `emulate status` and `emulate down RUN_ID|--all`: they
-find deployments through the registry (conformance.emulation.state) and processes labelled with a run
-id (conformance.emulation.procs), so they also clean up after supervisors that were SIGKILLed.
+find deployments through the registry (conformance.emulation.state) and processes and containers
+labelled with a run id and a state root (conformance.emulation.procs, docker.backend), so they also
+clean up after supervisors that were SIGKILLed.
+
+THE ownership rule (`_survey`, also the fault gate's `owned_control`): a deployment is the caller's
+when its run id has a registry entry in the caller's state root (state.runtime_root()). Its processes
+and containers are those labelled with that run id and with the caller's root (or with no root label
+at all: an older version's, adopted through the registry entry). A process or container labelled with
+a run id under another root, or with no root and a run id the caller's registry does not know, is not
+the caller's: it is listed as "not ours" on request (`others=True`) and never stopped, swept or sent a
+fault. Within its own root, `stop_all` stops every deployment except one still held by the live
+harness that started it (an attached supervisor whose parent is alive: a run in progress); naming it
+(`stop_run`) stops it anyway.
 """
 
 from __future__ import annotations
@@ -25,8 +36,11 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from ..model.errors import ConfigError
+import psutil
+
+from ..model.errors import ConfigError, NotMeasured
 from ..model.topology import apply_defects, load_topology, resolve_topology, topologies_dir
 from . import client, procs, state
 
@@ -55,6 +69,7 @@ class Deployment:
         self.control_url: str = ready["control_url"]
         self.target_file = Path(ready["target_file"])
         self.state_dir = Path(ready["state_dir"])
+        self.state_root = state.root_label()  # with run_id: who owns it (the supervisor registered there)
         _live.add(self)
 
     def status(self, timeout: float = 10.0) -> dict[str, Any]:
@@ -81,7 +96,7 @@ class Deployment:
                 except OSError:
                     pass
             _wait_or_kill(self._proc, timeout)
-            _sweep(self.run_id)
+            _sweep(self.run_id, root=self.state_root)
         finally:
             if self._stderr is not None:
                 self._stderr.close()
@@ -213,20 +228,36 @@ def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
             continue
 
 
-def _sweep(run_id: str) -> None:
-    """Whatever is still labelled with the run id dies; the registry entry and owned state dir go."""
-    leftovers = procs.find_labelled(run_id).get(run_id, [])
+def _sweep(run_id: str, root: str | None = None) -> None:
+    """Whatever of the run is still labelled with the run id and the state root `root` (default: the
+    caller's) dies; with the run's registry entry there, unlabelled (older) ones too. The registry
+    entry and the state dir the supervisor owned go once the supervisor is gone."""
+    root = state.root_label(root)
+    entry = state.read_entry(run_id, root)
+    leftovers = procs.find_labelled(run_id, root=root, legacy=entry is not None).get(run_id, [])
     if leftovers:
         procs.kill_processes(leftovers)
-    entry = state.read_entry(run_id)
     from .docker.backend import quiet_sweep
 
-    quiet_sweep(run_id)  # docker backend: containers and networks labelled with the run id
-    if entry is not None and not procs.pid_alive(entry.get("pid")):
+    # docker backend: the run's containers of this root, then its networks
+    quiet_sweep(run_id, root=root, legacy=entry is not None)
+    if entry is not None and not _supervisor_alive(entry, run_id, root):
         # The supervisor died without cleaning up (SIGKILL): do its last step for it.
         if entry.get("owns_state_dir") and entry.get("state_dir"):
             shutil.rmtree(entry["state_dir"], ignore_errors=True)
-        state.remove_entry(run_id)
+        state.remove_entry(run_id, root)
+
+
+def _supervisor_alive(entry: dict[str, Any], run_id: str, root: str) -> bool:
+    """The entry's supervisor still runs, as that run's process of that root (not a reused pid)."""
+    pid = entry.get("pid")
+    if not pid or not procs.pid_alive(pid):
+        return False
+    try:
+        label = procs.label_of(psutil.Process(pid))
+    except psutil.Error:
+        return False
+    return label is not None and label[0] == run_id and label[1] in (root, None)
 
 
 def _tail(stderr_file: Any, limit: int = 2000) -> str:
@@ -254,38 +285,104 @@ class RunInfo:
     target_file: str | None = None
     detached: bool = False
     started: str | None = None
-    processes: list[int] = field(default_factory=list)  # every live process labelled with the run id
+    processes: list[int] = field(default_factory=list)  # every live process of the run (of its root)
     backend: str | None = None    # local | docker (None: unknown, e.g. an orphan of an older version)
-    containers: list[str] = field(default_factory=list)  # docker: containers labelled with the run id
+    containers: list[str] = field(default_factory=list)  # docker: containers of the run (of its root)
+    ours: bool = True             # of the caller's state root (False: listed with others=True only)
+    state_root: str | None = None  # the root it belongs to (None: unknown, an unlabelled leftover)
+    held_by: int | None = None    # pid of the live harness an attached deployment belongs to
 
 
-def list_running() -> list[RunInfo]:
-    """Deployments in the registry and any process labelled with a run id (orphans included)."""
-    entries = {e["run_id"]: e for e in state.read_entries() if "run_id" in e}
-    labelled = procs.find_labelled()
-    from .docker.backend import quiet_containers
+def list_running(*, others: bool = False, root: str | None = None) -> list[RunInfo]:
+    """Deployments of the caller's state root (`root`, default state.runtime_root()): its registry
+    entries and any process or container labelled with one of its run ids or with the root itself
+    (orphans included). With `others`, also what belongs to other roots (or to none we know), with
+    ours=False: shown, never stopped."""
+    own, foreign = _survey(root)
+    return own + (foreign if others else [])
 
-    docker_runs = quiet_containers()
-    out = []
-    for run_id in sorted(set(entries) | set(labelled) | set(docker_runs)):
+
+def _survey(root: str | None = None) -> tuple[list[RunInfo], list[RunInfo]]:
+    """(the caller's runs, everybody else's): the ownership rule applied to the registry, the labelled
+    processes and the labelled containers and networks."""
+    mine = state.root_label(root)
+    entries = {e["run_id"]: e for e in state.read_entries(mine) if "run_id" in e}
+    from .docker.backend import quiet_objects
+
+    # (run id, owner root or None) -> processes / containers
+    own_procs: dict[str, list[psutil.Process]] = {}
+    other_procs: dict[tuple[str, str | None], list[psutil.Process]] = {}
+    for proc, run_id, proc_root in procs.scan_labelled():
+        if proc_root == mine or (proc_root is None and run_id in entries):
+            own_procs.setdefault(run_id, []).append(proc)
+        else:
+            other_procs.setdefault((run_id, proc_root), []).append(proc)
+    objects = quiet_objects()
+    own_docker: dict[str, list[str]] = {}
+    other_docker: dict[tuple[str, str | None], list[str]] = {}
+    own_runs = set(entries) | set(own_procs) | {o["run_id"] for o in objects
+                                                  if o["kind"] == "container" and o["root"] == mine}
+    # Networks carry no root label: they belong with their run's containers.
+    container_roots = {o["run_id"]: o["root"] for o in objects if o["kind"] == "container" and o["root"]}
+    for o in objects:
+        names = [o["name"]] if o["kind"] == "container" else []
+        owner = o["root"] or (None if o["run_id"] in own_runs else container_roots.get(o["run_id"]))
+        if owner == mine or (owner is None and o["run_id"] in own_runs):
+            own_docker.setdefault(o["run_id"], []).extend(names)
+        else:
+            other_docker.setdefault((o["run_id"], owner), []).extend(names)
+
+    own = []
+    for run_id in sorted(set(entries) | set(own_procs) | set(own_docker)):
         e = entries.get(run_id, {})
-        pids = sorted(p.pid for p in labelled.get(run_id, []))
+        pids = sorted(p.pid for p in own_procs.get(run_id, []))
         pid = e.get("pid")
         alive = bool(pid) and pid in pids  # alive and still ours (not a reused pid)
         # Registry entries of docker supervisors say so; an orphan with containers or networks of ours
         # is a docker run even without its entry (its supervisor was SIGKILLed).
-        backend = e.get("backend") or ("docker" if run_id in docker_runs else "local" if e else None)
-        out.append(RunInfo(run_id=run_id, pid=pid, alive=alive, control_url=e.get("control_url") or None,
+        backend = e.get("backend") or ("docker" if run_id in own_docker else "local" if e else None)
+        own.append(RunInfo(run_id=run_id, pid=pid, alive=alive, control_url=e.get("control_url") or None,
                            topology=e.get("topology"), state_dir=e.get("state_dir"),
                            target_file=e.get("target_file"), detached=bool(e.get("detached")),
                            started=e.get("started"), processes=pids, backend=backend,
-                           containers=docker_runs.get(run_id, [])))
-    return out
+                           containers=sorted(own_docker.get(run_id, [])), ours=True, state_root=mine,
+                           held_by=_holder(pid) if alive and not e.get("detached") else None))
+    foreign = []
+    for run_id, owner in sorted(set(other_procs) | set(other_docker), key=lambda k: (k[0], k[1] or "")):
+        found = other_procs.get((run_id, owner), [])
+        supervisors = [p.pid for p in found if _is_supervisor(p)]
+        foreign.append(RunInfo(run_id=run_id, pid=supervisors[0] if supervisors else None, alive=bool(supervisors),
+                               processes=sorted(p.pid for p in found),
+                               backend="docker" if (run_id, owner) in other_docker else None,
+                               containers=sorted(other_docker.get((run_id, owner), [])), ours=False,
+                               state_root=owner if owner != procs.UNREADABLE else None))
+    return own, foreign
 
 
-def stop_run(run_id: str, timeout: float = 30.0) -> bool:
-    """Stop one deployment (politely, then by signals) and remove its traces; False if none found."""
-    runs = {r.run_id: r for r in list_running()}
+def _is_supervisor(proc: psutil.Process) -> bool:
+    try:
+        return SUPERVISOR_MODULE in proc.cmdline()
+    except psutil.Error:
+        return False
+
+
+def _holder(pid: int | None) -> int | None:
+    """The live harness an attached supervisor belongs to (its parent), if any: while it lives, the
+    deployment is a run in progress, which `stop_all` leaves alone."""
+    try:
+        parent = psutil.Process(pid).parent() if pid else None
+        if parent is None or parent.pid <= 1 or parent.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return parent.pid
+    except psutil.Error:
+        return None
+
+
+def stop_run(run_id: str, timeout: float = 30.0, *, root: str | None = None) -> bool:
+    """Stop one deployment of the caller's state root (politely, then by signals) and remove its
+    traces; False if that root has none by this id (another root's is never touched)."""
+    mine = state.root_label(root)
+    runs = {r.run_id: r for r in list_running(root=mine)}
     run = runs.get(run_id)
     if run is None:
         return False
@@ -303,20 +400,75 @@ def stop_run(run_id: str, timeout: float = 30.0) -> bool:
                     break
                 if procs.wait_gone(run.pid, 5.0):
                     break
-    _sweep(run_id)
+    _sweep(run_id, root=mine)
     return True
 
 
-def stop_all(timeout: float = 30.0) -> list[str]:
-    """`emulate down --all`: every deployment of this user on this machine; returns their run ids."""
+def stop_all(timeout: float = 30.0, *, root: str | None = None) -> list[str]:
+    """`emulate down --all`: every deployment of the caller's state root (detached ones, and leftovers
+    whose supervisor is gone) except those held by a live harness (a run in progress: name it to stop
+    it); returns the run ids stopped. Nothing of another state root is touched."""
+    mine = state.root_label(root)
     stopped = []
-    for run in list_running():
-        if stop_run(run.run_id, timeout):
+    for run in list_running(root=mine):
+        if run.held_by:
+            continue
+        if stop_run(run.run_id, timeout, root=mine):
             stopped.append(run.run_id)
-    from .docker.backend import quiet_sweep
+    from .docker.backend import quiet_remove_temporary_images
 
-    quiet_sweep(None, images=True)  # docker: anything labelled by any run, and temporary images
+    quiet_remove_temporary_images()  # docker: only while no deployment (of any root) has a container
     return stopped
+
+
+# ---------------------------------------------------------------------------- the fault gate
+
+FAULT_REMEDY = ("run against --target emulated[:TOPOLOGY] or the target file `edge-conformance emulate up` "
+                "wrote, with the same state root (EDGE_CONFORMANCE_STATE_ROOT); for a real deployment, "
+                "remove the emulation block and give fault hooks with --allow-faults")
+
+
+def loopback_control(control_url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http URL whose host is a loopback IP literal, else None."""
+    import ipaddress
+
+    try:
+        parts = urlsplit(control_url)
+        port = parts.port
+        if parts.scheme != "http" or not parts.hostname or port is None:
+            return None
+        if not ipaddress.ip_address(parts.hostname).is_loopback:
+            return None
+    except ValueError:
+        return None
+    return parts.scheme, parts.hostname, port
+
+
+def owned_control(control_url: str, run_id: str | None = None, *, root: str | None = None) -> dict[str, Any]:
+    """The registry entry of the deployment of the caller's state root whose control API is
+    `control_url` (and whose run id is `run_id`, when given): faults may be sent there.
+
+    Raises NotMeasured when it is not ours (not loopback, or no such deployment in this root: a
+    hand-written or foreign `emulation:` block) and EmulationError when it is ours but its supervisor
+    is gone (its port may belong to anyone now). Never sends a request.
+    """
+    where = loopback_control(control_url)
+    if where is None:
+        raise NotMeasured(f"fault refused: control_url {control_url} is not on this machine's loopback; "
+                          "faults go only to an emulated deployment this harness started", FAULT_REMEDY)
+    mine = state.root_label(root)
+    for entry in state.read_entries(mine):
+        if loopback_control(str(entry.get("control_url") or "")) != where:
+            continue
+        if run_id is not None and entry.get("run_id") != run_id:
+            continue
+        if not _supervisor_alive(entry, str(entry.get("run_id")), mine):
+            raise EmulationError(f"emulated deployment {entry.get('run_id')}: its supervisor (pid "
+                                 f"{entry.get('pid')}) is gone, so its control API at {control_url} is too")
+        return entry
+    what = f"run {run_id} at {control_url}" if run_id else f"control_url {control_url}"
+    raise NotMeasured(f"fault refused: {what} is not an emulated deployment of this state root ({mine}); "
+                      "faults go only to a deployment this harness started", FAULT_REMEDY)
 
 
 @atexit.register

@@ -1,8 +1,11 @@
 """Child processes of an emulated deployment: start them labelled, read their ready line, kill them.
 
 Every process we start carries the run id in its environment (EDGE_CONFORMANCE_RUN_ID) and, where the
-program accepts it, in its command line (--run-id), so leftovers of a crashed run can always be found
-(`find_labelled`) and removed (`kill_processes`). Each child gets its own session, hence its own
+program accepts it, in its command line (--run-id), and the state root that started it in its
+environment (EDGE_CONFORMANCE_STATE_ROOT, see state.py), so leftovers of a crashed run can always be
+found (`find_labelled`) and removed (`kill_processes`), and never those of another state root: a
+process is ours when its root label is ours, or when it has none (an older version's) and its run id
+is in our registry (deployment.py decides that part). Each child gets its own session, hence its own
 process group: signals go to the whole group (a site that forks cannot leak grandchildren), and a
 Ctrl-C in the terminal reaches only the harness, which then tears the deployment down in order.
 """
@@ -21,7 +24,11 @@ from typing import Any
 
 import psutil
 
+from . import state
+
 RUN_ID_ENV = "EDGE_CONFORMANCE_RUN_ID"
+ROOT_ENV = state.ROOT_ENV
+UNREADABLE = "?"  # the root label of a process whose environment we may not read: never ours
 # Only processes running one of our modules are ever swept up by run id: a user's shell that happens
 # to export the variable must never be killed.
 OUR_MODULES = "conformance.emulation"
@@ -34,6 +41,7 @@ class SpawnError(RuntimeError):
 def child_env(run_id: str) -> dict[str, str]:
     env = dict(os.environ)
     env[RUN_ID_ENV] = run_id
+    env[ROOT_ENV] = state.root_label()  # the child registers, and is found, in the caller's state root
     env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log files as they happen
     return env
 
@@ -125,39 +133,80 @@ def log_tail(path: Path, lines: int = 8) -> str:
 
 def run_id_of(proc: psutil.Process) -> str | None:
     """The run id a process is labelled with, if it runs one of our modules."""
+    label = label_of(proc)
+    return label[0] if label else None
+
+
+def label_of(proc: psutil.Process) -> tuple[str, str | None] | None:
+    """(run id, state root) of a process running one of our modules, else None.
+
+    The root is None for a process labelled with a run id only (started by an older version), and
+    UNREADABLE when its environment cannot be read (another user's: never ours).
+    """
     try:
         cmdline = proc.cmdline()
         if not any(OUR_MODULES in part for part in cmdline):
             return None
+        try:
+            env = proc.environ()
+        except psutil.AccessDenied:
+            env = None
+        run_id = None
         if "--run-id" in cmdline:
             i = cmdline.index("--run-id")
             if i + 1 < len(cmdline):
-                return cmdline[i + 1]
-        return proc.environ().get(RUN_ID_ENV)
+                run_id = cmdline[i + 1]
+        if run_id is None and env is not None:
+            run_id = env.get(RUN_ID_ENV)
+        if not run_id:
+            return None
+        if env is None:
+            return run_id, UNREADABLE
+        root = env.get(ROOT_ENV)
+        return run_id, (os.path.realpath(root) if root else None)
     except (psutil.Error, OSError):
         return None
 
 
-def find_labelled(run_id: str | None = None) -> dict[str, list[psutil.Process]]:
-    """run id -> live processes of ours labelled with it (all runs, or just `run_id`).
+def scan_labelled(run_id: str | None = None) -> list[tuple[psutil.Process, str, str | None]]:
+    """(process, run id, root label) of every live process of this user labelled with a run id (or
+    with `run_id`), whatever its state root: the raw material of the ownership rule.
 
-    Never lists this process or its ancestors: the harness itself may carry the variable.
+    Never lists this process or its ancestors: the harness itself may carry the variables.
     """
     me = psutil.Process()
     skip = {me.pid} | {p.pid for p in _parents(me)}
-    found: dict[str, list[psutil.Process]] = {}
+    uid = os.getuid()
+    found = []
     for proc in psutil.process_iter():
         if proc.pid in skip:
             continue
-        label = run_id_of(proc)
-        if label is None or (run_id is not None and label != run_id):
+        label = label_of(proc)
+        if label is None or (run_id is not None and label[0] != run_id):
             continue
         try:
+            if proc.uids().real != uid:
+                continue  # another user's: never ours (and we could not signal it anyway)
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
         except psutil.Error:
             continue
-        found.setdefault(label, []).append(proc)
+        found.append((proc, label[0], label[1]))
+    return found
+
+
+def find_labelled(run_id: str | None = None, *, root: str | os.PathLike | None = None,
+                  legacy: bool = True) -> dict[str, list[psutil.Process]]:
+    """run id -> live processes labelled with it (all runs, or just `run_id`) that belong to the
+    state root `root` (default: the caller's): labelled with that root, or (with `legacy`) with no
+    root at all, which the caller must then own by its registry (a supervisor sweeping its own run id
+    does). Processes of another state root are never returned.
+    """
+    mine = state.root_label(root)
+    found: dict[str, list[psutil.Process]] = {}
+    for proc, label, proc_root in scan_labelled(run_id):
+        if proc_root == mine or (legacy and proc_root is None):
+            found.setdefault(label, []).append(proc)
     return found
 
 

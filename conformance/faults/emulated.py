@@ -9,7 +9,11 @@
 
 Every call has a timeout and raises FaultError (a MeasurementError: a check that cannot inject its
 fault reports `error`, not `fail`) with the supervisor's own explanation when it refuses.
-Stdlib only, so it works in any process the harness runs.
+A fault goes only to a deployment the harness started: a loopback control_url registered in the
+caller's own state root (conformance.emulation.deployment.owned_control); anything else (a
+hand-written or foreign `emulation:` block) raises NotMeasured before any request is sent.
+Stdlib only at import (the gate imports conformance.emulation when a request is made), so it loads
+in any process the harness runs.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ class FaultError(MeasurementError):
 
 
 class EmulatedFaults:
-    def __init__(self, control_url: str, timeout: float = 30.0):
+    def __init__(self, control_url: str, timeout: float = 30.0, *, run_id: str | None = None):
         # Generous default: start/restart wait for the site's ready line.
         self.control_url = control_url.rstrip("/")
         self.timeout = timeout
+        self.run_id = run_id  # when known (the target's emulation.run_id), the gate checks it too
 
     # -- network
 
@@ -109,7 +114,23 @@ class EmulatedFaults:
     def _post(self, path: str) -> dict[str, Any]:
         return self._call("POST", path)
 
+    def _gate(self, method: str) -> None:
+        """The ownership gate (conformance.emulation.deployment.owned_control): a fault (any request
+        but GET) goes only to a loopback control API of a deployment of the caller's own state root,
+        else NotMeasured (never a pass without its fault); reads only to loopback."""
+        from ..emulation import deployment
+
+        if method == "GET":
+            if deployment.loopback_control(self.control_url) is None:
+                deployment.owned_control(self.control_url, self.run_id)  # raises NotMeasured
+            return
+        try:
+            deployment.owned_control(self.control_url, self.run_id)
+        except deployment.EmulationError as exc:
+            raise FaultError(str(exc)) from None
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._gate(method)
         url = self.control_url + path
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method,

@@ -21,8 +21,12 @@ certificate and key and the deployment's password file (STATE_DIR/pki, all 0600 
 are bind-mounted read-only under /run/mgmt. The CA's key never enters the container, and the password
 reaches it only as that 0600 file: never in the image, the spec or the environment.
 
-Everything carries LABEL_HARNESS and LABEL_RUN, so `sweep_run(run_id)` and `sweep_all()` find
-leftovers of a supervisor that was SIGKILLed.
+Everything carries LABEL_HARNESS and LABEL_RUN, and containers also LABEL_STATE_ROOT (the state root
+of the harness that started the run, state.py), so `sweep_run(run_id)` finds leftovers of a
+supervisor that was SIGKILLed, and only those of the caller's state root: a container labelled with
+another root is never removed, one with no root label (an older version's) only when the caller owns
+its run id. Networks carry no root label: they go with their run (`sweep_run`), and Docker refuses
+to remove one that a container still uses.
 """
 
 from __future__ import annotations
@@ -36,11 +40,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ...model.topology import SiteSpec
+from .. import state
 from ..procs import SpawnError
 from ..workloads.defects import readiness_path
 from ..sites import EXITED, PAUSED, RESTARTING, RUNNING, STARTING, STOPPED, StateError
 from . import (HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, MGMT_CERT, MGMT_KEY,
                MGMT_PASSWORD, SITE_ENV, STACK_KEY, STACK_SERVICES)
+
+LABEL_STATE_ROOT = "io.edge-conformance.state-root"  # containers: the state root that owns the run
 
 RESTART_DELAY_S = 0.5
 MAX_RESTART_DELAY_S = 5.0
@@ -173,7 +180,7 @@ class DockerSite:
             limits["mem_limit"] = int(res.memory_bytes)
             limits["memswap_limit"] = int(res.memory_bytes)  # no swap: a small box's RAM is its RAM
         labels = {LABEL_HARNESS: HARNESS, LABEL_RUN: self.run_id, LABEL_SITE: self.name,
-                  LABEL_ROLE: self.spec.role, LABEL_KIND: "site"}
+                  LABEL_ROLE: self.spec.role, LABEL_KIND: "site", LABEL_STATE_ROOT: state.root_label()}
         return self.client.containers.create(
             self.image, name=self.container_name, hostname=self.name[:63], labels=labels,
             environment={SITE_ENV: json.dumps(self.site_document(), sort_keys=True)},
@@ -549,44 +556,78 @@ def _label_filter(run_id: str | None) -> dict[str, list[str]]:
     return {"label": labels}
 
 
+def labelled_objects(client: Any | None = None) -> list[dict[str, Any]]:
+    """Every container and network of ours on the daemon, of every state root (for the ownership
+    rule in deployment.py to sort out): {kind, id, name, run_id, root (None: no root label), state}."""
+    client = client or connect(timeout=10)
+    out: list[dict[str, Any]] = []
+    for c in client.api.containers(all=True, filters=_label_filter(None)):
+        labels = c.get("Labels") or {}
+        if labels.get(LABEL_RUN):
+            out.append({"kind": "container", "id": c["Id"], "name": ((c.get("Names") or ["?"])[0]).lstrip("/"),
+                        "run_id": labels[LABEL_RUN], "root": _root_of(labels), "state": c.get("State")})
+    for n in client.api.networks(filters=_label_filter(None)):
+        labels = n.get("Labels") or {}
+        if labels.get(LABEL_RUN):
+            out.append({"kind": "network", "id": n["Id"], "name": n.get("Name", n["Id"]),
+                        "run_id": labels[LABEL_RUN], "root": _root_of(labels), "state": None})
+    return out
+
+
+def _root_of(labels: dict[str, str]) -> str | None:
+    root = labels.get(LABEL_STATE_ROOT)
+    return root or None
+
+
 def labelled_run_ids(client: Any | None = None) -> set[str]:
-    """Run ids of every container or network of ours that still exists."""
+    """Run ids of every container or network of ours that still exists (any state root)."""
     return set(labelled_containers(client))
 
 
 def labelled_containers(client: Any | None = None) -> dict[str, list[str]]:
-    """run id -> names of its containers (any state), for every run with a container or network of ours."""
-    client = client or connect(timeout=10)
+    """run id -> names of its containers (any state), for every run with a container or network of ours
+    (any state root: for display; ownership is deployment.py's)."""
     runs: dict[str, list[str]] = {}
-    for c in client.api.containers(all=True, filters=_label_filter(None)):
-        run = (c.get("Labels") or {}).get(LABEL_RUN)
-        if run:
-            runs.setdefault(run, []).append(((c.get("Names") or ["?"])[0]).lstrip("/"))
-    for n in client.api.networks(filters=_label_filter(None)):
-        run = (n.get("Labels") or {}).get(LABEL_RUN)
-        if run:
-            runs.setdefault(run, [])
+    for obj in labelled_objects(client):
+        names = runs.setdefault(obj["run_id"], [])
+        if obj["kind"] == "container":
+            names.append(obj["name"])
     return {run: sorted(names) for run, names in runs.items()}
 
 
-def sweep_run(run_id: str | None, client: Any | None = None) -> dict[str, list[str]]:
-    """Remove the containers, then the networks, labelled with `run_id` (None: every run's)."""
+def sweep_run(run_id: str | None, client: Any | None = None, *, root: str | None = None,
+              legacy: bool = True) -> dict[str, list[str]]:
+    """Remove the containers, then the networks, of `run_id` that belong to the state root `root`
+    (default: the caller's): containers labelled with that root, or (with `legacy`) with none; the
+    run's networks once its containers are gone. `run_id` None: every run whose containers carry
+    that root (never a container of another root, nor an unlabelled one)."""
     import docker
 
     client = client or connect(timeout=30)
+    mine = state.root_label(root)
     removed: dict[str, list[str]] = {"containers": [], "networks": []}
-    for c in client.api.containers(all=True, filters=_label_filter(run_id)):
+    objects = [o for o in labelled_objects(client) if run_id is None or o["run_id"] == run_id]
+    if run_id is None:
+        runs = {o["run_id"] for o in objects if o["kind"] == "container" and o["root"] == mine}
+        objects = [o for o in objects if o["run_id"] in runs]
+        legacy = False
+    foreign_runs = {o["run_id"] for o in objects if o["root"] not in (mine, None)}
+    for c in (o for o in objects if o["kind"] == "container"):
+        if not (c["root"] == mine or (legacy and c["root"] is None)):
+            continue  # another state root's (or, without `legacy`, nobody's we know): not ours
         try:
-            if c.get("State") == "paused":
-                client.api.unpause(c["Id"])
-            client.api.remove_container(c["Id"], force=True)
-            removed["containers"].append((c.get("Names") or [c["Id"]])[0].lstrip("/"))
+            if c.get("state") == "paused":
+                client.api.unpause(c["id"])
+            client.api.remove_container(c["id"], force=True)
+            removed["containers"].append(c["name"])
         except docker.errors.APIError:
             pass
-    for n in client.api.networks(filters=_label_filter(run_id)):
+    for n in (o for o in objects if o["kind"] == "network"):
+        if n["root"] not in (mine, None) or (n["root"] is None and n["run_id"] in foreign_runs):
+            continue  # the same run id in another state root: its network, not ours to judge
         try:
-            client.api.remove_network(n["Id"])
-            removed["networks"].append(n.get("Name", n["Id"]))
+            client.api.remove_network(n["id"])  # refused while a container (anyone's) still uses it
+            removed["networks"].append(n["name"])
         except docker.errors.APIError:
             pass
     return removed
@@ -607,25 +648,37 @@ def _daemon_configured() -> bool:
 
 def quiet_run_ids() -> set[str]:
     """labelled_run_ids(), or nothing when there is no usable daemon (never raises)."""
-    return set(quiet_containers())
+    return {o["run_id"] for o in quiet_objects()}
 
 
 def quiet_containers() -> dict[str, list[str]]:
     """labelled_containers(), or nothing when there is no usable daemon (never raises)."""
+    runs: dict[str, list[str]] = {}
+    for obj in quiet_objects():
+        names = runs.setdefault(obj["run_id"], [])
+        if obj["kind"] == "container":
+            names.append(obj["name"])
+    return {run: sorted(names) for run, names in runs.items()}
+
+
+def quiet_objects() -> list[dict[str, Any]]:
+    """labelled_objects(), or nothing when there is no usable daemon (never raises)."""
     if not _daemon_configured():
-        return {}
+        return []
     try:
         client = connect(timeout=10)
         try:
-            return labelled_containers(client)
+            return labelled_objects(client)
         finally:
             client.close()
     except Exception:  # noqa: BLE001 - no daemon, no docker leftovers we could remove anyway
-        return {}
+        return []
 
 
-def quiet_sweep(run_id: str | None, *, images: bool = False) -> dict[str, list[str]]:
-    """sweep_run() (and, with images, remove_temporary_images()) when a daemon answers; never raises."""
+def quiet_sweep(run_id: str | None, *, images: bool = False, root: str | None = None,
+                legacy: bool = True) -> dict[str, list[str]]:
+    """sweep_run() of the caller's state root (and, with images, remove_temporary_images() when no
+    deployment could be using them) when a daemon answers; never raises."""
     if not _daemon_configured():
         return {}
     try:
@@ -633,16 +686,51 @@ def quiet_sweep(run_id: str | None, *, images: bool = False) -> dict[str, list[s
     except DockerUnavailable:
         return {}
     try:
-        removed = sweep_run(run_id, client)
+        removed = sweep_run(run_id, client, root=root, legacy=legacy)
         if images:
-            from .images import remove_temporary_images
-
-            removed["images"] = remove_temporary_images(client)
+            removed["images"] = _remove_temporary_images_if_unused(client)
         return removed
     except Exception:  # noqa: BLE001
         return {}
     finally:
         client.close()
+
+
+def quiet_remove_temporary_images() -> list[str]:
+    """`emulate down --all`: temporary images, when a daemon answers and nothing could be using them
+    (see _remove_temporary_images_if_unused); never raises."""
+    if not _daemon_configured():
+        return []
+    try:
+        client = connect(timeout=10)
+    except DockerUnavailable:
+        return []
+    try:
+        return _remove_temporary_images_if_unused(client)
+    except Exception:  # noqa: BLE001
+        return []
+    finally:
+        client.close()
+
+
+def _remove_temporary_images_if_unused(client: Any) -> list[str]:
+    """Images are shared by every state root of the user: temporary ones go only while no container of
+    ours (any root) exists and no build holds the images module's build lock."""
+    import fcntl
+
+    from .images import cache_dir, remove_temporary_images
+
+    if client.api.containers(all=True, filters=_label_filter(None)):
+        return []
+    with open(cache_dir() / "build.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return []  # an image is being built right now (perhaps for another state root)
+        try:
+            return remove_temporary_images(client)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def prepare(progress: Callable[[str], None] | None = None) -> str:
