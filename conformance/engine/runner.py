@@ -76,7 +76,8 @@ def available_suites() -> list[str]:
 
 def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
     root = suites_dir()
-    paths = [str(root / s) for s in opts.suites] or [str(root)]
+    # --edge-suite, not paths: the plugin collects them, and records them as what narrowed the run
+    paths = [] if opts.suites else [str(root)]
     args = ["-c", str(root / "pytest.ini"), "--rootdir", str(root), "-p", "no:locust",
             "--import-mode=importlib", "--tb=no", "-rN", "--no-header",
             # testinfra may already be imported (target validation), so pytest cannot rewrite it.
@@ -89,6 +90,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
     args += ["-q"] if opts.verbose == 0 else ["-v"] * opts.verbose
     for p in opts.profiles:
         args += ["--edge-profile", p]
+    for s in opts.suites:
+        args += ["--edge-suite", s]
     for s in opts.sites:
         args += ["--edge-site", s]
     for d in opts.defects:

@@ -100,8 +100,10 @@ def test_rerun_runs_only_the_failed_and_merges(first_run):
     partial = json.loads((work / "run2" / rerun.PARTIAL_NAME).read_text())
     _validate(merged)
     _validate(partial)
-    assert [r["id"] for r in partial["requirements"]] == ["R-FLAKY"]  # only the failed one ran
-    assert partial["options"]["only"] == ["R-FLAKY@store-1"]
+    # only the failed one ran; the re-run's own record shows the rest as left out
+    assert {r["id"]: r["status"] for r in partial["requirements"]} == {"R-OK": "not-measured", "R-FLAKY": "pass"}
+    assert partial["requirements"][0]["ended"]["reason"].startswith("left out of this run (--edge-only")
+    assert partial["options"]["only"] == ["R-FLAKY@store-1"] and partial["scope"]["full"] is False
     old_ok = next(r for r in before["requirements"] if r["id"] == "R-OK")
     assert merged["requirements"][0] == old_ok  # kept as it was
     assert merged["requirements"][1]["status"] == "pass"
