@@ -86,12 +86,15 @@ def test_requirement_option_checks_only_those_ids(tmp_path, http_url):
     ])
     target = write_target(tmp_path / "t.yaml", {"api": http_url})
     proc = run_cli("run", "-p", profile, "-t", target, "-o", tmp_path / "out", "--requirement", "R-OK")
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # R-BAD was not checked, so not failed
+    # R-BAD was not checked: not failed, and never a pass either; the run is partial, so incomplete
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "PARTIAL RUN: narrowed by --requirement R-OK" in proc.stdout
     data = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     validate_results(data)
     status = {r["id"]: (r["status"], r["message"]) for r in data["requirements"]}
     assert status["R-OK"][0] == "pass"
-    assert status["R-BAD"] == ("skip", "R-BAD@store-1: skipped: not selected (--requirement)")  # shown, not run
+    assert status["R-BAD"] == ("not-measured", "R-BAD store-1: not measured: left out of this run (--requirement "
+                               "R-OK); to measure it: run it without --requirement")  # shown, not run
     assert data["options"]["requirements"] == ["R-OK"]
     proc = run_cli("run", "-p", profile, "-t", target, "-o", tmp_path / "typo", "-r", "R-OKK")
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
