@@ -27,10 +27,11 @@ import psutil
 import pytest
 import yaml
 
-from conformance.emulation import EmulationError, list_running, start_deployment, stop_run
+from conformance.emulation import list_running, start_deployment, stop_run
 from conformance.emulation import state as emu_state
 from conformance.emulation.procs import RUN_ID_ENV, find_labelled
 from conformance.faults.emulated import EmulatedFaults, FaultError
+from conformance.model.errors import ConfigError
 from conformance.model.target import load_target
 
 ONE_WAY_MS = 20.0  # retail's WAN delay
@@ -420,12 +421,14 @@ def test_detached_deployment_survives_stdin_and_stop_run_removes_it(tmp_path):
         dep.stop()
 
 
-def test_a_site_that_cannot_start_fails_bring_up_cleanly(tmp_path):
+def test_a_site_config_the_site_would_refuse_is_refused_before_bring_up(tmp_path):
+    """It used to fail at bring-up (exit 3, after processes started); the topology now applies the
+    site's own settings rules on load: one located line, nothing started."""
     path = tmp_path / "broken.yaml"
     path.write_text(SMALL.replace("{name: shop, role: edge}", "{name: shop, role: edge, config: {no_such_setting: 1}}"),
                     encoding="utf-8")
     run_id = _run_id("broken")
-    with pytest.raises(EmulationError, match="shop.*no_such_setting|no_such_setting"):
+    with pytest.raises(ConfigError, match=r"broken.yaml:\d+: sites\[\d\]\.config\.no_such_setting: unknown setting"):
         start_deployment(str(path), state_dir=tmp_path / "state", run_id=run_id, timeout=30)
     assert not labelled(run_id)
     assert not (tmp_path / "state").exists() and emu_state.read_entry(run_id) is None
