@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import signal
 import sys
@@ -19,6 +20,13 @@ import click
 from . import __version__
 from .model import results as R
 from .model.errors import ConfigError
+
+
+def _seconds(param: click.Parameter, value: float) -> float:
+    """A duration option: a finite number of seconds above 0 (click's FloatRange lets NaN through)."""
+    if not math.isfinite(value) or value <= 0 or value > 86_400:
+        raise click.BadParameter(f"{value!r} is not a number of seconds between 0 and 86400", param=param)
+    return value
 
 
 def _friendly_errors(fn):
@@ -409,7 +417,8 @@ def emulate() -> None:
 @click.option("--defect", "defects", multiple=True, metavar="[SITE:]DEFECT", help="Switch on a defect; repeatable.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the target file, logs and site data go [default: a temporary directory].")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for every site to be healthy.")
+@click.option("--timeout", default=60.0, show_default=True, callback=lambda ctx, param, v: _seconds(param, v),
+              help="Seconds to wait for every site to be healthy.")
 @click.option("--backend", type=click.Choice(["local", "docker"]), default="local", show_default=True,
               help="Processes on this machine (local) or a container per site (docker, docs/docker-backend.md).")
 @_friendly_errors

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -382,6 +383,7 @@ def _open_session(config: pytest.Config) -> EdgeSession:
                               only=set(config.getoption("--edge-only")),
                               requirement_filter=set(config.getoption("--edge-requirement")), scope=scope)
         _plan(session)
+        _check_waivers_match(session)
         record.save()
     except BaseException:
         target_cm.__exit__(None, None, None)
@@ -422,6 +424,29 @@ def _plan(session: EdgeSession) -> None:
                 session.record.plan(entry)
             if req.quorum is not None:
                 session.record.plan(_fleet_entry(req))
+
+
+def _check_waivers_match(session: EdgeSession) -> None:
+    """A waiver that matches no requirement of these profiles or no site of this target is a typo or a
+    stale entry: it would silently waive nothing. Said on stderr and recorded; refused with --strict."""
+    ids = {r.id for p in session.profiles for r in p.requirements}
+    sites = {s.name for s in session.target.sites}
+    unmatched = []
+    for w in session.waivers:
+        if w.id not in ids:
+            unmatched.append((w, f'no requirement "{w.id}" in {", ".join(p.id for p in session.profiles)}'
+                                 f"{did_you_mean(w.id, ids)}"))
+        elif w.site != "all" and w.site not in sites:
+            unmatched.append((w, f'no site "{w.site}" in target {session.target.name}{did_you_mean(w.site, sites)}'))
+    if not unmatched:
+        return
+    if session.strict:
+        w, why = unmatched[0]
+        raise ConfigError(w.origin, None, "waiver", f"matches nothing: {why} (--strict refuses such waivers)")
+    session.record.data["waivers"]["unmatched"] = [{**w.to_dict(), "why": why} for w, why in unmatched]
+    for w, why in unmatched:
+        sys.stderr.write(f"edge-conformance: warning: {w.origin}: waiver {w.id}@{w.site} matches nothing and "
+                         f"waives nothing: {why}\n")
 
 
 def _left_out_by(session: EdgeSession, case: Case) -> str:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ConfigError, did_you_mean
 from .schema_errors import validate as schema_validate
@@ -182,10 +182,24 @@ def _build(doc: YamlDoc) -> Target:
     return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"))
 
 
+# Query parameters that carry a secret (?token=..., &api_key=...): refused like a password in a URL,
+# since endpoints are written to every report and bundle as they are.
+_SECRET_PARAM = re.compile(r"(^|[_-])(token|secret|password|passwd|pwd|key|apikey|sig|signature|auth|"
+                           r"authorization|credential|credentials|session)$", re.IGNORECASE)
+
+
 def _check_url(doc: YamlDoc, path: tuple, url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError as exc:  # not echoed: a malformed URL may still hold a password
+        raise doc.error(path, f"not a valid URL ({exc})") from None
     if parts.password:  # first, so that no later message repeats the password
         raise doc.error(path, "no passwords in URLs: use credentials with ${ENV_VAR} references")
+    secret = next((name for name, value in query if value and _SECRET_PARAM.search(name)), None)
+    if secret is not None:
+        raise doc.error(path, f'no secrets in URLs (query parameter "{secret}"): use credentials with '
+                              "${ENV_VAR} references")
     if parts.scheme not in URL_SCHEMES:
         raise doc.error(path, f'"{url}" is not a URL with one of the schemes {", ".join(URL_SCHEMES)}')
     if not parts.hostname:

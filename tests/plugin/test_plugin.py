@@ -373,3 +373,18 @@ def test_a_check_module_that_cannot_be_imported_is_an_error_that_says_why(edge_r
     assert e["status"] == "error", e
     assert "test_mine.py could not be collected" in e["message"] and "no_such_module_here" in e["message"]
     assert run.data["verdict"] == "incomplete"
+
+
+def test_a_waiver_that_matches_nothing_is_said_and_refused_with_strict(edge_run):
+    future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    waivers = [{"id": "REQ-9", "site": "all", "reason": "r", "who": "w", "expires": future},
+               {"id": "REQ-1", "site": "site-z", "reason": "r", "who": "w", "expires": future}]
+    run = edge_run([req("REQ-1", "fail")], waivers=waivers)
+    run.result.stderr.fnmatch_lines([
+        '*waivers.yaml:2: waiver REQ-9@all matches nothing and waives nothing: no requirement "REQ-9" in *',
+        '*waivers.yaml:7: waiver REQ-1@site-z matches nothing and waives nothing: no site "site-z" in target *'])
+    assert [w["id"] for w in run.data["waivers"]["unmatched"]] == ["REQ-9", "REQ-1"]
+    assert run.entry("REQ-1")["status"] == "fail"
+    (run.out / "results.json").unlink()
+    with pytest.raises(FileNotFoundError):  # refused before anything was planned or written
+        edge_run([req("REQ-1", "fail")], "--edge-strict", waivers=waivers)
