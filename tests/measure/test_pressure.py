@@ -166,11 +166,27 @@ def test_tree_cpu_measures_a_busy_child_and_not_an_idle_one():
     assert P.TreeCpu(None).cores() is None
 
 
-def test_own_site_pid_only_for_an_emulated_local_site():
+def test_own_site_pid_only_for_an_emulated_local_site(tmp_path):
+    import subprocess
+    import sys
+
     def edge(emulation, hosts, labels):
         return SimpleNamespace(emulation=emulation, site=SimpleNamespace(hosts=hosts, labels=labels))
 
-    assert P.own_site_pid(edge({"control_url": "x"}, ["local://"], {"pid": "123"})) == 123
+    emulated = {"control_url": "x"}
+    assert P.own_site_pid(edge(emulated, ["local://"], {"pid": "123"})) == 123
     assert P.own_site_pid(edge(None, ["local://"], {"pid": 123})) is None  # a real target
-    assert P.own_site_pid(edge({"control_url": "x"}, ["docker://store-1"], {"pid": 123})) is None
-    assert P.own_site_pid(edge({"control_url": "x"}, ["local://"], {})) is None
+    assert P.own_site_pid(edge(emulated, ["docker://store-1"], {"pid": 123})) is None
+    assert P.own_site_pid(edge(emulated, ["local://"], {})) is None
+    # a site restarted since the target file was written (its old pid gone) is found by its data dir
+    data_dir = str(tmp_path / "site-data")
+    site = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", data_dir])
+    try:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        assert P.own_site_pid(edge(emulated, ["local://"], {"pid": gone.pid, "data_dir": data_dir})) == site.pid
+        assert P.own_site_pid(edge(emulated, ["local://"], {"pid": site.pid, "data_dir": data_dir})) == site.pid
+    finally:
+        site.kill()
+        site.wait()
+    assert P.own_site_pid(edge(emulated, ["local://"], {"pid": site.pid, "data_dir": data_dir})) is None
