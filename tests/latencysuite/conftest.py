@@ -67,6 +67,16 @@ def left_out(r: dict) -> bool:
     return r["status"] == "not-measured" and ("left out of this run" in reason or reason.endswith("was not collected"))
 
 
+def starved(r: dict) -> bool:
+    """Inconclusive because the harness's machine was starved while measuring (the verdict rule's
+    contention excuse, with the pressure evidence that grounds it): what a healthy site may get on a
+    busy shared runner instead of a pass. A fail never counts as this."""
+    from conformance.model.verdict import starved_resources
+
+    return (r["status"] == "inconclusive" and "starved while measuring" in r["message"]
+            and any(v.get("kind") == "pressure" and starved_resources(v) for v in r.get("validity", [])))
+
+
 def entry(results: dict, rid: str, site: str) -> dict:
     for r in results["requirements"]:
         if r["id"] == rid and r["site"] == site:

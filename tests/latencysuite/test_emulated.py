@@ -18,7 +18,7 @@ import pytest
 
 from conformance.measure.latency import decode
 
-from .conftest import derived_profile, entry, left_out, measured, run_cli, write_profile
+from .conftest import derived_profile, entry, left_out, measured, run_cli, starved, write_profile
 
 pytestmark = pytest.mark.slow
 
@@ -38,20 +38,23 @@ def _expect_narrowed(code: int, results: dict, output: str) -> None:
     """A run narrowed with --suite/--site whose latency musts all passed: incomplete, never conformant,
     because what it left out is not measured."""
     assert code == 3 and results["verdict"] == "incomplete", output[-3000:]
-    assert results["scope"]["full"] is False
-    undecided = [r for r in results["requirements"] if r["level"] == "must" and r["status"] != "pass"]
+    undecided = [r for r in results["requirements"] if r["level"] == "must" and r["status"] != "pass"
+                 and not starved(r)]
     assert undecided and all(left_out(r) for r in undecided), \
         [f"{r['id']}@{r['site']}: {r['status']}: {r['message']}" for r in undecided if not left_out(r)]
 
 
 def _expect_musts(results: dict, profiles: list[str], status: str) -> list[dict]:
     """Every latency must of the shipped `profiles` has `status` (an entry names the profile that
-    defined the requirement, also when a derived profile extends it)."""
+    defined the requirement, also when a derived profile extends it). A healthy site may instead be
+    inconclusive when the shared test machine was starved while it was probed (the verdict rule's
+    contention excuse, never a fail); a defect must fail whatever the machine."""
     musts = _musts(results)
     wanted = {f"{name}:{rid}" for name in profiles for rid in LATENCY_MUSTS[name]}
     assert set(musts) == wanted, f"latency musts in the run: {sorted(musts)}, expected {sorted(wanted)}"
     for key, r in musts.items():
-        assert r["status"] == status, f"{key}@{r['site']}: {r['status']}: {r['message']}"
+        assert r["status"] == status or (status == "pass" and starved(r)), \
+            f"{key}@{r['site']}: {r['status']}: {r['message']}"
     return list(musts.values())
 
 
@@ -126,13 +129,13 @@ def test_requirements_with_the_same_probe_share_one_measurement(retail):
     assert sum(any("measured once for" in n for n in r["notes"]) for r in shared) >= 3
     pos = entry(results, "RTL-LAT-02", "store-1")  # other settings: a probe of its own
     assert pos["measured"]["samples"]["value"] == 200 and pos["measured"] != first
-    assert pos["status"] == "pass", pos["message"]
+    assert pos["status"] == "pass" or starved(pos), pos["message"]
 
 
 def test_wan_latency_is_the_emulated_wan(retail):
     code, results, output = retail
     r = entry(results, "T-WAN", "store-1")
-    assert r["status"] == "pass", r["message"]
+    assert r["status"] == "pass" or starved(r), r["message"]
     assert 35 <= measured(r, "p50") <= 80  # retail: 20 ms one-way each way, plus jitter and the work
     assert measured(r, "samples") == 300
     assert "/health" in r["raw"]["probe"]["target"]
@@ -170,7 +173,8 @@ def test_mec_latency_musts_pass_on_the_healthy_topology(mec):
         assert r["site"] == "mec-3"
         assert 3.5 < measured(r, "p50") < 10  # mec-3's clients: 2 ms one-way access link
     wan = entry(results, "MEC-LAT-04", "mec-3")
-    assert wan["status"] == "pass" and 18 < measured(wan, "p50") < 40, wan["message"]  # 20 ms RTT backhaul
+    assert wan["status"] == "pass" or starved(wan), wan["message"]
+    assert 18 < measured(wan, "p50") < 40, wan["message"]  # 20 ms RTT backhaul
 
 
 @pytest.fixture(scope="module")
