@@ -214,7 +214,8 @@ PLANS: dict[str, Plan] = {
     ]),
     # central + gw-1..4
     "iot": Plan(["central", "gw-1"], [
-        DefectRun("iot-a", {"gw-1": ["forward-synchronously", "raw-telemetry"], "gw-2": ["duplicate-on-retry"],
+        # duplicate-on-retry is not placed: no iot must cuts with hold (docs/resilience.md, cut_mode)
+        DefectRun("iot-a", {"gw-1": ["forward-synchronously", "raw-telemetry"],
                             "gw-3": ["drop-on-partition"], "gw-4": ["blocking-io", "health-waits-on-wan"]}),
     ]),
     # central + mec-1..3
@@ -227,7 +228,7 @@ PLANS: dict[str, Plan] = {
     "satcom": Plan(None, [
         DefectRun("satcom-a", {"remote-1": ["forward-synchronously", "no-stale-cache", "central-auth-only",
                                             "no-fsync", "ignore-config"]}),
-        DefectRun("satcom-b", {"remote-1": ["duplicate-on-retry", "health-waits-on-wan"]}),
+        DefectRun("satcom-b", {"remote-1": ["health-waits-on-wan"]}),  # no satcom must cuts with hold
         DefectRun("satcom-c", {"remote-1": ["drop-on-partition", "slow-path"]}),
     ]),
     # central + far-1..2; URLLC-LAT-01 judges a 3 ms budget at the median: not next to other runs
