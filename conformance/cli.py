@@ -383,6 +383,8 @@ def report(results_file, fmt, out):
     """
     from .report import writer
 
+    if out and fmt != "all":  # refused before the work: a directory, a FIFO, the results file itself
+        writer.check_report_path(out, protect=[results_file])
     results = writer.load_results(results_file)
     if fmt == "all":
         written = writer.write_reports(results, Path(out or results_file.parent))
@@ -391,7 +393,7 @@ def report(results_file, fmt, out):
         return
     text = writer.render(results, fmt)
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        writer.write_report_file(out, text, protect=[results_file])
     else:
         click.echo(text)
 
@@ -552,8 +554,12 @@ def emulate_down(run_ids, all_):
               metavar="PATH", help="Where a profile file of the run is, if not at the path results.json records.")
 @click.option("--waivers", "waivers_hint", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
               help="Where the run's waivers file is, if not at the path results.json records.")
+@click.option("--no-secret-check", is_flag=True,
+              help="Bundle even when a credential variable the target names is not set here, so that its "
+                   "value cannot be looked for in the bundle (refused otherwise; values that are set are "
+                   "still looked for). A warning names what was not checked.")
 @_friendly_errors
-def bundle(results_dir, sign_key, out, profile_hints, waivers_hint):
+def bundle(results_dir, sign_key, out, profile_hints, waivers_hint, no_secret_check):
     """Make a certification bundle (tar.gz) of a run, optionally signed.
 
     It holds results.json, the reports, raw measurements, the exact profiles (refused if a profile
@@ -568,7 +574,7 @@ def bundle(results_dir, sign_key, out, profile_hints, waivers_hint):
     from .report.bundle import make_bundle
 
     made = make_bundle(results_dir, out=out, sign_key=sign_key, profile_hints=list(profile_hints),
-                       waivers_hint=waivers_hint)
+                       waivers_hint=waivers_hint, secret_check=not no_secret_check)
     for w in made.warnings:
         click.echo(f"edge-conformance: warning: {w}", err=True)
     click.echo(f"bundle: {made.path}")
@@ -615,19 +621,30 @@ def verify(bundle_file, pubkey, as_json, accept_partial):
               help="Ignore changes smaller than this share of the requirement's limit.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list metrics within tolerance.")
+@click.option("--accept-partial", is_flag=True, help="The musts a partial NEW run left out (--requirement, "
+              "--suite, -k ...) are shown but are not regressions (for a narrowed re-check; never for a gate).")
 @_friendly_errors
-def compare(base, new, tolerances, noise, fmt, show_all):
+def compare(base, new, tolerances, noise, fmt, show_all, accept_partial):
     """Compare two runs (results.json, run directories or bundles); exit 1 on a regression.
+
+    A regression: a status that got worse, a metric beyond the tolerance the bad way, a result of BASE
+    missing from NEW, or a must that a partial NEW left out (unless --accept-partial). A file that is
+    not a whole results record (or has a NaN, a wrong type ...) is refused: one line, exit 2.
 
     \b
     Examples:
       edge-conformance compare baseline/results.json edge-results/latest/results.json
       edge-conformance compare old.tar.gz new.tar.gz --tolerance 10% --tolerance p99=5% --format json
     """
-    from .report.compare import compare_runs, load_run, render_json, render_markdown
+    from .report.compare import compare_runs, iter_json, load_run, render_markdown
 
-    result = compare_runs(load_run(base), load_run(new), list(tolerances), noise=noise)
-    click.echo(render_json(result) if fmt == "json" else render_markdown(result, show_all=show_all), nl=False)
+    result = compare_runs(load_run(base, slim=True), load_run(new, slim=True), list(tolerances), noise=noise,
+                          accept_partial=accept_partial)
+    if fmt == "json":
+        for piece in iter_json(result):  # piece by piece: a fleet's comparison is tens of MB
+            click.echo(piece, nl=False)
+    else:
+        click.echo(render_markdown(result, show_all=show_all), nl=False)
     sys.exit(1 if result.regressions else 0)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import gzip
 import hashlib
 import io
@@ -44,7 +45,7 @@ from ..model.paths import profiles_dir, suites_dir
 from ..model.profile import load_profile, resolve_ref
 from ..model.target import ENV_REF
 from . import keys
-from .writer import load_results, render
+from .writer import read_results, render
 
 SCHEMA = "edge-conformance/bundle/v1"
 ROOT_PREFIX = "edge-conformance-"
@@ -212,25 +213,80 @@ def environment() -> dict:
     }
 
 
-def _secret_values(results: dict) -> dict[str, str]:
-    """Values of the environment variables the run's target refers to (its credentials)."""
+@dataclass
+class Secrets:
+    """The credentials of the run's target, as far as the bundling environment can tell them."""
+
+    values: dict[str, str] = field(default_factory=dict)  # variable -> value, looked for in every member
+    unset: list[str] = field(default_factory=list)  # referred to but not set here: their values are unknown
+    short: list[str] = field(default_factory=list)  # set, but too short to look for without matching everywhere
+    unread: str | None = None  # the target file, when it could not be read for the variables it refers to
+
+
+def secret_references(results: dict, results_dir: Path | None = None) -> Secrets:
+    """The environment variables the run's target refers to (its credentials, `${NAME}` anywhere in the
+    target file: hooks, endpoints) and, for each, whether its value is known here."""
     names: set[str] = set()
-    target = results.get("target") or {}
+    out = Secrets()
+    target = results.get("target") if isinstance(results.get("target"), dict) else {}
     for site in target.get("sites") or []:
-        for ref in (site.get("credentials") or {}).values():
+        for ref in ((site.get("credentials") or {}) if isinstance(site, dict) else {}).values():
             names.update(ENV_REF.findall(str(ref)))
     tpath = target.get("path")
     if tpath and target.get("kind") != "emulated":
-        try:
-            names.update(ENV_REF.findall(Path(tpath).read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError):
-            pass
-    out = {}
+        p = Path(str(tpath))
+        cands = [p] if p.is_absolute() else [Path.cwd() / p] + [d / p for d in (
+            [results_dir, *results_dir.resolve().parents][:4] if results_dir else [])]
+        for cand in cands:
+            try:
+                names.update(ENV_REF.findall(read_input(cand, limit=MAX_YAML_BYTES, what="target").decode("utf-8")))
+                break
+            except (ConfigError, UnicodeDecodeError):
+                continue
+        else:
+            out.unread = str(tpath)
     for n in sorted(names):
         v = os.environ.get(n)
-        if v and len(v) >= MIN_SECRET_LENGTH:
-            out[n] = v
+        if v is None:
+            out.unset.append(n)
+        elif len(v) < MIN_SECRET_LENGTH:
+            if v:
+                out.short.append(n)
+        else:
+            out.values[n] = v
     return out
+
+
+def check_secrets(secrets: Secrets, *, secret_check: bool, where: str, warnings: list[str]) -> None:
+    """Refuse to bundle when a credential's value cannot be known here, unless told not to check.
+
+    The scan below can only look for values it knows. A variable the target names but the bundling
+    environment does not set (a CI job that bundles in another step, a shell without the vendor's
+    .env) has a value the run used and the bundle may hold (a note, a message, an error echoed by
+    the target): bundling anyway would say "no secret found" without having looked. So that is refused,
+    naming the variables; `--no-secret-check` bundles anyway, with a warning naming what was not
+    looked for (the values that are known are still looked for). Values shorter than
+    MIN_SECRET_LENGTH would match everywhere: they are not looked for, and a warning says so."""
+    unknown = [f"${{{n}}}" for n in secrets.unset]
+    why = []
+    if unknown:
+        why.append(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not set here")
+    if secrets.unread:
+        why.append(f"the target file {secrets.unread} cannot be read for the variables it refers to")
+    if why and secret_check:
+        raise ConfigError(where, None, "target", f"{'; '.join(why)}, so the bundle cannot be checked for the "
+                          "credentials' values: bundle where the run's credentials are set (and its target file "
+                          "is), or give --no-secret-check to bundle without that check")
+    if why:
+        warnings.append(f"--no-secret-check: {'; '.join(why)}: the bundle was not checked for "
+                        f"{'their values' if unknown else 'the values of the variables that file refers to'}")
+    for n in secrets.short:
+        warnings.append(f"${{{n}}} is shorter than {MIN_SECRET_LENGTH} characters: its value was not looked for")
+
+
+def _secret_values(results: dict) -> dict[str, str]:
+    """Values of the environment variables the run's target refers to (its credentials)."""
+    return secret_references(results).values
 
 
 def scan_secrets(members: dict[str, bytes], secrets: dict[str, str]) -> None:
@@ -317,13 +373,16 @@ def _report(results: dict, fmt: str, existing: Path, warnings: list[str]) -> byt
     return fresh.encode("utf-8")
 
 
-def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint: Path | None = None
-            ) -> tuple[dict, dict[str, bytes], dict, list[str]]:
+def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint: Path | None = None,
+            secret_check: bool = True) -> tuple[dict, dict[str, bytes], dict, list[str]]:
     """(results, members {name: bytes} without the manifest, manifest without files, warnings)."""
-    results_bytes = results_path.read_bytes()
-    results = load_results(results_path, legacy=False)
+    results, text = read_results(results_path, legacy=False)
+    results_bytes = text.encode("utf-8")  # the bytes that were read (UTF-8 checked), byte for byte
+    del text
     results_dir = results_path.parent
     warnings: list[str] = []
+    secrets = secret_references(results, results_dir)  # before any work: an unknown value is refused now
+    check_secrets(secrets, secret_check=secret_check, where=str(results_path), warnings=warnings)
     if results.get("state") != "finished":
         warnings.append(f"the run's state is {results.get('state')}: some results may be not-run")
 
@@ -373,7 +432,7 @@ def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint:
         "topology": {"name": topo[0], "file": f"topology/{safe_name(topo[0])}.yaml"} if topo else None,
         "waivers": "waivers.yaml" if waivers is not None else None,
     }
-    scan_secrets(members, _secret_values(results))
+    scan_secrets(members, secrets.values)
     return results, members, manifest, warnings
 
 
@@ -403,12 +462,19 @@ def write_tar(path: Path, root: str, members: list[tuple[str, bytes]], mtime: in
 
 
 def make_bundle(results: str | Path, out: str | Path | None = None, sign_key: str | Path | None = None, *,
-                profile_hints: list[str | Path] = (), waivers_hint: str | Path | None = None) -> Bundle:
-    """Bundle the run in `results` (its directory or its results.json) into one tar.gz."""
+                profile_hints: list[str | Path] = (), waivers_hint: str | Path | None = None,
+                secret_check: bool = True) -> Bundle:
+    """Bundle the run in `results` (its directory or its results.json) into one tar.gz.
+
+    `secret_check=False` (--no-secret-check) bundles even when a credential the target names is not set
+    here, so that its value cannot be looked for (see check_secrets); the bundle's warnings say so."""
     results_path = find_results(results)
+    if out is not None and not Path(out).is_dir():
+        check_bundle_path(Path(out), results_path)  # refused before any work
     private = keys.load_private_key(sign_key) if sign_key else None  # a bad key fails before any work
     data, members, manifest, warnings = collect(results_path, profile_hints=[Path(p) for p in profile_hints],
-                                                waivers_hint=Path(waivers_hint) if waivers_hint else None)
+                                                waivers_hint=Path(waivers_hint) if waivers_hint else None,
+                                                secret_check=secret_check)
     run_id = str(data.get("run_id") or "run")
     manifest["files"] = {name: sha256(members[name]) for name in sorted(members)}
     fingerprint = None
@@ -426,8 +492,50 @@ def make_bundle(results: str | Path, out: str | Path | None = None, sign_key: st
     target = Path(out) if out else results_path.parent / f"{root_dir(run_id)}.tar.gz"
     if target.is_dir():
         target = target / f"{root_dir(run_id)}.tar.gz"
-    write_tar(target, root_dir(run_id), ordered, _epoch(data))
+    check_bundle_path(target, results_path)
+    try:
+        write_tar(target, root_dir(run_id), ordered, _epoch(data))
+    except OSError as exc:
+        why = "a part of the path is a file, not a directory" if exc.errno in (errno.ENOTDIR, errno.EEXIST) \
+            else exc.strerror or str(exc)
+        raise ConfigError(str(target), None, None, f"cannot write the bundle: {why}") from None
     return Bundle(target, run_id, [n for n, _ in ordered], fingerprint, warnings)
+
+
+def check_bundle_path(target: Path, results_path: Path) -> None:
+    """Refuse a bundle path whose file would be lost: a directory (after the bundle's own name was added),
+    a FIFO or device, the run's results.json, or any existing file that is not a bundle (an earlier
+    bundle is replaced, atomically)."""
+    where = str(target)
+    if target.is_dir():
+        raise ConfigError(where, None, None, "is a directory")
+    if not target.exists():
+        return
+    if not target.is_file():
+        raise ConfigError(where, None, None, "is not a regular file (a FIFO, device or socket): give a file name")
+    try:
+        same = target.samefile(results_path)
+    except OSError:
+        same = False
+    if same:
+        raise ConfigError(where, None, None, "is the run's results.json: the bundle would replace what was "
+                                             "measured; give another file name")
+    if not _is_bundle_file(target):
+        raise ConfigError(where, None, None, "exists and is not a bundle: refusing to replace it (give a new file "
+                                             "name, or remove that file first)")
+
+
+def _is_bundle_file(path: Path) -> bool:
+    """A gzip'd tar whose first member is in an edge-conformance-<run-id> folder (what write_tar makes)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                return False
+        with tarfile.open(path, mode="r:gz") as tar:
+            first = tar.next()
+    except (OSError, tarfile.TarError, EOFError, ValueError):
+        return False
+    return first is not None and first.name.startswith(ROOT_PREFIX)
 
 
 def bundle_run(out_dir: str | Path, sign_key: str | Path | None = None, out: str | Path | None = None) -> Bundle:

@@ -93,7 +93,8 @@ def test_default_output_is_next_to_results(work):
     assert (work / "out" / f"edge-conformance-{run_id}.tar.gz").is_file()
 
 
-def test_bundle_run_function_for_run_bundle(work):
+def test_bundle_run_function_for_run_bundle(work, monkeypatch):
+    monkeypatch.setenv(TOKEN_VAR, TOKEN)  # as in the run that just used it; unset, bundling is refused
     made = B.bundle_run(work / "out")  # what `run --bundle` calls (cwd-independent paths below)
     assert made.path.parent == work / "out"
 
@@ -149,8 +150,10 @@ def test_a_credential_value_never_ends_up_in_a_bundle(work):
     proc = cli("bundle", "out", cwd=work)
     assert proc.returncode == 2
     assert f"${{{TOKEN_VAR}}}" in proc.stderr and TOKEN not in proc.stderr
-    # the scan looks for the values of the bundling environment
-    assert cli("bundle", "out", cwd=work, env={TOKEN_VAR: None}).returncode == 0
+    # the scan looks for the values of the bundling environment: unset, the value cannot be looked for, and
+    # bundling is refused unless told (test_bundle_hardening.py)
+    assert cli("bundle", "out", cwd=work, env={TOKEN_VAR: None}).returncode == 2
+    assert cli("bundle", "out", "--no-secret-check", cwd=work, env={TOKEN_VAR: None}).returncode == 0
 
 
 # ------------------------------------------------------------------------------------------ signatures

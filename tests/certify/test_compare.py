@@ -24,9 +24,15 @@ def _results(*reqs, run_id="r1"):
 
 
 def test_identical_run_passes(run_dir):
+    # the run is narrowed (--suite functional): the musts it left out are regressions of a partial NEW ...
     proc = cli("compare", "out", "out/results.json", cwd=run_dir)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "REGRESSION (left out) | BASE-SEC-01@store-1 | must" in proc.stdout
+    assert "count as regressions (--accept-partial accepts a partial run)" in proc.stdout
+    # ... unless a partial run is accepted: then nothing changed
+    proc = cli("compare", "out", "out/results.json", "--accept-partial", cwd=run_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "no regression" in proc.stdout
+    assert "no regression" in proc.stdout and "left out (accepted) | BASE-SEC-01@store-1" in proc.stdout
 
 
 def test_injected_latency_regression_fails(work):
@@ -34,20 +40,22 @@ def test_injected_latency_regression_fails(work):
     e = next(r for r in data["requirements"] if r["id"] == "BASE-FUN-03")
     e["measured"]["latency"] = {"value": 1.5, "unit": "s"}  # limit: latency <= 2 s
     (work / "new.json").write_text(json.dumps(data))
-    proc = cli("compare", "out/results.json", "new.json", cwd=work)
+    proc = cli("compare", "out/results.json", "new.json", "--accept-partial", cwd=work)  # the run is narrowed
     assert proc.returncode == 1, proc.stdout
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert rows[1].startswith("| REGRESSION | BASE-FUN-03@store-1 | should | latency |"), rows
     assert "1500 ms" in rows[1] and "<= 2 s" in rows[1]
-    out = json.loads(cli("compare", "out/results.json", "new.json", "--format", "json", cwd=work).stdout)
+    out = json.loads(cli("compare", "out/results.json", "new.json", "--format", "json", "--accept-partial",
+                         cwd=work).stdout)
     assert out["regressions"] == 1 and out["rows"][0]["regression"] is True
     # a generous tolerance lets it through
-    assert cli("compare", "out/results.json", "new.json", "--tolerance", "latency=200000%", cwd=work).returncode == 0
+    assert cli("compare", "out/results.json", "new.json", "--tolerance", "latency=200000%", "--accept-partial",
+               cwd=work).returncode == 0
 
 
 def test_bundles_compare_too(work):
     assert cli("bundle", "out", "--out", "b.tar.gz", cwd=work).returncode == 0
-    assert cli("compare", "b.tar.gz", "out", cwd=work).returncode == 0
+    assert cli("compare", "b.tar.gz", "out", "--accept-partial", cwd=work).returncode == 0
 
 
 def test_direction_comes_from_the_expectation():
@@ -83,12 +91,16 @@ def test_flips_new_and_removed():
     new = _results(_req("A", status="fail", p99=(25.0, "ms")), _req("B", status="error"),
                    _req("NEW", p99=(1.0, "ms")), run_id="r2")
     c = C.compare_runs(base, new)
-    assert [(r.kind, r.id) for r in c.rows[:3]] == [("worse", "A"), ("worse", "B"), ("regression", "A")]
-    assert {(r.kind, r.id) for r in c.rows} >= {("removed", "GONE"), ("new", "NEW"), ("metric-removed", "B")}
+    # a result the new run does not have is a regression: it cannot show that it still holds
+    assert [(r.kind, r.id) for r in c.rows[:4]] == [("worse", "A"), ("worse", "B"), ("removed", "GONE"),
+                                                    ("regression", "A")]
+    assert {(r.kind, r.id) for r in c.rows} >= {("new", "NEW"), ("metric-removed", "B")}
+    assert [r.regression for r in c.rows[:4]] == [True] * 4
     better = C.compare_runs(new, base)
     assert {(r.kind, r.id) for r in better.rows if r.metric is None} >= {("better", "A"), ("better", "B")}
     md = C.render_markdown(c)
-    assert md.startswith("# Edge conformance comparison: 3 regressions") and "| pass -> fail |" in md
+    assert md.startswith("# Edge conformance comparison: 4 regressions") and "| pass -> fail |" in md
+    assert "| REGRESSION (missing) | GONE@store-1 | must |" in md
 
 
 def test_hostile_text_cannot_break_the_table():

@@ -41,7 +41,7 @@ def test_atomic_replace_keeps_old_file_when_rendering_fails(tmp_path, conformant
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", lambda *a: boom(*a))
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ConfigError, match="summary.md: cannot write: disk full"):  # one line, exit 2
         write_reports({**conformant, "verdict": "non-conformant"}, tmp_path, formats=["md"])
     assert (tmp_path / "summary.md").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]  # no temp file left behind
