@@ -42,7 +42,7 @@ from ..model import results as R
 from ..model.boundedio import parse_json
 from ..model.errors import ConfigError
 from . import keys
-from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, dumps, same_report, sha256
+from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, same_report, sha256
 
 NO_SITE = "(none)"  # pytest_plugin.NO_SITE: the site of a requirement that applies to no site of the target
 MAX_MEMBER_BYTES = 512 * 2**20
@@ -80,13 +80,36 @@ class Verification:
                 "problems": self.problems, "notes": self.notes}
 
     def render(self) -> str:
+        """The text report: one line per problem and note. Everything in it that came from the bundle
+        (member names, ids, sites, run id, messages, fingerprints ...) is shown escaped (`shown`), so a
+        name holding a newline cannot add a line that reads like the harness's own ("problem: none")."""
         state = "FAILED" if not self.ok else "OK, PARTIAL RUN" if self.partial else "OK"
-        lines = [f"{self.bundle}: {state}" + (f" (run {self.run_id}, verdict {self.verdict})" if self.run_id else "")]
+        lines = [f"{shown(self.bundle)}: {state}"
+                 + (f" (run {shown(self.run_id)}, verdict {shown(self.verdict)})" if self.run_id else "")]
         if self.partial:
-            lines.append(f"  partial run: narrowed by {'; '.join(self.partial)}: it certifies only what it measured")
-        lines += [f"  problem: {p}" for p in self.problems]
-        lines += [f"  note: {n}" for n in self.notes]
+            lines.append(f"  partial run: narrowed by {shown('; '.join(map(str, self.partial)))}: it certifies only "
+                         "what it measured")
+        lines += [f"  problem: {shown(p)}" for p in self.problems]
+        lines += [f"  note: {shown(n)}" for n in self.notes]
         return "\n".join(lines)
+
+
+def shown(text: Any) -> str:
+    """Text on one line, as printable as its author can make it: control characters (newline, escape ...),
+    line and paragraph separators, bidirectional and zero-width format characters, lone surrogates (bytes
+    of a member name that are not UTF-8) and the backslash itself are written as Python escapes (\\n,
+    \\x1b, \\u202e, \\udcff, \\\\): the output stays one line per problem, and what a name holds is seen."""
+    text = str(text)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(c if c.isprintable() and c != "\\" else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    if c == "\\":
+        return "\\\\"
+    r = repr(c)[1:-1]
+    return r if r != c else f"\\u{ord(c):04x}"  # printable to repr (a space other than " "): escape anyway
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -107,7 +130,7 @@ def read_members(path: str | Path) -> tuple[str, dict[str, bytes], list[str]]:
                 name = info.name
                 parts = PurePosixPath(name).parts
                 if name.startswith("/") or ".." in parts or not parts:
-                    problems.append(f"member {name!r} has an unsafe path")
+                    problems.append(f"member {name} has an unsafe path")
                     continue
                 if info.isdir():
                     roots.add(parts[0])
@@ -525,4 +548,6 @@ def partial_run(results: dict) -> list[str]:
 
 
 def verification_json(v: Verification) -> str:
-    return dumps(v.to_dict()).decode("utf-8")
+    """As JSON (strings escaped by JSON itself). ASCII only: a member name with bytes that are not UTF-8
+    holds lone surrogates, which UTF-8 output cannot carry (\\udcff is written instead)."""
+    return json.dumps(v.to_dict(), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
