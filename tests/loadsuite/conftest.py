@@ -138,20 +138,25 @@ def read_results(out: Path, code: int | None, output: str) -> dict:
 
 def left_out(r: dict) -> bool:
     """An entry the run's own options (--site, --suite, --requirement) left out: not measured, never a
-    pass. (`run --suite` currently words it "suite X was not collected", the plugin's --edge-suite "left
-    out of this run"; either is the narrowing, not a check that could not measure.)"""
-    reason = (r.get("ended") or {}).get("reason", "")
-    return r["status"] == "not-measured" and ("left out of this run" in reason or reason.endswith("was not collected"))
+    pass, and not a check that could not measure."""
+    return r["status"] == "not-measured" and "left out of this run" in (r.get("ended") or {}).get("reason", "")
 
 
 def starved(r: dict) -> bool:
     """Inconclusive because the harness's machine was starved while measuring (the verdict rule's
     contention excuse, with the pressure evidence that grounds it): what a healthy site's tail may get on
-    a busy shared runner instead of a pass. A fail never counts as this."""
+    a busy shared runner instead of a pass. A fail never counts as this. For load.capacity: the step that
+    broke the budget did so on a starved machine, so max_rps is only a lower bound."""
     from conformance.model.verdict import starved_resources
 
-    return (r["status"] == "inconclusive" and "starved while measuring" in r["message"]
-            and any(v.get("kind") == "pressure" and starved_resources(v) for v in r.get("validity", [])))
+    if r["status"] != "inconclusive":
+        return False
+    if "starved while measuring" in r["message"]:
+        return any(v.get("kind") == "pressure" and starved_resources(v) for v in r.get("validity", []))
+    steps = ((r.get("raw") or {}).get("capacity") or {}).get("steps") or [{}]
+    machine = steps[-1].get("machine") or {}
+    return "on a starved machine" in r["message"] and bool(starved_resources(
+        {res: machine.get(f"{res}_some_percent") for res in ("cpu", "io", "memory")}))
 
 
 def entry(results: dict, rid: str, site: str) -> dict:

@@ -113,6 +113,11 @@ def test_the_load_summary_names_endpoints_errors_and_generator(healthy):
 
 def test_the_capacity_sweep_steps_up_to_max_rate(healthy):
     r = entry(healthy.results, "RTL-LOAD-02", SITE)
+    if starved(r):  # a busy shared runner broke a step's tail: the knee may be the machine's, not a fail
+        bound = [v for v in r["validity"] if v["kind"] == "lower_bound"]
+        assert bound and "broke the budget on a starved machine" in bound[0]["reason"], r["validity"]
+        assert r["raw"]["capacity"]["stopped"] == "budget" and measured(r, "max_rps") < 200
+        return
     assert measured(r, "max_rps") == 200 and measured(r, "steps") == 3
     sweep = r["raw"]["sweep"]
     assert sweep["param"] == "offered_rps" and sweep["unit"] == "rps"

@@ -78,19 +78,20 @@ def test_bad_capacity_steps_are_errors(params, message):
         S._rates(FakeEdge(params))
 
 
-def _step(rate: float, p99_ms: float = 5.0, valid: bool = True):
-    """A load result of one capacity step, every request answered in `p99_ms`."""
+def _step(rate: float, p99_ms: float = 5.0, valid: bool = True, p50_ms: float | None = None):
+    """A load result of one capacity step: every request answered in `p99_ms` (the median in `p50_ms`)."""
     hist = HdrHistogram(1, 3_600_000_000, 3)
     n = max(1, int(rate))
     for _ in range(n):
         hist.record_value(int(p99_ms * 1000))
     us = int(p99_ms * 1000)
+    median = us if p50_ms is None else int(p50_ms * 1000)
     return SimpleNamespace(
         valid=valid, invalid_reason=None if valid else "load generator saturated: CPU 97% of one core",
         achieved_rps=rate, offered_rps=rate, target_rps=rate, duration_s=1.0, errors={}, series=[],
         histogram="", requests=n, failures=0, unfinished=0, arrivals=n, dropped=0, endpoints={},
         generator={"processes": []}, locust_version="test", config={"url": "http://127.0.0.1:8080"},
-        latency_us={"p50": us, "p90": us, "p95": us, "p99": us, "max": us}, latency_histogram=lambda: hist)
+        latency_us={"p50": median, "p90": us, "p95": us, "p99": us, "max": us}, latency_histogram=lambda: hist)
 
 
 class CapacityEdge(FakeEdge):
@@ -114,9 +115,11 @@ class CapacityEdge(FakeEdge):
         raise Inconclusive(reason)
 
 
-def _sweep(monkeypatch, expect: str, steps: dict[float, dict], max_rate: float = 200):
-    """test_capacity over faked steps (rate -> _step kwargs); (edge, the rule's decision)."""
+def _sweep(monkeypatch, expect: str, steps: dict[float, dict], max_rate: float = 200, pressure=None):
+    """test_capacity over faked steps (rate -> _step kwargs) with `pressure` on the machine during every
+    step (None: no PSI); (edge, the rule's decision)."""
     monkeypatch.setattr(S, "_run", lambda edge, config: _step(config.rate, **steps.get(config.rate, {})))
+    monkeypatch.setattr(S, "PressureWindow", lambda: SimpleNamespace(stop=lambda: pressure))
     edge = CapacityEdge({"start": 100, "step": 50, "max_rate": max_rate, "p99_budget": "50 ms"}, expect)
     edge.params["p99_budget"] = 0.05
     S.test_capacity(edge)
@@ -143,6 +146,26 @@ def test_a_sweep_that_found_the_knee_is_a_value_not_a_bound(monkeypatch):
     assert not [v for v in edge.validity if v["kind"] == "lower_bound"]
     assert edge.measured["max_rps"] == (150.0, "rps") and d.status == "fail"
     assert {v["kind"] for v in edge.validity} <= {"pressure"}  # recorded for the audit (where PSI exists)
+
+
+def test_a_knee_found_on_a_starved_machine_with_the_median_in_budget_is_only_a_lower_bound(monkeypatch):
+    from conformance.measure.pressure import Pressure
+
+    starved = Pressure(3.0, cpu=0.52, io=0.01, memory=0.0)
+    tail_only = {200: {"p99_ms": 62.7, "p50_ms": 6.0}}  # the median well within the 50 ms budget
+    edge, d = _sweep(monkeypatch, "max_rps >= 200 rps", tail_only, pressure=starved)
+    assert edge.measured["max_rps"] == (150.0, "rps")
+    bounds = [v for v in edge.validity if v["kind"] == "lower_bound"]
+    assert bounds and "200/s broke the budget on a starved machine" in bounds[0]["reason"]
+    assert d.status == "inconclusive", d.message
+    assert edge.raw["capacity"]["steps"][-1]["machine"]["cpu_some_percent"] == 52.0
+    # the same break on a quiet machine, or with the median itself over the budget, is the site's knee
+    _, d = _sweep(monkeypatch, "max_rps >= 200 rps", tail_only, pressure=Pressure(3.0, cpu=0.02))
+    assert d.status == "fail"
+    _, d = _sweep(monkeypatch, "max_rps >= 200 rps", {200: {"p99_ms": 80.0, "p50_ms": 60.0}}, pressure=starved)
+    assert d.status == "fail"
+    _, d = _sweep(monkeypatch, "max_rps >= 200 rps", tail_only, pressure=None)  # no PSI: as measured
+    assert d.status == "fail"
 
 
 def test_a_first_step_the_generator_could_not_deliver_is_an_invalid_measurement(monkeypatch):
