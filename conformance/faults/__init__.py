@@ -34,17 +34,21 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from ..model.errors import NotMeasured
 from .emulated import CUT_MODES, FaultError  # FaultError is a MeasurementError: the check reports `error`
 
 ACTIONS = ("partition", "heal", "degrade", "reset", "kill", "restart", "stop", "start", "pause", "resume")
-NOT_ALLOWED = "fault hooks not allowed: pass --allow-faults"
+NOT_ALLOWED = "fault hooks not allowed"
+NOT_ALLOWED_REMEDY = "pass --allow-faults (the run may then cut, kill and restart the target's sites)"
 
 
-def skip(reason: str) -> None:
-    """Skip the running requirement (pytest is imported only when a skip actually happens)."""
-    import pytest
+def skip(reason: str, remedy: str | None = None) -> None:
+    """The running requirement cannot be measured here: not-measured, with what would measure it."""
+    raise NotMeasured(reason, remedy)
 
-    pytest.skip(reason)
+
+def _hook_remedy(hook: str, site: str) -> str:
+    return f"add a `{hook}` fault hook to site {site} in the target file"
 
 
 class Faults:
@@ -82,10 +86,13 @@ class Faults:
         """Skip the requirement unless every action can be injected on this site."""
         missing = self.missing(*actions)
         if missing:
-            skip(self._missing_reason(missing[0]))
+            skip(self._missing_reason(missing[0]), self._missing_remedy(missing[0]))
 
     def _missing_reason(self, action: str) -> str:
         return f"no fault hook: {action}" + self._where()
+
+    def _missing_remedy(self, action: str) -> str:
+        return _hook_remedy(action, self.name)
 
     def _where(self) -> str:
         return f" (site {self.name})" if self.other_site else ""
@@ -183,7 +190,7 @@ class Faults:
 
     def _run(self, action: str, **params: Any) -> None:
         if not self.supports(action):
-            skip(self._missing_reason(action))
+            skip(self._missing_reason(action), self._missing_remedy(action))
         self._do(action, **params)
 
     def _supports(self, action: str) -> bool:  # pragma: no cover - abstract
@@ -234,12 +241,13 @@ def faults_for(target: Any, site: Any, allow_real: bool = False) -> Faults:
         control = target.emulation.get("control_url")
         if not control:
             raise FaultError(f"emulated target {target.name} has no control_url: cannot inject faults")
-        return EmulatedSiteFaults(target, site, EmulatedFaults(control))
+        # the run id lets the ownership gate check the deployment too, not only its control URL
+        return EmulatedSiteFaults(target, site, EmulatedFaults(control, run_id=target.emulation.get("run_id")))
     if not allow_real:
-        skip(NOT_ALLOWED)
+        skip(NOT_ALLOWED, NOT_ALLOWED_REMEDY)
     from .hooks import HookFaults
 
     return HookFaults(target, site, allow_real=True)
 
 
-__all__ = ["ACTIONS", "CUT_MODES", "NOT_ALLOWED", "EmulatedSiteFaults", "FaultError", "Faults", "faults_for", "skip"]
+__all__ = ["ACTIONS", "CUT_MODES", "NOT_ALLOWED", "NOT_ALLOWED_REMEDY", "EmulatedSiteFaults", "FaultError", "Faults", "faults_for", "skip"]

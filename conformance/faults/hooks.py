@@ -215,11 +215,16 @@ class HookFaults(Faults):
     def _missing_reason(self, action: str) -> str:
         return f"no fault hook: {HOOK_OF[action]}" + self._where()
 
+    def _missing_remedy(self, action: str) -> str:
+        from . import _hook_remedy
+
+        return _hook_remedy(HOOK_OF[action], self.name)
+
     def _do(self, action: str, **params: Any) -> None:
         if not self.allow_real:  # faults_for never builds one without permission; belt and braces
-            from . import NOT_ALLOWED, skip
+            from . import NOT_ALLOWED, NOT_ALLOWED_REMEDY, skip
 
-            skip(NOT_ALLOWED)
+            skip(NOT_ALLOWED, NOT_ALLOWED_REMEDY)
         hook = self.site.hooks[HOOK_OF[action]]
         values = placeholder_values(self.site.name, params if action == "degrade" else None,
                                     cut_mode=params.get("cut_mode", ""))

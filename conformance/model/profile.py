@@ -251,7 +251,8 @@ def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str) -
 _KIND_CHECKS = {
     "str": (lambda v: isinstance(v, str), "a string"),
     "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "number": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "number": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+               "a finite number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "dict": (lambda v: isinstance(v, dict), "a mapping"),
     "list": (lambda v: isinstance(v, list), "a list"),
@@ -301,6 +302,10 @@ def _validate_params(raw: dict, spec: catalog.CheckSpec | None, where: tuple, do
         ok, label = _KIND_CHECKS[p.kind]
         if value is not None and not ok(value):
             raise doc.error(path, f"expected {label}, got {type(value).__name__} {value!r}")
+        if isinstance(p.items, catalog.ChoiceItems) and isinstance(value, str):  # a single choice
+            problem = p.items.problem(value)
+            if problem:
+                raise doc.error(path, problem)
         if p.items is not None and isinstance(value, list):
             for i, item in enumerate(value):
                 problem = p.items.problem(item)

@@ -58,10 +58,11 @@ def test_permission_missing_hook_and_failing_hook(standin, tmp_path):
     code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
                                     out=tmp_path / "no-permission", env=env)
     got = entries(results, "G-")
-    assert {r["status"] for r in got.values()} == {"skip"}, output[-2000:]
-    assert all("fault hooks not allowed: pass --allow-faults" in r["message"] for r in got.values())
+    assert {r["status"] for r in got.values()} == {"not-measured"}, output[-2000:]
+    assert all("not measured: fault hooks not allowed; to measure it: pass --allow-faults" in r["message"]
+               for r in got.values())
     assert not list(standin.root.glob("*.marker"))
-    assert code == 0
+    assert code == 3  # musts that apply and were not measured: never conformant
 
     # 2. with --allow-faults: passes where the hooks are complete, skips without heal, errors on failure
     code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
@@ -69,7 +70,8 @@ def test_permission_missing_hook_and_failing_hook(standin, tmp_path):
     got = entries(results, "G-")
     ok, noheal, fail = got[("G-01", "store-ok")], got[("G-01", "store-noheal")], got[("G-01", "store-fail")]
     assert ok["status"] == "pass", ok["message"]
-    assert noheal["status"] == "skip" and "no fault hook: heal" in noheal["message"]
+    assert noheal["status"] == "not-measured" and "no fault hook: heal" in noheal["message"]
+    assert "add a `heal` fault hook to site store-noheal" in noheal["message"]
     assert fail["status"] == "error", fail["message"]
     assert "hook partition failed with exit code 3" in fail["message"]
     assert "last stderr line: partition refused for token ${STANDIN_SECRET}" in fail["message"]
@@ -115,10 +117,11 @@ def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
     for rid in ("R-01", "R-02", "R-03", "R-04"):
         assert got[(rid, "store-1")]["status"] == "pass", got[(rid, "store-1")]["message"]
     crash = got[("R-05", "store-1")]
-    assert crash["status"] == "skip" and "no fault hook: kill" in crash["message"]
+    assert crash["status"] == "not-measured" and "no fault hook: kill" in crash["message"]
     down = got[("R-06", "store-1")]  # central has no hooks at all: named in the reason
-    assert down["status"] == "skip" and "no fault hook: stop (site central)" in down["message"]
-    assert code == 0, output[-2000:]
+    assert down["status"] == "not-measured" and "no fault hook: stop (site central)" in down["message"]
+    assert "to measure it: add a `stop` fault hook to site central" in down["message"]
+    assert code == 3, output[-2000:]  # two musts could not be measured: incomplete
     # the hooks ran as written, with the placeholders filled; reset = degrade with zeros
     log = (standin.root / "hooks.log").read_text().splitlines()
     assert "degrade wan:store-1 10 0 0 0" in log and "degrade wan:store-1 0 0 0.02 0" in log

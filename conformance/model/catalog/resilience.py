@@ -29,7 +29,7 @@ def _cut_mode(default: str, why: str) -> Param:
                         "the WAN is reset at the cut, new ones go nowhere, nothing sent before or during it "
                         "arrives later, as when TCP gives up or a NAT or firewall loses its state) or hold (a "
                         "short cut: what was in flight is held and delivered at heal, as TCP retransmits "
-                        f"it); {why}", default=default)
+                        f"it); {why}", default=default, items=ChoiceItems(("drop", "hold")))
 
 
 CHECKS = [
@@ -73,7 +73,7 @@ CHECKS = [
             "records": Param("int", "sales made during the outage", default=20),
             "outage": Param("str", "partition (the site's WAN is cut, as cut_mode says) or central (the "
                                    "uplink site is stopped: connections are refused, nothing in flight "
-                                   "survives)", default="partition"),
+                                   "survives)", default="partition", items=ChoiceItems(("partition", "central"))),
             "cut_mode": _cut_mode("drop", "with outage: partition only. drop by default: a lossless "
                                           "resync is only proven when nothing the site gave up on can "
                                           "still arrive by itself; with hold, a batch the site dropped "
