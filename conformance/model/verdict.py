@@ -38,7 +38,8 @@ NOT_APPLICABLE = "not-applicable"
 # How a check ended (results.json entry "ended.how").
 ENDINGS = ("measured", "assertion", "error", "not-measured", "not-applicable", "not-run")
 
-# Kinds of validity evidence (results.json entry "validity": a list of {"kind": ..., ...}).
+# Kinds of validity evidence (results.json entry "validity": a list of {"kind": ..., ...}). `invalid`
+# may name the `metrics` it invalidates (else it invalidates the whole measurement).
 VALIDITY_KINDS = ("invalid", "samples", "lower_bound", "pressure")
 
 # ------------------------------------------------------------------------------------- sample counts
@@ -143,7 +144,11 @@ def decide(requirement: Any, site: str, *, measured: dict[str, tuple[float, str]
         return made("not-measured", f"{prefix}: {not_measured_text(ended.reason, ended.remedy)}")
     if ended.how == "error":
         return made("error", f"{prefix}: {ended.reason}{suffix}")
-    invalid = [v for v in validity if v.get("kind") == "invalid"]
+    # An invalid measurement leaves the requirement undecided; evidence naming `metrics` (what the
+    # invalid part measured, e.g. a steady probe beside other measurements) only when it judges one.
+    judged = set(requirement.expect.metrics)
+    invalid = [v for v in validity if v.get("kind") == "invalid"
+               and (not isinstance(v.get("metrics"), list) or judged & set(map(str, v["metrics"])))]
     if invalid:
         return made("inconclusive", f"{prefix}: inconclusive: {invalid[0].get('reason')}{suffix}")
     unknown = [v.get("kind") for v in validity if v.get("kind") not in VALIDITY_KINDS]
@@ -287,8 +292,29 @@ def _starved(outcomes: list[E.Outcome], measured: dict[str, tuple[float, str]], 
     return ""
 
 
+# The percentile each stretchable metric is, to tell whether it falls among the failed requests.
+PERCENTILE_OF = {"p50": 50.0, "p75": 75.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+
+
+def _failed_share(measured: dict[str, tuple[float, str]]) -> float:
+    """The share of requests that failed (errors and timeouts), 0..1, from what was recorded."""
+    total = 0.0
+    for metric in FAILURE_RATIOS:
+        if metric in measured:
+            try:
+                total += U.to_base(*measured[metric], U.RATIO)
+            except U.UnitError:
+                continue
+    return total
+
+
 def _explained(c: E.Comparison, measured: dict[str, tuple[float, str]]) -> bool:
     if c.metric not in STRETCHABLE or c.op not in ("<", "<=") or not c.unit or MEDIAN not in measured:
+        return False
+    # A percentile that falls among the failed requests (ranked last, at the timeout) is their share,
+    # not a stretched tail: starvation does not turn answers into errors.
+    q = PERCENTILE_OF.get(c.metric)
+    if q is not None and _failed_share(measured) * 100.0 >= 100.0 - q - 1e-9:
         return False
     try:
         median = U.to_base(*measured[MEDIAN], U.TIME)
