@@ -377,11 +377,6 @@ PROBE_METRICS = frozenset({"availability", "p99", "probes"})
 @pytest.mark.edge_check("resilience.partition")
 def test_partition(edge, request):
     edge.shared(_partition)
-    # The shared experiment also measured sales, cache and tokens, which an invalid probe does not touch:
-    # only a requirement judging what the probe measured is left undecided by it.
-    invalid = (edge.raw.get("partition") or {}).get("probe_invalid_reason")
-    if invalid and PROBE_METRICS & set(edge.requirement.expect.metrics):
-        edge.inconclusive(f"steady probe self-check: {invalid}")
 
 
 def _partition(edge, rec) -> None:
@@ -472,7 +467,11 @@ def _partition(edge, rec) -> None:
         failures = dict(result.errors, **({"timeout": result.timeouts} if result.timeouts else {}))
         rec.note(f"steady probe: {result.sent - result.samples} of {result.sent} requests failed {failures}")
     if not result.valid:
-        rec.note(f"steady probe self-check: {result.invalid_reason}")
+        # The shared experiment also measured sales, cache and tokens, which an invalid probe does not
+        # touch: the evidence names what the probe measured, and the verdict rule leaves only a
+        # requirement judging one of those undecided.
+        rec.evidence("invalid", reason=f"steady probe self-check: {result.invalid_reason}",
+                     metrics=sorted(PROBE_METRICS))
     rec.attach("latency", {"histogram": result.histograms.get("latency"),
                            "service_histogram": result.histograms.get("service"), "unit": "us"})
     detail: dict[str, Any] = {"duration_s": round(healed_at - cut_at, 3), "probe": result.summary_line(),

@@ -17,6 +17,8 @@ from conformance.model import verdict as V
 from conformance.model.errors import Inconclusive
 from conformance.model.paths import suites_dir
 
+PROBE_METRICS = ("availability", "p99", "probes")  # suites/resilience: what the steady probe measures
+
 
 @pytest.fixture(scope="module")
 def suite():
@@ -48,11 +50,14 @@ class FakeEdge:
 
 
 def recorded(valid: bool, p50: float = 7.0, p99: float = 25.0, cpu: float = 2.0) -> dict:
-    return {"partition": {"probe_valid": valid,
-                          "probe_invalid_reason": None if valid else "prober fell behind: 30.0% of sends started "
-                                                                     "> 50 ms late (limit 5%)"},
+    """What the shared partition experiment records (_partition): an invalid steady probe is evidence
+    naming the metrics the probe measured."""
+    reason = "prober fell behind: 30.0% of sends started > 50 ms late (limit 5%)"
+    invalid = [] if valid else [{"kind": "invalid", "reason": f"steady probe self-check: {reason}",
+                                 "metrics": sorted(PROBE_METRICS)}]
+    return {"partition": {"probe_valid": valid, "probe_invalid_reason": None if valid else reason},
             "validity": [{"kind": "pressure", "cpu": cpu, "io": 0.5, "memory": 0.0, "window_s": 3.2,
-                          "target_cores": 0.02}],
+                          "target_cores": 0.02}, *invalid],
             "measured": {"availability": (1.0, "ratio"), "probes": (60.0, ""), "p50": (p50, "ms"),
                          "p99": (p99, "ms"), "pos_accepted": (1.0, "ratio"), "cache_served": (1.0, ""),
                          "auth_ok": (1.0, "")}}
@@ -93,3 +98,7 @@ def test_the_steady_probe_runs_under_sched_fifo_where_permitted(suite):
     probe = suite.SteadyProbe(SimpleNamespace(allowed_hosts={"127.0.0.1"}), "http://127.0.0.1:1/health",
                               rate=20, duration=3, timeout=1)
     assert probe.config.realtime is True
+
+
+def test_the_probe_metrics_are_the_suites(suite):
+    assert set(suite.PROBE_METRICS) == set(PROBE_METRICS)
