@@ -249,12 +249,20 @@ def _not_passed(results: dict) -> list[str]:
     the quorum itself did not pass)."""
     from conformance.model.recompute import is_fleet_entry
 
-    entries = results.get("requirements", [])
+    entries = [e for e in results.get("requirements", []) if not left_out(e)]
     open_fleets = {(e.get("profile"), e["id"]) for e in entries
-                   if is_fleet_entry(e) and e.get("status") not in ("pass", "skip")}
+                   if is_fleet_entry(e) and e.get("status") not in DONE}
     return [f"{e['id']}@{e['site']}" for e in entries
-            if e.get("level") == "must" and not is_fleet_entry(e) and e.get("status") not in ("pass", "skip")
+            if e.get("level") == "must" and not is_fleet_entry(e) and e.get("status") not in DONE
             and (not e.get("fleet_member") or (e.get("profile"), e["id"]) in open_fleets)]
+
+
+DONE = ("pass", "not-applicable")  # a must that needs no re-run
+
+
+def left_out(entry: dict) -> bool:
+    """Left out by the campaign's own narrowing (--site): not a result of the run at all."""
+    return str((entry.get("ended") or {}).get("reason") or "").startswith(("left out of this run", "deselected"))
 
 
 def _cli(args: list[str], cwd: Path) -> tuple[int, dict, str]:
@@ -357,12 +365,12 @@ def judge_healthy(run: RunResult, profiles: dict[str, Profile]) -> list[Verdict]
         p = profiles[pid]
         for rid in reqs:
             r = p.requirement(rid)
-            entries = [e for e in run.entries(r.profile, rid) if not e.get("fleet_member")]
+            entries = [e for e in run.entries(r.profile, rid) if not e.get("fleet_member") and not left_out(e)]
             if not entries:
                 verdicts.append(Verdict(pid, rid, False, f"{pid} {rid}: no result"))
                 continue
-            bad = [e for e in entries if e["status"] != "pass"
-                   and not (e["status"] == "skip" and r.check in EXPECTED_SKIPS)]
+            bad = [e for e in entries if e["status"] not in DONE
+                   and not (e["status"] == "not-measured" and r.check in EXPECTED_SKIPS)]
             statuses = sorted({e["status"] for e in entries})
             text = "/".join(statuses)
             if any(case.split("@")[0] == rid for case in run.reruns):
