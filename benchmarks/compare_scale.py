@@ -1,11 +1,12 @@
 """How long, and how much memory, does `edge-conformance compare` take on fleet-scale results? Prints JSON.
 
-Generates two results.json files of SITES x REQUIREMENTS entries (default 1,000 x 30, about 37 MB each),
-shaped as the engine writes them: every entry with its measured values, `ended` and `validity`, and on
-latency requirements (one in three) the raw latency HDR histogram. NEW differs from BASE by a few changes (latency up on some sites, status flips, one entry
-removed), so the comparison has rows of every kind to sort and render. Then runs the real command in a
-child process, `python -m conformance.cli compare BASE NEW --format md` (and `--format json`), and
-reports its wall time and peak RSS (from wait4).
+Generates two results.json files of SITES x REQUIREMENTS entries (default 1,000 x 30, about 36 MB each,
+written with indent=2 as the engine writes them): every entry with its measured values, `ended` and
+`validity`, and on latency requirements (one in three) the raw latency HDR histogram. NEW differs from
+BASE by a few changes (p99 up on some sites, other values down, a status flip, one entry removed), so
+the comparison has rows of several kinds to sort and render. Then runs the real command in a child
+process, `python -m conformance.cli compare BASE NEW` (markdown, then `--format json`), and reports
+its wall time and peak RSS (from wait4).
 
 Run: python benchmarks/compare_scale.py [--sites 1000] [--requirements 30] [--timeout 600]
 """
@@ -122,20 +123,30 @@ def _run(cmd: list[str], timeout: float) -> dict:
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stderr_tail": err[-1:] if err else []}
 
 
+def write_files(directory: Path, sites: int, requirements: int) -> None:
+    base, new = generate(sites, requirements)
+    (directory / "base.json").write_text(json.dumps(base, indent=2), encoding="utf-8")
+    (directory / "new.json").write_text(json.dumps(new, indent=2), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sites", type=int, default=1000)
     ap.add_argument("--requirements", type=int, default=30)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--generate", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    base, new = generate(args.sites, args.requirements)
+    if args.generate:
+        write_files(Path(args.generate), args.sites, args.requirements)
+        return
     with tempfile.TemporaryDirectory(prefix="compare-bench-") as d:
+        # generated in a child: a child's peak RSS counts the parent's pages it was forked with
+        subprocess.run([sys.executable, __file__, "--generate", d, "--sites", str(args.sites),
+                        "--requirements", str(args.requirements)], check=True)
         bp, np_ = Path(d) / "base.json", Path(d) / "new.json"
-        bp.write_text(json.dumps(base, indent=2), encoding="utf-8")
-        np_.write_text(json.dumps(new, indent=2), encoding="utf-8")
         cli = [sys.executable, "-m", "conformance.cli", "compare", str(bp), str(np_)]
         out = {"benchmark": "compare_scale", "sites": args.sites, "requirements": args.requirements,
-               "entries": len(base["requirements"]), "file_mb": round(bp.stat().st_size / 1e6, 1),
+               "entries": args.sites * args.requirements, "file_mb": round(bp.stat().st_size / 1e6, 1),
                "md": _run(cli, args.timeout), "json": _run(cli + ["--format", "json"], args.timeout)}
     print(json.dumps(out, indent=2))
 

@@ -54,6 +54,11 @@ SKIP_SPLIT = ("skip", "not-applicable", "not-measured")
 # does not have ("removed": a run that does not record a result cannot show it still holds, whatever the
 # reason: a stub file, entries deleted, a changed profile; the rows name them and a changed profile is
 # noted), and, when NEW is partial, a must it left out ("left-out", unless --accept-partial).
+# Why regressions and not a refusal of an incomplete NEW: compare has the two records, not the profiles'
+# plan (verify has it, from a bundle), so it cannot tell a complete NEW from an incomplete one; what BASE
+# recorded is the least NEW must hold, and every result short of it is named in its own row, which says
+# more than one refusal would, and keeps compare usable on a profile that dropped a requirement (one
+# regression row each, to accept by taking NEW as the new base).
 REGRESSIONS = ("worse", "removed", "left-out", "regression")
 KIND_ORDER = {"worse": 0, "removed": 1, "left-out": 2, "regression": 3, "new": 4, "better": 5, "improvement": 6,
               "changed": 7, "metric-added": 8, "metric-removed": 8, "same": 9}
@@ -197,10 +202,16 @@ def _depth(doc: Any) -> int:
 
 
 def _bundle_results(p: Path) -> bytes:
-    """The results.json member of a bundle, bounded like a results file (MAX_JSON_BYTES)."""
+    """The results.json member of a bundle, bounded like a results file (MAX_JSON_BYTES); the members before
+    it are skipped, which for a gzip'd tar means decompressing them: at most BUNDLE_SCAN_BYTES of them."""
+    scanned = 0
     try:
         with tarfile.open(p, mode="r:*") as tar:
             for info in tar:
+                scanned += info.size
+                if scanned > BUNDLE_SCAN_BYTES:
+                    raise ConfigError(str(p), None, None, "the bundle is too large to read its results.json "
+                                                          f"(more than {BUNDLE_SCAN_BYTES // 2**20} MiB before it)")
                 parts = PurePosixPath(info.name).parts
                 if len(parts) == 2 and parts[1] == "results.json" and info.isreg():
                     if info.size > MAX_JSON_BYTES:
@@ -220,6 +231,7 @@ def _bundle_results(p: Path) -> bytes:
 # a fleet-1000 run, where these checks take a few microseconds.
 LEVELS = ("must", "should", "may")
 RESULT_FIELDS = ("id", "site", "profile", "level", "status", "expect", "check", "measured", "ended")
+BUNDLE_SCAN_BYTES = 512 * 2**20
 TOP_FIELDS = ("schema", "run_id", "started", "state", "profiles", "target", "options", "scope", "verdict")
 
 
@@ -236,12 +248,16 @@ def check_run(data: dict, source: str, text: str | Callable[[], str] | None = No
     try:
         _check(data)
     except _Bad as bad:
-        line = None
-        try:
-            line = locate(text() if callable(text) else text, bad.path) if text is not None else None
-        except ConfigError:  # it changed or went away meanwhile: say what is wrong without a line
-            pass
-        raise ConfigError(source, line, _field(bad.path) or None, bad.message) from None
+        raise _located(bad, source, text) from None
+
+
+def _located(bad: _Bad, source: str, text: str | Callable[[], str] | None) -> ConfigError:
+    line = None
+    try:
+        line = locate(text() if callable(text) else text, bad.path) if text is not None else None
+    except ConfigError:  # it changed or went away meanwhile: say what is wrong without a line
+        pass
+    return ConfigError(source, line, _field(bad.path) or None, bad.message)
 
 
 def _field(path: tuple) -> str:
