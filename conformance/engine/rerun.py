@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..model import results as R
 from ..model.errors import ConfigError
+from ..model.verdict import left_out_by_scope
 from ..model.recompute import is_fleet_entry, refresh_fleets
 from ..model.target import is_emulated_ref
 from .record import atomic_write_text
@@ -57,8 +58,7 @@ def select(results: dict) -> list[str]:
 
 
 def _left_out_by_scope(entry: dict) -> bool:
-    reason = str((entry.get("ended") or {}).get("reason") or "")
-    return entry.get("status") == "not-measured" and reason.startswith(("left out of this run", "deselected"))
+    return entry.get("status") == "not-measured" and left_out_by_scope(entry.get("ended"))
 
 
 def _previous_target(prev: dict, source: str) -> str:

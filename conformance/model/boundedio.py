@@ -81,12 +81,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON syntax, infinity in Python
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def parse_json(data: bytes | str, display: str, *, limit: int = MAX_JSON_BYTES, max_depth: int = MAX_DEPTH) -> Any:
     """A JSON document within the size and depth limits, without NaN or Infinity."""
     if len(data) > limit:
         raise ConfigError(display, None, None, f"is {_size(len(data))}, more than it may be ({_size(limit)})")
     try:
-        doc = json.loads(data, parse_constant=_refuse_constant)
+        doc = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ConfigError(display, None, None, f"is nested more than {max_depth} levels deep") from None
     except json.JSONDecodeError as exc:

@@ -108,6 +108,19 @@ class Ended:
         return cls(how, reason, d.get("remedy") or None)
 
 
+LEFT_OUT = "left out of this run"  # in every not-measured reason the run's own options caused
+DESELECTED = "deselected ("
+
+
+def left_out_by_scope(ended: Any) -> bool:
+    """A not-measured result that the run's own options (--requirement, --site, --suite, -k ...) left
+    out, as opposed to one the target could not measure (no host, no hook ...)."""
+    if not isinstance(ended, dict) or ended.get("how") != "not-measured":
+        return False
+    reason = str(ended.get("reason") or "")
+    return LEFT_OUT in reason or reason.startswith(DESELECTED)
+
+
 def is_advisory(level: str, status: str) -> bool:
     """A result that did not pass and does not block the verdict (a should or may)."""
     return level != "must" and status in ("fail", "error", "inconclusive", "not-measured")

@@ -36,6 +36,7 @@ from ..model import results as R
 from ..model import units as U
 from ..model.boundedio import MAX_DEPTH, MAX_JSON_BYTES, finite, read_text_input
 from ..model.errors import ConfigError
+from ..model.verdict import left_out_by_scope
 from . import view as V
 from .markdown import cell, text
 from .writer import check_document, parse_results
@@ -535,9 +536,7 @@ def _index(results: dict, split: set[tuple] | None = None) -> dict[tuple, dict]:
 
 def left_out(entry: dict) -> bool:
     """Recorded as not measured because the run's own options left it out (--requirement, --suite, -k ...)."""
-    reason = str((entry.get("ended") or {}).get("reason") or "") if isinstance(entry.get("ended"), dict) else ""
-    return entry.get("status") == "not-measured" and ("left out of this run" in reason
-                                                      or reason.startswith("deselected"))
+    return entry.get("status") == "not-measured" and left_out_by_scope(entry.get("ended"))
 
 
 @functools.lru_cache(maxsize=4096)

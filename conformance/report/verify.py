@@ -41,6 +41,7 @@ from ..model import recompute as RC
 from ..model import results as R
 from ..model.boundedio import parse_json
 from ..model.errors import ConfigError
+from ..model.verdict import left_out_by_scope
 from . import keys
 from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, same_report, sha256
 
@@ -541,8 +542,7 @@ def partial_run(results: dict) -> list[str]:
     elif scope.get("full") is not True and not narrowed:
         narrowed.append("the scope says the run was not full")
     for e in results.get("requirements") or []:
-        reason = str(((e.get("ended") or {}) if isinstance(e, dict) else {}).get("reason") or "")
-        if reason.startswith(("left out of this run", "deselected")) and "results left out" not in narrowed:
+        if isinstance(e, dict) and left_out_by_scope(e.get("ended")) and "results left out" not in narrowed:
             narrowed.append("results left out")
     return narrowed
 

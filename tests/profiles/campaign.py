@@ -262,7 +262,9 @@ DONE = ("pass", "not-applicable")  # a must that needs no re-run
 
 def left_out(entry: dict) -> bool:
     """Left out by the campaign's own narrowing (--site): not a result of the run at all."""
-    return str((entry.get("ended") or {}).get("reason") or "").startswith(("left out of this run", "deselected"))
+    from conformance.model.verdict import left_out_by_scope
+
+    return left_out_by_scope(entry.get("ended"))
 
 
 def _cli(args: list[str], cwd: Path) -> tuple[int, dict, str]:
