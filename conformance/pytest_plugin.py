@@ -28,6 +28,7 @@ import pytest
 
 from .model import catalog
 from .model import results as R
+from .model import secrets
 from .model import verdict as V
 from .model.errors import ConfigError, Inconclusive, MeasurementError, NotApplicable, NotMeasured, did_you_mean
 from .model.profile import Profile, Requirement
@@ -371,8 +372,11 @@ def _open_session(config: pytest.Config) -> EdgeSession:
         for key in ("only", "requirements", "keyword", "markers", "deselect", "tests"):
             if scope.get(key):
                 options[key] = scope[key]
+        # The values of the variables the target (and the profiles' params) refer to, read now: no file
+        # or line of this run holds them (model/secrets.py). A credential too short to redact is refused.
+        secrets.check_lengths(target)
         record = RunRecord(out_dir / "results.json", run_id, [p.summary() for p in profiles],
-                           target.redacted(), options)
+                           target.redacted(), options, secrets=secrets.run_secret_values(target, profiles))
         record.data["scope"] = scope
         record.data["waivers"]["expired"] = [w.to_dict() for w in expired]
         session = EdgeSession(profiles=profiles, target=target, record=record, strict=strict,
@@ -838,13 +842,16 @@ def _apply_to_report(item: pytest.Item, report, d: V.Decision, session: EdgeSess
     report.edge_status = d.status
     report.edge_advisory = d.advisory or not blocking_allowed
     outcome = PYTEST_OUTCOME[d.status]
+    known = session.record.secrets  # what pytest prints of the result holds no secret value either
+    message = secrets.redact(d.message, known)
+    report.sections = [(title, secrets.redact(text, known)) for title, text in report.sections]
     if outcome == "passed":
         report.outcome, report.longrepr = "passed", None
     elif outcome == "skipped":
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, d.message)
+        report.longrepr = (str(item.path), item.location[1] or 0, message)
     else:
-        report.outcome, report.longrepr = "failed", d.message
+        report.outcome, report.longrepr = "failed", message
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -899,5 +906,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
     tr = terminalreporter
     tr.section("edge-conformance")
-    tr.write(render_terminal(data, color=tr.hasmarkup) + "\n")
+    tr.write(secrets.redact(render_terminal(data, color=tr.hasmarkup), edge.record.secrets) + "\n")
     tr.write_line(f"results: {edge.record.path}")

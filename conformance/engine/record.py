@@ -5,6 +5,10 @@ known, and the file is rewritten (temp file + rename) after it, so Ctrl-C or SIG
 record) and a crash keep everything measured so far and show what did not run. When rewrites get
 costly (a big run: see SAVE_BUDGET) verdicts are batched, and a hard crash (SIGKILL, OOM) may lose the
 last batch: at most save time / SAVE_BUDGET, about 0.8 s of verdicts at fleet-50 scale.
+
+No known secret value (model/secrets.py: the values of the variables the target refers to, read at
+run start) is ever written: a save that would hold one redacts the record in memory first (each value
+becomes its `${VAR}` reference), so results.json and every report rendered from the record are clean.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import psutil
 from .. import __version__
 from ..model import recompute
 from ..model import results as R
+from ..model import secrets as S
 
 
 def now_iso() -> str:
@@ -73,8 +78,9 @@ class RunRecord:
     """results.json in memory, saved after every change, or at most SAVE_BUDGET of the time."""
 
     def __init__(self, path: Path, run_id: str, profiles: list[dict], target: dict | None,
-                 options: dict[str, Any]):
+                 options: dict[str, Any], secrets: dict[str, str] | None = None):
         self.path = path
+        self.secrets = dict(secrets or {})  # variable -> value: never written (see _serialise)
         self._lock = threading.Lock()
         self.data: dict[str, Any] = {
             "schema": R.SCHEMA,
@@ -176,9 +182,19 @@ class RunRecord:
             self._pending.cancel()
             self._pending = None
         started = time.monotonic()
-        atomic_write_text(self.path, json.dumps(self.data, indent=2, default=_json_default) + "\n")
+        atomic_write_text(self.path, self._serialise())
         self._saved_at = time.monotonic()
         self._save_cost = self._saved_at - started
+
+    def _serialise(self) -> str:
+        """The record as JSON. When a known secret value shows up in it (a note, a message, an error, raw
+        data), the record is redacted in memory first, so the reports rendered from it are clean too.
+        Only strings are redacted: a value that is only found inside a number is left alone."""
+        text = json.dumps(self.data, indent=2, default=_json_default) + "\n"
+        if self.secrets and S.find(text, self.secrets):
+            S.redact_data(self.data, self.secrets, _json_default)
+            text = json.dumps(self.data, indent=2, default=_json_default) + "\n"
+        return text
 
 
 def _json_default(obj: Any) -> Any:

@@ -23,9 +23,14 @@ A target file may give a site hook commands (schemas/target.schema.json):
   heal gets the mode of the partition it undoes; other hooks get "". They are also in the
   environment as EDGE_SITE, EDGE_HOOK, EDGE_DELAY_MS, EDGE_JITTER_MS, EDGE_LOSS, EDGE_LOSS_PCT,
   EDGE_BANDWIDTH_BPS, EDGE_CUT_MODE. Other braces (awk programs, shell `${VAR}`) are left alone.
-* ${ENV} references are expanded from the environment only when the command runs; logs, notes and
-  error messages always show the command as written, and a secret value that appears in a hook's
-  output is replaced by its ${ENV} reference before it is shown.
+* ${ENV} references are never expanded by the harness, so no secret value is ever in the argv of a
+  process it starts (where any local user could read it with `ps`): the hook runs with the variables
+  in its environment, and a string command's shell expands them (a `${VAR}` inside single quotes
+  too: it is handed to the shell as `'"${VAR}"'`). A list command has no shell, so it cannot hold
+  a reference (the target file is refused on load). A variable that is not set is a HookError
+  before anything runs. Logs, notes and error messages show the command as written, and every known
+  secret value (model/secrets.py) that appears in a hook's output is replaced by its ${ENV}
+  reference before any of it is shown.
 * Each hook runs in a new process group (session), in the target file's directory, with its
   timeout (default 60 s). On timeout or Ctrl-C the whole group is killed (SIGTERM, then SIGKILL).
 * Exit status 0 is success. Anything else, a timeout, or a command that cannot start raises
@@ -43,11 +48,13 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..model.target import ENV_REF, Hook, expand_env
+from ..model import secrets as S
+from ..model.target import ENV_REF, Hook, list_reference_message
 from . import Faults, FaultError
 
 # action -> the hook that performs it
@@ -102,29 +109,63 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 
 def render(command: str | list[str], values: dict[str, str]) -> tuple[str, str | list[str]]:
-    """(command as shown, command as run). Raises HookError naming a missing environment variable."""
+    """(command as shown, command as run), placeholders filled. ${ENV} references are NOT expanded: a
+    string runs with `sh -c`, which expands them from the hook's environment, so their values are in no
+    argv. Raises LookupError naming a variable that is not set, ValueError for a reference in a list
+    command (without a shell it could only be put in the program's argv)."""
     if isinstance(command, str):
         shown = _fill(command, values)
-        return shown, expand_env(shown)
+        _require_set(shown)
+        return shown, shell_form(shown)
     filled = [_fill(str(arg), values) for arg in command]
-    return shlex.join(filled), [expand_env(arg) for arg in filled]
+    for var in S.references(filled):
+        raise ValueError(list_reference_message(var))
+    return shlex.join(filled), filled
+
+
+def _require_set(text: str) -> None:
+    for var in ENV_REF.findall(text):
+        if var not in os.environ:
+            raise LookupError(f"environment variable {var} is not set")
+
+
+def shell_form(command: str) -> str:
+    """The command for `sh -c`: a `${VAR}` inside single quotes, which the shell would leave as it is,
+    becomes `'"${VAR}"'` (close the quote, expand in double quotes, reopen), so every reference is
+    expanded by the shell, in place, as written. Backslashes and double quotes are followed, so a
+    single quote inside double quotes or after a backslash opens nothing."""
+    out, quote, i = [], "", 0
+    while i < len(command):
+        c = command[i]
+        if quote == "'":
+            m = ENV_REF.match(command, i)
+            if m:
+                out.append(f"'\"{m[0]}\"'")
+                i = m.end()
+                continue
+            if c == "'":
+                quote = ""
+        elif c == "\\":
+            out.append(command[i:i + 2])
+            i += 2
+            continue
+        elif quote == '"':
+            if c == '"':
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _secrets(command: str | list[str]) -> dict[str, str]:
     """${VAR} references of a command -> their current values (to scrub them from output)."""
-    text = command if isinstance(command, str) else " ".join(map(str, command))
-    out = {}
-    for var in ENV_REF.findall(text):
-        value = os.environ.get(var)
-        if value and len(value) >= 3:
-            out[var] = value
-    return out
+    return S.values_of(S.references(command))
 
 
-def _scrub(text: str, secrets: dict[str, str]) -> str:
-    for var, value in sorted(secrets.items(), key=lambda kv: -len(kv[1])):
-        text = text.replace(value, "${" + var + "}")
-    return text
+def _scrub(text: str, secrets: Mapping[str, str]) -> str:
+    return S.redact(text, secrets)
 
 
 def _last_line(text: str) -> str:
@@ -153,14 +194,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_hook(hook: Hook, values: dict[str, str], *, cwd: str | Path | None = None,
-             extra_env: dict[str, str] | None = None) -> HookRun:
-    """Run one hook command with its timeout; raise HookError unless it exits 0."""
+             extra_env: dict[str, str] | None = None, secrets: Mapping[str, str] | None = None) -> HookRun:
+    """Run one hook command with its timeout; raise HookError unless it exits 0. `secrets` (variable ->
+    value: model.secrets.known_secret_values of the target) are replaced by their references in the
+    hook's output; the command's own references always are."""
     name = hook.name
     try:
         shown, real = render(hook.command, values)
-    except LookupError as exc:  # an ${ENV} reference that is not set: says which, never a value
-        raise HookError(f"hook {name}: {exc}") from None
-    secrets = _secrets(hook.command)
+    except (LookupError, ValueError) as exc:  # a reference not set, or in a list: says which, never a value
+        raise HookError(f"hook {name}: {exc.args[0]}") from None
+    secrets = {**(secrets or {}), **_secrets(hook.command)}
+    shown = _scrub(shown, secrets)  # a value written literally in the command is not shown either
     env = dict(os.environ)
     env.update({"EDGE_HOOK": name, "EDGE_SITE": values.get("site", "")})
     env.update({f"EDGE_{key.upper()}": value for key, value in values.items() if key != "site"})
@@ -229,7 +273,7 @@ class HookFaults(Faults):
         values = placeholder_values(self.site.name, params if action == "degrade" else None,
                                     cut_mode=params.get("cut_mode", ""))
         try:
-            run = run_hook(hook, values, cwd=self.cwd)
+            run = run_hook(hook, values, cwd=self.cwd, secrets=S.known_secret_values(self.target))
         except HookError as exc:
             self.log.append(str(exc))
             raise

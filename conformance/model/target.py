@@ -170,6 +170,7 @@ def _build(doc: YamlDoc) -> Target:
                 raise doc.error(where + ("hooks", hname, "timeout"), str(exc)) from None
             if timeout <= 0:
                 raise doc.error(where + ("hooks", hname, "timeout"), "a hook timeout must be positive")
+            _check_hook_command(doc, where + ("hooks", hname, "command"), h["command"])
             hooks[hname] = Hook(hname, h["command"], timeout)
         sites.append(Site(name=name, role=raw["role"], endpoints=dict(raw.get("endpoints") or {}),
                           hosts=list(raw.get("hosts") or []), credentials=creds, hooks=hooks,
@@ -210,6 +211,83 @@ def _check_url(doc: YamlDoc, path: tuple, url: str) -> None:
         raise doc.error(path, f'"{url}" has an invalid port') from None
     if parts.scheme in ("tcp", "udp") and parts.port is None:
         raise doc.error(path, f'"{url}" needs a port')
+
+
+# Literal secrets in a hook command: hook commands are shown in notes, logs and error messages as
+# written, so a secret must be a ${ENV_VAR} reference there, as in credentials. The rule is simple on
+# purpose (docs/resilience.md, "Hooks in a target file"): a value given to one of these is refused
+# unless it starts with `$` (${VAR}, $VAR, $(command)), a backquote, `{` (a placeholder), `%` (a
+# printf format: printf 'Bearer %s' "${T}" | curl -H @-), `-` (the next option, or stdin) or `@`/`<`
+# (a file):
+#   an Authorization or Proxy-Authorization header, or a header named ...-Token, ...-Api-Key, ...-Secret
+#   an option named --password, --passwd, --pass, --token, --secret, --api-key, --apikey or ending so
+#     (--auth-token, --client-secret; --token-file and --password-stdin name no value)
+#   NAME=VALUE where NAME ends in password, passwd, token, secret, apikey, api_key or api-key, or is
+#     pwd or pass (a query string ?token=..., an assignment PGPASSWORD=...)
+#   -u/--user USER:PASSWORD (curl's basic auth), and a password in a URL (https://user:PASSWORD@host)
+_VALUE = r"""['"]?(?P<v>[^\s'"&;#]*)"""
+_LITERAL_SECRETS = (
+    (re.compile(r"(?i)(?<![\w-])(?P<what>(?:proxy-)?authorization|[\w-]*-(?:token|api-?key|secret))\s*:\s*"
+                r"(?:(?:bearer|basic|token|digest|apikey)\s+)?" + _VALUE), "{what} header"),
+    (re.compile(r"(?i)(?<![\w-])(?P<what>--(?!no-)(?:[a-z0-9]+[-_])*(?:password|passwd|pass|token|secret|"
+                r"api-?key|apikey))(?:=|\s+)" + _VALUE), "{what}"),
+    (re.compile(r"(?i)(?<![\w$-])(?P<what>(?:[a-z_][\w-]*?)?(?:password|passwd|token|secret|apikey|api[_-]key)"
+                r"|pwd|pass)=" + _VALUE), "{what}="),
+    (re.compile(r"(?<![\w-])(?P<what>-u|--user)(?:=|\s+)['\"]?[^\s:'\"]*:" + _VALUE), "{what} USER:PASSWORD"),
+    (re.compile(r"(?P<what>://)[^\s/:@'\"]*:(?P<v>[^\s/@'\"]+)@"), "a password in a URL"),
+)
+_NOT_LITERAL = tuple("$`{%-@<")
+_AUTH_SCHEMES = {"bearer", "basic", "token", "digest", "apikey"}
+
+
+def _literal_secret(text: str) -> tuple[str, int] | None:
+    """(what it is, where its value starts) of the first literal secret in a command's text, or None."""
+    found = []
+    for pattern, what in _LITERAL_SECRETS:
+        for m in pattern.finditer(text):
+            value = m["v"]
+            if value and not value.startswith(_NOT_LITERAL) and value.lower() not in _AUTH_SCHEMES:
+                found.append((m.start("v"), what.format(what=m["what"])))
+                break
+    if not found:
+        return None
+    start, what = min(found)
+    return what, start
+
+
+def list_reference_message(var: str) -> str:
+    """Why a list hook command may not hold ${VAR} (load and run say the same)."""
+    return (f"${{{var}}} in a list command would be put in the program's arguments, which any local user "
+            f"can read (ps): have the program read {var} from its environment (hooks run with it set), "
+            "or write the command as a string, for the shell to expand")
+
+
+def _check_hook_command(doc: YamlDoc, path: tuple, command: str | list[str]) -> None:
+    """Refuse a literal secret in a hook command, and a ${VAR} in a list command (no shell expands it:
+    it would have to be put in the program's argv, which every local user can read with ps). Never
+    echoes a value."""
+    if isinstance(command, list):
+        for j, arg in enumerate(command):
+            m = ENV_REF.search(str(arg))
+            if m:
+                raise doc.error(path + (j,), list_reference_message(m[1]))
+        args = [str(a) for a in command]
+        text = " ".join(args)
+    else:
+        args, text = [command], command
+    hit = _literal_secret(text)
+    if hit is None:
+        return
+    what, start = hit
+    if isinstance(command, list):  # the element the value is in
+        offset = 0
+        for j, arg in enumerate(args):
+            if start < offset + len(arg) + 1:
+                path = path + (j,)
+                break
+            offset += len(arg) + 1
+    raise doc.error(path, f"a literal secret in a hook command ({what}): put it in an environment variable "
+                          "and write ${ENV_VAR} in its place, as for credentials")
 
 
 def _ca_file(doc: YamlDoc, path: tuple, value: str | None) -> str | None:

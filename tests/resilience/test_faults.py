@@ -130,18 +130,84 @@ def test_degrade_needs_a_parameter():
 # --- hook commands ------------------------------------------------------------------------------
 
 
-def test_placeholders_are_filled_and_env_refs_expanded_only_to_run(monkeypatch):
+def test_placeholders_are_filled_and_env_refs_are_left_to_the_shell(monkeypatch):
     monkeypatch.setenv("EDGE_TEST_TOKEN", "s3cr3t-value")
     values = placeholder_values("store-1", {"delay_ms": 25.0, "loss": 0.05})
     assert values == {"site": "store-1", "delay_ms": "25", "jitter_ms": "0", "loss": "0.05", "loss_pct": "5",
                       "bandwidth_bps": "0", "cut_mode": ""}
     shown, real_cmd = render("wan.sh {site} {delay_ms} {loss_pct} ${EDGE_TEST_TOKEN} awk '{print $1}'", values)
     assert shown == "wan.sh store-1 25 5 ${EDGE_TEST_TOKEN} awk '{print $1}'"
-    assert real_cmd == "wan.sh store-1 25 5 s3cr3t-value awk '{print $1}'"
-    shown, argv = render(["wan.sh", "{site}", "{bandwidth_bps}", "--token=${EDGE_TEST_TOKEN}"],
-                         placeholder_values("a b", {"bandwidth_bps": 256000}))
-    assert argv == ["wan.sh", "a b", "256000", "--token=s3cr3t-value"]
-    assert "s3cr3t" not in shown and "'a b'" in shown
+    assert real_cmd == shown  # the value is never put in the command line: sh expands it from the environment
+    # inside single quotes the shell would not expand it: it is handed over as '"${VAR}"'
+    shown, real_cmd = render("""curl -H 'Authorization: Bearer ${EDGE_TEST_TOKEN}' "a'b" \\' x""", values)
+    assert real_cmd == """curl -H 'Authorization: Bearer '"${EDGE_TEST_TOKEN}"'' "a'b" \\' x"""
+    shown, argv = render(["wan.sh", "{site}", "{bandwidth_bps}"], placeholder_values("a b", {"bandwidth_bps": 256000}))
+    assert argv == ["wan.sh", "a b", "256000"] and "'a b'" in shown
+    # a list has no shell: a reference could only go into the program's argv
+    with pytest.raises(ValueError, match=r"\$\{EDGE_TEST_TOKEN\} in a list command would be put in the program's "
+                                         r"arguments, which any local user can read \(ps\)"):
+        render(["wan.sh", "--token=${EDGE_TEST_TOKEN}"], values)
+    with pytest.raises(HookError, match=r"^hook degrade: \$\{EDGE_TEST_TOKEN\} in a list command"):
+        run_hook(Hook("degrade", ["wan.sh", "${EDGE_TEST_TOKEN}"], 5), values)
+
+
+def _cmdlines() -> dict[int, bytes]:
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    out[int(entry)] = f.read()
+            except OSError:  # gone, or not ours to read
+                pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_a_secret_reaches_the_hook_through_its_environment_and_is_in_no_process_argv(tmp_path, monkeypatch):
+    """Issue 15: `${LAB_TOKEN}` was expanded into the command line, so `ps` showed it for the hook's
+    lifetime. While the hook runs, no process on the machine has the value in its argv."""
+    token = "lab-" + os.urandom(8).hex()
+    monkeypatch.setenv("LAB_TOKEN", token)
+    got, marker = tmp_path / "got", f"edge-hook-{os.urandom(4).hex()}"
+    # printf is a shell builtin: the value goes nowhere but the file; sleep is a process of the hook
+    hook = Hook("resume", f"""printf '%s\\n' "Authorization: Bearer ${{LAB_TOKEN}}" 'Bearer ${{LAB_TOKEN}}' """
+                          f'> "{got}"; sleep 3 # {marker}', 20)
+    seen, errors = [], []
+
+    def run():
+        try:
+            seen.append(run_hook(hook, placeholder_values("s1")))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        hook_seen, scans = False, 0
+        deadline = time.monotonic() + 15
+        while worker.is_alive() and time.monotonic() < deadline:
+            cmdlines = _cmdlines()
+            scans += 1
+            leaked = [pid for pid, cmd in cmdlines.items() if token.encode() in cmd]
+            assert not leaked, f"the secret is in the argv of {leaked}: {[cmdlines[p] for p in leaked]}"
+            hook_seen = hook_seen or any(marker.encode() in cmd and b"${LAB_TOKEN}" in cmd for cmd in cmdlines.values())
+            time.sleep(0.05)
+    finally:
+        worker.join(20)
+    assert not errors, errors
+    assert hook_seen and scans > 5, "the hook's shell was never seen running: nothing was proven"
+    # the hook did get the value, from its environment, also inside single quotes
+    assert got.read_text().splitlines() == [f"Authorization: Bearer {token}", f"Bearer {token}"]
+    assert token not in seen[0].command and token not in seen[0].describe()
+
+
+def test_a_hook_reference_that_is_not_set_fails_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGE_TEST_NOT_SET", raising=False)
+    ran = tmp_path / "ran"
+    with pytest.raises(HookError, match="hook heal: environment variable EDGE_TEST_NOT_SET is not set"):
+        run_hook(Hook("heal", f'touch "{ran}"; echo ${{EDGE_TEST_NOT_SET}}', 5), placeholder_values("s"))
+    assert not ran.exists()
 
 
 def test_hook_success_output_and_environment(tmp_path):
@@ -160,6 +226,21 @@ def test_failing_hook_names_hook_exit_code_and_last_stderr_line_without_secrets(
     assert "hook partition failed with exit code 3" in text
     assert "last stderr line: denied for ${EDGE_TEST_TOKEN}" in text
     assert "s3cr3t" not in text and text.count("last stderr line") == 1 and text.endswith("${EDGE_TEST_TOKEN}")
+
+
+def test_hook_output_is_scrubbed_of_every_known_value_of_the_target(monkeypatch, tmp_path):
+    """Not only the hook's own references: a credential of the target echoed by a hook is hidden too."""
+    monkeypatch.setenv("EDGE_TEST_CRED", "cred-value-4711")
+    s = Site(name="s1", role="edge", credentials={"api": "EDGE_TEST_CRED"},
+             hooks={"kill": Hook("kill", 'echo "ok cred-value-4711"; echo "no: cred-value-4711" >&2; exit 2', 10)})
+    faults = faults_for(real(s), s, allow_real=True)
+    with pytest.raises(HookError) as err:
+        faults.kill()
+    assert str(err.value).endswith("last stderr line: no: ${EDGE_TEST_CRED}")
+    assert "cred-value-4711" not in " ".join(faults.log)
+    s.hooks["kill"] = Hook("kill", 'echo "ok cred-value-4711"; echo "err cred-value-4711" >&2', 10)
+    faults.kill()
+    assert (faults.runs[-1].stdout, faults.runs[-1].stderr) == ("ok ${EDGE_TEST_CRED}\n", "err ${EDGE_TEST_CRED}\n")
 
 
 def test_missing_env_var_and_missing_program_are_hook_errors(monkeypatch):
