@@ -214,8 +214,9 @@ PLANS: dict[str, Plan] = {
     ]),
     # central + gw-1..4
     "iot": Plan(["central", "gw-1"], [
-        # duplicate-on-retry is not placed: no iot must cuts with hold (docs/resilience.md, cut_mode)
-        DefectRun("iot-a", {"gw-1": ["forward-synchronously", "raw-telemetry"],
+        # the forwarding family on three gateways: drop-on-partition for the drop-cut resyncs (IOT-RES-02,
+        # VID-RES-02), duplicate-on-retry for the hold-cut flaps (IOT-RES-07, VID-RES-03: one experiment)
+        DefectRun("iot-a", {"gw-1": ["forward-synchronously", "raw-telemetry"], "gw-2": ["duplicate-on-retry"],
                             "gw-3": ["drop-on-partition"], "gw-4": ["blocking-io", "health-waits-on-wan"]}),
     ]),
     # central + mec-1..3
@@ -228,7 +229,8 @@ PLANS: dict[str, Plan] = {
     "satcom": Plan(None, [
         DefectRun("satcom-a", {"remote-1": ["forward-synchronously", "no-stale-cache", "central-auth-only",
                                             "no-fsync", "ignore-config"]}),
-        DefectRun("satcom-b", {"remote-1": ["health-waits-on-wan"]}),  # no satcom must cuts with hold
+        # duplicate-on-retry (SAT-RES-11's hold-cut flap) here: satcom-a and -c carry the other forwarding defects
+        DefectRun("satcom-b", {"remote-1": ["health-waits-on-wan", "duplicate-on-retry"]}),
         DefectRun("satcom-c", {"remote-1": ["drop-on-partition", "slow-path"]}),
     ]),
     # central + far-1..2; URLLC-LAT-01 judges a 3 ms budget at the median: not next to other runs
