@@ -279,7 +279,16 @@ def test_hook_timeout_kills_the_whole_process_group(tmp_path):
 def test_ctrl_c_during_a_hook_kills_its_group_and_propagates(tmp_path):
     pidfile = tmp_path / "child.pid"
     hook = Hook("partition", f'sleep 60 & echo $! > "{pidfile}"; wait', 30)
-    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+    def interrupt_once_the_child_runs():
+        # not after a fixed second: on a busy machine the shell may not have started its child yet
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not pidfile.read_text(errors="replace").strip() if pidfile.exists() \
+                else time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(0.2, interrupt_once_the_child_runs)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         timer.start()
