@@ -39,6 +39,7 @@ from typing import Any
 
 from .. import __version__
 from ..model.boundedio import MAX_YAML_BYTES, read_input
+from ..model import secrets as S
 from ..model.errors import ConfigError
 from ..model.yamlfile import parse_yaml
 from ..model.paths import profiles_dir, suites_dir
@@ -52,7 +53,7 @@ ROOT_PREFIX = "edge-conformance-"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 REPORTS = {"junit": "junit.xml", "md": "summary.md", "html": "report.html"}
-MIN_SECRET_LENGTH = 6  # shorter values (ports, "true") would be found everywhere
+MIN_SECRET_LENGTH = S.MIN_SECRET_LENGTH  # shorter values (ports, "true") would be found everywhere
 _SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 
 
@@ -290,12 +291,14 @@ def _secret_values(results: dict) -> dict[str, str]:
 
 
 def scan_secrets(members: dict[str, bytes], secrets: dict[str, str]) -> None:
+    """Refuse a member holding a known secret value in any form (as is, JSON-escaped, HTML-escaped):
+    a signed bundle cannot be redacted afterwards. The run itself redacts what it writes
+    (model/secrets.py), so this finds only what reached the output directory some other way."""
     for name, data in members.items():
-        for var, value in secrets.items():
-            forms = {value.encode("utf-8"), json.dumps(value)[1:-1].encode("utf-8")}
-            if any(f in data for f in forms):
-                raise ConfigError(name, None, None, f"contains the value of ${{{var}}}, a credential of the target; "
-                                                    "refusing to put a secret in a bundle")
+        var = S.find(data, secrets)
+        if var is not None:
+            raise ConfigError(name, None, None, f"contains the value of ${{{var}}}, a credential of the target; "
+                                                "refusing to put a secret in a bundle")
 
 
 def _epoch(results: dict) -> int:
