@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..model import results as R
+from ..model import secrets
 from ..model.errors import ConfigError, did_you_mean
 from ..model.paths import suites_dir
 from ..model.profile import load_profile
@@ -60,7 +61,9 @@ def validate_inputs(opts: RunOptions) -> None:
             raise ConfigError(None, None, "--requirement", f'no requirement "{rid}" in '
                               f'{", ".join(opts.profiles)}{did_you_mean(rid, known_ids)}')
     if not is_emulated_ref(opts.target):
-        check_site_selectors(load_target(opts.target), opts.sites, "--site")
+        target = load_target(opts.target)
+        check_site_selectors(target, opts.sites, "--site")
+        secrets.check_lengths(target)  # a credential too short to redact: one line now, not after start
     if opts.waivers:
         load_waivers(opts.waivers)
     known = available_suites()
