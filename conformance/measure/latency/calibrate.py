@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import ProbeConfig
 from .loopback import LoopbackServer, LoopbackServerProcess
+from .runloop import run_until_done
 from .timing import new_probe_loop
 
 DEFAULT_FLOOR_DURATION_S = 1.0
@@ -66,10 +67,13 @@ async def measure_floor(config: ProbeConfig, *, duration: float = DEFAULT_FLOOR_
         loopback = LoopbackServer()
     else:
         raise ValueError("server must be 'process' or 'thread'")
-    await asyncio.to_thread(loopback.start)  # starting a child process blocks for ~0.2 s
+    starting = asyncio.ensure_future(asyncio.to_thread(loopback.start))  # a child process: ~0.2 s
     try:
+        await asyncio.shield(starting)
         result = await probe(floor_config(config, loopback.url_for(config.protocol), duration))
     finally:
+        # Cancelled (Ctrl-C) while the server was starting: its thread still starts it; stop it after.
+        await asyncio.wait([starting])
         await asyncio.to_thread(loopback.stop)
     lat = result.latency
     return Floor(protocol=result.protocol, rate=result.rate, server=server, samples=result.samples,
@@ -86,8 +90,5 @@ def calibrate(protocol: str = "http", rate: float = 500.0, *, duration: float = 
     base = ProbeConfig(target="http://127.0.0.1:9/", protocol=protocol, rate=rate, duration=duration,
                        max_in_flight=max_in_flight, payload_size=payload_size, arrivals=arrivals,
                        realtime=realtime)
-    loop = new_probe_loop(max_in_flight)
-    try:
-        return loop.run_until_complete(measure_floor(base, duration=duration, server=server))
-    finally:
-        loop.close()
+    return run_until_done(lambda: new_probe_loop(max_in_flight),
+                          lambda: measure_floor(base, duration=duration, server=server))

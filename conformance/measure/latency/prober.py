@@ -29,6 +29,7 @@ from .histogram import encode, summarize
 from .protocols import CallbackProtocol, Protocol, make_protocol
 from .recorder import Recorder
 from .result import LatencyResult
+from .runloop import run_until_done
 from .safety import check_target
 from .schedule import arrival_offsets_ns
 from .selfcheck import LoopLagTicker, assess, lag_stats
@@ -66,21 +67,19 @@ async def probe(config: ProbeConfig, protocol: Protocol | None = None) -> Latenc
 
 
 def run_probe(config: ProbeConfig, protocol: Protocol | None = None) -> LatencyResult:
-    """Synchronous probe: runs a fresh event loop (microsecond timers) in the calling thread."""
+    """Synchronous probe: runs a fresh event loop (microsecond timers) in the calling thread.
+
+    Interrupted (KeyboardInterrupt, or SIGTERM where a handler raises), the probe is cancelled and
+    its loop torn down before the interrupt is raised (see runloop.py)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         pass
     else:
         raise RuntimeError("run_probe() was called inside a running event loop; use `await probe(config)`")
-    loop = new_probe_loop(config.max_in_flight)
-    try:
-        return loop.run_until_complete(probe(config, protocol))
-    finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+    # run_until_done takes the loop down on every way out; Ctrl-C or SIGTERM cancels the probe, which
+    # unwinds through its finally blocks, and the KeyboardInterrupt is raised here afterwards.
+    return run_until_done(lambda: new_probe_loop(config.max_in_flight), lambda: probe(config, protocol))
 
 
 @dataclass
@@ -109,28 +108,23 @@ class _ProbeRun:
         process = psutil.Process()
         cpu_before, wall_before = process.cpu_times(), time.perf_counter()
 
-        try:
-            # connect() only prepares (resolves, picks an address); it must not hang or end the run:
-            # an unreachable target shows up as failed requests, counted by kind.
-            async with asyncio.timeout(config.timeout + 5.0):
-                await self.protocol.connect()
-        except Exception:  # noqa: BLE001 - see above
-            pass
         ticker = LoopLagTicker(config.loop_tick_interval)  # never spins: its coarse-timer error is known
-        ticker.start()
-        tasks: set[asyncio.Task] = set()
+        tasks: set[asyncio.Future] = set()
         try:
+            try:
+                # connect() only prepares (resolves, picks an address); it must not hang or end the run:
+                # an unreachable target shows up as failed requests, counted by kind.
+                async with asyncio.timeout(config.timeout + 5.0):
+                    await self.protocol.connect()
+            except Exception:  # noqa: BLE001 - see above
+                pass
+            ticker.start()
             start_ns = now_ns() + _LEAD_NS
             schedule = await self._send_all(start_ns, spin_ns, tasks)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)  # each is bounded by the timeout
-        finally:  # only non-empty when the probe itself was cancelled or failed
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            await ticker.stop()
-            await self.protocol.close()
+        finally:
+            await self._wind_down(tasks, ticker)
 
         cpu_after, wall_after = process.cpu_times(), time.perf_counter()
         cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
@@ -186,6 +180,21 @@ class _ProbeRun:
             prober_cpu_percent=round(100 * cpu_s / max(wall_after - wall_before, 1e-9), 1),
             schedule_start_ns=start_ns,
         )
+
+    async def _wind_down(self, tasks: set[asyncio.Future], ticker: LoopLagTicker) -> None:
+        """Cancel what is still in flight (only when the probe itself was cancelled or failed), stop the
+        ticker and close the connections: each step also when an earlier one was interrupted."""
+        try:
+            in_flight = list(tasks)
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        finally:
+            try:
+                await ticker.stop()
+            finally:
+                await self.protocol.close()
 
     async def _send_all(self, start_ns: int, spin_ns: int, tasks: set) -> _Schedule:
         """Walk the schedule, starting one task per request."""

@@ -36,10 +36,9 @@ class LoopLagTicker:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # wait() does not raise the ticker's own CancelledError, so it cannot swallow one meant
+            # for the caller (the probe being cancelled while it stops the ticker)
+            await asyncio.wait([self._task])
 
     async def _run(self) -> None:
         expected = now_ns() + self.interval_ns
