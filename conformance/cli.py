@@ -667,7 +667,7 @@ def keygen(prefix, force):
 
 @main.command()
 @click.argument("results_file", metavar="RESULTS", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Write to this file.")
 @_friendly_errors
 def metrics(results_file, out):
     """Write a run's results as OpenMetrics text (for GitLab's metrics report).
@@ -676,12 +676,17 @@ def metrics(results_file, out):
     Example:
       edge-conformance metrics edge-results/latest --out metrics.txt
     """
+    from .report import writer
     from .report.compare import load_run
     from .report.openmetrics import render_openmetrics
 
+    # RESULTS may be a run's directory: its results.json is the file to keep
+    protect = [results_file, results_file / "results.json"]
+    if out:  # refused before the work, as `report --out`: a directory, a FIFO or device, a run's record
+        writer.check_report_path(out, protect=protect, directory_hint="")
     text = render_openmetrics(load_run(results_file))
-    if out:
-        Path(out).write_text(text, encoding="utf-8")
+    if out:  # atomic; a path that cannot be written is one line too
+        writer.write_report_file(out, text, protect=protect, directory_hint="")
     else:
         click.echo(text, nl=False)
 

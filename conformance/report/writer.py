@@ -76,13 +76,19 @@ def write_reports(results: dict, out_dir: Path, formats: Iterable[str] = DEFAULT
     return written
 
 
-def write_report_file(path: str | Path, text: str, *, protect: Iterable[str | Path] = ()) -> Path:
+# What `report` suggests to someone who gave a directory for one report; other commands (`metrics`)
+# write exactly one file and pass directory_hint="".
+ALL_INTO_DIRECTORY = " (or --format all --out DIR to write every report into a directory)"
+
+
+def write_report_file(path: str | Path, text: str, *, protect: Iterable[str | Path] = (),
+                      directory_hint: str = ALL_INTO_DIRECTORY) -> Path:
     """Write one report atomically to `path`, refusing (ConfigError) what would lose something:
 
     a directory, a FIFO or device, the results file being rendered (`protect`) or any other run's
     results.json (a report written over it would replace what was measured), or a path that cannot be
     written (its folder is a file, no permission, disk full)."""
-    path = check_report_path(path, protect=protect)
+    path = check_report_path(path, protect=protect, directory_hint=directory_hint)
     try:
         atomic_write_text(path, text)
     except OSError as exc:
@@ -90,13 +96,13 @@ def write_report_file(path: str | Path, text: str, *, protect: Iterable[str | Pa
     return path
 
 
-def check_report_path(path: str | Path, *, protect: Iterable[str | Path] = ()) -> Path:
-    """write_report_file's refusals, before anything is rendered."""
+def check_report_path(path: str | Path, *, protect: Iterable[str | Path] = (),
+                      directory_hint: str = ALL_INTO_DIRECTORY) -> Path:
+    """write_report_file's refusals, before anything is rendered (used by every command's --out FILE)."""
     path = Path(path)
     where = str(path)
     if path.is_dir():
-        raise ConfigError(where, None, None, "is a directory: give a file name (or --format all --out DIR to "
-                                             "write every report into a directory)")
+        raise ConfigError(where, None, None, f"is a directory: give a file name{directory_hint}")
     if path.exists():
         if not path.is_file():
             raise ConfigError(where, None, None, "is not a regular file (a FIFO, device or socket): give a file name")
