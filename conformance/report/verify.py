@@ -39,15 +39,19 @@ from typing import Any
 from .. import __version__
 from ..model import recompute as RC
 from ..model import results as R
-from ..model.boundedio import parse_json
+from ..model.boundedio import MAX_JSON_BYTES, parse_json
 from ..model.errors import ConfigError
 from ..model.verdict import left_out_by_scope
 from . import keys
 from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, same_report, sha256
 
 NO_SITE = "(none)"  # pytest_plugin.NO_SITE: the site of a requirement that applies to no site of the target
-MAX_MEMBER_BYTES = 512 * 2**20
-MAX_TOTAL_BYTES = 2 * 2**30
+# A bundle is untrusted input, and its members are held in memory to be checked: a few MiB of gzip can
+# hold gigabytes of zeros. The largest member a run writes is results.json or report.html, both
+# bounded by what the harness reads back (MAX_JSON_BYTES); the limits refuse a bigger one from its tar
+# header, before a byte of it is read.
+MAX_MEMBER_BYTES = MAX_JSON_BYTES
+MAX_TOTAL_BYTES = 3 * MAX_JSON_BYTES
 
 
 @dataclass
@@ -116,6 +120,26 @@ def _escape(c: str) -> str:
 # ------------------------------------------------------------------------------------------ reading
 
 
+def _check_sizes(p: Path) -> None:
+    """Refuse a bundle bigger than MAX_MEMBER_BYTES a member or MAX_TOTAL_BYTES in all, reading only the
+    tar headers (the data in between is decompressed and skipped, never kept)."""
+    total = 0
+    try:
+        with tarfile.open(p, mode="r:*") as tar:
+            for info in tar:
+                if not info.isreg():
+                    continue
+                if info.size > MAX_MEMBER_BYTES:
+                    raise ConfigError(str(p), None, None, f"bundle too large to verify: member {shown(info.name)} "
+                                      f"is {info.size / 2**20:.0f} MiB (at most {MAX_MEMBER_BYTES // 2**20} MiB a member)")
+                total += info.size
+                if total > MAX_TOTAL_BYTES:
+                    raise ConfigError(str(p), None, None, f"bundle too large to verify: more than "
+                                      f"{MAX_TOTAL_BYTES // 2**20} MiB in all")
+    except (tarfile.TarError, OSError, EOFError, ValueError):
+        return  # an unreadable archive: read_members says so, with the reason
+
+
 def read_members(path: str | Path) -> tuple[str, dict[str, bytes], list[str]]:
     """(root folder, {name under the root: bytes}, structural problems). ConfigError if unreadable."""
     p = Path(path)
@@ -125,6 +149,7 @@ def read_members(path: str | Path) -> tuple[str, dict[str, bytes], list[str]]:
     members: dict[str, bytes] = {}
     roots: set[str] = set()
     total = 0
+    _check_sizes(p)  # every header first: nothing is held in memory before the whole is known to fit
     try:
         with tarfile.open(p, mode="r:*") as tar:
             for info in tar:
@@ -143,8 +168,12 @@ def read_members(path: str | Path) -> tuple[str, dict[str, bytes], list[str]]:
                     problems.append(f"member {name} is outside the bundle's folder")
                     continue
                 roots.add(parts[0])
-                if info.size > MAX_MEMBER_BYTES or total + info.size > MAX_TOTAL_BYTES:
-                    raise ConfigError(str(p), None, None, "bundle too large to verify")
+                if info.size > MAX_MEMBER_BYTES:
+                    raise ConfigError(str(p), None, None, f"bundle too large to verify: member {shown(name)} is "
+                                      f"{info.size / 2**20:.0f} MiB (at most {MAX_MEMBER_BYTES // 2**20} MiB a member)")
+                if total + info.size > MAX_TOTAL_BYTES:
+                    raise ConfigError(str(p), None, None, f"bundle too large to verify: more than "
+                                      f"{MAX_TOTAL_BYTES // 2**20} MiB in all")
                 total += info.size
                 rel = "/".join(parts[1:])
                 if rel in members:
