@@ -62,31 +62,34 @@ CASES = {
 
 _LAST_RSS_MB = [0.0]
 
+# Runs the CLI and writes its own peak RSS (VmHWM of its own address space) at exit. Not the rusage
+# figures: Linux carries the forking parent's high-water mark into a child's ru_maxrss, so a child of a
+# big pytest process would be charged with pytest's memory.
+CHILD = """
+import atexit, runpy, sys
+report = sys.argv.pop(1)
+def peak():
+    with open("/proc/self/status") as f:
+        kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(report, "w") as f:
+        f.write(kb)
+atexit.register(peak)
+sys.argv[0] = "edge-conformance"
+runpy.run_module("conformance.cli", run_name="__main__", alter_sys=True)
+"""
+
 
 def _run(args: list[str], cwd: Path) -> tuple[int, str, str, float]:
-    """The CLI in a child process; its own peak RSS (os.wait4: this child only, not every child the
-    test process ever had) is kept for _rss_of_child_mb()."""
+    """The CLI in a child process; its peak RSS is kept for _rss_of_child_mb()."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", *args], cwd=cwd, env=env,
-                                stdout=out, stderr=err)
-        deadline = time.monotonic() + 60
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        _LAST_RSS_MB[0] = usage.ru_maxrss / 1024
-        out.seek(0)
-        err.seek(0)
-        return (proc.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-                time.perf_counter() - started)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "peak"
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(report), *args], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=60)
+        elapsed = time.perf_counter() - started
+        _LAST_RSS_MB[0] = int(report.read_text()) / 1024 if report.exists() else float("inf")
+    return proc.returncode, proc.stdout, proc.stderr, elapsed
 
 
 def _rss_of_child_mb() -> float:
