@@ -100,8 +100,7 @@ def parse_json(data: bytes | str, display: str, *, limit: int = MAX_JSON_BYTES, 
         raise ConfigError(display, exc.lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(display, None, None, f"invalid JSON: {exc}") from None
-    depth = _depth(doc, max_depth)
-    if depth > max_depth:
+    if depth(doc, max_depth) > max_depth:
         raise ConfigError(display, None, None, f"is nested more than {max_depth} levels deep")
     return doc
 
@@ -111,8 +110,9 @@ def load_json_file(path: str | Path, display: str | None = None, *, limit: int =
     return parse_json(read_input(path, display, limit=limit, what="JSON file"), display, limit=limit)
 
 
-def _depth(doc: Any, stop: int) -> int:
-    """How deep containers nest (iteratively: the document may be deeper than the stack)."""
+def depth(doc: Any, stop: int = MAX_DEPTH) -> int:
+    """How deep containers nest, counted up to just past `stop` (iteratively: the document may be
+    deeper than the stack)."""
     deepest, todo = 0, [(doc, 1)]
     while todo:
         node, depth = todo.pop()

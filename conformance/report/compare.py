@@ -34,7 +34,7 @@ from ..model import catalog
 from ..model import expect as E
 from ..model import results as R
 from ..model import units as U
-from ..model.boundedio import MAX_DEPTH, MAX_JSON_BYTES, finite, read_text_input
+from ..model.boundedio import MAX_DEPTH, MAX_JSON_BYTES, depth, finite, read_text_input
 from ..model.errors import ConfigError
 from ..model.verdict import left_out_by_scope
 from . import view as V
@@ -168,7 +168,7 @@ def _parse(text: str, source: str, slim: bool) -> dict:
             doc = json.loads(text, parse_constant=_no_constant, object_hook=_slim_result)
         except (ValueError, RecursionError):
             doc = None
-        if doc is not None and _depth(doc) <= MAX_DEPTH:
+        if doc is not None and depth(doc) <= MAX_DEPTH:
             return check_document(doc, source)
     return parse_results(text, source)
 
@@ -182,24 +182,6 @@ def _slim_result(d: dict) -> dict:
     if "status" in d and "id" in d and "site" in d:
         return {k: d[k] for k in RESULT_FIELDS if k in d}
     return d
-
-
-def _depth(doc: Any) -> int:
-    """How deep containers nest (iteratively), as model/boundedio.parse_json bounds it."""
-    deepest, todo = 0, [(doc, 1)]
-    while todo:
-        node, depth = todo.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            break
-        todo.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return deepest
 
 
 def _bundle_results(p: Path) -> bytes:
