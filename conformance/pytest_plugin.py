@@ -456,9 +456,9 @@ def _check_waivers_match(session: EdgeSession) -> None:
 def _left_out_by(session: EdgeSession, case: Case) -> str:
     """The option that leaves this case out of the run ('' when it runs)."""
     if session.requirement_filter and case.requirement.id not in session.requirement_filter:
-        return "--requirement " + " ".join(sorted(session.requirement_filter))
+        return _flag(session.scope, "requirement") + " " + " ".join(sorted(session.requirement_filter))
     if session.site_filter and not case.site.matches(session.site_filter):
-        return "--site " + " ".join(session.site_filter)
+        return _flag(session.scope, "site") + " " + " ".join(session.site_filter)
     if session.only and case.id not in session.only:
         return "--edge-only (a re-run of what did not pass)"
     return ""
@@ -512,6 +512,7 @@ def run_scope(config: pytest.Config, target: Target, target_ref: str) -> dict:
     opt = config.getoption
     emulation = target.emulation or {}
     scope: dict[str, Any] = {
+        "cli": bool(opt("--edge-run-id")),  # started by `edge-conformance run` (its option names)
         "requirements": list(opt("--edge-requirement")), "suites": list(opt("--edge-suite")),
         "sites": list(opt("--edge-site")), "only": list(opt("--edge-only")),
         "keyword": config.option.keyword or "", "markers": config.option.markexpr or "",
@@ -530,7 +531,8 @@ def run_scope(config: pytest.Config, target: Target, target_ref: str) -> dict:
     # Our own selectors narrow the run by being given; pytest's (-k, -m, --deselect, --lf, test paths)
     # only when they leave out a requirement's test: see _narrowed_by_pytest.
     narrowed = [f"{flag} {' '.join(map(str, scope[key]))}" for key, flag in
-                (("requirements", "--requirement"), ("suites", "--suite"), ("sites", "--site"),
+                (("requirements", _flag(scope, "requirement")), ("suites", _flag(scope, "suite")),
+                 ("sites", _flag(scope, "site")),
                  ("only", "--edge-only")) if scope[key]]
     if scope["collect_only"]:
         narrowed.append("--collect-only")
@@ -544,6 +546,11 @@ def run_scope(config: pytest.Config, target: Target, target_ref: str) -> dict:
     scope["narrowed_by"], scope["changed_by"] = narrowed, changed
     scope["full"] = not narrowed
     return scope
+
+
+def _flag(scope: dict, name: str) -> str:
+    """The option as the user typed it: `--site` under `edge-conformance run`, `--edge-site` under pytest."""
+    return f"--{name}" if scope.get("cli") else f"--edge-{name}"
 
 
 def _narrowed_by_pytest(config: pytest.Config) -> str:
@@ -656,11 +663,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             ended = V.Ended("error", f"not collected: {broken[0][0]} could not be collected: {broken[0][1]}")
         elif catalog.get(check) is not None and check not in edge.implemented:
             if edge.scope["tests"] or edge.scope["suites"]:
-                why = ("--suite " + " ".join(edge.scope["suites"])) if edge.scope["suites"] else \
+                why = (_flag(edge.scope, "suite") + " " + " ".join(edge.scope["suites"])) if edge.scope["suites"] else \
                     "test paths " + " ".join(edge.scope["tests"])
                 _narrow(edge, why)
                 ended = V.Ended("not-measured", f"suite {suite} left out of this run ({why})",
-                                f"add --suite {suite}" if edge.scope["suites"] else f"add the {suite} suite's tests")
+                                f"add {_flag(edge.scope, 'suite')} {suite}" if edge.scope["suites"]
+                                else f"add --edge-suite {suite}")
             else:
                 ended = V.Ended("not-measured", f"suite {suite} was not collected", f"collect the {suite} suite")
         else:

@@ -186,10 +186,10 @@ def test_site_filter(edge_run):
     run = edge_run([req("ALL", applies_to=())], "--edge-site", "site-b", "--edge-site", "central")
     assert run.statuses() == {"ALL@central": "pass", "ALL@site-b": "pass", "ALL@site-a": "not-measured"}
     left_out = run.entry("ALL", "site-a")
-    assert left_out["message"] == ("ALL site-a: not measured: left out of this run (--site site-b central); "
-                                   "to measure it: run it without --site")
+    assert left_out["message"] == ("ALL site-a: not measured: left out of this run (--edge-site site-b central); "
+                                   "to measure it: run it without --edge-site")
     assert run.data["verdict"] == "incomplete" and run.result.ret == 3
-    assert run.data["scope"]["full"] is False and run.data["scope"]["narrowed_by"] == ["--site site-b central"]
+    assert run.data["scope"]["full"] is False and run.data["scope"]["narrowed_by"] == ["--edge-site site-b central"]
     run = edge_run([req("ALL", applies_to=())], "--edge-site", "edge")
     assert run.statuses() == {"ALL@site-a": "pass", "ALL@site-b": "pass", "ALL@central": "not-measured"}
 
@@ -197,7 +197,7 @@ def test_site_filter(edge_run):
 def test_requirement_filter_leaves_the_rest_not_measured(edge_run):
     run = edge_run([req("REQ-1"), req("REQ-2")], "--edge-requirement", "REQ-1")
     assert run.statuses() == {"REQ-1@site-a": "pass", "REQ-2@site-a": "not-measured"}
-    assert run.data["verdict"] == "incomplete" and run.data["scope"]["narrowed_by"] == ["--requirement REQ-1"]
+    assert run.data["verdict"] == "incomplete" and run.data["scope"]["narrowed_by"] == ["--edge-requirement REQ-1"]
 
 
 def test_keyword_deselection_is_recorded_and_never_a_pass(edge_run):
