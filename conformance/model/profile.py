@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from . import expect as E
 from .errors import ConfigError, did_you_mean
 from .paths import profiles_dir
 from .schema_errors import validate as schema_validate
-from .units import UnitError, to_base
+from .units import UnitError, parse_quantity
 from .yamlfile import YamlDoc, load_yaml
 
 LEVELS = ("must", "should", "may")
@@ -101,8 +101,15 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
                                         f" (shipped: {', '.join(names) or 'none'}; or give a path)")
 
 
-def load_profile(ref: str) -> Profile:
-    return _load(resolve_ref(ref), seen=())
+# How a profile reference (a load_profile ref, or an `extends:` value with the extending file's folder)
+# becomes a file: resolve_ref, unless the caller gives its own (verify: only files of the bundle).
+Resolver = Callable[[str, Path | None], Path]
+
+
+def load_profile(ref: str, resolver: Resolver | None = None) -> Profile:
+    """The profile `ref` names, its `extends` chain resolved by `resolver` (default resolve_ref)."""
+    resolve = resolver or resolve_ref
+    return _load(resolve(ref, None), seen=(), resolve=resolve)
 
 
 def _display(path: Path) -> str:
@@ -115,7 +122,7 @@ def _display(path: Path) -> str:
             return str(path)
 
 
-def _load(path: Path, seen: tuple[str, ...]) -> Profile:
+def _load(path: Path, seen: tuple[str, ...], resolve: Resolver = resolve_ref) -> Profile:
     display = _display(path)
     doc = load_yaml(path, display)
     if not isinstance(doc.data, dict):
@@ -133,10 +140,10 @@ def _load(path: Path, seen: tuple[str, ...]) -> Profile:
         if key in seen:
             raise doc.error(("extends",), "profiles extend each other in a cycle")
         try:
-            parent_path = resolve_ref(data["extends"], relative_to=path.parent)
+            parent_path = resolve(data["extends"], path.parent)
             if not parent_path.is_file():
                 raise doc.error(("extends",), f'no profile file "{data["extends"]}" (looked for {parent_path})')
-            parent = _load(parent_path, seen + (key,))
+            parent = _load(parent_path, seen + (key,), resolve)
         except ConfigError as exc:
             if exc.source is None:  # an unknown name: point at our extends line
                 raise doc.error(("extends",), exc.message) from None
@@ -258,28 +265,12 @@ _KIND_CHECKS = {
     "list": (lambda v: isinstance(v, list), "a list"),
     "any": (lambda v: True, "anything"),
 }
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zµ]+)\s*$")
-
-
 def parse_duration(value: object) -> float:
-    """'5 s', '250 ms', '2 min' or a bare number of seconds -> seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):  # .nan or .inf: a timeout that never ends
-            raise ValueError(f"a duration must be a finite number, got {value!r}")
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            try:
-                seconds = to_base(float(m[1]), m[2], "time")
-            except UnitError as exc:
-                raise ValueError(str(exc)) from None
-            if not math.isfinite(seconds):
-                raise ValueError(f"a duration must be a finite number, got {value!r}")
-            return seconds
-    raise ValueError(f'expected a duration such as "5 s" or "250 ms", got {value!r}')
+    """'5 s', '250 ms', '2 min' or a bare number of seconds -> seconds (a bare number in quotes is
+    refused: "5" in a YAML file is as likely minutes as seconds)."""
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        raise ValueError(f'{value!r} needs a unit, e.g. "5 s" or "250 ms"')
+    return parse_quantity(value, "time", "s", example='"5 s" or "250 ms"', name="a duration")
 
 
 def _validate_params(raw: dict, spec: catalog.CheckSpec | None, where: tuple, doc: YamlDoc) -> dict:

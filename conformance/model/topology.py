@@ -30,18 +30,19 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edge_workloads.settings import SettingsError, check_settings  # a site's settings are the workloads' own
+
 from .errors import ConfigError, did_you_mean
-from .units import lookup
-from .site_settings import SettingsError, check_settings
+from . import units
 from .yamlfile import YamlDoc, load_yaml
 
 ROLES = ("central", "regional", "edge")
-# The site processes (conformance.emulation.workloads) implement these two behaviours.
+# The site processes (edge_workloads, the reference workloads) implement these two behaviours.
 WORKLOADS = ("central", "edge")
 # A regional site has no workload of its own: by default it is an edge box that reaches central.
 DEFAULT_WORKLOAD = {"central": "central", "regional": "edge", "edge": "edge"}
 # Defect switches of the site-process contract (the spelling never changes); a test keeps this list
-# in step with conformance.emulation.workloads.defects, which the model may not import.
+# in step with edge_workloads.defects.
 DEFECTS = ("forward-synchronously", "drop-on-partition", "duplicate-on-retry", "no-stale-cache",
            "raw-telemetry", "central-auth-only", "slow-path", "leak-personal", "no-heartbeat",
            "ignore-config", "no-fsync", "health-broken", "exits-after-start", "extra-listener",
@@ -542,7 +543,7 @@ def _opt_str(doc: YamlDoc, where: tuple, value: Any) -> str | None:
 
 # --------------------------------------------------------------------------- units
 
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(\S.*?)?\s*$")
+# What a topology accepts per dimension (the one parser is model.units.parse_quantity).
 _ALLOWED = {
     "time": ("us", "µs", "ms", "s"),
     "ratio": ("%",),
@@ -554,7 +555,7 @@ _BITRATE_ALIASES = {"bit": "bit/s", "kbit": "kbit/s", "mbit": "Mbit/s", "gbit": 
                     "bit/s": "bit/s", "kbit/s": "kbit/s", "mbit/s": "Mbit/s", "gbit/s": "Gbit/s"}
 _EXAMPLE = {"time": '"20 ms"', "ratio": '"0.1 %" or a fraction such as 0.001',
             "bitrate": '"10 Mbit/s" (or "unlimited")', "size": '"512 MiB"'}
-_LIMIT = {"time": 60.0, "ratio": 1.0}  # a 60 s one-way delay is certainly a typo
+_LIMIT = {"time": 60.0}  # a 60 s one-way delay is certainly a typo
 
 
 def quantity(doc: YamlDoc, where: tuple, value: Any, dimension: str) -> float | None:
@@ -572,37 +573,10 @@ def quantity(doc: YamlDoc, where: tuple, value: Any, dimension: str) -> float | 
 def parse_quantity(value: Any, dimension: str) -> float | None:
     if dimension == "bitrate" and (value is None or value == "unlimited"):
         return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a value such as {_EXAMPLE[dimension]}, got {value!r}")
-    if isinstance(value, (int, float)):
-        number, unit = float(value), ""
-    elif isinstance(value, str) and (m := _QUANTITY.match(value)):
-        number, unit = float(m[1]), (m[2] or "")
-    elif isinstance(value, str) and value.strip().startswith("-"):
-        raise ValueError(f'"{value}" cannot be negative')
-    else:
-        raise ValueError(f"expected a value such as {_EXAMPLE[dimension]}, got {value!r}")
-    if not unit:
-        if dimension == "ratio":
-            base = number
-        elif dimension == "time" and number == 0:
-            base = 0.0
-        else:
-            raise ValueError(f"{value!r} needs a unit, e.g. {_EXAMPLE[dimension]}")
-    else:
-        if dimension == "bitrate":
-            unit = _BITRATE_ALIASES.get(unit.lower(), unit)
-        if unit not in _ALLOWED[dimension]:
-            raise ValueError(f'unknown unit "{unit}" in {value!r}{did_you_mean(unit, _ALLOWED[dimension])} '
-                             f"(use {', '.join(u for u in _ALLOWED[dimension] if u != 'µs')})")
-        base = number * lookup(unit).factor
-    if not math.isfinite(base):  # .nan, .inf, 1e999
-        raise ValueError(f"{value!r} is not a finite number")
+    base = units.parse_quantity(value, dimension, "ratio" if dimension == "ratio" else None,
+                                units=_ALLOWED[dimension], example=_EXAMPLE[dimension],
+                                aliases=_BITRATE_ALIASES if dimension == "bitrate" else None,
+                                maximum=_LIMIT.get(dimension), name="a value")
     if dimension == "bitrate" and base <= 0:  # a link that can carry nothing is a partition, not a rate
         raise ValueError(f'{value!r}: a rate must be more than 0 (or "unlimited")')
-    limit = _LIMIT.get(dimension)
-    if limit is not None and base > limit:
-        what = "a loss above 100 %" if dimension == "ratio" else f"more than {limit:g} s"
-        raise ValueError(f"{value!r} is out of range ({what})")
     return base
-

@@ -8,6 +8,8 @@ same requirement and `p99 <= 20 rps` is rejected when the profile is validated.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import did_you_mean
@@ -109,19 +111,71 @@ def format_value(value: float, unit: str) -> str:
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
-def parse_quantity(value: object, dimension: str, bare_unit: str) -> float:
-    """A profile value such as 25, "25 ms", "5 %" or "1 Mbit/s" -> base units; a bare number is in
-    `bare_unit`. Negative values, and ratios above 100 %, are refused (ValueError, UnitError)."""
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(\S.*?)?\s*$")
+_EXAMPLE = {TIME: '"20 ms"', RATIO: '"0.1 %"', SIZE: '"512 MiB"', BITRATE: '"10 Mbit/s"', RATE: '"100 rps"',
+            CPU: '"0.5 cores"', COUNT: "10", BOOL: "true"}
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_quantity(value: object, dimension: str, bare_unit: str | None = None, *,
+                   units: Iterable[str] | None = None, aliases: Mapping[str, str] | None = None,
+                   maximum: float | None = None, example: str | None = None, name: str | None = None) -> float:
+    """The one reader of a quantity written in a file: 25, "25 ms", "25ms", "0.1 %", "10 Mbit/s",
+    "512 MiB" -> a float in the dimension's base unit (s, fraction, B, bit/s, rps, cores).
+
+    The caller states its policy: `bare_unit` is the unit of a bare number (None: a unit is required,
+    but a bare 0 is 0 in any unit); `units` the symbols accepted (default: every unit of the
+    dimension); `aliases` other spellings of them (looked up lower-cased); `maximum` in base units.
+    Negative and non-finite values, and ratios above 100 %, are always refused. Every refusal is a
+    ValueError whose message names the value, ready to follow a file:line: field prefix.
+    """
+    example = example or _EXAMPLE.get(dimension, "")
+    shown = _shown(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a number or a quantity such as \"25 {bare_unit or example_units(dimension)}\"")
+        raise ValueError(f"expected {name or 'a ' + dimension} such as {example}, got {shown}")
+    unit = ""
+    if isinstance(value, str):
+        m = _QUANTITY.match(value)
+        if not m:
+            if value.strip().startswith("-"):
+                raise ValueError(f"{shown} cannot be negative")
+            raise ValueError(f"expected {name or 'a ' + dimension} such as {example}, got {shown}")
+        number: object = m[1]
+        unit = m[2] or ""
+    else:
+        number = value
     try:
-        if isinstance(value, str):
-            number, _, unit = value.strip().partition(" ")
-            base = to_base(float(number), unit.strip() or bare_unit, dimension)
-        else:
-            base = to_base(float(value), bare_unit, dimension)
+        amount = float(number)  # type: ignore[arg-type]
     except OverflowError:  # an int of 300 digits
-        raise ValueError("out of range") from None
-    if not math.isfinite(base) or base < 0 or (dimension == RATIO and base > 1):
-        raise ValueError("out of range")
+        raise ValueError(f"{shown} is out of range") from None
+    if not math.isfinite(amount):  # .nan, .inf, 1e999
+        raise ValueError(f"{shown} is not a finite number")
+    if amount < 0:
+        raise ValueError(f"{shown} cannot be negative")
+    if aliases:
+        unit = aliases.get(unit.lower(), unit)
+    accepted = tuple(units) if units is not None else tuple(
+        u.symbol for u in _UNITS if u.dimension == dimension)
+    if not unit:
+        if bare_unit is None and amount != 0:
+            raise ValueError(f"{shown} needs a unit, e.g. {example}")
+        unit = bare_unit or ""
+    elif unit not in accepted:
+        known = UNITS.get(unit)
+        if known is not None and known.dimension != dimension:
+            raise ValueError(f'unit "{unit}" in {shown} is a {known.dimension}, not a {dimension}'
+                             f" (use {', '.join(u for u in accepted if u != 'µs')})")
+        raise ValueError(f'unknown unit "{unit}" in {shown}{did_you_mean(unit, accepted)}'
+                         f" (use {', '.join(u for u in accepted if u != 'µs')})")
+    base = to_base(amount, unit, dimension) if unit or dimension in (RATIO, COUNT, BOOL) else amount
+    if not math.isfinite(base):
+        raise ValueError(f"{shown} is out of range")
+    if dimension == RATIO and base > 1:
+        raise ValueError(f"{shown} is out of range (above 100 %)")
+    if maximum is not None and base > maximum:
+        raise ValueError(f"{shown} is out of range (more than {format_value(maximum, BASE_UNIT[dimension])})")
     return base

@@ -302,13 +302,13 @@ def test_errors_are_located(tmp_path):
 
 
 @pytest.mark.parametrize("param, value, line, message", [
-    ("delays_ms", '[5, "10 msec", 20]', 10, 'delays_ms[1]: \'10 msec\' is not a valid time (unknown unit "msec"'),
-    ("losses", '["5 %", "150 %"]', 10, "losses[1]: '150 %' is not a valid ratio (out of range)"),
-    ("bandwidths", "[true]", 10, "bandwidths[0]: True is not a valid bitrate"),
-    ("delays_ms", "[5, " + "9" * 400 + "]", 10, "delays_ms[1]: 9999999999999999999999999999999999999... is not a "
-                                                  "valid time (out of range)"),
-    ("delays_ms", "[.inf]", 10, "delays_ms[0]: inf is not a valid time (out of range)"),
-    ("losses", '["nan %"]', 10, "losses[0]: 'nan %' is not a valid ratio (out of range)"),
+    ("delays_ms", '[5, "10 msec", 20]', 10, 'delays_ms[1]: unknown unit "msec" in \'10 msec\' (did you mean "ms"?)'),
+    ("losses", '["5 %", "150 %"]', 10, "losses[1]: '150 %' is out of range (above 100 %)"),
+    ("bandwidths", "[true]", 10, "bandwidths[0]: expected a bitrate such as \"10 Mbit/s\", got True"),
+    ("delays_ms", "[5, " + "9" * 400 + "]", 10, "delays_ms[1]: 9999999999999999999999999999999999999... is out "
+                                                  "of range"),
+    ("delays_ms", "[.inf]", 10, "delays_ms[0]: inf is not a finite number"),
+    ("losses", '["nan %"]', 10, "losses[0]: expected a ratio such as \"0.1 %\", got 'nan %'"),
     ("operations", "[pos, contnet]", 10, "operations[1]: 'contnet' is not one of pos, content "
                                          '(did you mean "content"?)'),
 ])
