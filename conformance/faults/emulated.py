@@ -7,7 +7,8 @@
     faults.reset("store-1")                      # back to the topology's link parameters, healed
     faults.kill("store-1")                       # a crash; the site comes back by itself (~0.5 s)
 
-Every call has a timeout and raises FaultError (a MeasurementError: a check that cannot inject its
+Every call goes through the one HTTP client (conformance.measure.http.call_json), has a timeout and
+raises FaultError (a MeasurementError: a check that cannot inject its
 fault reports `error`, not `fail`) with the supervisor's own explanation when it refuses.
 A fault goes only to a deployment the harness started: a loopback control_url registered in the
 caller's own state root (conformance.emulation.deployment.owned_control); anything else (a
@@ -18,13 +19,10 @@ in any process the harness runs.
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
+from ..measure.http import CallError, call_json
 from ..model.errors import MeasurementError
 
 LINK_KINDS = ("wan", "access")
@@ -131,26 +129,16 @@ class EmulatedFaults:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         self._gate(method)
-        url = self.control_url + path
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
         what = f"{method} {path}"
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error")
-            except (ValueError, AttributeError, OSError):
-                message = None
-            raise FaultError(f"fault {what} refused (HTTP {exc.code}): {message or exc.reason}") from None
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise FaultError(f"fault {what}: emulation control API at {self.control_url} did not answer "
-                             f"within {self.timeout:g} s ({reason}); is the deployment still up?") from None
-        except ValueError as exc:
-            raise FaultError(f"fault {what}: answer is not JSON ({exc})") from None
+            return call_json(method, self.control_url + path, body, timeout=self.timeout, empty={})
+        except CallError as exc:
+            if exc.status is None:
+                raise FaultError(f"fault {what}: emulation control API at {self.control_url} did not answer "
+                                 f"within {self.timeout:g} s ({exc.detail}); is the deployment still up?") from None
+            if exc.kind == "protocol":
+                raise FaultError(f"fault {what}: answer is not JSON ({exc.detail})") from None
+            raise FaultError(f"fault {what} refused (HTTP {exc.status}): {exc.detail}") from None
 
 
 def _q(part: str) -> str:

@@ -1,8 +1,8 @@
 """HTTP helpers for API and security checks: requests with a CA file, header and credential probes.
 
-Requests go through measure.http (a hard overall deadline, a network failure is a
-MeasurementError, an optional CA bundle for https); this module adds basic-auth attempts and a look
-at headers that leak the server's software version.
+Requests go through measure.http, the one HTTP client (a hard overall deadline, a network failure is a
+MeasurementError here, an optional CA bundle for https); this module adds header checks, basic-auth
+attempts and a look at headers that leak the server's software version.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import re
 
-from .http import HttpResponse, http_request
+from .http import HttpResponse, header, http_request
 
 
 def fetch(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dict | None = None,
@@ -18,15 +18,6 @@ def fetch(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dict 
     """One request with a hard deadline; `ca_file` verifies https against that bundle."""
     return http_request(url, method=method, timeout=timeout, headers=headers, body=body,
                         max_body=max_body, ca_file=ca_file)
-
-
-def header(headers: dict[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup."""
-    low = name.lower()
-    for key, value in headers.items():
-        if key.lower() == low:
-            return value
-    return None
 
 
 def header_mismatches(headers: dict[str, str], expected: dict) -> list[str]:
