@@ -30,8 +30,8 @@ RUN_ID_ENV = "EDGE_CONFORMANCE_RUN_ID"
 ROOT_ENV = state.ROOT_ENV
 UNREADABLE = "?"  # the root label of a process whose environment we may not read: never ours
 # Only processes running one of our modules are ever swept up by run id: a user's shell that happens
-# to export the variable must never be killed.
-OUR_MODULES = "conformance.emulation"
+# to export the variable must never be killed. The sites run the reference workloads' package.
+OUR_MODULES = ("conformance.emulation", "edge_workloads")
 
 
 class SpawnError(RuntimeError):
@@ -145,7 +145,7 @@ def label_of(proc: psutil.Process) -> tuple[str, str | None] | None:
     """
     try:
         cmdline = proc.cmdline()
-        if not any(OUR_MODULES in part for part in cmdline):
+        if not any(module in part for part in cmdline for module in OUR_MODULES):
             return None
         try:
             env = proc.environ()

@@ -28,7 +28,7 @@ from typing import Any
 from ..model.topology import SiteSpec
 from . import procs
 
-WORKLOAD_MODULE = "conformance.emulation.workloads"
+WORKLOAD_MODULE = "edge_workloads"
 RESTART_DELAY_S = 0.5
 MAX_RESTART_DELAY_S = 5.0
 STOP_GRACE_S = 5.0

@@ -42,7 +42,7 @@ from ..model.topology import LinkSpec, Topology, apply_defects, load_topology
 from . import pki, procs, state
 from .linkctl import Linkd, LinkdError
 from .sites import EXITED, ManagedSite
-from .workloads.defects import readiness_path
+from edge_workloads.defects import readiness_path
 
 DEFAULT_TIMEOUT_S = 60.0
 HEALTH_POLL_S = 0.1

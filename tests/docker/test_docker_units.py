@@ -76,7 +76,7 @@ def test_site_recipe_digest_follows_the_code():
     d3, _, _ = images.site_recipe(extra_files={"conformance/emulation/docker/marker.txt": b"x"})
     assert d1 == d2 != d3
     assert base.startswith(images.BASE_REPOSITORY + ":")
-    assert "conformance/emulation/workloads/edge.py" in files
+    assert "edge_workloads/edge.py" in files
     assert "conformance/emulation/docker/siteinit.py" in files
     assert any(name.startswith("aiohttp/") for name in files)
     assert not any(name.startswith("conformance/emulation/docker/backend") for name in files)  # harness side only

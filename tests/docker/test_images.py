@@ -42,6 +42,6 @@ def test_a_changed_recipe_builds_a_new_image_then_hits_the_cache(docker_client, 
 def test_image_has_what_testinfra_and_the_stack_need(docker_client, site_image):
     script = ("set -e; for t in sh ps ss ip ping nc python3 nginx mosquitto mosquitto_pub mosquitto_sub; do "
               "command -v $t >/dev/null || { echo missing $t; exit 1; }; done; "
-              "python3 -c 'import aiohttp, conformance.emulation.workloads.edge; print(aiohttp.__version__)'")
+              "python3 -c 'import aiohttp, edge_workloads.edge; print(aiohttp.__version__)'")
     out = docker_client.containers.run(site_image.tag, ["-c", script], entrypoint="/bin/sh", remove=True)
     assert out.decode().strip().split(".")[0] == "3"

@@ -281,7 +281,7 @@ def test_bare_defect_means_every_site_that_takes_it():
 
 
 def test_defect_names_match_the_site_process_contract():
-    from conformance.emulation.workloads.defects import CENTRAL_DEFECTS, DEFECTS
+    from edge_workloads.defects import CENTRAL_DEFECTS, DEFECTS
 
     assert set(T.DEFECTS) == set(DEFECTS)
     assert set(T.CENTRAL_DEFECTS) == set(CENTRAL_DEFECTS)

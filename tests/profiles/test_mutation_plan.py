@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import yaml
 
-from conformance.emulation.workloads.defects import DEFECTS
+from edge_workloads.defects import DEFECTS
 from conformance.model import catalog
 from conformance.model.profile import load_profile
 from conformance.model.topology import load_topology

@@ -20,7 +20,7 @@ from .campaign import cli_env
 
 pytestmark = pytest.mark.slow
 
-WORKLOAD = [sys.executable, "-m", "conformance.emulation.workloads"]
+WORKLOAD = [sys.executable, "-m", "edge_workloads"]
 FAST = json.dumps({"heartbeat_interval_s": 0.5, "config_poll_interval_s": 0.5})
 
 PROFILE = """\

@@ -1,6 +1,6 @@
 """Fixtures for the reference workload tests: real site processes, and a controllable WAN link.
 
-Sites are started through the process contract (python -m conformance.emulation.workloads ...) on
+Sites are started through the process contract (python -m edge_workloads ...) on
 ephemeral ports with temporary data dirs, and are always killed at teardown. A WanLink is a tiny TCP
 proxy between an edge and central that the test can switch between pass, blackhole (accept, never
 answer), refuse (reset every connection: a closed port) and ack-loss (requests reach central, answers
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import pytest
 
-MODULE = "conformance.emulation.workloads"
+MODULE = "edge_workloads"
 READY_TIMEOUT_S = 20.0
 
 # Fast loops so scenarios settle within a second or two (defaults are also short, but not this short).

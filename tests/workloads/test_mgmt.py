@@ -21,7 +21,7 @@ from conformance.emulation import pki
 from conformance.measure.tls import plain_http_status, probe_tls
 from conformance.measure.web import version_leaks
 
-MODULE = "conformance.emulation.workloads"
+MODULE = "edge_workloads"
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-MODULE = "conformance.emulation.workloads"
+MODULE = "edge_workloads"
 
 
 def run_cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
@@ -77,7 +77,7 @@ def test_one_site_per_data_dir(env):
 
 
 def test_all_defects_are_accepted(env):
-    from conformance.emulation.workloads.defects import DEFECTS
+    from edge_workloads.defects import DEFECTS
 
     link = env.link()
     edge = env.edge("e-all", link.url, defects=tuple(DEFECTS))

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from conformance.emulation.workloads import tokens
-from conformance.emulation.workloads.defects import UnknownDefect, parse_defects
-from conformance.emulation.workloads.digest import payload_digest, summary_digest
-from conformance.emulation.workloads.privacy import anonymise
-from conformance.emulation.workloads.settings import Settings, SettingsError
+from edge_workloads import tokens
+from edge_workloads.defects import UnknownDefect, parse_defects
+from edge_workloads.digest import payload_digest, summary_digest
+from edge_workloads.privacy import anonymise
+from edge_workloads.settings import Settings, SettingsError
 
 
 def test_tokens_round_trip_and_refuse_tampering():
@@ -67,11 +67,11 @@ def test_health_is_503_when_the_database_breaks(tmp_path):
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from conformance.emulation.workloads.common import add_basic_routes, make_middleware
-    from conformance.emulation.workloads.context import Site
-    from conformance.emulation.workloads.metrics import Metrics
-    from conformance.emulation.workloads.options import SiteOptions
-    from conformance.emulation.workloads.store import Database
+    from edge_workloads.common import add_basic_routes, make_middleware
+    from edge_workloads.context import Site
+    from edge_workloads.metrics import Metrics
+    from edge_workloads.options import SiteOptions
+    from edge_workloads.store import Database
 
     async def scenario():
         site = Site(SiteOptions(role="edge", name="e", data_dir=str(tmp_path)), Settings(),

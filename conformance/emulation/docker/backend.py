@@ -42,7 +42,7 @@ from typing import Any
 from ...model.topology import SiteSpec
 from .. import state
 from ..procs import SpawnError
-from ..workloads.defects import readiness_path
+from edge_workloads.defects import readiness_path
 from ..sites import EXITED, PAUSED, RESTARTING, RUNNING, STARTING, STOPPED, StateError
 from . import (HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, MGMT_CERT, MGMT_KEY,
                MGMT_PASSWORD, SITE_ENV, STACK_KEY, STACK_SERVICES)

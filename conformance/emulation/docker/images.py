@@ -8,7 +8,7 @@ Two layers, each tagged with the digest of what went into it, so a change rebuil
   first time (packages come from the Debian mirror); the digest covers the suite, variant,
   packages and dpkg options.
 * site  `edge-conformance/site:<digest>`: FROM the base, with the harness's workload code
-  (conformance.emulation.workloads + docker.siteinit) and the workload's Python dependencies
+  (edge_workloads + docker.siteinit) and the workload's Python dependencies
   (aiohttp and its requirements) under /opt/edge-conformance/lib, byte-compiled. Built with
   `client.images.build` from an in-memory context (offline: the base is local). A few seconds.
   The digest covers the base digest, the Dockerfile and every copied file.
@@ -79,12 +79,11 @@ LIB = "/opt/edge-conformance/lib"
 MMDEBSTRAP_TIMEOUT_S = 1800
 BUILD_TIMEOUT_S = 600
 
-# The harness's own files the site image needs (relative to the directory holding `conformance`).
+# Our files the site image needs (relative to the directory holding `conformance`): the reference
+# workloads (a package of their own, importing nothing of the harness) and siteinit, which runs them.
 _OWN_FILES = ("conformance/__init__.py", "conformance/emulation/__init__.py",
-              "conformance/emulation/docker/__init__.py", "conformance/emulation/docker/siteinit.py",
-              # the site settings' rules, shared with topology validation
-              "conformance/model/__init__.py", "conformance/model/site_settings.py")
-_OWN_DIRS = ("conformance/emulation/workloads",)
+              "conformance/emulation/docker/__init__.py", "conformance/emulation/docker/siteinit.py")
+_OWN_DIRS = ("edge_workloads",)
 
 
 class ImageError(RuntimeError):
@@ -129,7 +128,18 @@ def own_files() -> dict[str, bytes]:
     for rel in _OWN_DIRS:
         for path in sorted((root / rel).rglob("*.py")):
             out[path.relative_to(root).as_posix()] = path.read_bytes()
+    out.update(_distribution_metadata())
     return out
+
+
+def _distribution_metadata() -> dict[str, bytes]:
+    """A minimal dist-info of edge-conformance, so the workloads in the image report this version
+    (edge_workloads.version reads it with importlib.metadata, as it does outside the image)."""
+    from edge_workloads.version import DISTRIBUTION, VERSION
+
+    name = DISTRIBUTION.replace("-", "_")
+    return {f"{name}-{VERSION}.dist-info/METADATA":
+            f"Metadata-Version: 2.1\nName: {DISTRIBUTION}\nVersion: {VERSION}\n".encode()}
 
 
 def _requirement_closure(root: str) -> list[Any]:
@@ -221,8 +231,7 @@ def dockerfile(base_tag: str, digest_hint: str = "") -> str:
         " && rm -f /etc/nginx/sites-enabled/default"
         " && mkdir -p /data /var/cache/edge-nginx /etc/edge-conformance"
         " && chown www-data:www-data /var/cache/edge-nginx"
-        " && python3 -c 'import aiohttp, conformance.emulation.workloads.edge,"
-        " conformance.emulation.workloads.central'",
+        " && python3 -c 'import aiohttp, edge_workloads.edge, edge_workloads.central'",
         "WORKDIR /data",
         "STOPSIGNAL SIGTERM",
         f"ENTRYPOINT {json.dumps(list(WORKLOAD_ARGV))}",

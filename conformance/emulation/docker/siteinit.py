@@ -3,7 +3,7 @@
 It runs INSIDE the container (under docker-init, so zombies are reaped), reads the site's spec from
 the EDGE_CONFORMANCE_SITE environment variable (JSON, written by the supervisor) and runs:
 
-* the reference workload (conformance.emulation.workloads), in this very process, on 0.0.0.0:PORT
+* the reference workload (edge_workloads), in this very process, on 0.0.0.0:PORT
   (or on 0.0.0.0:APP_PORT when nginx sits in front of it);
 * `nginx` (stack: [nginx]): on 0.0.0.0:PORT, the store's content cache. `/cdn/<key>` is
   proxy_cache'd from central's origin (`{central_url}/origin/<key>`, i.e. through the WAN link),
@@ -249,7 +249,7 @@ def main() -> int:
     read_end, _stdin_keepalive = os.pipe()
     os.dup2(read_end, 0)
     os.close(read_end)
-    from conformance.emulation.workloads import cli, runtime
+    from edge_workloads import cli, runtime
 
     runtime.HOST = host  # the workload listens on 127.0.0.1 by contract; a container needs its eth0
     try:

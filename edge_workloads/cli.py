@@ -1,6 +1,6 @@
 """Command line of a site process (the process contract in docs/workloads.md).
 
-python -m conformance.emulation.workloads --role central|edge --name NAME --data-dir DIR
+python -m edge_workloads --role central|edge --name NAME --data-dir DIR
     [--central-url URL] [--port 0] [--defects d1,d2] [--site-config JSON|@FILE]
     [--mgmt-port 0 --mgmt-cert PEM --mgmt-key PEM --mgmt-password-file FILE]
 
@@ -20,7 +20,7 @@ from .mgmt_args import add_mgmt_arguments, mgmt_options
 from .options import SiteOptions
 from .settings import Settings, SettingsError
 
-PROG = "python -m conformance.emulation.workloads"
+PROG = "python -m edge_workloads"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

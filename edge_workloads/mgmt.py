@@ -26,7 +26,7 @@ import time
 
 from aiohttp import web
 
-from . import VERSION
+from .version import VERSION
 from .context import Site
 from .jsonhttp import reply
 from .options import MgmtOptions

@@ -17,7 +17,7 @@ import threading
 
 from aiohttp import web
 
-from . import VERSION
+from .version import VERSION
 from .common import add_basic_routes, make_middleware
 from .context import Site, log
 from .options import SiteOptions

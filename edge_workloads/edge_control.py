@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import VERSION
+from .version import VERSION
 from .context import Site
 from .jsonhttp import reply
 from .wan import CentralClient, WanError

@@ -1,8 +1,0 @@
-"""Entry point: python -m conformance.emulation.workloads (see cli.py and docs/workloads.md)."""
-
-import sys
-
-from .cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())
