@@ -14,6 +14,7 @@ import json
 import math
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ def depth(doc: Any, stop: int = MAX_DEPTH) -> int:
     deepest, todo = 0, [(doc, 1)]
     while todo:
         node, depth = todo.pop()
+        children: Iterable[Any]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):

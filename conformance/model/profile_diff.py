@@ -71,6 +71,8 @@ def compare_requirements(old: Requirement, new: Requirement) -> list[Change]:
                 if old.params.get(key) != new.params.get(key):
                     changes.append(Change("params", _shown_param(old, key), _shown_param(new, key), key))
             continue
+        a: object
+        b: object
         if name == "expect":
             a, b = " ".join(old.expect.text.split()), " ".join(new.expect.text.split())
         elif name == "applies_to":

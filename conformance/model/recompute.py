@@ -98,7 +98,8 @@ def check_entry(entry: dict, requirement: Any, *, waivers: list | None = None,
     contradicted = _contradicted_values(str(entry.get("message") or ""), d.outcomes) if compare_messages else []
     if status != d.status:
         if d.status == "waived":
-            problem(f"results say {status}, but waiver of {d.waiver.get('who')} until {d.waiver.get('expires')} "
+            waiver = d.waiver or {}
+            problem(f"results say {status}, but waiver of {waiver.get('who')} until {waiver.get('expires')} "
                     f"covers it: {gives}")
         else:
             problem(f"results say {status}, {gives}" + (f" ({d.message})" if not d.detail else ""))

@@ -130,8 +130,8 @@ def find(data: str | bytes, secrets: Mapping[str, str]) -> str | None:
     """The variable whose value (in any of its forms) `data` holds, or None. For refusing what cannot
     be redacted, such as a member of a signed bundle."""
     for form, ref in _pairs(secrets):
-        needle: str | bytes = form.encode("utf-8") if isinstance(data, bytes) else form
-        if needle in data:
+        found = form.encode("utf-8") in data if isinstance(data, bytes) else form in data
+        if found:
             return ref[2:-1]
     return None
 

@@ -103,7 +103,7 @@ class Ended:
     def from_dict(cls, d: Any) -> "Ended":
         if not isinstance(d, dict):
             return cls("not-run", "no record of how the check ended")
-        how = d.get("how") if d.get("how") in ENDINGS else "error"
+        how = str(d["how"]) if d.get("how") in ENDINGS else "error"
         reason = str(d.get("reason") or "") if d.get("how") in ENDINGS else f"unknown ending {d.get('how')!r}"
         return cls(how, reason, d.get("remedy") or None)
 
@@ -265,7 +265,8 @@ def _lower_bound(outcomes: list[E.Outcome], validity: list[dict]) -> str:
         return ""
     o = undecided[0]
     why = bounds[o.comparison.metric].get("reason") or "the search stopped before the knee"
-    return (f"{o.comparison.metric} is only a lower bound ({o.comparison.show(o.measured)}, {why}): "
+    shown = o.comparison.show(o.measured) if o.measured is not None else "not measured"
+    return (f"{o.comparison.metric} is only a lower bound ({shown}, {why}): "
             f"{o.comparison.text.strip()} cannot be decided")
 
 
