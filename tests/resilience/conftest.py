@@ -1,0 +1,210 @@
+"""Fixtures for the resilience suite tests.
+
+* `run_cli(...)` / `popen_cli(...)`: the real `edge-conformance run` in a subprocess; results.json read back.
+* `derived_profile(...)`: a profile file that extends a shipped profile, keeps some of its resilience
+  requirements (optionally narrowed to one site) and disables the rest: the same requirement text,
+  checked on fewer sites.
+* `standin`: a stand-in REAL target made of local processes we control: a central and an edge
+  workload process and a linkd relaying the edge's WAN, so fault hooks can partition, heal and degrade
+  it (tests/resilience/standin_ctl.py) and pause/resume the edge (kill -STOP/-CONT). Loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance.model.paths import profiles_dir
+from conformance.model.profile import load_profile
+
+HERE = Path(__file__).resolve().parent
+CTL = HERE / "standin_ctl.py"
+CLI = [sys.executable, "-m", "conformance.cli"]
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    env["PYTEST_ADDOPTS"] = "-p no:hypothesispytest -p no:benchmark"
+    env.update(extra or {})
+    return env
+
+
+def popen_cli(*args: Any, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+    # SIGINT back to its default, so the child turns it into KeyboardInterrupt as a Ctrl-C would
+    return subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, env=cli_env(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def run_cli(*args: Any, out: Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 180) -> tuple[int, dict, str]:
+    """(exit code, results.json, output) of `edge-conformance run ... --out OUT`."""
+    proc = popen_cli(*args, "--out", out, cwd=cwd, env=env)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        raise AssertionError(f"edge-conformance run did not finish within {timeout} s:\n{output[-3000:]}")
+    path = out / "results.json"
+    assert path.exists(), f"no results.json (exit {proc.returncode}):\n{output[-3000:]}"
+    return proc.returncode, json.loads(path.read_text()), output
+
+
+def entries(results: dict, prefix: str = "") -> dict[tuple[str, str], dict]:
+    """(requirement id, site) -> results entry, for requirements whose id starts with prefix."""
+    return {(r["id"], r["site"]): r for r in results["requirements"] if r["id"].startswith(prefix)}
+
+
+def derived_profile(path: Path, parent: str, keep: dict[str, str | None], pid: str | None = None) -> Path:
+    """Write a profile extending shipped profile `parent`: requirements in `keep` stay (narrowed to the
+    site given, None = as shipped); every other resilience requirement is disabled."""
+    base = load_profile(parent)
+    reqs = []
+    for r in base.requirements:
+        if not r.check.startswith("resilience."):
+            continue
+        if r.id in keep:
+            if keep[r.id]:
+                reqs.append({"id": r.id, "applies_to": keep[r.id]})
+        else:
+            reqs.append({"id": r.id, "disabled": True})
+    missing = set(keep) - {r.id for r in base.requirements}
+    assert not missing, f"{parent} has no requirements {missing}"
+    doc = {"id": pid or f"{parent}-subset", "version": "0", "title": f"{parent}, some requirements",
+           "extends": str(profiles_dir() / f"{parent}.yaml"), "requirements": reqs}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# stand-in real target
+
+
+class Proc:
+    """A child that prints one JSON ready line; stops at stdin EOF (our workloads and linkd do)."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.log = open(log, "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        readable, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline() if readable else b""
+        if not line:
+            self.stop()
+            raise AssertionError(f"{args} did not become ready: {log.read_text()[-2000:]}")
+        self.ready = json.loads(line)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)  # a paused child cannot read its EOF
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def http(method: str, url: str, body: Any = None, timeout: float = 5) -> Any:
+    assert url.startswith("http://127.0.0.1:"), url
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+class StandIn:
+    """central + linkd (WAN of store-1) + store-1, all ours, on 127.0.0.1."""
+
+    LINK = "wan:store-1"
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.procs: list[Proc] = []
+        wl = [sys.executable, "-m", "edge_workloads"]
+        fast = json.dumps({"cache_ttl_s": 1.0, "heartbeat_interval_s": 0.5, "config_poll_interval_s": 0.5})
+        self.central = self._start([*wl, "--role", "central", "--name", "central", "--data-dir",
+                                    str(root / "central")], "central")
+        self.linkd = self._start([sys.executable, "-m", "conformance.emulation.linkd"], "linkd")
+        self.control = f"127.0.0.1:{self.linkd.ready['control_port']}"
+        link = http("PUT", f"http://{self.control}/links/{self.LINK}",
+                    {"upstream": f"127.0.0.1:{self.central.ready['port']}", "delay_ms": 5})
+        self.edge = self._start([*wl, "--role", "edge", "--name", "store-1", "--data-dir", str(root / "store-1"),
+                                 "--central-url", f"http://127.0.0.1:{link['listen_port']}",
+                                 "--site-config", fast], "store-1")
+        self.central_url = f"http://127.0.0.1:{self.central.ready['port']}"
+        self.edge_url = f"http://127.0.0.1:{self.edge.ready['port']}"
+
+    def _start(self, args: list[str], name: str) -> Proc:
+        proc = Proc(args, self.root / f"{name}.log")
+        self.procs.append(proc)
+        return proc
+
+    def link(self) -> dict:
+        return http("GET", f"http://{self.control}/links/{self.LINK}")
+
+    def ctl(self, action: str, *extra: str) -> list[str]:
+        """argv of a hook that drives our linkd ({site} picks the link, so one hook fits every site entry)."""
+        return [sys.executable, str(CTL), "--control", self.control, "--log", str(self.root / "hooks.log"),
+                action, "wan:store-1", *extra]
+
+    def marker(self, name: str) -> Path:
+        return self.root / f"{name}.marker"
+
+    def target(self, path: Path, sites: dict[str, dict[str, Any]], central_hooks: dict | None = None) -> Path:
+        """A target file: central (with `central_hooks`), plus edge site entries (all served by our
+        store-1) with these hooks."""
+        central = {"name": "central", "role": "central", "endpoints": {"api": self.central_url}}
+        if central_hooks:
+            central["hooks"] = central_hooks
+        doc = {"name": "stand-in", "description": "local processes standing in for a real deployment",
+               "sites": [central]}
+        for name, hooks in sites.items():
+            doc["sites"].append({"name": name, "role": "edge", "uplink": "central",
+                                 "endpoints": {"api": self.edge_url}, "hooks": hooks})
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    s = StandIn(tmp_path_factory.mktemp("standin"))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
