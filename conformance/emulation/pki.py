@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..model.atomicfile import PRIVATE, PUBLIC, write_atomic
+
 MGMT_USER = "admin"
 CA_DAYS = 3650
 SITE_DAYS = 365
@@ -65,34 +67,6 @@ class MgmtMaterial:
 
 
 # ------------------------------------------------------------------------------------------ files
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret: created 0600 whatever the umask, replaced atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            fd = -1
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    finally:
-        if fd >= 0:
-            os.close(fd)
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _private_dir(path: Path) -> Path:
@@ -137,8 +111,8 @@ def create_ca(directory: Path, *, label: str, days: int = CA_DAYS,
             .sign(key, hashes.SHA256()))
     directory = _private_dir(directory)
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
-    write_private(key_path, _key_pem(key))
-    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_atomic(key_path, _key_pem(key), mode=PRIVATE)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=PUBLIC)
     return cert_path, key_path
 
 
@@ -170,8 +144,8 @@ def issue_server_cert(ca_cert: Path, ca_key: Path, directory: Path, site: str, *
             .sign(issuer_key, hashes.SHA256()))
     out = _private_dir(directory / "sites")
     cert_path, key_path = out / f"{site}.pem", out / f"{site}.key"
-    write_private(key_path, _key_pem(key))
-    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_atomic(key_path, _key_pem(key), mode=PRIVATE)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=PUBLIC)
     return cert_path, key_path
 
 
@@ -184,7 +158,7 @@ def prepare_mgmt(directory: Path, sites: Iterable, *, label: str = "") -> MgmtMa
     directory = _private_dir(directory)
     ca_cert, ca_key = create_ca(directory, label=label or directory.parent.name)
     password_file = directory / "mgmt.password"
-    write_private(password_file, (new_password() + "\n").encode())
+    write_atomic(password_file, new_password() + "\n", mode=PRIVATE)
     issued: dict[str, SiteTls] = {}
     for spec in sites:
         days = EXPIRING_DAYS if EXPIRING_DEFECT in tuple(spec.defects) else SITE_DAYS

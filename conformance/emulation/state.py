@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from ..model.atomicfile import PRIVATE, write_atomic
+
 
 def new_run_id() -> str:
     """Same shape as the engine's run ids: sortable, unique enough for one machine."""
@@ -80,7 +82,7 @@ def entry_path(run_id: str, root: Path | str | None = None) -> Path:
 
 
 def write_entry(entry: dict[str, Any]) -> None:
-    atomic_write(entry_path(entry["run_id"]), json.dumps(entry, indent=2, sort_keys=True) + "\n")
+    write_state(entry_path(entry["run_id"]), json.dumps(entry, indent=2, sort_keys=True) + "\n")
 
 
 def read_entry(run_id: str, root: Path | str | None = None) -> dict[str, Any] | None:
@@ -108,21 +110,10 @@ def remove_entry(run_id: str, root: Path | str | None = None) -> None:
         pass
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+def write_state(path: Path, text: str) -> None:
+    """The deployment's state files (registry entries, state.json, target.yaml): private to the user."""
+    write_atomic(path, text, mode=PRIVATE)
 
 
 def write_yaml(path: Path, data: Any) -> None:
-    atomic_write(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    write_state(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))

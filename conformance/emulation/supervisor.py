@@ -292,7 +292,7 @@ class Supervisor:
 
     def _write_state(self) -> None:
         state.write_yaml(self.target_file, self.target_document())
-        state.atomic_write(self.state_file, json.dumps(self._state_document(), indent=2) + "\n")
+        state.write_state(self.state_file, json.dumps(self._state_document(), indent=2) + "\n")
 
     def target_document(self) -> dict[str, Any]:
         sites = []
