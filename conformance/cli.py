@@ -134,7 +134,7 @@ def run(profiles, target, suites, sites, requirements, out, strict, waivers, bac
     if sign_key and not make_bundle:
         raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
     if sign_key:
-        from .report.keys import load_private_key
+        from .certify.keys import load_private_key
 
         load_private_key(sign_key)  # a bad key fails now, not after the run
     if rerun_failed:
@@ -147,7 +147,7 @@ def run(profiles, target, suites, sites, requirements, out, strict, waivers, bac
     else:
         outcome = run_profiles(opts)
     if make_bundle and outcome.results is not None:
-        from .report.bundle import bundle_run
+        from .certify.bundle import bundle_run
 
         made = bundle_run(outcome.out_dir, sign_key=sign_key)
         click.echo(f"bundle: {made.path}")
@@ -384,7 +384,7 @@ def report(results_file, fmt, out):
     from .report import writer
 
     if out and fmt != "all":  # refused before the work: a directory, a FIFO, the results file itself
-        writer.check_report_path(out, protect=[results_file])
+        writer.check_output_path(out, protect=[results_file])
     results = writer.load_results(results_file)
     if fmt == "all":
         written = writer.write_reports(results, Path(out or results_file.parent))
@@ -571,7 +571,7 @@ def bundle(results_dir, sign_key, out, profile_hints, waivers_hint, no_secret_ch
       edge-conformance bundle edge-results/20261126T1200Z-ab12cd
       edge-conformance bundle edge-results/latest --sign-key vendor.key --out submission.tar.gz
     """
-    from .report.bundle import make_bundle
+    from .certify.bundle import make_bundle
 
     made = make_bundle(results_dir, out=out, sign_key=sign_key, profile_hints=list(profile_hints),
                        waivers_hint=waivers_hint, secret_check=not no_secret_check)
@@ -604,7 +604,7 @@ def verify(bundle_file, pubkey, as_json, accept_partial):
     Exit status: 0 everything holds, 1 a mismatch or tampering (the reasons are listed), 2 unreadable
     input, 3 everything holds but the run was partial (narrowed by its options; see --accept-partial).
     """
-    from .report.verify import verification_json, verify_bundle
+    from .certify.verify import verification_json, verify_bundle
 
     _sigterm_as_interrupt()  # a cancelled CI job: the unpacked bundle's temp dir is removed on the way out
     result = verify_bundle(bundle_file, pubkey=pubkey)
@@ -636,7 +636,7 @@ def compare(base, new, tolerances, noise, fmt, show_all, accept_partial):
       edge-conformance compare baseline/results.json edge-results/latest/results.json
       edge-conformance compare old.tar.gz new.tar.gz --tolerance 10% --tolerance p99=5% --format json
     """
-    from .report.compare import compare_runs, iter_json, load_run, render_markdown
+    from .certify.compare import compare_runs, iter_json, load_run, render_markdown
 
     result = compare_runs(load_run(base, slim=True), load_run(new, slim=True), list(tolerances), noise=noise,
                           accept_partial=accept_partial)
@@ -659,7 +659,7 @@ def keygen(prefix, force):
     Example:
       edge-conformance keygen vendor        # writes vendor.key and vendor.pub
     """
-    from .report.keys import generate
+    from .certify.keys import generate
 
     key_path, pub_path, fingerprint = generate(prefix, force=force)
     click.echo(f"private key: {key_path} (keep it secret)\npublic key:  {pub_path}\nfingerprint: {fingerprint}")
@@ -677,13 +677,13 @@ def metrics(results_file, out):
       edge-conformance metrics edge-results/latest --out metrics.txt
     """
     from .report import writer
-    from .report.compare import load_run
+    from .certify.compare import load_run
     from .report.openmetrics import render_openmetrics
 
     # RESULTS may be a run's directory: its results.json is the file to keep
     protect = [results_file, results_file / "results.json"]
     if out:  # refused before the work, as `report --out`: a directory, a FIFO or device, a run's record
-        writer.check_report_path(out, protect=protect, directory_hint="")
+        writer.check_output_path(out, protect=protect, directory_hint="")
     text = render_openmetrics(load_run(results_file))
     if out:  # atomic; a path that cannot be written is one line too
         writer.write_report_file(out, text, protect=protect, directory_hint="")

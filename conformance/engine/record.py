@@ -1,7 +1,7 @@
 """The canonical record of a run: results.json, written incrementally and atomically.
 
 Every planned (requirement, site) starts as `not-run` and is updated as soon as its verdict is
-known, and the file is rewritten (temp file + rename) after it, so Ctrl-C or SIGTERM (which finish the
+known, and the file is rewritten (model/atomicfile.py, mode 0644) after it, so Ctrl-C or SIGTERM (which finish the
 record) and a crash keep everything measured so far and show what did not run. When rewrites get
 costly (a big run: see SAVE_BUDGET) verdicts are batched, and a hard crash (SIGKILL, OOM) may lose the
 last batch: at most save time / SAVE_BUDGET, about 0.8 s of verdicts at fleet-50 scale.
@@ -19,7 +19,6 @@ import os
 import platform
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from .. import __version__
 from ..model import recompute
 from ..model import results as R
 from ..model import secrets as S
+from ..model.atomicfile import PUBLIC, write_atomic
 
 
 def now_iso() -> str:
@@ -48,29 +48,15 @@ def host_facts() -> dict[str, Any]:
             "memory_bytes": psutil.virtual_memory().total}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 # At most this share of the run's wall time goes into rewriting results.json. A save is a full rewrite
 # (O(verdicts)), so saving after every verdict is quadratic: at fleet-50 scale (~870 verdicts, 1.5 MB)
 # each save takes ~80 ms and per-verdict saving added over a minute (benchmarks/record_saves.py). Small
 # runs still save after every verdict (a save there takes about a millisecond); big ones batch the
 # verdicts of the next few hundred ms into one save. finish() always saves at once.
 SAVE_BUDGET = 0.10
+# results.json is a report like the others (shared as a CI artifact, read by `report`, `verify` ...) and
+# holds no secret value (redacted, see _serialise): readable by others, as junit.xml and summary.md are.
+RESULTS_MODE = PUBLIC
 CHEAP_SAVE_S = 0.02  # a save this quick (a small run; fsync alone takes a few ms) is never put off
 
 
@@ -182,7 +168,7 @@ class RunRecord:
             self._pending.cancel()
             self._pending = None
         started = time.monotonic()
-        atomic_write_text(self.path, self._serialise())
+        write_atomic(self.path, self._serialise(), mode=RESULTS_MODE)
         self._saved_at = time.monotonic()
         self._save_cost = self._saved_at - started
 

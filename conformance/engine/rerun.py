@@ -26,7 +26,8 @@ from ..model.errors import ConfigError
 from ..model.verdict import left_out_by_scope
 from ..model.recompute import is_fleet_entry, refresh_fleets
 from ..model.target import is_emulated_ref
-from .record import atomic_write_text
+from ..model.atomicfile import write_atomic
+from .record import RESULTS_MODE
 from .runner import RunOptions, RunOutcome
 from .runner import run as run_profiles
 
@@ -77,7 +78,7 @@ def _previous_target(prev: dict, source: str) -> str:
 
 def plan(results_path: str | Path, opts: RunOptions, given: set[str] = frozenset()) -> RerunPlan:
     """What to re-run and with which options; `given` names the RunOptions fields the user set."""
-    from ..report.bundle import locate_profile
+    from ..certify.bundle import locate_profile
     from ..report.writer import load_results
 
     source = str(results_path)
@@ -189,6 +190,6 @@ def run_rerun(results_path: str | Path, opts: RunOptions, given: set[str] = froz
 def write_merged(out_dir: Path, partial: dict, merged: dict) -> None:
     from ..report.writer import write_reports
 
-    atomic_write_text(out_dir / PARTIAL_NAME, json.dumps(partial, indent=2) + "\n")
-    atomic_write_text(out_dir / "results.json", json.dumps(merged, indent=2) + "\n")
+    write_atomic(out_dir / PARTIAL_NAME, json.dumps(partial, indent=2) + "\n", mode=RESULTS_MODE)
+    write_atomic(out_dir / "results.json", json.dumps(merged, indent=2) + "\n", mode=RESULTS_MODE)
     write_reports(merged, out_dir)

@@ -1,49 +1,63 @@
 """Reading results.json and writing the report files next to it.
 
-Files are written atomically (temp file in the same directory + os.replace), so a CI job that picks up
-junit.xml while a run is being re-rendered never sees half a file.
+Every format is one entry of RENDERERS (name -> file name and render function); `render`, `write_reports`
+and the certification bundle (certify/bundle.py, which embeds the written reports) all go through it.
+Files are written atomically with model/atomicfile.py, mode PUBLIC (0644: reports are shared as CI
+artifacts), so a CI job that picks up junit.xml while a run is being re-rendered never sees half a
+file. Every file this package or `bundle` writes is first checked by `check_output_path`.
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..model import results as R
+from ..model.atomicfile import PUBLIC, write_atomic, write_atomic_with
 from ..model.boundedio import MAX_JSON_BYTES, parse_json, read_text_input
 from ..model.errors import ConfigError, did_you_mean
 
-FILES = {"junit": "junit.xml", "md": "summary.md", "html": "report.html"}
-DEFAULT_FORMATS = ("junit", "md", "html")
+
+@dataclass(frozen=True)
+class Renderer:
+    """One report format: `results -> text`, imported when first used (the HTML renderer pulls in pygal,
+    which `report --format junit` never needs)."""
+
+    file: str | None  # its name in a run's output directory; None: shown, never written (terminal)
+    module: str  # relative to this package
+    function: str
+
+    def __call__(self, results: dict, **options) -> str:
+        return getattr(importlib.import_module(self.module, __package__), self.function)(results, **options)
 
 
-def _renderer(fmt: str) -> Callable[[dict], str]:
-    # Imported on demand: the HTML renderer pulls in pygal, which `report --format junit` never needs.
-    if fmt == "junit":
-        from .junit import render_junit
-        return render_junit
-    if fmt == "md":
-        from .markdown import render_markdown
-        return render_markdown
-    from .html import render_html
-    return render_html
+# Adding a format is one entry here.
+RENDERERS: dict[str, Renderer] = {
+    "junit": Renderer("junit.xml", ".junit", "render_junit"),
+    "md": Renderer("summary.md", ".markdown", "render_markdown"),
+    "html": Renderer("report.html", ".html", "render_html"),
+    "terminal": Renderer(None, ".terminal", "render_terminal"),
+}
+FILES = {name: r.file for name, r in RENDERERS.items() if r.file}  # the formats written into a run's directory
+DEFAULT_FORMATS = tuple(FILES)
 
 
 def render(results: dict, fmt: str, color: bool | None = None) -> str:
     """One report as text: "junit", "md", "html" or "terminal" (colour: None = when stdout is a TTY)."""
     if fmt == "terminal":
-        from .terminal import render_terminal
         if color is None:
             color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        return render_terminal(results, color=color)
+        return RENDERERS[fmt](results, color=color)
     _check_formats([fmt])
-    return _renderer(fmt)(results)
+    return RENDERERS[fmt](results)
 
 
 def _check_formats(formats: list[str]) -> None:
@@ -71,7 +85,7 @@ def write_reports(results: dict, out_dir: Path, formats: Iterable[str] = DEFAULT
     written = {}
     for fmt in formats:
         path = out_dir / FILES[fmt]
-        write_report_file(path, _renderer(fmt)(results))
+        write_report_file(path, RENDERERS[fmt](results))
         written[fmt] = path
     return written
 
@@ -81,76 +95,89 @@ def write_reports(results: dict, out_dir: Path, formats: Iterable[str] = DEFAULT
 ALL_INTO_DIRECTORY = " (or --format all --out DIR to write every report into a directory)"
 
 
-def write_report_file(path: str | Path, text: str, *, protect: Iterable[str | Path] = (),
-                      directory_hint: str = ALL_INTO_DIRECTORY) -> Path:
-    """Write one report atomically to `path`, refusing (ConfigError) what would lose something:
+@dataclass(frozen=True)
+class OutputKind:
+    """What check_output_path and write_output say about one kind of file, and which existing file of
+    that name may be replaced."""
 
-    a directory, a FIFO or device, the results file being rendered (`protect`) or any other run's
-    results.json (a report written over it would replace what was measured), or a path that cannot be
-    written (its folder is a file, no permission, disk full)."""
-    path = check_report_path(path, protect=protect, directory_hint=directory_hint)
-    try:
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise ConfigError(str(path), None, None, f"cannot write: {_why(exc)}") from None
-    return path
+    what: str  # "" for a report, " the bundle": in "cannot write{what}: ..."
+    on_directory: str  # after "is a directory"
+    on_protected: str  # the path is the results file being read
+    replaceable: Callable[[Path], bool]  # an existing regular file at the path that may be replaced
+    on_other: str  # an existing file that may not
 
 
-def check_report_path(path: str | Path, *, protect: Iterable[str | Path] = (),
-                      directory_hint: str = ALL_INTO_DIRECTORY) -> Path:
-    """write_report_file's refusals, before anything is rendered (used by every command's --out FILE)."""
-    path = Path(path)
-    where = str(path)
-    if path.is_dir():
-        raise ConfigError(where, None, None, f"is a directory: give a file name{directory_hint}")
-    if path.exists():
-        if not path.is_file():
-            raise ConfigError(where, None, None, "is not a regular file (a FIFO, device or socket): give a file name")
-        for other in protect:
-            try:
-                same = path.samefile(other)
-            except OSError:
-                same = False
-            if same:
-                raise ConfigError(where, None, None, "is the results file being rendered: writing a report over it "
-                                                     "would replace the run's record; give another file")
-        if _is_results_record(path):
-            raise ConfigError(where, None, None, "is a run's results.json: writing a report over it would replace "
-                                                 "what was measured; give another file")
-    return path
-
-
-def _is_results_record(path: Path) -> bool:
+def _not_a_results_record(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
     except OSError:
-        return False
-    return b'"schema"' in head and b"edge-conformance/results/" in head
+        return True
+    return not (b'"schema"' in head and b"edge-conformance/results/" in head)
+
+
+REPORT = OutputKind(
+    what="", on_directory=": give a file name" + ALL_INTO_DIRECTORY,
+    on_protected="is the results file being rendered: writing a report over it would replace the run's record; "
+                 "give another file",
+    replaceable=_not_a_results_record,
+    on_other="is a run's results.json: writing a report over it would replace what was measured; give another file")
+
+
+def check_output_path(path: str | Path, *, protect: Iterable[str | Path] = (), kind: OutputKind = REPORT,
+                      directory_hint: str | None = None) -> Path:
+    """Refuse (ConfigError) an output path whose file would be lost, before anything is rendered: a
+    directory, a FIFO or device, the results file being read (`protect`), or an existing file `kind`
+    may not replace (a report: any run's results.json; a bundle: anything but an earlier bundle).
+    `directory_hint` replaces what `kind` says after "is a directory"."""
+    path = Path(path)
+    where = str(path)
+    if path.is_dir():
+        hint = kind.on_directory if directory_hint is None else (": give a file name" + directory_hint)
+        raise ConfigError(where, None, None, f"is a directory{hint}")
+    if not path.exists():
+        return path
+    if not path.is_file():
+        raise ConfigError(where, None, None, "is not a regular file (a FIFO, device or socket): give a file name")
+    for other in protect:
+        try:
+            same = path.samefile(other)
+        except OSError:
+            same = False
+        if same:
+            raise ConfigError(where, None, None, kind.on_protected)
+    if not kind.replaceable(path):
+        raise ConfigError(where, None, None, kind.on_other)
+    return path
+
+
+def write_output(path: str | Path, data: str | bytes | Callable[[IO[bytes]], object], *,
+                 protect: Iterable[str | Path] = (), kind: OutputKind = REPORT,
+                 directory_hint: str | None = None) -> Path:
+    """check_output_path, then write `data` (text, bytes, or a function streaming into the file) atomically,
+    mode PUBLIC; a path that cannot be written (its folder is a file, no permission, disk full) is one
+    ConfigError line."""
+    path = check_output_path(path, protect=protect, kind=kind, directory_hint=directory_hint)
+    try:
+        if callable(data):
+            write_atomic_with(path, data, mode=PUBLIC)
+        else:
+            write_atomic(path, data, mode=PUBLIC)
+    except OSError as exc:
+        raise ConfigError(str(path), None, None, f"cannot write{kind.what}: {_why(exc)}") from None
+    return path
+
+
+def write_report_file(path: str | Path, text: str, *, protect: Iterable[str | Path] = (),
+                      directory_hint: str = ALL_INTO_DIRECTORY) -> Path:
+    """Write one report atomically to `path` (write_output for a report)."""
+    return write_output(path, text, protect=protect, directory_hint=directory_hint)
 
 
 def _why(exc: OSError) -> str:
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         return "a part of the path is a file, not a directory"
     return exc.strerror or str(exc)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be shared as CI artifacts
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def load_results(path: str | Path, *, legacy: bool = True) -> dict:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conformance.model.errors import ConfigError
-from conformance.report import bundle as B
+from conformance.certify import bundle as B
 
 from .conftest import TOKEN, TOKEN_VAR, cli, entry, read_bundle
 

@@ -10,7 +10,7 @@ import sys
 import tarfile
 import time
 
-from conformance.report import verify as V
+from conformance.certify import verify as V
 
 
 class _Zeros(io.RawIOBase):

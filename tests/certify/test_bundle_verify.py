@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from conformance.report import bundle as B
-from conformance.report import verify as V
+from conformance.certify import bundle as B
+from conformance.certify import verify as V
 
 from .conftest import TOKEN, TOKEN_VAR, cli, edit_results, entry, read_bundle, tamper, write_bundle
 

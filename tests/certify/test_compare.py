@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conformance.model.errors import ConfigError
-from conformance.report import compare as C
+from conformance.certify import compare as C
 
 from .conftest import cli
 

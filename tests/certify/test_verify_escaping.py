@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conformance.report import verify as V
+from conformance.certify import verify as V
 
 from .conftest import cli, edit_results, entry, read_bundle, tamper, write_bundle
 

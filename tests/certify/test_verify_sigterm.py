@@ -14,7 +14,7 @@ from .conftest import certify_env, cli
 # verify, held inside its temp dir (it prints the dir's path, then waits) until the test signals it
 HELD_VERIFY = textwrap.dedent("""
     import sys, time
-    from conformance.report import verify as V
+    from conformance.certify import verify as V
 
     def held(manifest, members, workdir, v):
         print(workdir, flush=True)

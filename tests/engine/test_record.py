@@ -33,13 +33,13 @@ def test_a_small_run_has_each_verdict_on_disk_at_once(tmp_path):
 def test_a_run_whose_saves_are_costly_batches_them_and_loses_nothing(tmp_path, monkeypatch):
     rec = planned(tmp_path, 400, note_size=2000)  # ~1 MB: a save costs milliseconds
     saves = []
-    real_write = record_module.atomic_write_text
+    real_write = record_module.write_atomic
 
-    def counting_write(path, text):
+    def counting_write(path, text, *, mode):
         saves.append(len(text))
-        real_write(path, text)
+        real_write(path, text, mode=mode)
 
-    monkeypatch.setattr(record_module, "atomic_write_text", counting_write)
+    monkeypatch.setattr(record_module, "write_atomic", counting_write)
     monkeypatch.setattr(record_module, "CHEAP_SAVE_S", 0.0)  # however fast this machine saves 1 MB
     for i in range(400):
         rec.update("p", "R-1", f"s{i}", status="pass")
@@ -58,15 +58,15 @@ def test_a_put_off_save_that_fails_says_so_and_finish_saves_again(tmp_path, monk
     rec = planned(tmp_path, 3)
     monkeypatch.setattr(record_module, "CHEAP_SAVE_S", 0.0)
     rec._save_cost = 0.05  # the last save "took" 50 ms: the next one is put off by ~0.5 s
-    real_write = record_module.atomic_write_text
+    real_write = record_module.write_atomic
     failing = {"on": True}
 
-    def write(path, text):
+    def write(path, text, *, mode):
         if failing["on"]:
             raise OSError(28, "No space left on device")
-        real_write(path, text)
+        real_write(path, text, mode=mode)
 
-    monkeypatch.setattr(record_module, "atomic_write_text", write)
+    monkeypatch.setattr(record_module, "write_atomic", write)
     rec.update("p", "R-1", "s0", status="pass")
     deadline = time.monotonic() + 10
     while "could not save" not in capfd.readouterr().err and time.monotonic() < deadline:
@@ -75,3 +75,9 @@ def test_a_put_off_save_that_fails_says_so_and_finish_saves_again(tmp_path, monk
     failing["on"] = False
     rec.finish("finished")
     assert on_disk(rec)["requirements"][0]["status"] == "pass" and on_disk(rec)["state"] == "finished"
+
+
+def test_results_json_is_readable_by_others_as_the_other_reports_are(tmp_path):
+    """results.json is shared as a CI artifact and holds no secret value (redacted): mode 0644."""
+    rec = planned(tmp_path, 1)
+    assert oct(rec.path.stat().st_mode & 0o777) == "0o644"

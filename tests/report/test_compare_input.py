@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from conformance.cli import main
 from conformance.model.errors import ConfigError
-from conformance.report import compare as C
+from conformance.certify import compare as C
 
 from .conftest import not_measured, req, results
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from conformance.report import compare as C
+from conformance.certify import compare as C
 from conformance.report.openmetrics import render_openmetrics
 
 from .conftest import not_measured, req, results

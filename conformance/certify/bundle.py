@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import errno
 import gzip
 import hashlib
 import io
@@ -31,7 +30,6 @@ import platform
 import re
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,14 +43,13 @@ from ..model.yamlfile import parse_yaml
 from ..model.paths import profiles_dir, suites_dir
 from ..model.profile import load_profile, resolve_ref
 from ..model.target import ENV_REF
+from ..report.writer import FILES, OutputKind, check_output_path, read_results, render, write_output
 from . import keys
-from .writer import read_results, render
 
 SCHEMA = "edge-conformance/bundle/v1"
 ROOT_PREFIX = "edge-conformance-"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-REPORTS = {"junit": "junit.xml", "md": "summary.md", "html": "report.html"}
 MIN_SECRET_LENGTH = S.MIN_SECRET_LENGTH  # shorter values (ports, "true") would be found everywhere
 _SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 
@@ -390,7 +387,7 @@ def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint:
         warnings.append(f"the run's state is {results.get('state')}: some results may be not-run")
 
     members: dict[str, bytes] = {"results.json": results_bytes}
-    for fmt, name in REPORTS.items():
+    for fmt, name in FILES.items():
         members[name] = _report(results, fmt, results_dir / name, warnings)
 
     raw_index = []
@@ -439,12 +436,12 @@ def collect(results_path: Path, *, profile_hints: list[Path] = (), waivers_hint:
     return results, members, manifest, warnings
 
 
-def write_tar(path: Path, root: str, members: list[tuple[str, bytes]], mtime: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz, \
+def write_tar(path: Path, root: str, members: list[tuple[str, bytes]], mtime: int, *,
+              protect: list[Path] = ()) -> Path:
+    """The deterministic tar.gz, written atomically (mode 0644) after check_output_path's refusals."""
+
+    def fill(raw) -> None:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name, data in members:
                 info = tarfile.TarInfo(f"{root}/{name}")
@@ -454,14 +451,8 @@ def write_tar(path: Path, root: str, members: list[tuple[str, bytes]], mtime: in
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    return write_output(path, fill, protect=protect, kind=BUNDLE)
 
 
 def make_bundle(results: str | Path, out: str | Path | None = None, sign_key: str | Path | None = None, *,
@@ -473,7 +464,7 @@ def make_bundle(results: str | Path, out: str | Path | None = None, sign_key: st
     here, so that its value cannot be looked for (see check_secrets); the bundle's warnings say so."""
     results_path = find_results(results)
     if out is not None and not Path(out).is_dir():
-        check_bundle_path(Path(out), results_path)  # refused before any work
+        check_output_path(Path(out), protect=[results_path], kind=BUNDLE)  # refused before any work
     private = keys.load_private_key(sign_key) if sign_key else None  # a bad key fails before any work
     data, members, manifest, warnings = collect(results_path, profile_hints=[Path(p) for p in profile_hints],
                                                 waivers_hint=Path(waivers_hint) if waivers_hint else None,
@@ -495,37 +486,8 @@ def make_bundle(results: str | Path, out: str | Path | None = None, sign_key: st
     target = Path(out) if out else results_path.parent / f"{root_dir(run_id)}.tar.gz"
     if target.is_dir():
         target = target / f"{root_dir(run_id)}.tar.gz"
-    check_bundle_path(target, results_path)
-    try:
-        write_tar(target, root_dir(run_id), ordered, _epoch(data))
-    except OSError as exc:
-        why = "a part of the path is a file, not a directory" if exc.errno in (errno.ENOTDIR, errno.EEXIST) \
-            else exc.strerror or str(exc)
-        raise ConfigError(str(target), None, None, f"cannot write the bundle: {why}") from None
+    write_tar(target, root_dir(run_id), ordered, _epoch(data), protect=[results_path])
     return Bundle(target, run_id, [n for n, _ in ordered], fingerprint, warnings)
-
-
-def check_bundle_path(target: Path, results_path: Path) -> None:
-    """Refuse a bundle path whose file would be lost: a directory (after the bundle's own name was added),
-    a FIFO or device, the run's results.json, or any existing file that is not a bundle (an earlier
-    bundle is replaced, atomically)."""
-    where = str(target)
-    if target.is_dir():
-        raise ConfigError(where, None, None, "is a directory")
-    if not target.exists():
-        return
-    if not target.is_file():
-        raise ConfigError(where, None, None, "is not a regular file (a FIFO, device or socket): give a file name")
-    try:
-        same = target.samefile(results_path)
-    except OSError:
-        same = False
-    if same:
-        raise ConfigError(where, None, None, "is the run's results.json: the bundle would replace what was "
-                                             "measured; give another file name")
-    if not _is_bundle_file(target):
-        raise ConfigError(where, None, None, "exists and is not a bundle: refusing to replace it (give a new file "
-                                             "name, or remove that file first)")
 
 
 def _is_bundle_file(path: Path) -> bool:
@@ -539,6 +501,15 @@ def _is_bundle_file(path: Path) -> bool:
     except (OSError, tarfile.TarError, EOFError, ValueError):
         return False
     return first is not None and first.name.startswith(ROOT_PREFIX)
+
+
+# Where a bundle may be written (writer.check_output_path): an existing file there is replaced only when it
+# is an earlier bundle; a directory is only refused once the bundle's own name was added to it.
+BUNDLE = OutputKind(
+    what=" the bundle", on_directory="",
+    on_protected="is the run's results.json: the bundle would replace what was measured; give another file name",
+    replaceable=_is_bundle_file,
+    on_other="exists and is not a bundle: refusing to replace it (give a new file name, or remove that file first)")
 
 
 def bundle_run(out_dir: str | Path, sign_key: str | Path | None = None, out: str | Path | None = None) -> Bundle:

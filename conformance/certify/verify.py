@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import datetime as dt
 import json
 import re
@@ -43,7 +42,8 @@ from ..model.boundedio import MAX_JSON_BYTES, parse_json
 from ..model.errors import ConfigError
 from ..model.verdict import left_out_by_scope
 from . import keys
-from .bundle import MANIFEST, REPORTS, SCHEMA, SIGNATURE, same_report, sha256
+from ..report.writer import FILES
+from .bundle import MANIFEST, SCHEMA, SIGNATURE, same_report, sha256
 
 NO_SITE = "(none)"  # pytest_plugin.NO_SITE: the site of a requirement that applies to no site of the target
 # A bundle is untrusted input, and its members are held in memory to be checked: a few MiB of gzip can
@@ -295,9 +295,9 @@ def _check_copies(manifest: dict, results: dict, members: dict[str, bytes], v: V
     if made_by != __version__:
         v.notes.append(f"reports not compared with results.json: made by harness {made_by}, this is {__version__}")
         return
-    from .writer import render
+    from ..report.writer import render
 
-    for fmt, name in REPORTS.items():
+    for fmt, name in FILES.items():
         if name not in members:
             v.problems.append(f"{name} is missing from the bundle")
             continue
@@ -327,17 +327,14 @@ def _schema_problems(results: dict) -> list[str]:
     return out
 
 
-@contextlib.contextmanager
-def embedded_profiles(mapping: dict[tuple[str | None, str], Path]):
-    """Make profile references resolve to files extracted from a bundle, and nowhere else.
+def embedded_resolver(mapping: dict[tuple[str | None, str], Path]):
+    """A profile resolver (model.profile.load_profile's `resolver`) to files extracted from a bundle,
+    and nowhere else.
 
     Keys are (directory of the extending file, reference as written) and (None, top-level path).
     A shipped name such as `extends: edge-baseline` must resolve to the embedded copy, not to the
     profile installed on the reviewer's machine.
     """
-    from ..model import profile as P
-
-    original = P.resolve_ref
 
     def resolve(ref: str, relative_to: Path | None = None) -> Path:
         key = (str(Path(relative_to).resolve()) if relative_to is not None else None, ref)
@@ -345,11 +342,7 @@ def embedded_profiles(mapping: dict[tuple[str | None, str], Path]):
             return mapping[key]
         raise ConfigError(None, None, None, f'profile "{ref}" is not in the bundle')
 
-    P.resolve_ref = resolve
-    try:
-        yield
-    finally:
-        P.resolve_ref = original
+    return resolve
 
 
 def load_embedded_profiles(manifest: dict, members: dict[str, bytes], workdir: Path, v: Verification) -> list:
@@ -379,8 +372,7 @@ def load_embedded_profiles(manifest: dict, members: dict[str, bytes], workdir: P
             paths.append(path)
         else:
             try:
-                with embedded_profiles(mapping):
-                    profile = load_profile(str(paths[0]))
+                profile = load_profile(str(paths[0]), resolver=embedded_resolver(mapping))
             except ConfigError as e:
                 v.problems.append(f"profile {item.get('id')}: the embedded files do not load: {e}")
                 continue

@@ -37,9 +37,9 @@ from ..model import units as U
 from ..model.boundedio import MAX_DEPTH, MAX_JSON_BYTES, depth, finite, read_text_input
 from ..model.errors import ConfigError
 from ..model.verdict import left_out_by_scope
-from . import view as V
-from .markdown import cell, text
-from .writer import check_document, parse_results
+from ..report import view as V
+from ..report.markdown import cell, text
+from ..report.writer import check_document, parse_results
 
 DEFAULT_TOLERANCE = "10%"
 DEFAULT_NOISE = 0.02
