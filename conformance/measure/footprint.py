@@ -1,128 +1,74 @@
-"""Footprint measurements: memory, CPU over a window (idle or under a modest load), disk use.
+"""Footprint measurements of a site's processes on a host: memory, CPU over a window (idle or under a
+modest load), the processes themselves.
 
-Local hosts are read with psutil; other hosts through commands (EdgeHost); docker:// hosts also
-through the Docker SDK's container stats when a daemon is reachable.
+Hosts are read through the host modules (host/processes.py: psutil for local://, commands elsewhere);
+the container of a docker:// host is read through the Docker SDK's stats when a daemon is reachable.
 """
 
 from __future__ import annotations
 
 import http.client
-import os
-import stat
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from ..model.errors import MeasurementError
-from .hosts import EdgeHost
+from .host.container import docker_container, docker_cpu_seconds, docker_memory, docker_stats
+from .host.edgehost import EdgeHost
+from .host.processes import Proc, Processes
+from .host.site import Scope, site_processes
 
 MAX_LOAD_RPS = 200.0
+MiB = 2**20
 
 
-# ---------------------------------------------------------------------------------------------
-# docker
+def running_processes(site: Any, host: EdgeHost, scope: Scope) -> tuple[list[Proc], list[str]]:
+    """The processes of `scope` (not the whole host), and notes; MeasurementError when none runs."""
+    procs, notes = site_processes(site, host, scope)
+    if not procs:
+        raise MeasurementError(f"host {host.name}: no process of {scope.text} is running")
+    return procs, notes
 
 
-def docker_container(name: str):
-    """The container object (docker SDK), or None when the SDK or a daemon is not available."""
-    try:
-        import docker  # noqa: PLC0415
-
-        client = docker.from_env(timeout=3)
-        return client.containers.get(name)
-    except Exception:
-        return None
-
-
-def docker_stats(container) -> dict | None:
-    try:
-        try:
-            return container.stats(stream=False, one_shot=True)
-        except TypeError:  # an SDK without one_shot
-            return container.stats(stream=False)
-    except Exception:
-        return None
-
-
-def docker_memory(stats: dict) -> int | None:
-    """Working-set memory of a container like `docker stats` shows it (usage minus inactive cache)."""
-    mem = stats.get("memory_stats") or {}
-    usage = mem.get("usage")
-    if usage is None:
-        return None
-    detail = mem.get("stats") or {}
-    cache = detail.get("total_inactive_file", detail.get("inactive_file", detail.get("cache", 0)))
-    return max(0, int(usage) - int(cache or 0))
+def memory_used(site: Any, host: EdgeHost, scope: Scope) -> tuple[int, list[str]]:
+    """Bytes of memory `scope` uses: the RSS of its processes summed, or the container's working set
+    (docker stats), or the host's memory in use; and notes."""
+    if scope.kind == "host":
+        container = docker_container(host.container) if host.container else None
+        stats = docker_stats(container) if container is not None else None
+        used = docker_memory(stats) if stats else None
+        if used is not None:
+            return used, [f"container {host.container}: {used / MiB:.1f} MiB (docker stats)"]
+        used = Processes.of(host).memory_used()
+        return used, [f"{scope.text}: {used / MiB:.1f} MiB in use (MemTotal - MemAvailable)"]
+    procs, notes = running_processes(site, host, scope)
+    rss = sum(p.rss or 0 for p in procs)
+    if any(p.rss is None for p in procs):
+        notes.append(f"RSS of {sum(p.rss is None for p in procs)} process(es) not visible")
+    top = sorted(procs, key=lambda p: p.rss or 0, reverse=True)[:3]
+    notes.append(f"{scope.text}: {len(procs)} process(es), RSS {rss / MiB:.1f} MiB; largest: "
+                 + ", ".join(f"{p.describe()} {(p.rss or 0) / MiB:.1f} MiB" for p in top))
+    return rss, notes
 
 
-def docker_cpu_seconds(stats: dict) -> float | None:
-    total = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
-    return None if total is None else int(total) / 1e9
+def cpu_used(site: Any, host: EdgeHost, scope: Scope, window: float) -> tuple[float, list[str]]:
+    """Cores `scope` used on average over `window` seconds (measured now), and notes."""
+    if scope.kind == "host":
+        container = docker_container(host.container) if host.container else None
+        cores = docker_cpu_over(container, window) if container is not None else None
+        if cores is None:
+            cores = host_cpu_over(host, window)
+        return cores, [f"{scope.text}: {cores:.3f} cores over {window:g} s"]
+    running_processes(site, host, scope)  # fails early when the site is not running
 
+    def pick() -> list[int]:
+        return [p.pid for p in site_processes(site, host, scope)[0]]
 
-# ---------------------------------------------------------------------------------------------
-# disk
-
-
-def local_disk_used(path: str, max_files: int = 1_000_000) -> int:
-    """Bytes allocated on disk under path (like `du -s`), hard links counted once, links not followed."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise MeasurementError(f"{path}: no such file or directory") from None
-    except OSError as exc:
-        raise MeasurementError(f"{path}: {exc.strerror or exc}") from None
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    count = 0
-
-    def add(s: os.stat_result) -> None:
-        nonlocal total
-        key = (s.st_dev, s.st_ino)
-        if s.st_nlink > 1:
-            if key in seen:
-                return
-            seen.add(key)
-        total += getattr(s, "st_blocks", 0) * 512 if hasattr(s, "st_blocks") else s.st_size
-
-    add(st)
-    if not stat.S_ISDIR(st.st_mode):
-        return total
-    stack = [path]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            count += 1
-            if count > max_files:
-                raise MeasurementError(f"{path}: more than {max_files} files; give narrower paths")
-            try:
-                s = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            add(s)
-            if stat.S_ISDIR(s.st_mode):
-                stack.append(entry.path)
-    return total
-
-
-def remote_disk_used(host: EdgeHost, paths: list[str]) -> int:
-    host.require("du", purpose="measure disk use")
-    quoted = " ".join("'" + p.replace("'", "'\\''") + "'" for p in paths)
-    out = host.run(f"du -sk {quoted}", timeout=max(host.timeout, 30.0), what="du -sk")
-    if out.rc != 0:
-        raise MeasurementError(f"host {host.name}: du: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f'exit status {out.rc}'}")
-    total = 0
-    for line in out.stdout.splitlines():
-        first = line.split(None, 1)[0] if line.strip() else ""
-        if first.isdigit():
-            total += int(first) * 1024
-    return total
+    cores, count, notes = tree_cpu_over(host, pick, window)
+    return cores, notes + [f"{scope.text}: {cores:.3f} cores over {window:g} s ({count} process(es))"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,12 +123,13 @@ class SteadyLoad:
 
     def _connection(self) -> http.client.HTTPConnection:
         parts = urlsplit(self.url)
-        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        host = parts.hostname or ""
         if parts.scheme == "https":
             import ssl
 
-            return cls(parts.hostname, parts.port, timeout=self.timeout, context=ssl._create_unverified_context())
-        return cls(parts.hostname, parts.port, timeout=self.timeout)
+            return http.client.HTTPSConnection(host, parts.port, timeout=self.timeout,
+                                               context=ssl._create_unverified_context())
+        return http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
 
     def _work(self, index: int, workers: int) -> None:
         parts = urlsplit(self.url)
@@ -228,19 +175,18 @@ class SteadyLoad:
 # CPU over a window
 
 
-def tree_cpu_over(host: EdgeHost, pick, window: float) -> tuple[float, int, list[str]]:
+def tree_cpu_over(host: EdgeHost, pick: Callable[[], list[int]], window: float) -> tuple[float, int, list[str]]:
     """CPU seconds the processes chosen by `pick()` (-> list of pids) used during `window` seconds.
 
     Processes present at both ends count their difference; processes born during the window count
     all they used; processes that ended during the window are lost (and noted).
     """
     notes: list[str] = []
-    before_pids = pick()
-    before = host.cpu_seconds(before_pids)
+    table = Processes.of(host)
+    before = table.cpu_seconds(pick())
     started = time.monotonic()
     time.sleep(window)
-    after_pids = pick()
-    after = host.cpu_seconds(after_pids)
+    after = table.cpu_seconds(pick())
     elapsed = time.monotonic() - started
     used = 0.0
     for pid, seconds in after.items():
@@ -252,10 +198,11 @@ def tree_cpu_over(host: EdgeHost, pick, window: float) -> tuple[float, int, list
 
 
 def host_cpu_over(host: EdgeHost, window: float) -> float:
-    before = host.host_cpu_seconds()
+    table = Processes.of(host)
+    before = table.busy_cpu_seconds()
     started = time.monotonic()
     time.sleep(window)
-    after = host.host_cpu_seconds()
+    after = table.busy_cpu_seconds()
     return max(0.0, after - before) / max(1e-6, time.monotonic() - started)
 
 
@@ -272,7 +219,3 @@ def docker_cpu_over(container, window: float) -> float | None:
     if a is None or b is None:
         return None
     return max(0.0, b - a) / max(1e-6, time.monotonic() - started)
-
-
-__all__ = ["SteadyLoad", "docker_container", "docker_stats", "docker_memory",
-           "docker_cpu_over", "local_disk_used", "remote_disk_used", "tree_cpu_over", "host_cpu_over"]

@@ -143,7 +143,7 @@ def own_site_pid(edge: Any) -> int | None:
     """The process of an emulated local site (labels.pid on a local:// host), whose CPU use is measured
     with the site's own figures; None for a real target or a site in a container. A site restarted since
     the target file was written (a crash test before this one) is followed by its data dir, as the host
-    checks do (hosts.resolve_site_root); None when it cannot be found."""
+    checks do (host/site.py resolve_site_root); None when it cannot be found."""
     if not edge.emulation or "local://" not in (edge.site.hosts or []):
         return None
     labels = edge.site.labels or {}
@@ -153,10 +153,11 @@ def own_site_pid(edge: Any) -> int | None:
         return None
     if not labels.get("data_dir"):
         return pid
-    from .hosts import _local_processes, resolve_site_root
+    from .host.processes import local_processes
+    from .host.site import resolve_site_root
 
     try:
-        return resolve_site_root(edge.site, _local_processes())[0]
+        return resolve_site_root(edge.site, local_processes())[0]
     except Exception:  # noqa: BLE001 - a process table that cannot be read: the site's CPU stays unknown
         return None
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from conformance.measure.hosts import (EdgeHost, Listener, Proc, Scope, docker_dns_listener, is_site_container,
-                                       parse_ps, site_data_dir, workload_scope)
+from conformance.measure.host.edgehost import EdgeHost
+from conformance.measure.host.processes import Proc, parse_ps
+from conformance.measure.host.site import Scope, is_site_container, site_data_dir, workload_scope
+from conformance.measure.host.sockets import Listener, docker_dns_listener
 
 CONTAINER = "edgeconf-RUN-store-1"
 COMMAND = "python3 -m conformance.emulation.docker.siteinit"

@@ -9,7 +9,7 @@ import importlib.util
 
 import pytest
 
-from conformance.measure.hosts import no_hosts
+from conformance.measure.host.site import no_hosts
 from conformance.model import verdict as V
 from conformance.model.errors import NotApplicable, NotMeasured
 from conformance.model.paths import suites_dir
@@ -67,9 +67,12 @@ def test_a_site_without_hosts_is_not_measured_with_what_to_add():
 @pytest.mark.parametrize("module", ["functional/test_functional_host.py", "footprint/test_footprint.py",
                                     "security/test_security_hosts.py"])
 def test_host_checks_leave_a_site_without_hosts_not_measured(module):
-    with pytest.raises(NotMeasured) as got:
-        _suite(module)._hosts(FakeEdge(STORE))
-    assert got.value.remedy.startswith("give site store-1 a testinfra host")
+    checks = [f for name, f in vars(_suite(module)).items() if name.startswith("test_")]
+    assert checks
+    for check in checks:
+        with pytest.raises(NotMeasured) as got:
+            check(FakeEdge(STORE))
+        assert got.value.remedy.startswith("give site store-1 a testinfra host"), check.__name__
 
 
 def test_a_wan_probe_is_not_applicable_to_central_and_not_measured_elsewhere():

@@ -1,0 +1,214 @@
+"""A host's listening sockets: listening TCP and bound UDP sockets, with their owners when visible.
+
+`Sockets.of(host)` chooses how the host is read, once: psutil for local:// (LocalSockets), else
+commands (CommandSockets: `ss`, or `netstat` where `ss` is missing or fails).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ...model.errors import MeasurementError
+from .edgehost import EdgeHost, HostLacks
+from .site import Scope, site_processes
+
+DOCKER_DNS_ADDRESS = "127.0.0.11"
+
+
+@dataclass(frozen=True)
+class Listener:
+    proto: str  # tcp | udp
+    address: str
+    port: int
+    pid: int | None = None
+    process: str | None = None
+
+    @property
+    def loopback(self) -> bool:
+        a = self.address.strip("[]").split("%", 1)[0]
+        return a.startswith("127.") or a in ("::1", "localhost") or a.startswith("::ffff:127.")
+
+    def describe(self) -> str:
+        addr = f"[{self.address}]" if ":" in self.address and not self.address.startswith("[") else self.address
+        owner = f"{self.process or '?'} pid {self.pid}" if self.pid else "owner unknown"
+        return f"{self.proto} {addr}:{self.port} ({owner})"
+
+
+class Sockets:
+    """The listening sockets of one host."""
+
+    def __init__(self, host: EdgeHost):
+        self.host = host
+
+    @staticmethod
+    def of(host: EdgeHost) -> Sockets:
+        return LocalSockets(host) if host.uses_psutil else CommandSockets(host)
+
+    def listeners(self) -> tuple[list[Listener], list[str]]:
+        """Listening TCP sockets and bound UDP sockets, with their owners when visible; plus notes."""
+        raise NotImplementedError
+
+
+class CommandSockets(Sockets):
+    def listeners(self) -> tuple[list[Listener], list[str]]:
+        host, facts = self.host, self.host.facts
+        if facts.has("ss"):
+            out = host.run("ss -ltunp 2>/dev/null || ss -ltun", what="list sockets with ss")
+            if out.rc == 0 and out.stdout.strip():
+                found = parse_ss(out.stdout)
+                notes = [] if "users:" in out.stdout or not found else \
+                    [f"host {host.name}: ss shows no socket owners (not root?)"]
+                return found, notes
+        if facts.has("netstat"):
+            out = host.run("netstat -ltunp 2>/dev/null", what="list sockets with netstat")
+            notes = []
+            if out.rc != 0 or not out.stdout.strip():
+                out = host.run("netstat -ltun", what="list sockets with netstat")
+                notes.append(f"host {host.name}: its netstat cannot show socket owners (-p)")
+            if out.rc == 0 and ("Proto" in out.stdout or out.stdout.strip() == ""):
+                return parse_netstat(out.stdout), notes
+            raise HostLacks(f"host {host.name}: netstat failed: {out.stderr.strip()[:200]}")
+        raise HostLacks(f"host {host.name} lacks `ss` and `netstat`: cannot list listening sockets")
+
+
+class LocalSockets(Sockets):
+    """This machine, through psutil."""
+
+    def listeners(self) -> tuple[list[Listener], list[str]]:
+        import socket
+
+        import psutil
+
+        names: dict[int, str] = {}
+        found = []
+        try:
+            conns = psutil.net_connections(kind="inet")
+        except psutil.AccessDenied as exc:
+            raise HostLacks(f"host local://: not allowed to list sockets ({exc})") from None
+        for c in conns:
+            if not c.laddr:
+                continue
+            if c.type == socket.SOCK_STREAM:
+                if c.status != psutil.CONN_LISTEN:
+                    continue
+                proto = "tcp"
+            elif c.type == socket.SOCK_DGRAM:
+                if c.raddr:
+                    continue
+                proto = "udp"
+            else:
+                continue
+            name = None
+            if c.pid:
+                if c.pid not in names:
+                    try:
+                        names[c.pid] = psutil.Process(c.pid).name()
+                    except psutil.Error:
+                        names[c.pid] = "?"
+                name = names[c.pid]
+            found.append(Listener(proto, c.laddr.ip, c.laddr.port, c.pid, name))
+        return sorted(set(found), key=lambda s: (s.proto, s.port, s.address, s.pid or 0)), []
+
+
+def docker_dns_listener(host: EdgeHost, sock: Listener) -> bool:
+    """Docker's embedded DNS resolver inside a container on a user-defined network.
+
+    dockerd answers the container's DNS at 127.0.0.11 (tcp and udp, random ports that iptables
+    redirects :53 to) from sockets it opens in the container's network namespace; their owner is in
+    another pid namespace, so no owner shows. It is Docker's, not the site's. A process of the
+    container listening on 127.0.0.11 has a visible owner (as root) and is not excused.
+    """
+    return host.container is not None and sock.address == DOCKER_DNS_ADDRESS and sock.pid is None
+
+
+# ---------------------------------------------------------------------------------------------
+# parsers (pure, unit-tested with sample outputs)
+
+
+def split_address(text: str) -> tuple[str, int] | None:
+    """'0.0.0.0:22', '[::]:80', '*:53', ':::22', '127.0.0.53%lo:53' -> (address, port)."""
+    text = text.strip()
+    if ":" not in text:
+        return None
+    addr, _, port = text.rpartition(":")
+    if not port.isdigit():
+        return None
+    addr = addr.strip("[]")
+    if addr in ("*", ""):
+        addr = "0.0.0.0"
+    return addr, int(port)
+
+
+_SS_USERS = re.compile(r'\("([^"]*)",pid=(\d+)')
+
+
+def parse_ss(text: str) -> list[Listener]:
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 5 or parts[0] not in ("tcp", "udp"):
+            continue
+        where = split_address(parts[4])
+        if where is None:
+            continue
+        if parts[0] == "tcp" and parts[1] != "LISTEN":
+            continue
+        owners = _SS_USERS.findall(line)
+        if owners:
+            for name, pid in dict.fromkeys(owners):
+                found.append(Listener(parts[0], where[0], where[1], int(pid), name))
+        else:
+            found.append(Listener(parts[0], where[0], where[1]))
+    return list(dict.fromkeys(found))
+
+
+def parse_netstat(text: str) -> list[Listener]:
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or not parts[0].startswith(("tcp", "udp")):
+            continue
+        proto = "tcp" if parts[0].startswith("tcp") else "udp"
+        where = split_address(parts[3])
+        if where is None:
+            continue
+        rest = parts[5:]
+        if proto == "tcp":
+            if "LISTEN" not in rest:
+                continue
+            rest = rest[rest.index("LISTEN") + 1:]
+        elif rest and rest[0] in ("ESTABLISHED", "CLOSE", "UNCONN"):
+            rest = rest[1:]
+        pid, name = None, None
+        if rest and "/" in rest[0]:
+            p, _, n = rest[0].partition("/")
+            if p.isdigit():
+                pid, name = int(p), n or None
+        found.append(Listener(proto, where[0], where[1], pid, name))
+    return list(dict.fromkeys(found))
+
+
+def owned_by_site(site: Any, host: EdgeHost, scope: Scope, socks: list[Listener]) -> tuple[list[Listener], list[str]]:
+    """The sockets of `socks` that processes of `scope` own (all of them for the whole host), and notes.
+
+    MeasurementError where that cannot be told: no process of the scope runs (checking nobody's sockets
+    would be a wrong pass), or, not as root, owners are hidden and the site is a `process` pattern (the
+    site may run as another user, so its sockets may be among the hidden ones).
+    """
+    if scope.kind == "host":
+        return list(socks), []
+    procs, notes = site_processes(site, host, scope)
+    if not procs:
+        raise MeasurementError(f"host {host.name}: no process of {scope.text} is running; "
+                               "cannot tell what the site listens on")
+    pids = {p.pid for p in procs}
+    hidden = [s for s in socks if s.pid is None]
+    if hidden and not host.is_root:
+        if scope.kind == "pattern":
+            raise MeasurementError(f"host {host.name}: the owners of {len(hidden)} listening socket(s) are "
+                                   "hidden (not root), so the site's sockets cannot be told apart: connect "
+                                   "with ?sudo=true, or drop `process` to check the whole host")
+        notes.append(f"{len(hidden)} socket(s) whose owner is hidden were not attributed to the site")
+    return [s for s in socks if s.pid in pids], notes
