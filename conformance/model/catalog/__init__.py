@@ -53,20 +53,23 @@ class ChoiceItems:
 
 @dataclass(frozen=True)
 class CheckSpec:
-    name: str
-    suite: str
+    name: str  # SUITE.CHECK
     summary: str
     metrics: dict[str, str]  # metric -> dimension (see model.units)
     params: dict[str, Param] = field(default_factory=dict)
     # "site": one verdict per (requirement, site); "fleet": per requirement over all matching sites.
     scope: str = "site"
 
+    @property
+    def suite(self) -> str:
+        return self.name.split(".", 1)[0]
+
 
 CUSTOM_PREFIX = "custom."
 
 
 def _collect() -> dict[str, CheckSpec]:
-    # Every module in this package declares a CHECKS list; one module per suite (or family).
+    # Every module in this package but common.py declares a CHECKS list; one module per suite.
     import importlib
     import pkgutil
 

@@ -12,18 +12,16 @@ holds, not on what the site says it sent:
 """
 
 from . import CheckSpec, Param
+from .common import REQUEST_TIMEOUT
 from ..units import COUNT, RATIO, SIZE, TIME
 
-SUITE = "data"
 
 _ENDPOINT = Param("str", "name of the site endpoint its clients (sensors, tills) use", default="api")
 _CENTRAL_ENDPOINT = Param("str", "endpoint of the site's uplink (central) that the check reads", default="api")
-_TIMEOUT = Param("duration", "timeout of each request", default="5 s")
 
 CHECKS = [
     CheckSpec(
         name="data.network_efficiency",
-        suite=SUITE,
         summary="POST a known volume of raw telemetry to the site, wait until central has it, and measure "
                 "the WAN bytes the site sent per raw byte ingested (site counters, cross-checked with the "
                 "emulated WAN link's byte counters).",
@@ -52,12 +50,11 @@ CHECKS = [
                                 default="/telemetry/stats"),
             "link_check": Param("bool", "emulated targets: cross-check with the WAN link's byte counters",
                                 default=True),
-            "timeout": _TIMEOUT,
+            "timeout": REQUEST_TIMEOUT,
         },
     ),
     CheckSpec(
         name="data.privacy",
-        suite=SUITE,
         summary="Post records with personal fields (marker values) and local_only records through the "
                 "site's POS API, wait for forwarding, and read central's copy: no marker value and no "
                 "local_only record may have left the site.",
@@ -78,7 +75,7 @@ CHECKS = [
                           default="10 s"),
             "settle": Param("duration", "after they arrived, how long to keep watching for local_only ones",
                             default="1 s"),
-            "timeout": _TIMEOUT,
+            "timeout": REQUEST_TIMEOUT,
         },
     ),
 ]

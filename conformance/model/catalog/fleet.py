@@ -8,19 +8,17 @@ nobody's uplink they are skipped with the reason. They use the reference workloa
 """
 
 from . import CheckSpec, Param
+from .common import REQUEST_TIMEOUT
 from ..units import COUNT, RATIO, TIME
 
-SUITE = "fleet"
 
 _SITES = Param("list", "which sites of the target count as the fleet: names or roles, among the sites whose "
                        "uplink is the checked (central) site", default=["edge"])
 _ENDPOINT = Param("str", "endpoint of the central site the check talks to", default="api")
-_TIMEOUT = Param("duration", "timeout of each request", default="5 s")
 
 CHECKS = [
     CheckSpec(
         name="fleet.registry",
-        suite=SUITE,
         summary="Central's site registry sees the fleet alive: how many sites send a heartbeat that "
                 "central records after the check starts, and how long until enough of them did.",
         metrics={"registered": COUNT, "registered_ratio": RATIO, "time_to_register": TIME},
@@ -31,12 +29,11 @@ CHECKS = [
                                       "site of the target, by name", default=None),
             "within": Param("duration", "how long to wait for the heartbeats", default="10 s"),
             "endpoint": _ENDPOINT,
-            "timeout": _TIMEOUT,
+            "timeout": REQUEST_TIMEOUT,
         },
     ),
     CheckSpec(
         name="fleet.config_push",
-        suite=SUITE,
         summary="PUT a new config version at central and measure how long until every fleet site reports "
                 "it applied (GET /config at each site) and which share of them did.",
         metrics={"reached_ratio": RATIO, "reached": COUNT, "propagation_time": TIME},
@@ -48,7 +45,7 @@ CHECKS = [
             "endpoint": _ENDPOINT,
             "site_endpoint": Param("str", "endpoint of each fleet site where GET /config is read",
                                    default="api"),
-            "timeout": _TIMEOUT,
+            "timeout": REQUEST_TIMEOUT,
         },
     ),
 ]

@@ -1,24 +1,21 @@
 """Checks of the footprint suite: does the edge stack fit a small box (memory, CPU, disk, processes)."""
 
 from . import CheckSpec, Param
-from .hosts import HOST_PARAMS, PROCESS
+from .common import HOST_PARAMS, PROCESS
 from ..units import CPU, COUNT, RATE, SIZE
 
-SUITE = "footprint"
 _SCOPE = Param("str", 'which processes: "auto" (the site\'s if known, else the whole host), "site" (skip '
                       'when the site\'s processes are unknown) or "host"', default="auto")
 
 CHECKS = [
     CheckSpec(
         name="footprint.memory",
-        suite=SUITE,
         summary="Resident memory of the site's processes (process tree summed), or of the container/host.",
         metrics={"rss": SIZE},
         params={"process": PROCESS, "scope": _SCOPE, **HOST_PARAMS},
     ),
     CheckSpec(
         name="footprint.cpu",
-        suite=SUITE,
         summary="CPU used by the site's processes over a window, idle or under a modest request rate.",
         metrics={"cpu": CPU, "achieved_rps": RATE},
         params={
@@ -34,7 +31,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="footprint.disk",
-        suite=SUITE,
         summary="Disk used by the edge stack: the given paths, or the emulated site's data dir.",
         metrics={"used": SIZE},
         params={
@@ -45,7 +41,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="footprint.processes",
-        suite=SUITE,
         summary="Number of processes (and threads, where visible) the site runs.",
         metrics={"count": COUNT, "threads": COUNT},
         params={"process": PROCESS, "scope": _SCOPE, **HOST_PARAMS},

@@ -11,7 +11,6 @@ enough samples (p90: 100, p99: 1,000, p99.9: 10,000); fewer make the verdict inc
 from . import CheckSpec, Param
 from ..units import COUNT, RATIO, TIME
 
-SUITE = "latency"
 
 METRICS = {
     "p50": TIME, "p90": TIME, "p99": TIME, "p999": TIME, "max": TIME, "mean": TIME,
@@ -59,7 +58,6 @@ def _probe_params(endpoint: str, endpoint_doc: str) -> dict[str, Param]:
 CHECKS = [
     CheckSpec(
         name="latency.request",
-        suite=SUITE,
         summary="Request latency from a client to the site's endpoint (through its access link when "
                 "emulated): percentiles, jitter and failure ratios of an open-loop probe.",
         metrics=dict(METRICS),
@@ -67,7 +65,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="latency.wan",
-        suite=SUITE,
         summary="Latency from an edge site to its uplink (central) as the site experiences it: the "
                 "site's `wan` endpoint (central through the site's WAN link); skipped on sites that "
                 "declare none.",
@@ -77,7 +74,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="latency.jitter",
-        suite=SUITE,
         summary="Latency variation of the same probe as latency.request: standard deviation (jitter) "
                 "and p99 - p50 (spread).",
         metrics=dict(METRICS),

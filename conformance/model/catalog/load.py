@@ -12,7 +12,6 @@ ones it answered.
 from . import CheckSpec, Param
 from ..units import COUNT, RATE, RATIO, TIME
 
-SUITE = "load"
 
 LATENCY = {"p50": TIME, "p90": TIME, "p95": TIME, "p99": TIME, "max": TIME}
 
@@ -40,7 +39,6 @@ _SCENARIO_PARAMS = {
 CHECKS = [
     CheckSpec(
         name="load.sustained",
-        suite=SUITE,
         summary="Offer a fixed request rate to the site for a while (open model) and measure what it "
                 "achieved, its error ratio and its latency percentiles; inconclusive when the load "
                 "generator, not the site, was the bottleneck.",
@@ -53,7 +51,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="load.capacity",
-        suite=SUITE,
         summary="Step the offered rate up (start, then + step or x factor, up to max_rate) until the p99 "
                 "or the error ratio breaks its budget; max_rps is the highest step that held it (the "
                 "knee). A step the generator could not deliver ends the sweep: max_rps is then only a "

@@ -13,7 +13,6 @@ measured once, judged by each requirement's expectation).
 from . import CheckSpec, ChoiceItems, Param, QuantityItems
 from ..units import BITRATE, BOOL, COUNT, RATIO, TIME
 
-SUITE = "resilience"
 
 _ENDPOINT = Param("str", "the site endpoint its clients use", default="api")
 _CENTRAL_ENDPOINT = Param("str", "endpoint of the site's uplink (central) that the check reads, e.g. its "
@@ -35,7 +34,6 @@ def _cut_mode(default: str, why: str) -> Param:
 CHECKS = [
     CheckSpec(
         name="resilience.partition",
-        suite=SUITE,
         summary="Cut the site's WAN for a while and check it keeps serving locally: availability and p99 "
                 "of a steady open-loop probe, sales accepted, cached content served (stale is fine), "
                 "tokens issued before the cut still valid.",
@@ -62,7 +60,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="resilience.resync",
-        suite=SUITE,
         summary="Sell during an outage (the WAN cut, or central down), end it, and check that every sale "
                 "reaches central exactly once: the site's and central's transaction summaries (count, "
                 "digest) agree, and how long that took.",
@@ -90,7 +87,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="resilience.degraded",
-        suite=SUITE,
         summary="Sweep the WAN's one-way delay, loss and bandwidth (OPNFV Edge Cloud test cases 16-18) "
                 "and measure the success ratio and duration of the site's central-bound operations at "
                 "each step: a sale until central has it, a content miss fetched from central.",
@@ -112,7 +108,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="resilience.recovery",
-        suite=SUITE,
         summary="Crash the site (SIGKILL) right after acknowledged sales and measure the time until it is "
                 "healthy again by itself and whether the sales survived; then freeze it (SIGSTOP), check "
                 "the hang shows as timeouts, resume it and check it is healthy with its data intact.",
@@ -131,7 +126,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="resilience.flap",
-        suite=SUITE,
         summary="Flap the site's WAN (cut, heal, cut ...) while selling, then check every acknowledged "
                 "sale reached central exactly once after the last heal and the site is healthy.",
         metrics={"lost": COUNT, "duplicates": COUNT, "healthy": BOOL, "created": COUNT, "sync_time": TIME},

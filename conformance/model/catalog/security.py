@@ -1,16 +1,13 @@
 """Checks of the security suite: what listens, how management is protected, what leaks."""
 
 from . import CheckSpec, Param
-from .hosts import HOST_PARAMS, PROCESS
+from .common import CA_FILE, HOST_PARAMS, PROCESS, TIMEOUT
 from ..units import BOOL, COUNT
 
-SUITE = "security"
-_TIMEOUT = Param("duration", "give up after this long, e.g. 5 s", default="5 s")
 
 CHECKS = [
     CheckSpec(
         name="security.listening_ports",
-        suite=SUITE,
         summary="Nothing listens on the site's hosts beyond an allowlist (and the site's declared endpoints).",
         metrics={"unexpected": COUNT, "listening": COUNT},
         params={
@@ -24,7 +21,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="security.tls",
-        suite=SUITE,
         summary="A management endpoint is served only over TLS >= 1.2 with a valid, not-expiring certificate.",
         metrics={"tls_version_ok": BOOL, "cert_valid": BOOL, "days_to_expiry": COUNT, "expiry_ok": BOOL,
                  "plain_http_refused": BOOL},
@@ -37,12 +33,11 @@ CHECKS = [
                                  default=None),
             "min_days": Param("int", "expiry_ok is true when the certificate is valid at least this long",
                               default=30),
-            "timeout": _TIMEOUT,
+            "timeout": TIMEOUT,
         },
     ),
     CheckSpec(
         name="security.default_credentials",
-        suite=SUITE,
         summary="No default or empty credentials are accepted by the site's HTTP basic-auth endpoints.",
         metrics={"accepted_defaults": COUNT, "tried": COUNT, "protected": COUNT},
         params={
@@ -52,14 +47,12 @@ CHECKS = [
             "pairs": Param("list", 'credentials to try instead of the built-in list, "user:password" '
                                    "(at most 10)", default=None),
             "delay": Param("duration", "pause between attempts", default="0.3 s"),
-            "timeout": _TIMEOUT,
-            "ca_file": Param("str", "CA bundle for https endpoints (default: the site's ca_file, else system CAs)",
-                             default=None),
+            "timeout": TIMEOUT,
+            "ca_file": CA_FILE,
         },
     ),
     CheckSpec(
         name="security.secret_files",
-        suite=SUITE,
         summary="No world-readable secret files (keys, tokens, .env ...) under the given paths.",
         metrics={"world_readable": COUNT, "scanned": COUNT},
         params={
@@ -75,7 +68,6 @@ CHECKS = [
     ),
     CheckSpec(
         name="security.http_headers",
-        suite=SUITE,
         summary="An HTTP endpoint sends security headers and does not leak its server software's version.",
         metrics={"missing": COUNT, "version_leaks": COUNT},
         params={
@@ -85,9 +77,8 @@ CHECKS = [
             "required": Param("list", "headers that must be present (Strict-Transport-Security is added "
                                       "for https)", default=["X-Content-Type-Options"]),
             "hsts": Param("bool", "require Strict-Transport-Security on https endpoints", default=True),
-            "timeout": _TIMEOUT,
-            "ca_file": Param("str", "CA bundle for https endpoints (default: the site's ca_file, else system CAs)",
-                             default=None),
+            "timeout": TIMEOUT,
+            "ca_file": CA_FILE,
         },
     ),
 ]
