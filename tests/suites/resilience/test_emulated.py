@@ -5,7 +5,7 @@ Each case is a real `edge-conformance run --profile P --target emulated:T --suit
 subprocess, read back from results.json. The runs are independent deployments, so they are started
 together (a few at a time) when the first test needs them.
 
-Defect runs narrow a shipped profile (tests/resilience/conftest.py:derived_profile): the same
+Defect runs narrow a shipped profile (tests/suites/resilience/conftest.py:derived_profile): the same
 requirements, each checked on one site, with one defect per site (`--defect SITE:DEFECT`), so a
 failure can only come from that site's defect. satcom has a single remote site, so the four
 partition/crash defects share it; each one breaks a different metric, and each requirement must fail
