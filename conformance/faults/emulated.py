@@ -23,6 +23,7 @@ import urllib.parse
 from typing import Any
 
 from ..measure.http import CallError, call_json
+from ..measure.linkbytes import check_readable
 from ..model.errors import MeasurementError
 
 LINK_KINDS = ("wan", "access")
@@ -116,12 +117,11 @@ class EmulatedFaults:
         """The ownership gate (conformance.emulation.deployment.owned_control): a fault (any request
         but GET) goes only to a loopback control API of a deployment of the caller's own state root,
         else NotMeasured (never a pass without its fault); reads only to loopback."""
+        if method == "GET":
+            check_readable(self.control_url, self.run_id)  # raises NotMeasured
+            return
         from ..emulation import deployment
 
-        if method == "GET":
-            if deployment.loopback_control(self.control_url) is None:
-                deployment.owned_control(self.control_url, self.run_id)  # raises NotMeasured
-            return
         try:
             deployment.owned_control(self.control_url, self.run_id)
         except deployment.EmulationError as exc:

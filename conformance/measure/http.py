@@ -83,6 +83,12 @@ class Reply:
         text = self.body[:160].decode("utf-8", "replace").strip()
         return f"HTTP {self.status}" + (f" {text}" if text and not self.ok else "")
 
+    def problem(self) -> str:
+        """What went wrong, for a message: "" for a 2xx answer, the failure, or the status and body's start."""
+        if self.status is None:
+            return self.error or "no answer"
+        return "" if self.ok else f"HTTP {self.status} {self.body[:120]!r}"
+
     def answered(self) -> Reply:
         """This reply, or MeasurementError when no answer came."""
         if self.status is None:

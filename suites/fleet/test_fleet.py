@@ -10,7 +10,6 @@ request with a timeout.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,25 +17,14 @@ from typing import Any
 
 import pytest
 
-from conformance.measure.http import http_request
+from conformance.measure.http import Reply, send_json
 from conformance.model.errors import MeasurementError
 
 POLL_S = 0.2
 
 
-def _call(url: str, *, method: str = "GET", body: Any = None, timeout: float = 5.0) -> tuple[int | None, Any, str]:
-    """(status, JSON or None, error text): every failure is data."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    try:
-        r = http_request(url, method=method, timeout=timeout, headers=headers, body=data, max_body=16 << 20)
-    except MeasurementError as exc:
-        return None, None, str(exc)
-    try:
-        doc = json.loads(r.body) if r.body else None
-    except ValueError:
-        doc = None
-    return r.status, doc, "" if 200 <= r.status < 300 else f"HTTP {r.status} {r.body[:120]!r}"
+def _call(url: str, *, method: str = "GET", body: Any = None, timeout: float = 5.0) -> Reply:
+    return send_json(url, method=method, body=body, timeout=timeout, max_body=16 << 20)
 
 
 def _fleet(edge) -> list:
@@ -85,9 +73,10 @@ def _registry(edge, rec) -> None:
     url = edge.endpoint(p.get("endpoint") or "api").rstrip("/") + "/registry/sites"
 
     started = time.monotonic()
-    status, doc, error = _call(url, timeout=timeout)
-    if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("sites"), dict):
-        raise MeasurementError(f"central's registry: GET {url} -> {error or 'no {now, sites} document'}")
+    r = _call(url, timeout=timeout)
+    doc = r.json()
+    if r.status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("sites"), dict):
+        raise MeasurementError(f"central's registry: GET {url} -> {r.problem() or 'no {now, sites} document'}")
     since = float(doc.get("now") or 0.0)  # central's clock: a site counts once central records a newer heartbeat
     reached_at, fresh = None, set()
     while True:
@@ -100,9 +89,10 @@ def _registry(edge, rec) -> None:
         if time.monotonic() - started >= within:
             break
         time.sleep(POLL_S)
-        status, doc, error = _call(url, timeout=timeout)
-        if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("sites"), dict):
-            raise MeasurementError(f"central's registry: GET {url} -> {error or 'no {now, sites} document'}")
+        r = _call(url, timeout=timeout)
+        doc = r.json()
+        if r.status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("sites"), dict):
+            raise MeasurementError(f"central's registry: GET {url} -> {r.problem() or 'no {now, sites} document'}")
     counted = fresh if min_sites is not None else fresh & fleet
     rec.record("registered", len(counted))
     rec.record("registered_ratio", min(1.0, len(counted) / need))
@@ -143,14 +133,16 @@ def _config_push(edge, rec) -> None:
 
     pushed = p.get("config")
     if pushed is None:
-        status, current, error = _call(central, timeout=timeout)
-        if status != 200 or not isinstance(current, dict):
-            raise MeasurementError(f"central's config: GET {central} -> {error or 'not a JSON object'}")
+        r = _call(central, timeout=timeout)
+        current = r.json()
+        if r.status != 200 or not isinstance(current, dict):
+            raise MeasurementError(f"central's config: GET {central} -> {r.problem() or 'not a JSON object'}")
         base = current.get("config") if isinstance(current.get("config"), dict) else {}
         pushed = {**base, "conformance_probe": uuid.uuid4().hex[:12]}
-    status, answer, error = _call(central, method="PUT", body=pushed, timeout=timeout)
-    if status is None or not 200 <= status < 300:
-        raise MeasurementError(f"PUT {central} -> {error}")
+    r = _call(central, method="PUT", body=pushed, timeout=timeout)
+    answer = r.json()
+    if not r.ok:
+        raise MeasurementError(f"PUT {central} -> {r.problem()}")
     pushed_at = time.monotonic()
     version = answer.get("version") if isinstance(answer, dict) else None
     if not isinstance(version, int):
@@ -161,9 +153,10 @@ def _config_push(edge, rec) -> None:
     last: dict[str, str] = {}
 
     def look(name: str) -> tuple[str, bool, str]:
-        code, doc, err = _call(urls[name], timeout=min(timeout, 2.0))
-        if code != 200 or not isinstance(doc, dict):
-            return name, False, err or "not a JSON object"
+        r = _call(urls[name], timeout=min(timeout, 2.0))
+        doc = r.json()
+        if r.status != 200 or not isinstance(doc, dict):
+            return name, False, r.problem() or "not a JSON object"
         seen = doc.get("version")
         ok = isinstance(seen, int) and seen >= version
         return name, ok, f"applied version {seen}" + (f", saw {doc['central_version_seen']} at central"

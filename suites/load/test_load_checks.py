@@ -35,22 +35,18 @@ import json
 import math
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.measure.load.figures import LATENCY_METRICS, Stats, load_summary, ms, run_note, show_ms, timeseries
+from conformance.measure.load.plan import capacity_rates, load_config, run
 from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 from conformance.model import expect as E
 from conformance.model import units as U
 from conformance.model import verdict as V
-from conformance.model.errors import ConfigError, MeasurementError
+from conformance.model.errors import MeasurementError
 
-PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
-LATENCY_METRICS = (*PERCENTILES, "max")
 THRESHOLD_METRICS = ("p99", "p95", "p90", "p50")  # the bound drawn as raw.latency.threshold_us, first found
-MAX_USERS = 2000
-MAX_STEPS = 40
-ENDPOINT_KEYS = {"name", "method", "path", "weight", "body"}
 
 _RUNS = pytest.StashKey[dict]()
 
@@ -66,7 +62,7 @@ def test_sustained(edge, request):
     bound = _latency_bound(edge)
     config = _config(edge, rate, duration, latency_bound_s=bound[1] if bound else None)
     result, pressure, site_cores = _shared_run(edge, request, config)
-    stats = _Stats(result, config.request_timeout_s)
+    stats = Stats(result, config.request_timeout_s)
 
     edge.record("achieved", result.achieved_rps, "rps")
     edge.record("offered", result.offered_rps, "rps")
@@ -124,12 +120,12 @@ def test_capacity(edge):
         step_window, step_cpu = PressureWindow(), TreeCpu(site_pid)
         result = _run(edge, config)
         step_pressure, step_cores = step_window.stop(), step_cpu.cores()
-        stats = _Stats(result, config.request_timeout_s)
+        stats = Stats(result, config.request_timeout_s)
         p99_us = stats.latency_us("p99")
         step = {"rate": rate, "valid": result.valid, "invalid_reason": result.invalid_reason,
                 "achieved_rps": result.achieved_rps, "offered_rps": result.offered_rps,
                 "requests": stats.total, "failures": stats.failed, "error_ratio": round(stats.error_ratio, 6),
-                "p95_ms": _ms(stats.latency_us("p95")), "p99_ms": _ms(p99_us), "errors": dict(result.errors),
+                "p95_ms": ms(stats.latency_us("p95")), "p99_ms": ms(p99_us), "errors": dict(result.errors),
                 "users": config.total_users,
                 "machine": {**step_pressure.to_dict(), "target_cores": step_cores} if step_pressure else None}
         if result.series:
@@ -151,7 +147,7 @@ def test_capacity(edge):
         if not held:
             why = []
             if p99_us > p99_budget * 1e6:
-                why.append(f"p99 {_show_ms(p99_us)} > {_show_ms(p99_budget * 1e6)}")
+                why.append(f"p99 {show_ms(p99_us)} > {show_ms(p99_budget * 1e6)}")
             if stats.error_ratio > error_budget:
                 why.append(f"errors {stats.error_ratio * 100:.3g} % > {error_budget * 100:.3g} %")
             broke, broke_result = (rate, ", ".join(why)), result
@@ -175,7 +171,7 @@ def test_capacity(edge):
         edge.attach("load", load_summary(shown[1]))
     edge.record("steps", len(steps))
 
-    budget = f"p99 <= {_show_ms(p99_budget * 1e6)}, errors <= {error_budget * 100:g} %"
+    budget = f"p99 <= {show_ms(p99_budget * 1e6)}, errors <= {error_budget * 100:g} %"
     if saturated is not None and held_rate is None:
         edge.inconclusive(f"the first step ({saturated[0]:g}/s) was not delivered: {saturated[1]}")
     edge.record("max_rps", max_rps, "rps")
@@ -203,28 +199,8 @@ def test_capacity(edge):
 
 
 def _rates(edge) -> list[float]:
-    start = _number(edge, "start", 50.0)
-    max_rate = edge.params.get("max_rate")
-    step, factor = edge.params.get("step"), edge.params.get("factor")
-    if not isinstance(max_rate, (int, float)) or isinstance(max_rate, bool) or not max_rate >= start > 0:
-        edge.error(f"start and max_rate must be numbers with 0 < start <= max_rate, got {start:g} and {max_rate!r}")
-    if step is not None and factor is not None:
-        edge.error("give step or factor, not both")
-    if factor is not None and not float(factor) > 1:
-        edge.error(f"factor must be > 1, got {factor}")
-    if factor is None and step is None:
-        step = start
-    if step is not None and not float(step) > 0:
-        edge.error(f"step must be > 0, got {step}")
-    rates, rate = [], float(start)
-    while rate <= max_rate * (1 + 1e-9):
-        rates.append(round(rate, 6))
-        rate = rate * float(factor) if factor is not None else rate + float(step)
-        if len(rates) > MAX_STEPS:
-            edge.error(f"more than {MAX_STEPS} steps from {start:g} to {max_rate:g}/s: raise step or factor")
-    if rates[-1] < max_rate * (1 - 1e-9):
-        rates.append(float(max_rate))
-    return rates
+    return capacity_rates(_number(edge, "start", 50.0), edge.params.get("max_rate"), edge.params.get("step"),
+                          edge.params.get("factor"))
 
 
 def _starved_break(p50_us: float | None, p99_us: float, error_ratio: float, p99_budget: float,
@@ -249,80 +225,12 @@ def _starved_break(p50_us: float | None, p99_us: float, error_ratio: float, p99_
 
 
 def _config(edge, rate: float, duration: float, latency_bound_s: float | None):
-    from conformance.measure.load import LoadConfig
-    from conformance.measure.load.scenarios import SCENARIOS
-
-    scenario = edge.params.get("scenario") or "endpoints"
-    if scenario not in SCENARIOS:
-        edge.error(f"unknown scenario {scenario!r} (scenarios: {', '.join(SCENARIOS)})")
-    base = edge.endpoint(edge.params.get("endpoint") or "api")
-    parts = urlsplit(base)
-    if scenario == "tcp_echo":
-        if not parts.hostname or not parts.port:
-            edge.error(f"tcp_echo needs an endpoint with a host and a port, {base} has none")
-        url = f"tcp://{parts.netloc.rsplit('@', 1)[-1]}"
-    else:
-        if parts.scheme not in ("http", "https"):
-            edge.error(f"scenario {scenario} needs an http(s) endpoint, {base} is not")
-        url = base.rstrip("/")
-    endpoints = _endpoints(edge) if scenario == "endpoints" else ()
-    if scenario != "endpoints" and edge.params.get("endpoints"):
-        edge.error(f"endpoints are only used by the endpoints scenario, not by {scenario}")
-    timeout = _number(edge, "timeout", 5.0)
-    workers = edge.params.get("workers") or 1
-    data: dict[str, Any] = {"url": url, "rate": float(rate), "duration_s": float(duration), "scenario": scenario,
-                            "endpoints": endpoints, "workers": workers, "request_timeout_s": timeout,
-                            "guard": edge.params.get("guard") or {}}
-    if scenario == "tcp_echo":
-        data["payload_bytes"] = edge.params.get("payload_bytes") or 64
-    try:
-        probe = LoadConfig.from_dict({**data, "users": None})  # for requests per iteration and workers
-        data["users"] = edge.params.get("users") or _users(probe, latency_bound_s)
-        return LoadConfig.from_dict(data)
-    except ConfigError as exc:  # a bad param value: could not measure
-        raise MeasurementError(f"load settings: {exc}") from None
-
-
-def _users(config, latency_bound_s: float | None) -> int:
-    """Enough users for the arrival rate at 1 s of latency (or 5x the bound judged), Little's law."""
-    cover = max(1.0, 5.0 * (latency_bound_s or 0.0))
-    wanted = math.ceil(config.iteration_rate * cover)
-    return int(min(MAX_USERS, max(config.total_users, wanted, config.total_workers)))
-
-
-def _endpoints(edge) -> tuple[dict, ...]:
-    raw = edge.params.get("endpoints")
-    if raw is None:
-        return ({"name": "health", "url": "/health", "method": "GET", "weight": 1},)
-    if not raw:
-        edge.error("endpoints is empty: give at least one {name, method, path, weight, body}")
-    out = []
-    for i, e in enumerate(raw):
-        if not isinstance(e, dict):
-            edge.error(f"endpoints[{i}]: expected a mapping with name, method, path, weight, body")
-        unknown = sorted(set(e) - ENDPOINT_KEYS)
-        if unknown:
-            edge.error(f"endpoints[{i}]: unknown key {unknown[0]!r} (keys: {', '.join(sorted(ENDPOINT_KEYS))})")
-        path = e.get("path")
-        if not isinstance(path, str) or not path or "://" in path or path.startswith("//"):
-            edge.error(f"endpoints[{i}].path: expected a path relative to the site endpoint, got {path!r}")
-        item = {"name": str(e.get("name") or path), "url": "/" + path.lstrip("/"),
-                "method": str(e.get("method") or "GET"), "weight": e.get("weight", 1)}
-        if e.get("body") is not None:
-            item["body"] = e["body"]
-        out.append(item)
-    return tuple(out)
+    return load_config(edge.params, edge.endpoint(edge.params.get("endpoint") or "api"), rate, duration,
+                       timeout=_number(edge, "timeout", 5.0), latency_bound_s=latency_bound_s)
 
 
 def _run(edge, config):
-    from conformance.measure.load import LoadError, run_load
-
-    try:
-        return run_load(config, allow_hosts=tuple(sorted(edge.allowed_hosts)))
-    except ConfigError as exc:  # UnsafeTargetError included: nothing was sent
-        raise MeasurementError(f"load of {config.url}: {exc}") from None
-    except LoadError as exc:
-        raise MeasurementError(f"load of {config.url}: {exc}") from None
+    return run(config, edge.allowed_hosts)
 
 
 def _shared_run(edge, request, config):
@@ -349,92 +257,6 @@ def _shared_run(edge, request, config):
 
 # ---------------------------------------------------------------------------------------------
 # from a result to metrics and raw data
-
-
-class _Stats:
-    """Counts and percentiles over every measured request, failed ones ranked last at the timeout."""
-
-    def __init__(self, result, timeout_s: float):
-        self.result = result
-        # Requests the offered load asked for that never went out because the site held every user
-        # count as failed (ranked at the timeout), as a timed-out request would: they were not served.
-        held = getattr(result, "held_by_target", False)
-        self.never_sent = int(getattr(result, "dropped_requests", 0)) if held else 0
-        self.failed = int(result.failures) + int(result.unfinished or 0) + self.never_sent
-        self.total = int(result.requests) + int(result.unfinished or 0) + self.never_sent
-        self.answered = self.total - self.failed
-        self.timeout_us = float(timeout_s) * 1e6
-        self.error_ratio = self.failed / self.total if self.total else 0.0
-        self.in_failures: list[str] = []
-        self._hist = None
-
-    def latency_us(self, metric: str) -> float | None:
-        if self.total == 0:
-            return None
-        lat = self.result.latency_us
-        if metric == "max":
-            answered_max = float(lat.get("max") or 0) if self.answered else 0.0
-            return max(answered_max, self.timeout_us) if self.failed else answered_max
-        if not self.failed:
-            return float(lat[metric])
-        rank = max(int(PERCENTILES[metric] * self.total / 100 + 0.5), 1)  # hdrh's rule for the target count
-        if rank > self.answered:
-            if metric not in self.in_failures:
-                self.in_failures.append(metric)
-            return self.timeout_us
-        if self._hist is None:
-            self._hist = self.result.latency_histogram()
-        return float(self._hist.get_value_at_percentile(100.0 * rank / self.answered))
-
-
-def timeseries(series: list[dict]) -> list[dict]:
-    """The driver's per-second rows in the shape the HTML report draws (p95 in ms)."""
-    out = []
-    for row in series:
-        p95 = row.get("p95_us")
-        out.append({"t": row["t"], "epoch": row.get("epoch"), "rps": row.get("rps", 0),
-                    "p95_ms": round(p95 / 1000.0, 3) if p95 is not None else None,
-                    "users": row.get("users", 0), "active": row.get("active", 0),
-                    "errors_per_s": row.get("errors_per_s", 0), "offered": row.get("offered", 0),
-                    "dropped": row.get("dropped", 0)})
-    return out
-
-
-def load_summary(result) -> dict:
-    """What ran and what came back, without the histograms (those are in raw.latency)."""
-    config = result.config or {}
-    return {
-        "valid": result.valid, "invalid_reason": result.invalid_reason,
-        "url": config.get("url"), "scenario": config.get("scenario"), "users": config.get("users"),
-        "target_rps": result.target_rps, "offered_rps": result.offered_rps, "achieved_rps": result.achieved_rps,
-        "duration_s": result.duration_s, "requests": result.requests, "failures": result.failures,
-        "arrivals": result.arrivals, "dropped": result.dropped, "unfinished": result.unfinished,
-        "errors": dict(result.errors),
-        "endpoints": {name: {k: v for k, v in e.items() if k != "histogram"} for name, e in result.endpoints.items()},
-        "generator": result.generator, "locust_version": result.locust_version,
-    }
-
-
-def run_note(result, stats: _Stats) -> str:
-    config = result.config or {}
-    text = (f"{stats.total} requests to {config.get('url')} ({config.get('scenario')}) in {result.duration_s:g} s: "
-            f"offered {result.offered_rps:g}/s, achieved {result.achieved_rps:g}/s")
-    if stats.failed:
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.errors.items(), key=lambda kv: -kv[1]))
-        text += f", {stats.failed} failed ({kinds or 'unfinished'})"
-    if result.unfinished:
-        text += f", {result.unfinished} unfinished at the end (counted as failed)"
-    if stats.in_failures:
-        text += (f"; {', '.join(stats.in_failures)} fall among the failed requests and count as the timeout "
-                 f"({stats.timeout_us / 1e6:g} s)")
-    procs = result.generator.get("processes") or []
-    cpu = [p.get("cpu_percent_mean") for p in procs if p.get("cpu_percent_mean") is not None]
-    lag = [p.get("loop_lag_p99_us") for p in procs if p.get("loop_lag_p99_us") is not None]
-    text += (f"; generator: {len(procs)} process(es), {config.get('users')} users, CPU "
-             f"{max(cpu, default=0):.0f}% of a core, loop lag p99 {_show_ms(max(lag, default=0))}")
-    if result.dropped:
-        text += f", {result.dropped} of {result.arrivals} arrivals dropped (no free user)"
-    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,9 +305,3 @@ def _latency_bound(edge) -> tuple[str, float] | None:
     return None
 
 
-def _ms(us: float | None) -> float | None:
-    return None if us is None else round(us / 1000.0, 3)
-
-
-def _show_ms(us: float) -> str:
-    return f"{us:.0f} us" if us < 1000 else f"{us / 1000:.3g} ms"

@@ -30,6 +30,7 @@ import gevent
 from gevent.event import AsyncResult
 from locust.env import Environment
 
+from ...model.atomicfile import PRIVATE, write_atomic
 from . import users
 from .config import LoadConfig
 from .monitor import Monitor
@@ -258,13 +259,6 @@ def _exit_with_parent(parent_pid: int) -> None:
         gevent.sleep(0.5)
 
 
-def _write_atomically(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.measure.load.child")
     parser.add_argument("--config")
@@ -293,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         output = {"reports": [], "errors": [f"{type(exc).__name__}: {exc}"], "traceback": traceback.format_exc()}
         code = 1
     output["locust_version"] = locust.__version__
-    _write_atomically(args.out, output)
+    # PRIVATE: the harness's own scratch file (the driver reads it back as the same user), never shared
+    write_atomic(args.out, json.dumps(output), mode=PRIVATE)
     return code
 
 

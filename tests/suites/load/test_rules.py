@@ -10,6 +10,8 @@ from types import SimpleNamespace
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from conformance.measure.load.figures import Stats
+from conformance.measure.load.plan import MAX_USERS
 from conformance.model import catalog
 from conformance.model import expect as E
 from conformance.model import verdict as V
@@ -242,7 +244,7 @@ def _result(values_ms: list[float], failures: int = 0, unfinished: int = 0):
 
 
 def test_without_failures_the_drivers_percentiles_are_used():
-    stats = S._Stats(_result([float(v) for v in range(1, 101)]), timeout_s=5)
+    stats = Stats(_result([float(v) for v in range(1, 101)]), timeout_s=5)
     assert stats.error_ratio == 0 and stats.total == 100
     assert stats.latency_us("p50") == pytest.approx(50_000, rel=0.01)
     assert stats.latency_us("max") == pytest.approx(100_000, rel=0.01)
@@ -250,7 +252,7 @@ def test_without_failures_the_drivers_percentiles_are_used():
 
 
 def test_failures_rank_after_every_answer():
-    stats = S._Stats(_result([float(v) for v in range(1, 101)], failures=5), timeout_s=5)
+    stats = Stats(_result([float(v) for v in range(1, 101)], failures=5), timeout_s=5)
     assert stats.total == 105 and stats.error_ratio == pytest.approx(5 / 105)
     assert stats.latency_us("p99") == 5_000_000  # rank 104 of 105: a failed request, at the timeout
     assert stats.latency_us("p95") == pytest.approx(100_000, rel=0.01)  # rank 100: the slowest answer
@@ -260,7 +262,7 @@ def test_failures_rank_after_every_answer():
 
 
 def test_unfinished_requests_count_as_failed():
-    stats = S._Stats(_result([1.0] * 98, unfinished=2), timeout_s=2)
+    stats = Stats(_result([1.0] * 98, unfinished=2), timeout_s=2)
     assert stats.total == 100 and stats.failed == 2 and stats.error_ratio == pytest.approx(0.02)
     assert stats.latency_us("p99") == 2_000_000
 
@@ -268,17 +270,17 @@ def test_unfinished_requests_count_as_failed():
 def test_requests_never_sent_because_the_site_held_every_user_count_as_failed():
     held = _result([1.0] * 80)
     held.held_by_target, held.dropped_requests = True, 20
-    stats = S._Stats(held, timeout_s=2)
+    stats = Stats(held, timeout_s=2)
     assert stats.never_sent == 20 and stats.total == 100 and stats.error_ratio == pytest.approx(0.2)
     assert stats.latency_us("p99") == 2_000_000  # the unsent ones rank last, at the timeout
     # drops the guard tolerated as the generator's own hiccups are not the site's failures
     tolerated = _result([1.0] * 80)
     tolerated.held_by_target, tolerated.dropped_requests = False, 1
-    assert S._Stats(tolerated, timeout_s=2).error_ratio == 0
+    assert Stats(tolerated, timeout_s=2).error_ratio == 0
 
 
 def test_no_request_has_no_latency():
-    stats = S._Stats(SimpleNamespace(requests=0, failures=0, unfinished=0, latency_us={}), timeout_s=5)
+    stats = Stats(SimpleNamespace(requests=0, failures=0, unfinished=0, latency_us={}), timeout_s=5)
     assert stats.latency_us("p99") is None and stats.latency_us("max") is None and stats.error_ratio == 0
 
 
@@ -292,7 +294,7 @@ def test_users_cover_one_second_or_five_times_the_bound():
     slow = S._config(FakeEdge(), 100, 6, latency_bound_s=0.5)
     assert slow.users == 250  # 100/s x 5 x 0.5 s
     huge = S._config(FakeEdge(), 50_000, 6, latency_bound_s=None)
-    assert huge.users == S.MAX_USERS
+    assert huge.users == MAX_USERS
     given = S._config(FakeEdge({"users": 7}), 100, 6, latency_bound_s=None)
     assert given.users == 7
 
