@@ -34,6 +34,7 @@ from ..model.errors import MeasurementError
 
 MAX_BODY = 4 << 20
 KINDS = ("timeout", "reset", "refused", "tls", "dns", "protocol", "error")
+_NOT_JSON = object()
 
 
 def header(headers: dict[str, str], name: str) -> str | None:
@@ -64,16 +65,16 @@ class Reply:
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
 
-    def loads(self, empty: Any = None) -> Any:
-        """The body as JSON (`empty` when there is none); ValueError when it is not JSON."""
-        if not self.body:
+    def loads(self, empty: Any = _NOT_JSON) -> Any:
+        """The body as JSON; ValueError when it is not JSON (an empty body is not, unless `empty` is given)."""
+        if not self.body and empty is not _NOT_JSON:
             return empty
         return json.loads(self.body.decode("utf-8", "replace"))
 
     def json(self) -> Any:
-        """The body as JSON, or None when it is not JSON."""
+        """The body as JSON; None when it is empty or not JSON."""
         try:
-            return self.loads()
+            return self.loads(empty=None)
         except ValueError:
             return None
 

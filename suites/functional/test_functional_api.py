@@ -21,7 +21,7 @@ def _url(edge, path: str) -> str:
 
 def _json(response, edge) -> object:
     try:
-        return json.loads(response.body.decode("utf-8", "replace"))
+        return response.loads()
     except ValueError:
         edge.note(f"body is not JSON: {response.body[:80]!r}")
         return None

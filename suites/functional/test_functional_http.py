@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from urllib.parse import urlsplit
@@ -26,7 +25,7 @@ def test_http(edge):
     expected = p.get("json")
     if expected:
         try:
-            body = json.loads(response.body.decode("utf-8", "replace"))
+            body = response.loads()
         except ValueError:
             edge.note("body is not JSON")
             edge.record("json_mismatches", len(expected))

@@ -40,15 +40,13 @@ import pytest
 
 from conformance.measure.load.figures import LATENCY_METRICS, Stats, load_summary, ms, run_note, show_ms, timeseries
 from conformance.measure.load.plan import capacity_rates, load_config, run
+from conformance.measure.once import measured_once
 from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 from conformance.model import expect as E
 from conformance.model import units as U
 from conformance.model import verdict as V
-from conformance.model.errors import MeasurementError
 
 THRESHOLD_METRICS = ("p99", "p95", "p90", "p50")  # the bound drawn as raw.latency.threshold_us, first found
-
-_RUNS = pytest.StashKey[dict]()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,29 +232,10 @@ def _run(edge, config):
 
 
 def _shared_run(edge, request, config):
-    """(the run's result, the pressure on this machine while it ran, the emulated site's own CPU use in
-    cores or None), shared by every requirement that would offer the very same load to this site."""
-    store = request.config.stash.setdefault(_RUNS, {})
-    key = (edge.site.name, json.dumps(config.to_dict(), sort_keys=True, default=str))
-    if key in store:
-        first, measured, exc = store[key]
-        edge.note(f"measured once for {first} and this requirement (same site and load settings)")
-        if exc is not None:
-            raise exc
-        return measured
-    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))
-    try:
-        result = _run(edge, config)
-    except MeasurementError as exc:
-        store[key] = (edge.requirement.id, None, exc)
-        raise
-    measured = (result, window.stop(), site_cpu.cores())
-    store[key] = (edge.requirement.id, measured, None)
-    return measured
-
-
-# ---------------------------------------------------------------------------------------------
-# from a result to metrics and raw data
+    """Every requirement that would offer the very same load to this site shares one run (its result, the
+    pressure on this machine meanwhile and the emulated site's own CPU use in cores, or None)."""
+    key = "load " + json.dumps(config.to_dict(), sort_keys=True, default=str)
+    return measured_once(edge, request, key, "site and load settings", lambda: _run(edge, config))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from conformance.measure import once
 from conformance.measure.load.figures import Stats
 from conformance.measure.load.plan import MAX_USERS
 from conformance.model import catalog
@@ -186,7 +187,7 @@ def test_no_lower_bound_rule_of_its_own():
 def _sustained(monkeypatch, expect: str, result, pressure) -> tuple:
     runs = []
     monkeypatch.setattr(S, "_run", lambda edge, config: runs.append(config) or result)
-    monkeypatch.setattr(S, "PressureWindow", lambda: SimpleNamespace(stop=lambda: pressure))
+    monkeypatch.setattr(once, "PressureWindow", lambda: SimpleNamespace(stop=lambda: pressure))  # the shared run's
     edge = CapacityEdge({"rate": 100, "duration": 6}, expect)
     edge.requirement = SimpleNamespace(id="T-LOAD", level="must", expect=E.parse(expect),
                                        metric_dimensions=dict(catalog.get("load.sustained").metrics))
