@@ -36,16 +36,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__
+from ..engine.plan import NO_SITE
 from ..model import recompute as RC
 from ..model import results as R
 from ..model.boundedio import MAX_JSON_BYTES, parse_json
 from ..model.errors import ConfigError
 from ..model.verdict import left_out_by_scope
-from . import keys
 from ..report.writer import FILES
+from . import keys
 from .bundle import MANIFEST, SCHEMA, SIGNATURE, same_report, sha256
 
-NO_SITE = "(none)"  # pytest_plugin.NO_SITE: the site of a requirement that applies to no site of the target
 # A bundle is untrusted input, and its members are held in memory to be checked: a few MiB of gzip can
 # hold gigabytes of zeros. The largest member a run writes is results.json or report.html, both
 # bounded by what the harness reads back (MAX_JSON_BYTES); the limits refuse a bigger one from its tar

@@ -61,11 +61,11 @@ def render(results: dict, fmt: str, color: bool | None = None) -> str:
 
 
 def _check_formats(formats: list[str]) -> None:
+    files = [name for name, r in RENDERERS.items() if r.file]
     for fmt in formats:
-        if fmt not in FILES:
-            known = ", ".join(FILES)
-            raise ConfigError(None, None, "formats",
-                              f'unknown report format "{fmt}"{did_you_mean(fmt, FILES)} (known: {known})')
+        if fmt not in files:
+            raise ConfigError(None, None, "formats", f'unknown report format "{fmt}"{did_you_mean(fmt, files)} '
+                                                     f"(known: {', '.join(files)})")
 
 
 def write_reports(results: dict, out_dir: Path, formats: Iterable[str] = DEFAULT_FORMATS) -> dict[str, Path]:
@@ -84,7 +84,7 @@ def write_reports(results: dict, out_dir: Path, formats: Iterable[str] = DEFAULT
         raise ConfigError(str(out_dir), None, None, f"cannot create the directory: {_why(exc)}") from None
     written = {}
     for fmt in formats:
-        path = out_dir / FILES[fmt]
+        path = out_dir / RENDERERS[fmt].file
         write_report_file(path, RENDERERS[fmt](results))
         written[fmt] = path
     return written
