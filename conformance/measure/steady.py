@@ -47,6 +47,16 @@ class SteadyProbe:
         return self.result
 
 
+def invalid_evidence(result: Any) -> list[dict[str, Any]]:
+    """The `invalid` evidence of a probe whose own self-check failed, naming what the probe measured: a
+    shared experiment also measured things an invalid probe does not touch (sales, cache, tokens), and
+    the verdict rule leaves only a requirement judging one of PROBE_METRICS undecided."""
+    if result.valid:
+        return []
+    return [{"kind": "invalid", "reason": f"steady probe self-check: {result.invalid_reason}",
+             "metrics": sorted(PROBE_METRICS)}]
+
+
 def figures(result: Any, probe_timeout: float) -> tuple[list[tuple[str, float, str]], list[str]]:
     """(metric, value, unit) of a probe's result and the notes that explain them."""
     if result.sent == 0:

@@ -33,7 +33,7 @@ from conformance.measure.recovery import crash, hang
 from conformance.measure.resync import await_resync, before_fault
 from conformance.measure.sales import Poster
 from conformance.measure.siteapi import central_client, site_client
-from conformance.measure.steady import PROBE_METRICS, SteadyProbe, figures, latency_raw
+from conformance.measure.steady import SteadyProbe, figures, invalid_evidence, latency_raw
 from conformance.measure.wansweep import OPERATIONS, sweep, sweep_figures, sweeps_of
 from conformance.model.catalog.resilience import CUT_MODES  # what a WAN cut does to connections
 from conformance.model.errors import MeasurementError
@@ -118,12 +118,8 @@ def _partition(edge, rec) -> None:
     result = probe.join()
     record_pressure(rec, window.stop(), site_cpu.cores())
     _put(rec, *figures(result, float(p["probe_timeout"])))
-    if not result.valid:
-        # The shared experiment also measured sales, cache and tokens, which an invalid probe does not
-        # touch: the evidence names what the probe measured, and the verdict rule leaves only a
-        # requirement judging one of those undecided.
-        rec.evidence("invalid", reason=f"steady probe self-check: {result.invalid_reason}",
-                     metrics=sorted(PROBE_METRICS))
+    for evidence in invalid_evidence(result):  # what the probe measured is undecided, nothing else
+        rec.evidence(**evidence)
     rec.attach("latency", latency_raw(result))
     detail: dict[str, Any] = {"duration_s": round(healed_at - cut_at, 3), "probe": result.summary_line(),
                               "probe_valid": result.valid, "probe_invalid_reason": result.invalid_reason}
