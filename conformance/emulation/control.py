@@ -38,7 +38,7 @@ from ..model.errors import did_you_mean
 from .link import PARTITION_MODES
 from .linkctl import LinkdError
 from .procs import SpawnError
-from .sites import StateError
+from .site import StateError
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor

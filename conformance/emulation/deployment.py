@@ -1,13 +1,13 @@
 """The harness's handle on an emulated deployment: start one, stop it, find and remove leftovers.
 
-`start_deployment` runs the supervisor (conformance.emulation.supervisor) as a child with stdin as a
-pipe: if this process dies in any way (SIGKILL included), the supervisor reads EOF and tears the
+`start_deployment` runs the supervisor (`python -m conformance.emulation.supervise`, with the backend
+chosen from conformance.emulation.backends) as a child with stdin as a pipe: if this process dies in any way (SIGKILL included), the supervisor reads EOF and tears the
 deployment down by itself. `stop()` asks it to, waits, and sweeps up if it does not.
 
 `list_running`, `stop_run` and `stop_all` serve `emulate status` and `emulate down RUN_ID|--all`: they
 find deployments through the registry (conformance.emulation.state) and processes and containers
-labelled with a run id and a state root (conformance.emulation.procs, docker.backend), so they also
-clean up after supervisors that were SIGKILLed.
+labelled with a run id and a state root (conformance.emulation.procs, and each backend's own objects,
+such as docker containers), so they also clean up after supervisors that were SIGKILLed.
 
 THE ownership rule (`_survey`, also the fault gate's `owned_control`): a deployment is the caller's
 when its run id has a registry entry in the caller's state root (state.runtime_root()). Its processes
@@ -43,9 +43,9 @@ import psutil
 from ..model.errors import ConfigError, NotMeasured
 from ..model.topology import apply_defects, load_topology, resolve_topology, topologies_dir
 from . import client, procs, state
+from .backends import BackendUnavailable, UnknownBackend, all_backends, backend_class
 
-SUPERVISOR_MODULE = "conformance.emulation.supervisor"
-BACKENDS = ("local", "docker")
+SUPERVISOR_MODULE = "conformance.emulation.supervise"
 SHUTDOWN_REQUEST_TIMEOUT_S = 5.0
 _live: weakref.WeakSet[Deployment] = weakref.WeakSet()
 
@@ -121,15 +121,18 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
     raises EmulationError after everything started so far has been removed. `detach` leaves the
     supervisor running after this process exits (stop it with stop_run or stop_all).
     """
-    if backend not in BACKENDS:
-        raise ConfigError(None, None, "backend", f'emulation backend "{backend}" is not available here '
-                                                 f"(available: {', '.join(BACKENDS)})")
+    try:
+        backend_cls = backend_class(backend)
+    except UnknownBackend as exc:
+        raise ConfigError(None, None, "backend", str(exc)) from None
     apply_defects(load_topology(topology), list(defects))  # every input error, before any process
     path = resolve_topology(topology).resolve()
     # Built-ins travel by name (shown in ps and the target file); files by absolute path (cwd-proof).
     ref = topology if path.parent == topologies_dir().resolve() else str(path)
-    if backend == "docker":
-        _prepare_docker()  # the image build (about a minute, once) happens before the bring-up clock
+    try:  # e.g. docker's image build (about a minute, once), before the bring-up clock
+        backend_cls.prepare(progress=lambda m: print(f"edge-conformance: {m}", file=sys.stderr, flush=True))
+    except BackendUnavailable as exc:
+        raise EmulationError(str(exc)) from None
     run_id = run_id or state.new_run_id()
     argv = procs.module_argv(SUPERVISOR_MODULE, "--topology", ref, "--run-id", run_id,
                              "--timeout", f"{timeout:g}", "--backend", backend)
@@ -164,16 +167,6 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
         raise EmulationError(f"emulated {topology} did not come up: {ready.get('error', 'unknown error')}"
                              + (f" [supervisor log: {detail}]" if detail and "error" not in ready else ""))
     return Deployment(proc, ready, run_id=run_id, topology=topology, stderr_file=stderr_file, detached=detach)
-
-
-def _prepare_docker() -> None:
-    from .docker import backend as docker_backend
-    from .docker.images import ImageError
-
-    try:
-        docker_backend.prepare(progress=lambda m: print(f"edge-conformance: {m}", file=sys.stderr, flush=True))
-    except (docker_backend.DockerUnavailable, ImageError) as exc:
-        raise EmulationError(f"docker backend: {exc}") from None
 
 
 def _abandon(proc: subprocess.Popen, run_id: str) -> None:
@@ -237,10 +230,8 @@ def _sweep(run_id: str, root: str | None = None) -> None:
     leftovers = procs.find_labelled(run_id, root=root, legacy=entry is not None).get(run_id, [])
     if leftovers:
         procs.kill_processes(leftovers)
-    from .docker.backend import quiet_sweep
-
-    # docker backend: the run's containers of this root, then its networks
-    quiet_sweep(run_id, root=root, legacy=entry is not None)
+    for backend in all_backends():  # what runs leave besides processes (docker: containers, networks)
+        backend.sweep(run_id, root=root, legacy=entry is not None)
     if entry is not None and not _supervisor_alive(entry, run_id, root):
         # The supervisor died without cleaning up (SIGKILL): do its last step for it.
         if entry.get("owns_state_dir") and entry.get("state_dir"):
@@ -307,8 +298,6 @@ def _survey(root: str | None = None) -> tuple[list[RunInfo], list[RunInfo]]:
     processes and the labelled containers and networks."""
     mine = state.root_label(root)
     entries = {e["run_id"]: e for e in state.read_entries(mine) if "run_id" in e}
-    from .docker.backend import quiet_objects
-
     # (run id, owner root or None) -> processes / containers
     own_procs: dict[str, list[psutil.Process]] = {}
     other_procs: dict[tuple[str, str | None], list[psutil.Process]] = {}
@@ -317,44 +306,48 @@ def _survey(root: str | None = None) -> tuple[list[RunInfo], list[RunInfo]]:
             own_procs.setdefault(run_id, []).append(proc)
         else:
             other_procs.setdefault((run_id, proc_root), []).append(proc)
-    objects = quiet_objects()
-    own_docker: dict[str, list[str]] = {}
-    other_docker: dict[tuple[str, str | None], list[str]] = {}
+    objects = [dict(o, backend=b.backend_name) for b in all_backends() for o in b.labelled_objects()]
+    own_objects: dict[str, list[str]] = {}
+    other_objects: dict[tuple[str, str | None], list[str]] = {}
     own_runs = set(entries) | set(own_procs) | {o["run_id"] for o in objects
                                                   if o["kind"] == "container" and o["root"] == mine}
     # Networks carry no root label: they belong with their run's containers.
     container_roots = {o["run_id"]: o["root"] for o in objects if o["kind"] == "container" and o["root"]}
+    own_backend: dict[str, str] = {}
+    other_backend: dict[tuple[str, str | None], str] = {}
     for o in objects:
         names = [o["name"]] if o["kind"] == "container" else []
         owner = o["root"] or (None if o["run_id"] in own_runs else container_roots.get(o["run_id"]))
         if owner == mine or (owner is None and o["run_id"] in own_runs):
-            own_docker.setdefault(o["run_id"], []).extend(names)
+            own_objects.setdefault(o["run_id"], []).extend(names)
+            own_backend[o["run_id"]] = o["backend"]
         else:
-            other_docker.setdefault((o["run_id"], owner), []).extend(names)
+            other_objects.setdefault((o["run_id"], owner), []).extend(names)
+            other_backend[(o["run_id"], owner)] = o["backend"]
 
     own = []
-    for run_id in sorted(set(entries) | set(own_procs) | set(own_docker)):
+    for run_id in sorted(set(entries) | set(own_procs) | set(own_objects)):
         e = entries.get(run_id, {})
         pids = sorted(p.pid for p in own_procs.get(run_id, []))
         pid = e.get("pid")
         alive = bool(pid) and pid in pids  # alive and still ours (not a reused pid)
-        # Registry entries of docker supervisors say so; an orphan with containers or networks of ours
-        # is a docker run even without its entry (its supervisor was SIGKILLed).
-        backend = e.get("backend") or ("docker" if run_id in own_docker else "local" if e else None)
+        # Registry entries say so; an orphan with objects of a backend (docker: containers, networks)
+        # is that backend's run even without its entry (its supervisor was SIGKILLed).
+        backend = e.get("backend") or own_backend.get(run_id) or ("local" if e else None)
         own.append(RunInfo(run_id=run_id, pid=pid, alive=alive, control_url=e.get("control_url") or None,
                            topology=e.get("topology"), state_dir=e.get("state_dir"),
                            target_file=e.get("target_file"), detached=bool(e.get("detached")),
                            started=e.get("started"), processes=pids, backend=backend,
-                           containers=sorted(own_docker.get(run_id, [])), ours=True, state_root=mine,
+                           containers=sorted(own_objects.get(run_id, [])), ours=True, state_root=mine,
                            held_by=_holder(pid) if alive and not e.get("detached") else None))
     foreign = []
-    for run_id, owner in sorted(set(other_procs) | set(other_docker), key=lambda k: (k[0], k[1] or "")):
+    for run_id, owner in sorted(set(other_procs) | set(other_objects), key=lambda k: (k[0], k[1] or "")):
         found = other_procs.get((run_id, owner), [])
         supervisors = [p.pid for p in found if _is_supervisor(p)]
         foreign.append(RunInfo(run_id=run_id, pid=supervisors[0] if supervisors else None, alive=bool(supervisors),
                                processes=sorted(p.pid for p in found),
-                               backend="docker" if (run_id, owner) in other_docker else None,
-                               containers=sorted(other_docker.get((run_id, owner), [])), ours=False,
+                               backend=other_backend.get((run_id, owner)),
+                               containers=sorted(other_objects.get((run_id, owner), [])), ours=False,
                                state_root=owner if owner != procs.UNREADABLE else None))
     return own, foreign
 
@@ -415,9 +408,8 @@ def stop_all(timeout: float = 30.0, *, root: str | None = None) -> list[str]:
             continue
         if stop_run(run.run_id, timeout, root=mine):
             stopped.append(run.run_id)
-    from .docker.backend import quiet_remove_temporary_images
-
-    quiet_remove_temporary_images()  # docker: only while no deployment (of any root) has a container
+    for backend in all_backends():
+        backend.tidy()  # docker: temporary images, only while no deployment (of any root) has a container
     return stopped
 
 

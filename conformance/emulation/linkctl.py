@@ -1,4 +1,5 @@
-"""The supervisor's side of the link daemon: start linkd and drive its HTTP control API.
+"""The supervisor's side of the link daemon: start linkd (or the docker backend's relayd, which has the
+same control API) and drive its HTTP control API.
 
 linkd (conformance.emulation.linkd) owns every emulated link of a deployment; we name them
 "wan:<site>" and "access:<site>". Only this module knows linkd's URLs and field names.
@@ -38,14 +39,18 @@ class Linkd:
             connector=aiohttp.TCPConnector(force_close=True))
 
     @classmethod
-    async def start(cls, *, run_id: str, log_path: Path, timeout: float) -> Linkd:
-        argv = procs.module_argv(LINKD_MODULE, "--run-id", run_id)
+    async def start(cls, *, run_id: str, log_path: Path, timeout: float, module: str = LINKD_MODULE) -> Linkd:
+        """Start the daemon: linkd, or another with its control API (the docker backend's relayd)."""
+        argv = procs.module_argv(module, "--run-id", run_id)
         proc, ready = await procs.spawn(argv, run_id=run_id, log_path=log_path, timeout=timeout)
         return cls(proc, int(ready["control_port"]))
 
-    async def put(self, name: str, upstream_port: int, params: dict[str, Any], partitioned: bool = False
-                  ) -> dict[str, Any]:
-        body = {"upstream": f"127.0.0.1:{upstream_port}", **params, "partitioned": partitioned}
+    async def put(self, name: str, upstream_port: int, params: dict[str, Any], partitioned: bool = False, *,
+                  listen_host: str | None = None) -> dict[str, Any]:
+        """Create or replace a link to 127.0.0.1:upstream_port (listening on `listen_host`: relayd only)."""
+        body: dict[str, Any] = {"upstream": f"127.0.0.1:{upstream_port}", **params, "partitioned": partitioned}
+        if listen_host is not None:
+            body["listen_host"] = listen_host
         return await self._call("PUT", f"/links/{_q(name)}", body)
 
     async def patch(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,14 @@
-"""One emulated site process and its life: start, stop, kill, pause, and restart on crash.
+"""The local backend's site: one process group on this machine (the `Site` of conformance.emulation.site,
+whose restart policy, Restart=on-failure, it follows).
 
-Like systemd's `Restart=on-failure` on a real edge box: a site that dies by a signal or with a
-non-zero status without being stopped through the control API is started again after
-RESTART_DELAY_S, and `restarts` counts those automatic restarts (systemd's NRestarts). A site that
-exits with status 0 by itself is left down in state `exited` (a clean exit is not a failure: a
-badly daemonising service stays dead, and process checks must see that) until `start` or
-`restart`. A SIGTERM from outside the API makes the site stop cleanly (status 0), so it stays down,
-as systemd's on-failure policy does for SIGTERM. A deliberate `restart` is a stop plus a start and
-is not counted.
+The site is `python -m edge_workloads ...` in a session of its own: signals go to the whole group, so
+a site that forks cannot leak grandchildren. A SIGTERM from outside the API makes the site stop
+cleanly (status 0), so it stays down, as systemd's on-failure policy does for SIGTERM.
 
-A restarted site gets its old port back (`--port N`), so the WAN and access links in front of it and
-the target file stay valid; the port is briefly free, and if something else grabbed it we keep
-retrying with backoff. Its data dir survives restarts: durability is part of what the suites check.
+A restarted site gets its old port back (`--port N`, and its management port), so the WAN and access
+links in front of it and the target file stay valid; the port is briefly free, and if something else
+grabbed it the restart is retried with backoff. Its data dir survives restarts: durability is part
+of what the suites check.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,41 +23,21 @@ from typing import Any
 
 from ..model.topology import SiteSpec
 from . import procs
+from .site import RUNNING, Site, workload_config
 
 WORKLOAD_MODULE = "edge_workloads"
-RESTART_DELAY_S = 0.5
-MAX_RESTART_DELAY_S = 5.0
 STOP_GRACE_S = 5.0
 
-# States shown by GET /status.
-STARTING, RUNNING, PAUSED, STOPPED, RESTARTING = "starting", "running", "paused", "stopped", "restarting"
-EXITED = "exited"  # exited with status 0 on its own: not restarted (Restart=on-failure)
 
-
-class ManagedSite:
+class ManagedSite(Site):
     def __init__(self, spec: SiteSpec, *, run_id: str, data_dir: Path, log_path: Path,
-                 start_timeout: float, on_change: Callable[[], None] | None = None):
-        self.spec = spec
-        self.name = spec.name
-        self.run_id = run_id
+                 start_timeout: float, on_change: Callable[[], None] | None = None, mgmt: Any = None):
+        super().__init__(spec, run_id=run_id, start_timeout=start_timeout, on_change=on_change, mgmt=mgmt)
         self.data_dir = data_dir
         self.log_path = log_path
-        self.start_timeout = start_timeout
-        self.central_url: str | None = None   # set by the supervisor for edge workloads (the WAN link)
-        self.port = 0                         # 0 until first start, then kept across restarts
-        self.mgmt = None                      # pki.SiteTls: serve the TLS management interface
-        self.mgmt_port = 0                    # like port: 0 until first start, then kept
+        self.mgmt_port = 0 if mgmt is not None else None  # 0 until first start, then kept
         self.proc: asyncio.subprocess.Process | None = None
-        self.state = STOPPED
-        self.restarts = 0
-        self.last_exit: int | None = None
         self.last_pid: int | None = None      # the latest process, also once it is gone
-        self.started_at: float | None = None
-        self.want_running = False
-        self.closing = False                  # the whole deployment is going down: never restart
-        self.lock = asyncio.Lock()            # one lifecycle action at a time
-        self._on_change = on_change or (lambda: None)
-        self._restart_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ argv
 
@@ -72,33 +48,19 @@ class ManagedSite:
             args += ["--central-url", self.central_url]
         if self.spec.defects:
             args += ["--defects", ",".join(self.spec.defects)]
-        if self.spec.config:
-            args += ["--site-config", json.dumps(self.spec.config, sort_keys=True)]
+        config = workload_config(self.spec)
+        if config:
+            args += ["--site-config", json.dumps(config, sort_keys=True)]
         if self.mgmt is not None:
-            args += self.mgmt.argv(self.mgmt_port)
+            args += self.mgmt.argv(self.mgmt_port or 0)
         return procs.module_argv(WORKLOAD_MODULE, *args)
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ the Site primitives
 
-    async def start(self) -> None:
-        """Start (if not running) and wait for the ready line; raises procs.SpawnError."""
-        async with self.lock:
-            self.want_running = True
-            if self.proc is not None and self.proc.returncode is None:
-                return
-            await self._spawn_or_give_up(STARTING)
+    async def _alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
 
-    async def _spawn_or_give_up(self, state: str) -> None:
-        """An asked-for start that fails leaves the site stopped (and says why) rather than retrying."""
-        try:
-            await self._spawn(state)
-        except procs.SpawnError:
-            self.want_running = False
-            self.state = STOPPED
-            self._on_change()
-            raise
-
-    async def _spawn(self, state: str) -> None:
+    async def _launch(self, state: str) -> None:
         self.state = state
         self.data_dir.mkdir(parents=True, exist_ok=True)
         proc, ready = await procs.spawn(self.argv(), run_id=self.run_id, log_path=self.log_path,
@@ -116,121 +78,53 @@ class ManagedSite:
         asyncio.get_running_loop().create_task(self._watch(proc))
         self._on_change()
 
-    async def stop(self) -> None:
-        """SIGTERM the group and keep it down (SIGKILL after STOP_GRACE_S)."""
-        async with self.lock:
-            self.want_running = False
-            self._cancel_restart()
-            await self._terminate()
-            self.state = STOPPED
-            self._on_change()
-
-    async def restart(self) -> None:
-        async with self.lock:
-            self.want_running = True
-            self._cancel_restart()
-            await self._terminate()
-            await self._spawn_or_give_up(RESTARTING)
-
-    async def kill(self) -> None:
-        """SIGKILL: a crash. The restart policy brings the site back."""
-        async with self.lock:
-            proc = self.proc
-            if proc is None or proc.returncode is not None:
-                raise StateError(f"site {self.name} is not running (state {self.state})")
-            procs.signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            self.state = RESTARTING  # what the watcher is about to do; answer with it already
-
-    async def pause(self) -> None:
-        async with self.lock:
-            proc = self._running("pause")
-            procs.signal_group(proc.pid, signal.SIGSTOP)
-            self.state = PAUSED
-
-    async def resume(self) -> None:
-        async with self.lock:
-            proc = self.proc
-            if proc is not None and proc.returncode is None:
-                procs.signal_group(proc.pid, signal.SIGCONT)
-                self.state = RUNNING
-
-    async def close(self) -> None:
-        """Deployment shutdown: no more restarts, process group gone."""
-        self.closing = True
-        self.want_running = False
-        self._cancel_restart()
-        await self._terminate()
-        self.state = STOPPED
-
-    # ------------------------------------------------------------------ internals
-
-    def _running(self, action: str) -> asyncio.subprocess.Process:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            raise StateError(f"cannot {action} site {self.name}: it is {self.state}")
-        return proc
-
-    async def _terminate(self) -> None:
+    async def _halt(self) -> None:
+        """SIGTERM the group (SIGKILL after STOP_GRACE_S)."""
         # Forget the process first, so its watcher knows this exit was asked for.
         proc, self.proc = self.proc, None
         if proc is not None:
             self.last_exit = await procs.reap(proc, grace=STOP_GRACE_S)
 
+    async def _kill(self) -> int | None:
+        assert self.proc is not None
+        procs.signal_group(self.proc.pid, signal.SIGKILL)
+        return await self.proc.wait()
+
+    async def _pause(self) -> None:
+        assert self.proc is not None
+        procs.signal_group(self.proc.pid, signal.SIGSTOP)
+
+    async def _resume(self) -> None:
+        assert self.proc is not None
+        procs.signal_group(self.proc.pid, signal.SIGCONT)
+
+    async def _remove(self, keep_logs_to: Any = None) -> None:
+        await self._halt()  # the log is a file of the state dir already
+
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
         if proc is not self.proc or not self.want_running or self.closing:
             return  # a stop/restart through the API, or shutdown: they own what happens next
-        self.last_exit = code
         procs.signal_group(proc.pid, signal.SIGKILL)  # grandchildren die with their site
-        if code == 0:  # a clean exit is not a failure: Restart=on-failure leaves it down
-            self.state = EXITED
-            self._on_change()
-            _log(f"site {self.name} exited with status 0 by itself; not restarting (on-failure policy)")
-            return
-        self.state = RESTARTING
-        self._on_change()
-        _log(f"site {self.name} exited with status {code}; restarting in {RESTART_DELAY_S:g} s")
-        self._restart_task = asyncio.get_running_loop().create_task(self._restart_after_crash(proc))
-
-    async def _restart_after_crash(self, dead: asyncio.subprocess.Process) -> None:
-        delay = RESTART_DELAY_S
-        while True:
-            await asyncio.sleep(delay)
-            async with self.lock:
-                if self.closing or not self.want_running or self.proc is not dead:
-                    return  # someone stopped, restarted or started it meanwhile
-                try:
-                    await self._spawn(RESTARTING)
-                    self.restarts += 1
-                    self._on_change()
-                    return
-                except procs.SpawnError as exc:
-                    _log(f"site {self.name} failed to restart: {exc}")
-            delay = min(delay * 2, MAX_RESTART_DELAY_S)
-
-    def _cancel_restart(self) -> None:
-        if self._restart_task is not None and self._restart_task is not asyncio.current_task():
-            self._restart_task.cancel()
-        self._restart_task = None
+        self.exited(code)
 
     # ------------------------------------------------------------------ reporting
 
-    def status(self) -> dict[str, Any]:
+    def pid(self) -> int | None:
         proc = self.proc
-        alive = proc is not None and proc.returncode is None
-        return {"name": self.name, "role": self.spec.role, "workload": self.spec.workload,
-                "uplink": self.spec.uplink, "pid": proc.pid if alive else None, "port": self.port,
-                "state": self.state, "restarts": self.restarts, "last_exit": self.last_exit,
-                "last_pid": self.last_pid,
-                "defects": list(self.spec.defects), "data_dir": str(self.data_dir),
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "last_pid": self.last_pid, "data_dir": str(self.data_dir),
                 "log": str(self.log_path)}
 
+    def target_hosts(self) -> list[str]:
+        return ["local://"]
 
-class StateError(Exception):
-    """The action does not fit the site's state (409)."""
-
-
-def _log(message: str) -> None:
-    print(f"supervisor: {message}", file=sys.stderr, flush=True)
-
+    def target_labels(self) -> dict[str, Any]:
+        # A site that is down keeps its last pid: process checks then find it not running
+        # (resolve_site_root follows a restarted one by its data dir) instead of skipping.
+        return {"workload": self.spec.workload, "pid": self.pid() or self.last_pid,
+                "data_dir": str(self.data_dir), "resources_cpus": self.spec.resources.cpus,
+                "resources_memory": self.spec.resources.memory_bytes, "defects": list(self.spec.defects),
+                "log": str(self.log_path)}

@@ -1,48 +1,50 @@
-"""The supervisor: the single owner of one emulated deployment on this machine.
+"""The supervisor: the single owner of one emulated deployment on this machine, whatever runs its sites.
 
-    python -m conformance.emulation.supervisor --topology NAME|PATH [--state-dir DIR] [--run-id ID]
-        [--defect SITE_OR_ROLE_OR_*:DEFECT ...] [--detach] [--keep] [--timeout SECONDS]
+`Supervisor` is what every backend shares (conformance.emulation.backends names them): the ready
+line, the registry entry, the control API (conformance.emulation.control), the target file and
+state.json, the health wait of bring-up, stdin/signal handling and the order of teardown. A backend
+subclass (local.LocalSupervisor, docker.docker_supervisor.DockerSupervisor) brings up its links and
+its sites (`Site`s, conformance.emulation.site, which carry the restart policy) and drives its links.
+The command line that runs one is conformance.emulation.supervise.
 
-Brings up, in order: the link daemon; the central sites (ephemeral ports); a WAN link per edge site
-(upstream: its uplink); the edge sites (their central URL is their WAN link); an access link in
-front of every site (what clients use). Sites start concurrently, so 50 stores come up in seconds.
-When every site answers /health directly and through its access link, it writes STATE_DIR/target.yaml
-and STATE_DIR/state.json, registers the run, and prints one line:
+Bring-up: the control API, the management interface's CA, certificates and password (STATE_DIR/pki),
+then the backend's links and sites, then every site answers /health directly and through its access
+link. It then writes STATE_DIR/target.yaml and STATE_DIR/state.json, registers the run, and prints
+one line:
 
     {"ready": true, "control_url": "http://127.0.0.1:N", "target_file": "...", "pid": P, ...}
 
-or, if bring-up fails, {"ready": false, "error": "..."} and exits 1 (2 for a bad topology).
+or, if bring-up fails, {"ready": false, "error": "..."} and exits 1.
 
-It then serves the control API (conformance.emulation.control) and restarts crashed sites, until its
-stdin closes (the harness died; disabled by --detach), SIGTERM/SIGINT/SIGHUP, or POST /shutdown. Then
-it removes everything it made: process groups, leftover processes labelled with the run id, the
-files and directories it created (unless --keep), and its registry entry.
+It then serves the control API and restarts crashed sites, until its stdin closes (the harness died;
+disabled by --detach), SIGTERM/SIGINT/SIGHUP, or POST /shutdown. Then it removes everything it made:
+its sites, its links, leftover processes labelled with the run id, the backend's leftovers, the files
+and directories it created (unless --keep), and its registry entry.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
 
-from ..model.errors import ConfigError
-from ..model.topology import LinkSpec, Topology, apply_defects, load_topology
+from ..model.topology import LinkSpec, Topology
 from . import pki, procs, state
+from .backends import BackendUnavailable
+from .common import emit, log, utc_now
 from .linkctl import Linkd, LinkdError
-from .sites import EXITED, ManagedSite
-from edge_workloads.defects import readiness_path
+from .site import EXITED, Site
 
 DEFAULT_TIMEOUT_S = 60.0
 HEALTH_POLL_S = 0.1
@@ -54,7 +56,12 @@ class BringUpError(RuntimeError):
     pass
 
 
-class Supervisor:
+class Supervisor(ABC):
+    """One deployment on one backend. Subclasses: `backend_name`, `_start_sites`, `patch_links`,
+    `reset_links`, and the class-level hooks the harness calls before or without a supervisor."""
+
+    backend_name: ClassVar[str]
+
     def __init__(self, topology: Topology, *, topology_ref: str, run_id: str, state_dir: Path,
                  owns_state_dir: bool, detach: bool = False, keep: bool = False,
                  timeout: float = DEFAULT_TIMEOUT_S):
@@ -67,7 +74,7 @@ class Supervisor:
         self.keep = keep
         self.timeout = timeout
         self.linkd: Linkd | None = None
-        self.sites: dict[str, ManagedSite] = {}
+        self.sites: dict[str, Site] = {}
         self.links: dict[str, LinkSpec] = {link.name: link for link in topology.links}
         self.link_ports: dict[str, int] = {}
         self.control_url = ""
@@ -77,6 +84,28 @@ class Supervisor:
         self.created: list[Path] = []   # what we made inside a state dir we do not own
         self.mgmt: pki.MgmtMaterial | None = None  # management interface CA, certificates, password
         self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ the harness's side
+
+    @classmethod
+    def prepare(cls, progress: Callable[[str], None]) -> None:
+        """Harness side, before the supervisor starts and the bring-up clock runs (docker: the site
+        image, which may take a minute). Raises BackendUnavailable."""
+
+    @classmethod
+    def labelled_objects(cls) -> list[dict[str, Any]]:
+        """What the backend's runs leave besides processes ({kind, id, name, run_id, root, state}, e.g.
+        containers and networks), of every state root, for the ownership rule (deployment.py). Never
+        raises."""
+        return []
+
+    @classmethod
+    def sweep(cls, run_id: str | None, *, root: str | None = None, legacy: bool = True) -> None:
+        """Remove those of `run_id` that belong to the state root `root`. Never raises."""
+
+    @classmethod
+    def tidy(cls) -> None:
+        """`emulate down --all`: what the backend shares between runs and may go now. Never raises."""
 
     # ------------------------------------------------------------------ paths
 
@@ -96,7 +125,17 @@ class Supervisor:
 
     # ------------------------------------------------------------------ main flow
 
+    async def _prepare(self) -> None:
+        """Before anything of the deployment exists (docker: the daemon and the image); raises
+        BackendUnavailable."""
+
     async def run(self) -> int:
+        try:
+            await self._prepare()
+        except BackendUnavailable as exc:
+            log(f"bring-up failed: {exc}")
+            emit({"ready": False, "error": str(exc), "pid": os.getpid(), "run_id": self.run_id})
+            return 1
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.request_shutdown, f"signal {signal.Signals(sig).name}")
@@ -121,7 +160,7 @@ class Supervisor:
             self.ready = True
             self._write_state()
             state.write_entry(self._entry())
-            _emit({"ready": True, "control_url": self.control_url, "target_file": str(self.target_file),
+            emit({"ready": True, "control_url": self.control_url, "target_file": str(self.target_file),
                    "pid": os.getpid(), "run_id": self.run_id, "state_dir": str(self.state_dir)})
             await self.stopping.wait()
         stop_wait.cancel()
@@ -129,8 +168,8 @@ class Supervisor:
         return code
 
     def _announce_failure(self, message: str) -> int:
-        _log(f"bring-up failed: {message}")
-        _emit({"ready": False, "error": message, "pid": os.getpid(), "run_id": self.run_id})
+        log(f"bring-up failed: {message}")
+        emit({"ready": False, "error": message, "pid": os.getpid(), "run_id": self.run_id})
         return 1
 
     def _prepare_state_dir(self) -> None:
@@ -146,39 +185,18 @@ class Supervisor:
     async def _bring_up(self) -> None:
         started = time.monotonic()
         await self._start_control_api()
-        logs = self.state_dir / "logs"
-        for spec in self.topology.sites:
-            self.sites[spec.name] = ManagedSite(
-                spec, run_id=self.run_id, data_dir=self.state_dir / "sites" / spec.name,
-                log_path=logs / f"{spec.name}.log", start_timeout=self.timeout, on_change=self._site_changed)
-        self.mgmt = await asyncio.to_thread(self._prepare_mgmt)
-        for s in self.sites.values():
-            s.mgmt = self.mgmt.sites[s.name]
-        centrals = [s for s in self.sites.values() if s.spec.uplink is None]
-        edges = [s for s in self.sites.values() if s.spec.uplink is not None]
-
-        async def start_linkd() -> None:
-            self.linkd = await Linkd.start(run_id=self.run_id, log_path=logs / "linkd.log", timeout=self.timeout)
-
-        # Central sites need no link to start, so they boot while linkd does.
-        await _all([start_linkd(), *(s.start() for s in centrals)])
-        # Edges reach their uplink only through their WAN link, so the link comes first.
-        await _all(self._put_link(self.links[f"wan:{s.name}"]) for s in edges)
-        for s in edges:
-            s.central_url = f"http://127.0.0.1:{self.link_ports[f'wan:{s.name}']}"
-        await _all(s.start() for s in edges)
+        self.mgmt = await asyncio.to_thread(self._prepare_mgmt)  # before any site starts
+        await self._start_sites()
         for s in self.sites.values():
             s.start_timeout = RESTART_START_TIMEOUT_S
-        await _all(self._put_link(self.links[f"access:{s.name}"]) for s in self.sites.values())
         # Leave a second of the budget to report which sites are unhealthy, and why.
         await self._wait_healthy(started + self.timeout - 1.0)
-        _log(f"{len(self.sites)} sites and {len(self.links)} links up in {time.monotonic() - started:.1f} s")
+        log(f"{len(self.sites)} sites and {len(self.links)} links up in {time.monotonic() - started:.1f} s")
 
-    async def _put_link(self, link: LinkSpec) -> None:
-        assert self.linkd is not None
-        upstream = self.sites[link.peer if link.kind == "wan" else link.site].port
-        reply = await self.linkd.put(link.name, upstream, link.params())
-        self.link_ports[link.name] = int(reply["listen_port"])
+    @abstractmethod
+    async def _start_sites(self) -> None:
+        """The backend's links and sites (self.sites, self.link_ports), every site started; edges reach
+        their uplink only through their WAN link (site.central_url)."""
 
     async def _wait_healthy(self, deadline: float) -> None:
         """Every site answers /health with 200, directly and through its access link.
@@ -193,10 +211,9 @@ class Supervisor:
             if "exits-after-start" in s.spec.defects:
                 exits.append(s)
                 continue
-            path = readiness_path(s.spec.defects)
-            checks.append((f"{s.name} (direct)", f"http://127.0.0.1:{s.port}{path}"))
+            checks.append((f"{s.name} (direct)", s.health_url))
             checks.append((f"{s.name} (access link)",
-                           f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}{path}"))
+                           f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}{s.health_path}"))
         connector = aiohttp.TCPConnector(force_close=True, limit=32)
         timeout = aiohttp.ClientTimeout(total=HEALTH_REQUEST_TIMEOUT_S)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -223,7 +240,7 @@ class Supervisor:
         await site.start()
         self.control_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
 
-    def site(self, name: str) -> ManagedSite:
+    def site(self, name: str) -> Site:
         try:
             return self.sites[name]
         except KeyError:
@@ -244,18 +261,13 @@ class Supervisor:
         self.site(site)
         return self.resolve_links(f"wan:{site}")
 
+    @abstractmethod
     async def patch_links(self, links: list[LinkSpec], fields: dict[str, Any]) -> list[dict[str, Any]]:
-        assert self.linkd is not None
-        return list(await asyncio.gather(*(self.linkd.patch(link.name, fields) for link in links)))
+        """Change parameters of these links (a partition or heal included) at once."""
 
+    @abstractmethod
     async def reset_links(self, links: list[LinkSpec]) -> list[dict[str, Any]]:
-        """Back to the topology's parameters, healed (PUT on the same upstream keeps the port)."""
-        assert self.linkd is not None
-        replies = []
-        for link in links:
-            upstream = self.sites[link.peer if link.kind == "wan" else link.site].port
-            replies.append(await self.linkd.put(link.name, upstream, link.params()))
-        return replies
+        """Back to the topology's parameters, healed."""
 
     async def status(self) -> dict[str, Any]:
         live: dict[str, dict[str, Any]] = {}
@@ -263,7 +275,7 @@ class Supervisor:
             try:
                 live = await self.linkd.links()
             except LinkdError as exc:
-                _log(f"status: {exc}")
+                log(f"status: {exc}")
         links = []
         for link in self.links.values():
             entry = {"name": link.name, "kind": link.kind, "site": link.site, "peer": link.peer,
@@ -271,7 +283,8 @@ class Supervisor:
                      "partition_mode": None, "stats": None}
             entry.update({k: v for k, v in live.get(link.name, {}).items() if k != "name"})
             links.append(entry)
-        return {"run_id": self.run_id, "topology": self.topology.name, "pid": os.getpid(),
+        return {"run_id": self.run_id, "backend": self.backend_name, "topology": self.topology.name,
+                "pid": os.getpid(),
                 "state": "stopping" if self.stopping.is_set() else ("running" if self.ready else "starting"),
                 "control_url": self.control_url, "target_file": str(self.target_file),
                 "state_dir": str(self.state_dir),
@@ -302,32 +315,19 @@ class Supervisor:
                 entry["uplink"] = s.spec.uplink
             endpoints = {"api": f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}",
                          "direct": f"http://127.0.0.1:{s.port}"}
-            if f"wan:{s.name}" in self.link_ports:
-                endpoints["wan"] = f"http://127.0.0.1:{self.link_ports[f'wan:{s.name}']}"
-            self._add_mgmt(entry, endpoints, s.mgmt_port if s.mgmt is not None else None)
-            entry["hosts"] = ["local://"]
-            status = s.status()
-            # A site that is down keeps its last pid: process checks then find it not running
-            # (resolve_site_root follows a restarted one by its data dir) instead of skipping.
-            entry["labels"] = {"workload": s.spec.workload, "pid": status["pid"] or status["last_pid"],
-                               "data_dir": str(s.data_dir),
-                               "resources_cpus": s.spec.resources.cpus,
-                               "resources_memory": s.spec.resources.memory_bytes,
-                               "defects": list(s.spec.defects), "log": str(s.log_path)}
+            if s.central_url:
+                endpoints["wan"] = s.central_url  # its uplink, as the site sees it: its WAN link
+            endpoints.update(s.extra_endpoints())
+            if s.mgmt is not None and s.mgmt_port:  # the site's own TLS port (not through nginx)
+                endpoints["mgmt"] = f"https://127.0.0.1:{s.mgmt_port}"
+            entry["endpoints"] = endpoints
+            if self.mgmt is not None:
+                entry["ca_file"] = str(self.mgmt.ca_cert)  # the deployment's CA verifies every mgmt endpoint
+            entry["hosts"] = s.target_hosts()
+            entry["labels"] = s.target_labels()
             sites.append(entry)
-        return self._target_envelope("local", sites)
-
-    def _add_mgmt(self, entry: dict[str, Any], endpoints: dict[str, str], mgmt_port: int | None) -> None:
-        """The site's management endpoint (its own TLS port) and the deployment CA that verifies it."""
-        if mgmt_port:
-            endpoints["mgmt"] = f"https://127.0.0.1:{mgmt_port}"
-        entry["endpoints"] = endpoints
-        if self.mgmt is not None:
-            entry["ca_file"] = str(self.mgmt.ca_cert)
-
-    def _target_envelope(self, backend: str, sites: list[dict[str, Any]]) -> dict[str, Any]:
         return {"name": f"emulated-{self.topology.name}",
-                "emulation": {"run_id": self.run_id, "backend": backend, "topology": self.topology.name,
+                "emulation": {"run_id": self.run_id, "backend": self.backend_name, "topology": self.topology.name,
                               "control_url": self.control_url, "state_dir": str(self.state_dir)},
                 "sites": sites}
 
@@ -343,27 +343,37 @@ class Supervisor:
                 "topology_ref": self.topology_ref, "control_url": self.control_url,
                 "state_dir": str(self.state_dir), "owns_state_dir": self.owns_state_dir,
                 "target_file": str(self.target_file) if self.ready else None, "ready": self.ready,
-                "detached": self.detach, "started": _now()}
+                "detached": self.detach, "started": utc_now(), "backend": self.backend_name}
 
     # ------------------------------------------------------------------ teardown
 
     async def _teardown(self) -> None:
-        _log(f"shutting down ({self.stop_reason or 'bring-up failed'})")
+        log(f"shutting down ({self.stop_reason or 'bring-up failed'})")
         self.stopping.set()
-        await asyncio.gather(*(s.close() for s in self.sites.values()), return_exceptions=True)
+        self._before_sites_close()
+        logs = self.state_dir / "logs"
+        await asyncio.gather(*(s.close(keep_logs_to=logs / f"{s.name}.log" if self.keep else None)
+                               for s in self.sites.values()), return_exceptions=True)
+        await self._after_sites_close()
         if self.linkd is not None:
             await self.linkd.close()
         # Belt and braces: anything still labelled with our run id (a site's stray child, a process
         # started while we were going down) goes too.
         leftovers = procs.find_labelled(self.run_id).get(self.run_id, [])
         if leftovers:
-            _log(f"killing {len(leftovers)} leftover process(es): {[p.pid for p in leftovers]}")
+            log(f"killing {len(leftovers)} leftover process(es): {[p.pid for p in leftovers]}")
             await asyncio.to_thread(procs.kill_processes, leftovers)
         if self._runner is not None:
             await self._runner.cleanup()
         if not self.keep:
             self._remove_files()
         state.remove_entry(self.run_id)
+
+    def _before_sites_close(self) -> None:
+        """Teardown, first: stop watching what would restart sites (docker: its events)."""
+
+    async def _after_sites_close(self) -> None:
+        """Teardown, once every site is gone: the backend's own objects (docker: networks, leftovers)."""
 
     def _remove_files(self) -> None:
         if self.owns_state_dir:
@@ -381,21 +391,7 @@ class Supervisor:
 # ---------------------------------------------------------------------- helpers
 
 
-async def _all(aws) -> None:
-    """Run concurrently; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    if not tasks:
-        return
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-async def _until_exited(site: ManagedSite, deadline: float) -> str | None:
+async def _until_exited(site: Site, deadline: float) -> str | None:
     """None once the site has exited with status 0 by itself (state `exited`)."""
     while time.monotonic() < deadline:
         if site.state == EXITED:
@@ -436,68 +432,3 @@ def _hint(word: str, choices) -> str:
     from ..model.errors import did_you_mean
 
     return did_you_mean(word, list(choices))
-
-
-def _emit(message: dict[str, Any]) -> None:
-    try:
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
-    except OSError:
-        pass  # nobody reads our stdout any more
-
-
-def _log(message: str) -> None:
-    print(f"supervisor: {message}", file=sys.stderr, flush=True)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _without_backend_keys(topology: Topology) -> Topology:
-    """Site config keys meant for the docker backend (`stack`) are not workload settings: drop them."""
-    import dataclasses
-
-    sites = [dataclasses.replace(s, config={k: v for k, v in s.config.items() if k != "stack"})
-             if "stack" in s.config else s for s in topology.sites]
-    return dataclasses.replace(topology, sites=sites)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.emulation.supervisor",
-                                     description="Run one emulated edge deployment until told to stop.")
-    parser.add_argument("--topology", required=True, help="built-in topology name or path to a YAML file")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="where target.yaml, state.json, logs and site data go (default: per-user runtime dir)")
-    parser.add_argument("--run-id", default=None, help="label for every process and file of this deployment")
-    parser.add_argument("--defect", action="append", default=[], metavar="SITE_OR_ROLE_OR_*:DEFECT",
-                        help="switch a defect on in the selected sites (repeatable)")
-    parser.add_argument("--detach", action="store_true", help="do not stop when stdin closes (emulate up --detach)")
-    parser.add_argument("--keep", action="store_true", help="keep the state dir (logs, data) after shutdown")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="bring-up timeout in seconds")
-    parser.add_argument("--backend", choices=("local", "docker"), default="local",
-                        help="sites as local processes, or as Docker containers (conformance.emulation.docker)")
-    args = parser.parse_args(argv)
-    run_id = args.run_id or state.new_run_id()
-    try:
-        topology = apply_defects(load_topology(args.topology), args.defect)
-    except ConfigError as exc:
-        _emit({"ready": False, "error": str(exc), "pid": os.getpid(), "run_id": run_id})
-        return 2
-    state_dir = (args.state_dir or state.default_state_dir(run_id)).absolute()
-    owns = not state_dir.exists()
-    cls = Supervisor
-    if args.backend == "docker":
-        from .docker.supervisor import DockerSupervisor as cls
-    else:
-        topology = _without_backend_keys(topology)
-    supervisor = cls(topology, topology_ref=args.topology, run_id=run_id, state_dir=state_dir,
-                     owns_state_dir=owns, detach=args.detach, keep=args.keep, timeout=args.timeout)
-    try:
-        return asyncio.run(supervisor.run())
-    except KeyboardInterrupt:  # a signal before our handlers were installed
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -39,7 +39,7 @@ def test_emulate_up_backend_choices_match_run_and_the_deployment_backends():
     from click.testing import CliRunner
 
     from conformance import cli
-    from conformance.emulation.deployment import BACKENDS
+    from conformance.emulation.backends import BACKENDS
 
     def choices(command):
         return next(p.type.choices for p in command.params if p.name == "backend")

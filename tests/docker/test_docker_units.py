@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from conformance.emulation import deployment
+from conformance.emulation import backends
 from conformance.emulation.docker import backend, images, net, siteinit
 from conformance.emulation.docker.relayd import BoundLink, parse_listen_host
 from conformance.emulation.link import LinkParams
-from conformance.emulation.supervisor import _without_backend_keys
+from conformance.emulation.site import workload_config
 from conformance.model.topology import load_topology
 
 EDGE_SPEC = {"name": "store-1", "role": "edge", "workload": "edge", "central_url": "http://10.231.0.1:4000",
@@ -24,14 +24,13 @@ EDGE_SPEC = {"name": "store-1", "role": "edge", "workload": "edge", "central_url
 
 
 def test_docker_is_a_backend_and_edge_stack_is_a_builtin_topology():
-    assert "docker" in deployment.BACKENDS
+    assert "docker" in backends.BACKENDS
     topo = load_topology("edge-stack")
     stacks = {s.name: backend.stack_of(s) for s in topo.sites}
     assert stacks == {"central": ["mosquitto"], "store-1": ["nginx", "mosquitto"], "store-2": ["nginx", "mosquitto"]}
     # The workload never sees the backend's key; the local backend drops it as well.
-    assert all("stack" not in backend.workload_config(s) for s in topo.sites)
-    assert all("stack" not in s.config for s in _without_backend_keys(topo).sites)
-    assert [s.config for s in _without_backend_keys(topo).sites][1] == {"cache_ttl_s": 2}
+    assert all("stack" not in workload_config(s) for s in topo.sites)
+    assert [workload_config(s) for s in topo.sites][1] == {"cache_ttl_s": 2}
 
 
 def test_unknown_stack_service_is_refused():
@@ -221,7 +220,7 @@ def test_netem_is_not_tried_without_root(monkeypatch):
 def _bare_supervisor(netem: bool):
     from types import SimpleNamespace
 
-    from conformance.emulation.docker.supervisor import DockerSupervisor
+    from conformance.emulation.docker.docker_supervisor import DockerSupervisor
 
     sup = DockerSupervisor.__new__(DockerSupervisor)  # only the link bookkeeping is exercised
     sup.netem, sup.kernel_params, sup.channels = netem, {}, {}

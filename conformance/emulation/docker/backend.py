@@ -9,12 +9,11 @@ site listens on is what its endpoints say, and a stopped, killed or restarted co
 at the same address (the links and the target file stay valid).
 Data lives in the container's own filesystem (/data), which survives restarts.
 
-Restart policy: the supervisor's, like the local backend's (systemd's `Restart=on-failure`). Docker's
-own policy is "no"; a container that dies with a non-zero status without being stopped through the
-control API (kill: 137, an OOM kill, a crash of the workload, nginx or mosquitto: 1) is started again
-RESTART_DELAY_S after Docker reports the death, and `restarts` counts those restarts. A container
-that exits with status 0 by itself (the workload stopped cleanly: the `exits-after-start` defect, or
-a SIGTERM from outside the API) is left down in state `exited` until `start` or `restart`.
+Restart policy: the one of every site (conformance.emulation.site, systemd's `Restart=on-failure`);
+Docker's own policy is "no". The supervisor watches Docker's events and tells the site when its
+container died unasked (`container_died`): a kill (137), an OOM kill, a crash of the workload, nginx
+or mosquitto (1) is restarted; a clean exit with status 0 (the `exits-after-start` defect, or a
+SIGTERM from outside the API) stays down in state `exited` until `start` or `restart`.
 
 The management interface (docs/workloads.md): its port is published like the others; the site's
 certificate and key and the deployment's password file (STATE_DIR/pki, all 0600 but the certificate)
@@ -34,23 +33,20 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ...model.topology import SiteSpec
 from .. import state
+from ..common import log
 from ..procs import SpawnError
-from edge_workloads.defects import readiness_path
-from ..sites import EXITED, PAUSED, RESTARTING, RUNNING, STARTING, STOPPED, StateError
+from ..site import PAUSED, RUNNING, Site, workload_config
 from . import (HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, MGMT_CERT, MGMT_KEY,
-               MGMT_PASSWORD, SITE_ENV, STACK_KEY, STACK_SERVICES)
+               MGMT_PASSWORD, SITE_ENV, STACK_KEY, STACK_SERVICES, WORKLOAD_ARGV)
 
 LABEL_STATE_ROOT = "io.edge-conformance.state-root"  # containers: the state root that owns the run
 
-RESTART_DELAY_S = 0.5
-MAX_RESTART_DELAY_S = 5.0
 STOP_GRACE_S = 5
 HEALTH_POLL_S = 0.1
 DOCKER_TIMEOUT_S = 60
@@ -98,11 +94,6 @@ def stack_of(spec: SiteSpec) -> list[str]:
     return [s for s in STACK_SERVICES if s in raw]
 
 
-def workload_config(spec: SiteSpec) -> dict[str, Any]:
-    """The site config without the backend's own keys: what the workload gets as --site-config."""
-    return {k: v for k, v in spec.config.items() if k != STACK_KEY}
-
-
 def mgmt_mounts(mgmt: Any) -> dict[str, dict[str, str]]:
     """Bind mounts (docker SDK `volumes`) of a site's management files (a pki.SiteTls), read-only."""
     return {str(mgmt.cert): {"bind": MGMT_CERT, "mode": "ro"},
@@ -120,40 +111,26 @@ def free_port() -> int:
 # ------------------------------------------------------------------------------------- one site
 
 
-class DockerSite:
-    """One site container and its life; the same interface as sites.ManagedSite for the control API."""
+class DockerSite(Site):
+    """One site container and its life (a `Site`: the control API drives it as any other)."""
 
     def __init__(self, spec: SiteSpec, *, client: Any, run_id: str, image: str, network: str,
                  start_timeout: float, on_change: Callable[[], None] | None = None,
                  after_start: Callable[[DockerSite], Any] | None = None, mgmt: Any = None):
-        self.spec = spec
-        self.name = spec.name
+        super().__init__(spec, run_id=run_id, start_timeout=start_timeout, on_change=on_change, mgmt=mgmt)
         self.client = client
-        self.run_id = run_id
         self.image = image
         self.network = network
         self.container_name = container_name(run_id, spec.name)
-        self.start_timeout = start_timeout
         self.stack = stack_of(spec)
         self.port = free_port()                       # the site's HTTP port (direct), inside and out
         self.app_port = free_port() if "nginx" in self.stack else None  # the workload behind nginx
         self.mqtt_port = free_port() if "mosquitto" in self.stack else None
-        self.mgmt = mgmt                              # pki.SiteTls: serve the TLS management interface
         self.mgmt_port = free_port() if mgmt is not None else None  # the workload's own, even behind nginx
-        self.central_url: str | None = None           # set by the supervisor (the WAN link) for edges
         self.mqtt_uplink: str | None = None           # host:port of the WAN link's MQTT channel
         self.container: Any = None
-        self.state = STOPPED
-        self.restarts = 0
-        self.last_exit: int | None = None
-        self.started_at: float | None = None
-        self.want_running = False
-        self.closing = False
-        self.lock = asyncio.Lock()
         self.data_dir = "/data"
-        self._on_change = on_change or (lambda: None)
         self._after_start = after_start
-        self._restart_task: asyncio.Task | None = None
         self._expect_exit = False
 
     # ------------------------------------------------------------------ container
@@ -204,24 +181,10 @@ class DockerSite:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        async with self.lock:
-            self.want_running = True
-            st = await self._docker_state()
-            if st.get("Running"):
-                return
-            await self._start_or_give_up(STARTING)
+    async def _alive(self) -> bool:
+        return bool((await self._docker_state()).get("Running"))
 
-    async def _start_or_give_up(self, state: str) -> None:
-        try:
-            await self._start_container(state)
-        except SpawnError:
-            self.want_running = False
-            self.state = STOPPED
-            self._on_change()
-            raise
-
-    async def _start_container(self, state: str) -> None:
+    async def _launch(self, state: str) -> None:
         import docker
 
         self.state = state
@@ -236,10 +199,7 @@ class DockerSite:
             raise SpawnError("deployment is shutting down")
         self.started_at = time.time()
         if exited:  # ready, then a clean exit before we saw it answer: started, and already down
-            self.last_exit = 0
-            self.state = EXITED
-            _log(f"site {self.name} exited with status 0 by itself; not restarting (on-failure policy)")
-            self._on_change()
+            self.exited(0)
             return
         self.state = RUNNING
         if self._after_start is not None:
@@ -254,8 +214,7 @@ class DockerSite:
         import aiohttp
 
         deadline = time.monotonic() + self.start_timeout
-        path = readiness_path(self.spec.defects)  # as the local supervisor's bring-up
-        url = f"http://127.0.0.1:{self.port}{path}"
+        url = self.health_url
         last = "no answer"
         checked = 0.0
         started_at: float | None = None
@@ -316,15 +275,7 @@ class DockerSite:
             return ""
         return ("; last log lines: " + " | ".join(t.strip() for t in text.splitlines())) if text else ""
 
-    async def stop(self) -> None:
-        async with self.lock:
-            self.want_running = False
-            self._cancel_restart()
-            await self._stop_container()
-            self.state = STOPPED
-            self._on_change()
-
-    async def _stop_container(self) -> None:
+    async def _halt(self) -> None:
         import docker
 
         if self.container is None:
@@ -341,69 +292,44 @@ class DockerSite:
         except docker.errors.NotFound:
             self.container = None
 
-    async def restart(self) -> None:
-        async with self.lock:
-            self.want_running = True
-            self._cancel_restart()
-            await self._stop_container()
-            await self._start_or_give_up(RESTARTING)
+    async def _kill(self) -> int | None:
+        """SIGKILL the container (its init and everything in it)."""
+        if (await self._docker_state()).get("Paused"):
+            await self._call(self.container.unpause)
+        await self._call(self.container.kill, signal="SIGKILL")
+        waited = await self._call(self.container.wait, timeout=10)
+        return (waited or {}).get("StatusCode")
 
-    async def kill(self) -> None:
-        """SIGKILL the container (its init and everything in it): a crash; the restart policy brings it back."""
-        async with self.lock:
-            st = await self._docker_state()
-            if not st.get("Running"):
-                raise StateError(f"site {self.name} is not running (state {self.state})")
-            if st.get("Paused"):
-                await self._call(self.container.unpause)
-            await self._call(self.container.kill, signal="SIGKILL")
-            waited = await self._call(self.container.wait, timeout=10)
-            self.last_exit = (waited or {}).get("StatusCode")
-            self.state = RESTARTING
-            self._schedule_restart()
+    async def _pause(self) -> None:
+        if not (await self._docker_state()).get("Paused"):
+            await self._call(self.container.pause)
 
-    async def pause(self) -> None:
-        async with self.lock:
-            st = await self._docker_state()
-            if not st.get("Running"):
-                raise StateError(f"cannot pause site {self.name}: it is {self.state}")
-            if not st.get("Paused"):
-                await self._call(self.container.pause)
-            self.state = PAUSED
+    async def _resume(self) -> None:
+        if (await self._docker_state()).get("Paused"):
+            await self._call(self.container.unpause)
 
-    async def resume(self) -> None:
-        async with self.lock:
-            st = await self._docker_state()
-            if st.get("Paused"):
-                await self._call(self.container.unpause)
-            if st.get("Running"):
-                self.state = RUNNING
-
-    async def close(self, keep_logs_to: Any = None) -> None:
-        """Deployment shutdown: no more restarts; the container is removed."""
+    async def _remove(self, keep_logs_to: Any = None) -> None:
+        """The container is removed (its logs saved to `keep_logs_to` first, with --keep)."""
         import docker
 
-        self.closing = True
-        self.want_running = False
-        self._cancel_restart()
-        if self.container is not None:
-            if keep_logs_to is not None:
-                try:
-                    keep_logs_to.write_bytes(await self._call(self.container.logs))
-                except Exception:  # noqa: BLE001 - logs are a courtesy
-                    pass
+        if self.container is None:
+            return
+        if keep_logs_to is not None:
             try:
-                st = await self._docker_state()
-                if st.get("Paused"):
-                    await self._call(self.container.unpause)
-                await self._call(self.container.remove, force=True)
-            except docker.errors.NotFound:
+                keep_logs_to.write_bytes(await self._call(self.container.logs))
+            except Exception:  # noqa: BLE001 - logs are a courtesy
                 pass
-            except docker.errors.APIError as exc:
-                _log(f"removing {self.container_name}: {exc.explanation or exc}")
-        self.state = STOPPED
+        try:
+            st = await self._docker_state()
+            if st.get("Paused"):
+                await self._call(self.container.unpause)
+            await self._call(self.container.remove, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log(f"removing {self.container_name}: {exc.explanation or exc}")
 
-    # ------------------------------------------------------------------ restart policy
+    # ------------------------------------------------------------------ Docker's events
 
     def container_died(self, exit_code: int | None) -> None:
         """Docker says the container died (called on the event loop)."""
@@ -412,9 +338,9 @@ class DockerSite:
         asyncio.get_running_loop().create_task(self._after_death(exit_code))
 
     async def _after_death(self, exit_code: int | None) -> None:
-        """The restart policy (on-failure): decided under the lock, on what Docker says now, so a late
-        event of a container that was started again meanwhile, or a death during a start (which that
-        start reports itself), changes nothing."""
+        """Decided under the lock, on what Docker says now, so a late event of a container that was
+        started again meanwhile, or a death during a start (which that start reports itself), changes
+        nothing; then the restart policy (Site.exited)."""
         async with self.lock:
             if self.closing or not self.want_running or self._expect_exit:
                 return
@@ -424,51 +350,7 @@ class DockerSite:
                 st = {"ExitCode": exit_code}
             if st.get("Running"):
                 return
-            code = st.get("ExitCode", exit_code)
-            self.last_exit = code
-            if code == 0 and not st.get("OOMKilled"):
-                if self.state != EXITED:
-                    _log(f"site {self.name} exited with status 0 by itself; not restarting (on-failure policy)")
-                    self._cancel_restart()
-                    self.state = EXITED
-                    self._on_change()
-                return
-            if self._restart_task is None or self._restart_task.done():
-                _log(f"site {self.name} died (status {code}); restarting in {RESTART_DELAY_S:g} s")
-                self.state = RESTARTING
-                self._on_change()
-                self._schedule_restart()
-
-    def _schedule_restart(self) -> None:
-        if self._restart_task is None or self._restart_task.done():
-            self._restart_task = asyncio.get_running_loop().create_task(self._restart_after_crash())
-
-    async def _restart_after_crash(self) -> None:
-        delay = RESTART_DELAY_S
-        while True:
-            await asyncio.sleep(delay)
-            async with self.lock:
-                if self.closing or not self.want_running:
-                    return
-                st = await self._docker_state()
-                if st.get("Running"):
-                    if self.state == RESTARTING:
-                        self.state = PAUSED if st.get("Paused") else RUNNING
-                    return  # someone started it meanwhile
-                try:
-                    await self._start_container(RESTARTING)
-                    self.restarts += 1
-                    self._on_change()
-                    return
-                except SpawnError as exc:
-                    _log(f"site {self.name} failed to restart: {exc}")
-            delay = min(delay * 2, MAX_RESTART_DELAY_S)
-
-    def _cancel_restart(self) -> None:
-        task = self._restart_task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-        self._restart_task = None
+            self.exited(st.get("ExitCode", exit_code), oom=bool(st.get("OOMKilled")))
 
     # ------------------------------------------------------------------ reporting
 
@@ -479,16 +361,37 @@ class DockerSite:
         pid = (self.container.attrs.get("State") or {}).get("Pid")
         return pid or None
 
+    def pid(self) -> int | None:
+        return self.container_pid if self.state in (RUNNING, PAUSED) else None
+
     def status(self) -> dict[str, Any]:
         c = self.container
-        return {"name": self.name, "role": self.spec.role, "workload": self.spec.workload,
-                "uplink": self.spec.uplink, "pid": self.container_pid if self.state in (RUNNING, PAUSED) else None,
-                "port": self.port, "state": self.state, "restarts": self.restarts, "last_exit": self.last_exit,
-                "defects": list(self.spec.defects), "data_dir": self.data_dir,
-                "log": f"docker logs {self.container_name}", "container": self.container_name,
-                "container_id": c.id if c is not None else None, "image": self.image, "network": self.network,
-                "stack": self.stack, "app_port": self.app_port, "mqtt_port": self.mqtt_port,
-                "mgmt_port": self.mgmt_port}
+        return {**super().status(), "data_dir": self.data_dir, "log": f"docker logs {self.container_name}",
+                "container": self.container_name, "container_id": c.id if c is not None else None,
+                "image": self.image, "network": self.network, "stack": self.stack, "app_port": self.app_port,
+                "mqtt_port": self.mqtt_port, "mgmt_port": self.mgmt_port}
+
+    def extra_endpoints(self) -> dict[str, str]:
+        endpoints = {}
+        if self.app_port:
+            endpoints["app"] = f"http://127.0.0.1:{self.app_port}"  # the workload itself, behind nginx
+        if self.mqtt_port:
+            endpoints["mqtt"] = f"tcp://127.0.0.1:{self.mqtt_port}"
+        return endpoints
+
+    def target_hosts(self) -> list[str]:
+        return [f"docker://{self.container_name}"]
+
+    def target_labels(self) -> dict[str, Any]:
+        return {"workload": self.spec.workload, "backend": "docker", "container": self.container_name,
+                "container_id": self.container.id if self.container is not None else None,
+                "container_pid": self.container_pid, "image": self.image, "network": self.network,
+                "data_dir": self.data_dir, "resources_cpus": self.spec.resources.cpus,
+                "resources_memory": self.spec.resources.memory_bytes, "defects": list(self.spec.defects),
+                "stack": self.stack, "log": f"docker logs {self.container_name}",
+                # The container's main process as `ps` shows it: the site's own process for
+                # functional.process on the docker:// host.
+                "command": " ".join(WORKLOAD_ARGV)}
 
 
 def _is_ready_line(line: str) -> bool:
@@ -631,10 +534,6 @@ def sweep_run(run_id: str | None, client: Any | None = None, *, root: str | None
         except docker.errors.APIError:
             pass
     return removed
-
-
-def _log(message: str) -> None:
-    print(f"supervisor: {message}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------- for deployment.py (harness side)

@@ -1,10 +1,10 @@
-"""DockerSupervisor: the supervisor of a deployment whose sites are containers.
+"""DockerSupervisor: the docker backend, a deployment whose sites are containers.
 
-    python -m conformance.emulation.supervisor --backend docker --topology NAME|PATH [...]
+    python -m conformance.emulation.supervise --backend docker --topology NAME|PATH [...]
 
-It is the local supervisor (conformance.emulation.supervisor.Supervisor) with Docker underneath: the
-same control API (so conformance.faults.emulated works unchanged), the same ready line, registry
-entry, target file shape, stdin/signal handling and restart policy; only what a site and a link are
+It is a Supervisor (conformance.emulation.supervisor) like the local backend's: the same control API
+(so conformance.faults.emulated works unchanged), the same ready line, registry entry, target file
+shape, stdin/signal handling, and the restart policy of every Site; only what a site and a link are
 differs:
 
 * a site is a DockerSite (backend.py): a container on its own bridge network, with the topology's
@@ -30,39 +30,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ...model.topology import LinkSpec
-from .. import procs, state
-from ..linkctl import Linkd, _q
-from ..supervisor import BringUpError, Supervisor, _all, _emit, _log
-from . import LABEL_RUN, LABEL_SITE, WORKLOAD_ARGV, backend, images, net
+from ..common import gather_all, log
+from ..link import LinkParams
+from ..linkctl import Linkd
+from ..backends import BackendUnavailable
+from ..supervisor import BringUpError, Supervisor
+from . import LABEL_RUN, LABEL_SITE, backend, images, net
 
 RELAYD_MODULE = "conformance.emulation.docker.relayd"
-RESTART_START_TIMEOUT_S = 30.0
 KERNEL_FIELDS = net.KERNEL_FIELDS  # what kernel netem takes over from the relay, where the kernel has it
 EXECUTOR_THREADS = 24
-
-
-class RelayClient(Linkd):
-    """relayd (linkd + listen_host) as a child of the supervisor."""
-
-    @classmethod
-    async def start_relay(cls, *, run_id: str, log_path: Path, timeout: float) -> RelayClient:
-        argv = procs.module_argv(RELAYD_MODULE, "--run-id", run_id)
-        proc, ready = await procs.spawn(argv, run_id=run_id, log_path=log_path, timeout=timeout)
-        return cls(proc, int(ready["control_port"]))
-
-    async def put_bound(self, name: str, listen_host: str, upstream_port: int, params: dict[str, Any],
-                        partitioned: bool = False) -> dict[str, Any]:
-        body = {"upstream": f"127.0.0.1:{upstream_port}", "listen_host": listen_host, **params,
-                "partitioned": partitioned}
-        return await self._call("PUT", f"/links/{_q(name)}", body)
 
 
 @dataclass
@@ -89,35 +72,51 @@ class DockerSupervisor(Supervisor):
         self.netem, self.netem_note = False, ""
         self._events: Any = None
 
-    # ------------------------------------------------------------------ main flow
+    # ------------------------------------------------------------------ the harness's side
 
-    async def run(self) -> int:
+    @classmethod
+    def prepare(cls, progress: Callable[[str], None]) -> None:
+        """A daemon answers and the site image exists (built now if needed, about a minute once)."""
+        try:
+            backend.prepare(progress=progress)
+        except (backend.DockerUnavailable, images.ImageError) as exc:
+            raise BackendUnavailable(f"docker backend: {exc}") from None
+
+    @classmethod
+    def labelled_objects(cls) -> list[dict[str, Any]]:
+        return backend.quiet_objects()
+
+    @classmethod
+    def sweep(cls, run_id: str | None, *, root: str | None = None, legacy: bool = True) -> None:
+        backend.quiet_sweep(run_id, root=root, legacy=legacy)  # the run's containers, then its networks
+
+    @classmethod
+    def tidy(cls) -> None:
+        backend.quiet_remove_temporary_images()  # only while no deployment (of any root) has a container
+
+    # ------------------------------------------------------------------ bring-up
+
+    async def _prepare(self) -> None:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(EXECUTOR_THREADS, "docker"))
         try:
             self.client = await asyncio.to_thread(backend.connect)
-            self.image = await asyncio.to_thread(images.ensure_image, self.client, progress=_log)
+            self.image = await asyncio.to_thread(images.ensure_image, self.client, progress=log)
             for spec in self.topology.sites:
                 backend.stack_of(spec)
         except (backend.DockerUnavailable, images.ImageError, ValueError) as exc:
-            _log(f"bring-up failed: {exc}")
-            _emit({"ready": False, "error": f"docker backend: {exc}", "pid": os.getpid(), "run_id": self.run_id})
-            return 1
+            raise BackendUnavailable(f"docker backend: {exc}") from None
         self.netem, self.netem_note = await asyncio.to_thread(net.netem_support)
-        _log(f"image {self.image.tag} ({'built' if self.image.built else 'cached'}); WAN delay/jitter/loss by "
-             f"{'kernel netem' if self.netem else 'the user-space relay'} ({self.netem_note})")
-        return await super().run()
+        log(f"image {self.image.tag} ({'built' if self.image.built else 'cached'}); WAN delay/jitter/loss by "
+            f"{'kernel netem' if self.netem else 'the user-space relay'} ({self.netem_note})")
 
-    async def _bring_up(self) -> None:
-        started = time.monotonic()
-        await self._start_control_api()
+    async def _start_sites(self) -> None:
         logs = self.state_dir / "logs"
         self._start_events()
-        self.mgmt = await asyncio.to_thread(self._prepare_mgmt)  # STATE_DIR/pki, before any container
 
         async def start_relay() -> None:
-            self.linkd = await RelayClient.start_relay(run_id=self.run_id, log_path=logs / "relayd.log",
-                                                       timeout=self.timeout)
+            self.linkd = await Linkd.start(run_id=self.run_id, log_path=logs / "relayd.log",
+                                           timeout=self.timeout, module=RELAYD_MODULE)
 
         async def make_network(name: str) -> None:
             try:
@@ -126,29 +125,28 @@ class DockerSupervisor(Supervisor):
                 raise BringUpError(str(exc)) from None
             self.networks[name], self.gateways[name] = network, gateway
 
-        await _all([start_relay(), *(make_network(s.name) for s in self.topology.sites)])
+        await gather_all([start_relay(), *(make_network(s.name) for s in self.topology.sites)])
         assert self.image is not None and self.mgmt is not None
         for spec in self.topology.sites:
-            self.sites[spec.name] = backend.DockerSite(  # type: ignore[assignment]
+            self.sites[spec.name] = backend.DockerSite(
                 spec, client=self.client, run_id=self.run_id, image=self.image.tag,
                 network=self.networks[spec.name].name, start_timeout=self.timeout,
                 on_change=self._site_changed, after_start=self._site_started, mgmt=self.mgmt.sites[spec.name])
 
         for link in self.links.values():
             self.channels[link.name] = self._channels_of(link)
-        await _all(self._put_link_channels(link) for link in self.links.values())
-        for s in self.sites.values():
+        await gather_all(self._put_link_channels(link) for link in self.links.values())
+        for s in self._docker_sites():
             wan = self.channels.get(f"wan:{s.name}")
             if wan:
                 s.central_url = f"http://{wan[0].listen_host}:{wan[0].listen_port}"
                 mqtt = [c for c in wan if c.port_kind == "mqtt"]
                 if mqtt:
                     s.mqtt_uplink = f"{mqtt[0].listen_host}:{mqtt[0].listen_port}"
-        await _all(s.start() for s in self.sites.values())
-        for s in self.sites.values():
-            s.start_timeout = RESTART_START_TIMEOUT_S
-        await self._wait_healthy(started + self.timeout - 1.0)
-        _log(f"{len(self.sites)} containers and {len(self.links)} links up in {time.monotonic() - started:.1f} s")
+        await gather_all(s.start() for s in self.sites.values())
+
+    def _docker_sites(self) -> list[backend.DockerSite]:
+        return [s for s in self.sites.values() if isinstance(s, backend.DockerSite)]
 
     # ------------------------------------------------------------------ links
 
@@ -173,11 +171,11 @@ class DockerSupervisor(Supervisor):
         return site.mqtt_port if chan.port_kind == "mqtt" else site.port
 
     async def _put_link_channels(self, link: LinkSpec) -> dict[str, Any]:
-        assert isinstance(self.linkd, RelayClient)
+        assert self.linkd is not None
         first: dict[str, Any] = {}
         for chan in self.channels[link.name]:
-            reply = await self.linkd.put_bound(chan.relay_name, chan.listen_host, self._upstream_port(chan),
-                                               self._relay_params(link))
+            reply = await self.linkd.put(chan.relay_name, self._upstream_port(chan), self._relay_params(link),
+                                         listen_host=chan.listen_host)
             chan.listen_port = int(reply["listen_port"])
             first = first or reply
         self.link_ports[link.name] = self.channels[link.name][0].listen_port
@@ -202,8 +200,6 @@ class DockerSupervisor(Supervisor):
         if link.name in self.kernel_params:
             kernel = {k: relay_fields.pop(k) for k in KERNEL_FIELDS if k in relay_fields}
             if kernel:
-                from ..link import LinkParams
-
                 LinkParams.from_mapping(kernel)  # validate as the relay would (ValueError -> 500 otherwise)
                 self.kernel_params[link.name].update(kernel)
                 shaper = self.shapers.get(link.name)
@@ -234,7 +230,7 @@ class DockerSupervisor(Supervisor):
             await asyncio.to_thread(shaper.install, site.container_pid, self.kernel_params[name])
             self.shapers[name] = shaper
         except (net.NetError, OSError) as exc:
-            _log(f"{name}: kernel netem failed ({exc}); the relay shapes this link instead")
+            log(f"{name}: kernel netem failed ({exc}); the relay shapes this link instead")
             params = self.kernel_params.pop(name)
             self.shapers.pop(name, None)
             if self.linkd is not None:
@@ -273,19 +269,19 @@ class DockerSupervisor(Supervisor):
         if site is None or self.stopping.is_set():
             return
         if action == "oom":
-            _log(f"site {site.name}: out of memory (limit {site.spec.resources.memory_bytes} bytes)")
+            log(f"site {site.name}: out of memory (limit {site.spec.resources.memory_bytes} bytes)")
         elif action == "die":
             try:
                 code = int(attrs.get("exitCode", ""))
             except ValueError:
                 code = None
-            site.container_died(code)  # type: ignore[attr-defined]
+            if isinstance(site, backend.DockerSite):
+                site.container_died(code)
 
     # ------------------------------------------------------------------ reporting
 
     async def status(self) -> dict[str, Any]:
         data = await super().status()
-        data["backend"] = "docker"
         data["image"] = self.image.tag if self.image else None
         data["wan_shaping"] = {"netem": self.netem, "why": self.netem_note}
         data["relayd"] = data.get("linkd")  # the same daemon; "linkd" kept for status readers
@@ -296,75 +292,25 @@ class DockerSupervisor(Supervisor):
                 entry.update({k: v for k, v in self._decorate(link, {}).items()})
         return data
 
-    def target_document(self) -> dict[str, Any]:
-        sites = []
-        for s in self.sites.values():
-            assert isinstance(s, backend.DockerSite)
-            entry: dict[str, Any] = {"name": s.name, "role": s.spec.role}
-            if s.spec.uplink:
-                entry["uplink"] = s.spec.uplink
-            endpoints = {"api": f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}",
-                         "direct": f"http://127.0.0.1:{s.port}"}
-            wan = self.channels.get(f"wan:{s.name}")
-            if wan:
-                endpoints["wan"] = f"http://{wan[0].listen_host}:{wan[0].listen_port}"
-            if s.app_port:
-                endpoints["app"] = f"http://127.0.0.1:{s.app_port}"  # the workload itself, behind nginx
-            if s.mqtt_port:
-                endpoints["mqtt"] = f"tcp://127.0.0.1:{s.mqtt_port}"
-            # mgmt: the workload's own TLS port, published at the same number (not via nginx)
-            self._add_mgmt(entry, endpoints, s.mgmt_port)
-            entry["hosts"] = [f"docker://{s.container_name}"]
-            entry["labels"] = {"workload": s.spec.workload, "backend": "docker", "container": s.container_name,
-                               "container_id": s.container.id if s.container is not None else None,
-                               "container_pid": s.container_pid, "image": s.image, "network": s.network,
-                               "data_dir": s.data_dir, "resources_cpus": s.spec.resources.cpus,
-                               "resources_memory": s.spec.resources.memory_bytes, "defects": list(s.spec.defects),
-                               "stack": s.stack, "log": f"docker logs {s.container_name}",
-                               # The container's main process as `ps` shows it: the site's own
-                               # process for functional.process on the docker:// host.
-                               "command": " ".join(WORKLOAD_ARGV)}
-            sites.append(entry)
-        return self._target_envelope("docker", sites)
-
-    def _entry(self) -> dict[str, Any]:
-        entry = super()._entry()
-        entry["backend"] = "docker"
-        return entry
-
     # ------------------------------------------------------------------ teardown
 
-    async def _teardown(self) -> None:
-        _log(f"shutting down ({self.stop_reason or 'bring-up failed'})")
-        self.stopping.set()
+    def _before_sites_close(self) -> None:
         self._stop_events()
-        logs = self.state_dir / "logs"
-        await asyncio.gather(*(s.close(keep_logs_to=logs / f"{s.name}.log" if self.keep else None)
-                               for s in self.sites.values()), return_exceptions=True)
+
+    async def _after_sites_close(self) -> None:
         await asyncio.to_thread(self._remove_networks)
-        if self.linkd is not None:
-            await self.linkd.close()
-        leftovers = procs.find_labelled(self.run_id).get(self.run_id, [])
-        if leftovers:
-            _log(f"killing {len(leftovers)} leftover process(es): {[p.pid for p in leftovers]}")
-            await asyncio.to_thread(procs.kill_processes, leftovers)
         if self.client is not None:
             try:  # anything labelled with our run id that the steps above missed
                 swept = await asyncio.to_thread(backend.sweep_run, self.run_id, self.client)
                 if swept["containers"] or swept["networks"]:
-                    _log(f"removed leftovers: {swept}")
+                    log(f"removed leftovers: {swept}")
             except Exception as exc:  # noqa: BLE001 - the daemon may be gone; emulate down --all retries
-                _log(f"cleanup by label failed: {exc!r}")
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if not self.keep:
-            self._remove_files()
-        state.remove_entry(self.run_id)
+                log(f"cleanup by label failed: {exc!r}")
 
     def _remove_networks(self) -> None:
         for name, network in list(self.networks.items()):
             try:
                 network.remove()
             except Exception as exc:  # noqa: BLE001 - swept by label afterwards
-                _log(f"removing network {network.name}: {exc!r}")
+                log(f"removing network {network.name}: {exc!r}")
             self.networks.pop(name, None)
