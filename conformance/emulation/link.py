@@ -639,8 +639,10 @@ class Link:
         params: LinkParams | None = None,
         *,
         seed: int | None = None,
+        listen_host: str = "127.0.0.1",
     ) -> None:
         self.name = name
+        self.listen_host = listen_host  # a local address (the docker backend's relayd picks a bridge's)
         self.retarget(upstream)  # validates: loopback only
         self.params = params if params is not None else LinkParams()
         self._rng = random.Random(seed)
@@ -660,10 +662,10 @@ class Link:
         self._held_limit = p.held_limit()
 
     async def start(self) -> None:
-        """Bind 127.0.0.1:0 and start accepting connections."""
+        """Bind listen_host:0 (127.0.0.1 unless given) and start accepting connections."""
         self._loop = asyncio.get_running_loop()
         self._server = await self._loop.create_server(
-            lambda: _Side(_Connection(self), is_client=True), "127.0.0.1", 0, backlog=1024
+            lambda: _Side(_Connection(self), is_client=True), self.listen_host, 0, backlog=1024
         )
 
     async def close(self) -> None:

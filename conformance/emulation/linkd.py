@@ -58,7 +58,11 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-class _Daemon:
+class LinkDaemon:
+    """The links of one daemon and its control API's handlers; relayd subclasses it (`make_link`)."""
+
+    service = "linkd"
+
     def __init__(self, run_id: str | None) -> None:
         self.run_id = run_id
         self.links: dict[str, Link] = {}
@@ -69,7 +73,7 @@ class _Daemon:
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"service": "linkd", "run_id": self.run_id, "pid": os.getpid(), "links": len(self.links)}
+            {"service": self.service, "run_id": self.run_id, "pid": os.getpid(), "links": len(self.links)}
         )
 
     async def list_links(self, request: web.Request) -> web.Response:
@@ -89,24 +93,34 @@ class _Daemon:
         fields = dict(body)
         upstream = fields.pop("upstream")
         try:
-            params = LinkParams.from_mapping(fields)
-            candidate = Link(name, upstream, params)  # validates the upstream (loopback only)
+            candidate = self.make_link(name, upstream, fields)  # validates (loopback upstreams only)
         except ValueError as exc:
             return _error(400, str(exc))
         async with self.lock:
             existing = self.links.get(name)
             if existing is not None:
+                refused = self.refuse_replace(existing, candidate)
+                if refused:
+                    return _error(400, refused)
                 # Replace in place: the listening port and open connections stay (clients keep
                 # their address); new connections go to the new upstream.
                 existing.retarget(candidate.upstream)
-                existing.update(**params.as_dict())
+                existing.update(**candidate.params.as_dict())
                 return web.json_response(existing.to_dict())
             try:
                 await candidate.start()
             except OSError as exc:
-                return _error(500, f"cannot listen for link {name!r}: {exc}")
+                return _error(500, f"cannot listen for link {name!r} on {candidate.listen_host}: {exc}")
             self.links[name] = candidate
             return web.json_response(candidate.to_dict())
+
+    def make_link(self, name: str, upstream: Any, fields: dict[str, Any]) -> Link:
+        """A new link from a PUT body (without "upstream"); ValueError names what is wrong."""
+        return Link(name, upstream, LinkParams.from_mapping(fields))
+
+    def refuse_replace(self, existing: Link, candidate: Link) -> str | None:
+        """Why a PUT may not replace `existing` in place (None: it may)."""
+        return None
 
     async def patch_link(self, request: web.Request) -> web.Response:
         link = self._find(request)
@@ -173,7 +187,7 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
         return _error(500, f"internal error: {exc!r}")
 
 
-def build_app(daemon: _Daemon) -> web.Application:
+def build_app(daemon: LinkDaemon) -> web.Application:
     app = web.Application(middlewares=[_json_errors])
     app.router.add_get("/", daemon.status)
     app.router.add_get("/links", daemon.list_links)
@@ -228,14 +242,14 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
     print(f"linkd: {context.get('message', 'error')}: {exc!r}", file=sys.stderr, flush=True)
 
 
-async def serve(run_id: str | None, parent: int) -> int:
+async def serve(run_id: str | None, parent: int, daemon_cls: type[LinkDaemon] = LinkDaemon) -> int:
     """Run the daemon until a signal, or until `parent` (the pid we were started by) is gone."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_exception_handler)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    daemon = _Daemon(run_id)
+    daemon = daemon_cls(run_id)
     runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -274,8 +288,10 @@ def _reduce_timer_slack() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.emulation.linkd", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, *, daemon_cls: type[LinkDaemon] = LinkDaemon,
+         prog: str = "python -m conformance.emulation.linkd", description: str | None = None) -> int:
+    """The daemon's command line (relayd's too, with its own daemon class)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
     parser.add_argument("--run-id", default=None, help="run id this daemon belongs to (shown in ps and GET /)")
     # Taken first thing: were it read later, a parent dying in between would go unnoticed.
     parent = os.getppid()
@@ -283,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     _reduce_timer_slack()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            return runner.run(serve(args.run_id, parent))
+            return runner.run(serve(args.run_id, parent, daemon_cls))
     except KeyboardInterrupt:  # SIGINT before the handlers were installed
         return 130
 
