@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.atomicfile import PRIVATE, PUBLIC, write_atomic
 from ..model.errors import ConfigError
 
 _FINGERPRINT = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -142,11 +142,6 @@ def generate(prefix: str | Path, force: bool = False) -> tuple[Path, Path, str]:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if key_path.exists():
-        key_path.unlink()
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    os.chmod(key_path, 0o600)  # whatever the umask
-    pub_path.write_bytes(pub)
+    write_atomic(key_path, pem, mode=PRIVATE)  # 0600 before a byte of it is written, whatever the umask
+    write_atomic(pub_path, pub, mode=PUBLIC)
     return key_path, pub_path, fingerprint(raw_public(key))
