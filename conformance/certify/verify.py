@@ -36,11 +36,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__
-from ..engine.plan import NO_SITE
+from ..engine.plan import planned_keys
 from ..model import recompute as RC
 from ..model import results as R
 from ..model.boundedio import MAX_JSON_BYTES, parse_json
 from ..model.errors import ConfigError
+from ..model.target import Site
 from ..model.verdict import left_out_by_scope
 from ..report.writer import FILES
 from . import keys
@@ -416,19 +417,11 @@ def check_results(results: dict, profiles: list, waivers: list | None, v: Verifi
         for r in p.requirements:
             by_key.setdefault((r.profile, r.id), r)
     options = results.get("options") or {}
-    # Every (requirement, site) the profile applies is planned, also those the run's options left out
-    # (they are recorded as not-measured); a requirement no site can take is planned at NO_SITE.
-    planned = []
-    for p in profiles:
-        for r in p.requirements:
-            sites = [s.get("name") for s in (results.get("target") or {}).get("sites") or []
-                     if not r.applies_to or s.get("role") in r.applies_to or s.get("name") in r.applies_to]
-            if not sites:
-                planned.append((r.profile, r.id, NO_SITE))
-                continue
-            planned += [(r.profile, r.id, name) for name in sites]
-            if r.quorum is not None:
-                planned.append((r.profile, r.id, R.FLEET_SITE))
+    # Every (requirement, site) the run planned (engine/plan.py), also those its options left out (they
+    # are recorded as not-measured); a requirement no site can take is planned at NO_SITE.
+    sites = [Site(name=s.get("name"), role=s.get("role")) for s in (results.get("target") or {}).get("sites") or []
+             if isinstance(s, dict)]
+    planned = planned_keys(profiles, sites)
     seen: set[tuple] = set()
     dates = _run_dates(results)
     for e in reqs:

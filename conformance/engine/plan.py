@@ -167,7 +167,7 @@ def make_plan(profiles: list[Profile], target: Target, scope: dict) -> Plan:
     plan = Plan(cases={}, entries=[])
     for profile in profiles:
         for req in profile.requirements:
-            sites = [site for site in target.sites if site.matches(req.applies_to)]
+            sites = sites_for(req, target.sites)
             if not sites:
                 plan.entries.append(no_site_entry(req))
                 continue
@@ -186,6 +186,25 @@ def make_plan(profiles: list[Profile], target: Target, scope: dict) -> Plan:
             if req.quorum is not None:
                 plan.entries.append(fleet_entry(req))
     return plan
+
+
+def sites_for(req: Requirement, sites: list[Site]) -> list[Site]:
+    """The sites a requirement applies to (its applies_to names roles or sites; none: every site)."""
+    return [site for site in sites if site.matches(req.applies_to)]
+
+
+def planned_keys(profiles: list[Profile], sites: list[Site]) -> list[tuple[str, str, str]]:
+    """(profile, requirement id, site) of every entry make_plan plans on these sites, in its order,
+    whatever the run's options left out (those are planned too, as not-measured): what `verify` expects
+    a run's results to hold."""
+    keys: list[tuple[str, str, str]] = []
+    for profile in profiles:
+        for req in profile.requirements:
+            names = [site.name for site in sites_for(req, sites)] or [NO_SITE]
+            keys += [(req.profile, req.id, name) for name in names]
+            if req.quorum is not None and names != [NO_SITE]:
+                keys.append((req.profile, req.id, R.FLEET_SITE))
+    return keys
 
 
 def check_requirement_filter(profiles: list[Profile], wanted: set[str]) -> None:

@@ -22,8 +22,9 @@ SITES = [
 
 
 def _req(rid, applies_to=("edge",), check="custom.thing", **extra):
-    r = {"id": rid, "title": f"{rid} title", "level": "must", "check": check, "expect": "value <= 3",
-         "applies_to": list(applies_to)}
+    r = {"id": rid, "title": f"{rid} title", "level": "must", "check": check, "expect": "value <= 3"}
+    if applies_to:  # none: every site
+        r["applies_to"] = list(applies_to)
     r.update(extra)
     return r
 
@@ -148,3 +149,12 @@ def test_unmatched_waivers_are_named(inputs):
     assert [(w.id, w.site) for w, _ in found] == [("R-9", "all"), ("R-1", "store-9")]
     assert found[0][1].startswith('no requirement "R-9" in mine')
     assert found[1][1].startswith('no site "store-9" in target lab')
+
+
+def test_planned_keys_are_what_make_plan_plans(inputs):
+    """verify checks a run's results against planned_keys: the same entries, whatever the options."""
+    profiles, target = inputs(_req("R-1", sites="50%"), _req("R-2", applies_to=("gateway",)),
+                              _req("R-3", applies_to=()))
+    plan = P.make_plan(profiles, target, _scope(target, sites=["store-1"]))
+    assert P.planned_keys(profiles, target.sites) == [(e["profile"], e["id"], e["site"]) for e in plan.entries]
+    assert ("mine", "R-2", P.NO_SITE) in P.planned_keys(profiles, target.sites)
