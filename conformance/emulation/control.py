@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..model.errors import did_you_mean
-from .link import PARTITION_MODES
+from ..model.linkparams import PARTITION_MODES
 from .linkctl import LinkdError
 from .procs import SpawnError
 from .site import StateError

@@ -55,18 +55,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import ipaddress
-import math
 import random
 import select
 import selectors
 import socket
 import struct
-from collections.abc import Mapping
 from typing import Any
 
-from conformance.model.errors import did_you_mean
+from conformance.model.linkparams import PARTITION_MODES, LinkParams
 
 __all__ = [
     "Link",
@@ -88,7 +85,6 @@ MIN_HELD_BYTES = 256 * 1024
 QUEUE_TIME_S = 0.1  # bytes we accept beyond the bandwidth-delay product: a 100 ms "router buffer"
 WRITE_HIGH_WATER = 256 * 1024  # transport write buffer before it asks us to stop writing
 CONNECT_TIMEOUT_S = 10.0
-PARTITION_MODES = ("hold", "drop")
 # When Linux resends an unanswered SYN (initial RTO 1 s, doubled each time, tcp_syn_retries = 6): a
 # connection whose SYN was lost in a drop-cut gets through at the first of these after the heal.
 SYN_RETRY_AFTER_S = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)
@@ -100,82 +96,21 @@ _RESET = None  # queue marker: the sender's side was reset or failed
 
 
 # ----------------------------------------------------------------------------------------- params
+# LinkParams is conformance.model.linkparams' (one class from the topology file to the relay); what
+# follows is how the relay turns them into TCP behaviour.
 
 
-@dataclasses.dataclass(frozen=True)
-class LinkParams:
-    """What a link does to traffic.  Immutable; `replace` returns a validated copy."""
-
-    delay_ms: float = 0.0
-    jitter_ms: float = 0.0
-    loss: float = 0.0
-    bandwidth_bps: int | None = None
-    partitioned: bool = False
-    partition_mode: str = "hold"  # what a cut does to connections: "hold" or "drop" (see the module doc)
-
-    FIELDS = ("delay_ms", "jitter_ms", "loss", "bandwidth_bps", "partitioned", "partition_mode")
-
-    def __post_init__(self) -> None:
-        # Validate here so no invalid parameter set can exist, whichever way it was built.
-        set_ = object.__setattr__
-        set_(self, "delay_ms", _number("delay_ms", self.delay_ms, low=0.0))
-        set_(self, "jitter_ms", _number("jitter_ms", self.jitter_ms, low=0.0))
-        set_(self, "loss", _number("loss", self.loss, low=0.0, high=1.0))
-        if self.bandwidth_bps is not None:
-            bps = _number("bandwidth_bps", self.bandwidth_bps, low=0.0)
-            if bps < 1 or bps != int(bps):
-                raise ValueError(f"bandwidth_bps: must be a whole number >= 1 or null, got {self.bandwidth_bps!r}")
-            set_(self, "bandwidth_bps", int(bps))
-        if not isinstance(self.partitioned, bool):
-            raise ValueError(f"partitioned: must be true or false, got {self.partitioned!r}")
-        if self.partition_mode not in PARTITION_MODES:
-            raise ValueError(f"partition_mode: must be one of {', '.join(PARTITION_MODES)}, "
-                             f"got {self.partition_mode!r}{did_you_mean(str(self.partition_mode), PARTITION_MODES)}")
-
-    def replace(self, **changes: Any) -> LinkParams:
-        _check_fields(changes)
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base: LinkParams | None = None) -> LinkParams:
-        """Parameters from JSON-like data; missing fields come from `base` (defaults if None)."""
-        _check_fields(data)
-        return (base or cls()).replace(**data)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.FIELDS}
-
-    @property
-    def drops_connections(self) -> bool:
-        """A drop-cut is on: connections across the link do not survive it."""
-        return self.partitioned and self.partition_mode == "drop"
-
-    @property
-    def rto_s(self) -> float:
-        """The stall one lost segment costs: one retransmission timeout."""
-        return max(MIN_RTO_S, (2 * self.delay_ms + 4 * self.jitter_ms) / 1000.0)
-
-    def held_limit(self) -> int:
-        """Bytes one connection may hold per direction before we stop reading from its sender."""
-        if self.bandwidth_bps is None:
-            return MAX_HELD_BYTES
-        in_flight_s = (self.delay_ms + self.jitter_ms) / 1000.0 + QUEUE_TIME_S
-        return int(min(MAX_HELD_BYTES, max(MIN_HELD_BYTES, self.bandwidth_bps / 8 * in_flight_s)))
+def rto_s(p: LinkParams) -> float:
+    """The stall one lost segment costs: one retransmission timeout."""
+    return max(MIN_RTO_S, (2 * p.delay_ms + 4 * p.jitter_ms) / 1000.0)
 
 
-def _number(name: str, value: Any, *, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name}: must be a number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-        raise ValueError(f"{name}: must be {bounds}, got {value!r}")
-    return float(value)
-
-
-def _check_fields(data: Mapping[str, Any]) -> None:
-    for key in data:
-        if key not in LinkParams.FIELDS:
-            raise ValueError(f"unknown field {key!r}{did_you_mean(key, LinkParams.FIELDS)}")
+def held_limit(p: LinkParams) -> int:
+    """Bytes one connection may hold per direction before we stop reading from its sender."""
+    if p.bandwidth_bps is None:
+        return MAX_HELD_BYTES
+    in_flight_s = (p.delay_ms + p.jitter_ms) / 1000.0 + QUEUE_TIME_S
+    return int(min(MAX_HELD_BYTES, max(MIN_HELD_BYTES, p.bandwidth_bps / 8 * in_flight_s)))
 
 
 def parse_upstream(text: Any) -> tuple[str, int]:
@@ -343,7 +278,7 @@ class _Pipe:
                 segments = -(-size // MSS)
                 lost = sum(1 for _ in range(segments) if rng.random() < p.loss)
                 if lost:
-                    due += lost * p.rto_s
+                    due += lost * rto_s(p)
                     link._loss_stalls += lost
             if due < self.last_due:
                 due = self.last_due  # FIFO: never overtake what went before
@@ -659,7 +594,7 @@ class Link:
     def _derive(self) -> None:
         p = self.params
         self._plain = not (p.delay_ms or p.jitter_ms or p.loss or p.bandwidth_bps or p.partitioned)
-        self._held_limit = p.held_limit()
+        self._held_limit = held_limit(p)
 
     async def start(self) -> None:
         """Bind listen_host:0 (127.0.0.1 unless given) and start accepting connections."""

@@ -33,6 +33,7 @@ from typing import Any
 from edge_workloads.settings import SettingsError, check_settings  # a site's settings are the workloads' own
 
 from .errors import ConfigError, did_you_mean
+from .linkparams import LinkParams  # the one class of a link's parameters, topology to relay
 from . import units
 from .yamlfile import YamlDoc, load_yaml
 
@@ -79,17 +80,6 @@ class Resources:
 
 
 @dataclass(frozen=True)
-class LinkParams:
-    delay_ms: float = 0.0        # one-way, per direction
-    jitter_ms: float = 0.0
-    loss: float = 0.0            # fraction 0..1
-    bandwidth_bps: int | None = None  # None: unlimited
-
-    def merged(self, override: dict[str, Any]) -> LinkParams:
-        return replace(self, **override)
-
-
-@dataclass(frozen=True)
 class SiteSpec:
     name: str
     role: str
@@ -113,9 +103,8 @@ class LinkSpec:
     bandwidth_bps: int | None = None
 
     def params(self) -> dict[str, Any]:
-        """The shaping parameters, in the link daemon's field names."""
-        return {"delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms, "loss": self.loss,
-                "bandwidth_bps": self.bandwidth_bps}
+        """The shaping parameters (LinkParams.shaping(), the link daemon's field names)."""
+        return LinkParams(self.delay_ms, self.jitter_ms, self.loss, self.bandwidth_bps).shaping()
 
 
 @dataclass(frozen=True)
@@ -380,7 +369,11 @@ def _parse_defaults(doc: YamlDoc, where: tuple, raw: Any, prefix: str) -> LinkPa
             elif not hint and prefix and f"default_{key}" in keys:
                 hint = f' (did you mean "default_{key}"?)'
             raise doc.error(where + (key,), f'unknown key "{key}"{hint}')
-    return LinkParams().merged(_link_fields(doc, where, {k[len(prefix):]: v for k, v in raw.items()}, prefix))
+    fields = _link_fields(doc, where, {k[len(prefix):]: v for k, v in raw.items()}, prefix)
+    try:
+        return LinkParams().replace(**fields)  # the relay's own rules, so a bad value fails on load
+    except ValueError as exc:
+        raise doc.error(where, str(exc)) from None
 
 
 def _link_fields(doc: YamlDoc, where: tuple, raw: dict, prefix: str = "") -> dict[str, Any]:
@@ -402,9 +395,9 @@ def _build_links(sites: list[SiteSpec], wan: LinkParams, access: LinkParams) -> 
     links = []
     for s in sites:
         if s.uplink is not None:
-            links.append(LinkSpec(f"wan:{s.name}", "wan", s.name, s.uplink, **asdict(wan)))
+            links.append(LinkSpec(f"wan:{s.name}", "wan", s.name, s.uplink, **wan.shaping()))
     for s in sites:
-        links.append(LinkSpec(f"access:{s.name}", "access", s.name, None, **asdict(access)))
+        links.append(LinkSpec(f"access:{s.name}", "access", s.name, None, **access.shaping()))
     return links
 
 
@@ -429,6 +422,10 @@ def _apply_constraints(doc: YamlDoc, raw: Any, sites: list[SiteSpec], links: lis
         fields = _link_fields(doc, where, c)
         if not fields:
             raise doc.error(where, "sets nothing: give at least one of delay, jitter, loss, rate")
+        try:
+            LinkParams().replace(**fields)  # the relay's own rules
+        except ValueError as exc:
+            raise doc.error(where, str(exc)) from None
         src = _select(doc, where + ("src",), c["src"], sites)
         dst = _select(doc, where + ("dst",), c["dst"], sites)
         hit = False
