@@ -10,6 +10,11 @@ The plugin parametrizes it with every (requirement, site) of the loaded profiles
 check (ids such as `test_http[BASE-FUN-01@store-1]`), hands the test an `edge` context, evaluates
 the requirement's expectation against what the test recorded, and turns the outcome into a verdict
 that is written to results.json at once.
+
+This module is the pytest11 entry point: the options, the `edge`/`edge_target` fixtures and
+pytest_configure, which (with --edge-profile) opens the run as an EdgePlugin object and registers it
+(PLUGIN_NAME); the run's hooks are that object's methods, and pytest_unconfigure unregisters and closes
+it. Which cases run is planned by engine/plan.py; each verdict is model/verdict.py's.
 """
 
 from __future__ import annotations
