@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .context import Site
-from .jsonhttp import BadRequest, read_json, reply, require_object
+from .jsonhttp import read_json, reply, require_object, require_site
 
 REGISTRY_KV = "registry_sites"
 CONFIG_KV = "config"
@@ -46,9 +46,7 @@ class Registry:
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         beat = require_object((await read_json(request))[0])
-        name = beat.get("site")
-        if not isinstance(name, str) or not name:
-            raise BadRequest("site: expected a site name")
+        name = require_site(beat)
         now = time.time()
         previous = self.sites.get(name, {})
         self.sites[name] = {

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .context import Site
 from .digest import canonical_json, payload_digest, summary_digest
-from .jsonhttp import BadRequest, read_json, reply, require_object
+from .jsonhttp import BadRequest, read_json, reply, require_object, require_site
 from .store import transaction
 
 SCHEMA = """
@@ -48,10 +48,8 @@ class TransactionSink:
 
     async def receive(self, request: web.Request) -> web.Response:
         body = require_object((await read_json(request))[0])
-        site_name = body.get("site")
+        site_name = require_site(body)
         records = body.get("records")
-        if not isinstance(site_name, str) or not site_name:
-            raise BadRequest("site: expected a site name")
         if not isinstance(records, list):
             raise BadRequest("records: expected a list")
         rows = [_row(site_name, require_object(item, f"records[{i}]"), i) for i, item in enumerate(records)]

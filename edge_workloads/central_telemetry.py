@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .context import Site
-from .jsonhttp import BadRequest, read_json, reply, require_object
+from .jsonhttp import BadRequest, read_json, reply, require_object, require_site
 from .store import transaction
 
 SCHEMA = """
@@ -56,9 +56,8 @@ class TelemetrySink:
     async def receive(self, request: web.Request) -> web.Response:
         data, size = await read_json(request)
         batch = require_object(data)
-        site_name, batch_id, kind = batch.get("site"), batch.get("batch_id"), batch.get("kind")
-        if not isinstance(site_name, str) or not site_name:
-            raise BadRequest("site: expected a site name")
+        site_name = require_site(batch)
+        batch_id, kind = batch.get("batch_id"), batch.get("kind")
         if not isinstance(batch_id, str) or not batch_id:
             raise BadRequest("batch_id: expected a string")
         if kind == "aggregates":

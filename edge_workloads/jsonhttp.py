@@ -43,3 +43,11 @@ def require_object(value: Any, what: str = "body") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(f"{what} must be a JSON object")
     return value
+
+
+def require_site(body: dict[str, Any]) -> str:
+    """The reporting site's name (`site`), which every message from an edge to central carries."""
+    name = body.get("site")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("site: expected a site name")
+    return name

@@ -59,9 +59,7 @@ def build_app(sup: Supervisor) -> web.Application:
     async def site_action(request: web.Request) -> web.Response:
         name, action = request.match_info["name"], request.match_info["action"]
         site = sup.site(name)
-        if action not in SITE_ACTIONS:
-            raise web.HTTPNotFound(reason=f'unknown site action "{action}"{did_you_mean(action, SITE_ACTIONS)}'
-                                          f" (actions: {', '.join(SITE_ACTIONS)})")
+        _known_action("site", action, SITE_ACTIONS)
         if action in ("partition", "heal"):
             links = await sup.patch_links(sup.wan_links_of(name), await _cut_fields(request, action))
             return web.json_response({"links": links})
@@ -71,9 +69,7 @@ def build_app(sup: Supervisor) -> web.Application:
     async def link_action(request: web.Request) -> web.Response:
         name, action = request.match_info["name"], request.match_info["action"]
         links = sup.resolve_links(name)
-        if action not in LINK_ACTIONS:
-            raise web.HTTPNotFound(reason=f'unknown link action "{action}"{did_you_mean(action, LINK_ACTIONS)}'
-                                          f" (actions: {', '.join(LINK_ACTIONS)}; PATCH to degrade)")
+        _known_action("link", action, LINK_ACTIONS, "; PATCH to degrade")
         if action == "reset":
             return web.json_response({"links": await sup.reset_links(links)})
         return web.json_response({"links": await sup.patch_links(links, await _cut_fields(request, action))})
@@ -102,6 +98,12 @@ def build_app(sup: Supervisor) -> web.Application:
     app.router.add_patch("/links/{name}", link_patch)
     app.router.add_post("/shutdown", shutdown)
     return app
+
+
+def _known_action(kind: str, action: str, actions: tuple[str, ...], more: str = "") -> None:
+    if action not in actions:
+        raise web.HTTPNotFound(reason=f'unknown {kind} action "{action}"{did_you_mean(action, actions)}'
+                                      f" (actions: {', '.join(actions)}{more})")
 
 
 async def _cut_fields(request: web.Request, action: str) -> dict[str, Any]:

@@ -8,8 +8,10 @@ Modules (see docs/docker-backend.md):
     images.py      the site image, built offline (mmdebstrap -> import -> a thin layer), cached by digest
     net.py         per-site networks, subnets, kernel netem detection (used when the kernel has it)
     relayd.py      the WAN/access link relay: linkd's relay bound to a site network's gateway address
-    backend.py     containers of one deployment (DockerSite), cleanup by label, container stats
-    supervisor.py  DockerSupervisor: the local supervisor's control API and files, on Docker
+    backend.py     containers of one deployment (DockerSite, a conformance.emulation.site.Site),
+                   cleanup by label, container stats
+    docker_supervisor.py  DockerSupervisor: the docker backend (a conformance.emulation.supervisor
+                   Supervisor, named "docker" in conformance.emulation.backends)
     siteinit.py    runs INSIDE a site container: the workload, nginx and mosquitto
 
 This module is imported inside the site containers (by siteinit), so it must stay free of imports:
