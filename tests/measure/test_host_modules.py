@@ -136,12 +136,12 @@ def test_a_sysctl_is_read_from_proc_sys_then_through_sysctl():
     assert Sysctl(host, "net.ipv4.tcp_rmem").value == "4096 131072 6291456"
     assert Sysctl(host, "kernel.pid_max").value == "4194304"  # cat failed: testinfra's sysctl answers
     with pytest.raises(MeasurementError, match=r"no sysctl vm.nope \(/proc/sys/vm/nope does not exist\)"):
-        Sysctl(host, "vm.nope").value
+        _ = Sysctl(host, "vm.nope").value
     with pytest.raises(MeasurementError, match="is not a sysctl key"):
         Sysctl(host, "kernel.pid_max; reboot")
     bare, _ = fake_host(())
     with pytest.raises(HostLacks, match="lacks /proc/sys and `sysctl`"):
-        Sysctl(bare, "kernel.pid_max").value
+        _ = Sysctl(bare, "kernel.pid_max").value
 
 
 def test_sysctl_values_compare_as_text_and_count_as_numbers():

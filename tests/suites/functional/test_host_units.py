@@ -8,8 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from conformance.measure import hosts as H
-from conformance.measure.pkgversion import compare, parse_constraint, satisfies
+from conformance.measure.host.container import docker_cpu_seconds, docker_memory
+from conformance.measure.host.edgehost import (EdgeHost, HostLacks, HostUnavailable, container_of, redact_spec,
+                                               with_deadline)
+from conformance.measure.host.facts import Facts, parse_facts
+from conformance.measure.host.pkgversion import compare, parse_constraint, satisfies
+from conformance.measure.host.processes import Proc, Processes, parse_proc_stat, parse_ps
+from conformance.measure.host.site import Scope, resolve_site_root
+from conformance.measure.host.sockets import Sockets, parse_netstat, parse_ss, split_address
 from conformance.measure.web import header_mismatches, version_leaks
 from conformance.model.errors import MeasurementError
 
@@ -40,7 +46,7 @@ udp        0      0 0.0.0.0:514             0.0.0.0:*                           
 
 
 def test_parse_ss():
-    socks = H.parse_ss(SS)
+    socks = parse_ss(SS)
     got = {(s.proto, s.address, s.port, s.pid, s.process) for s in socks}
     assert ("udp", "127.0.0.1", 323, 610, "chronyd") in got
     assert ("udp", "127.0.0.53%lo", 53, 501, "systemd-resolve") in got
@@ -52,76 +58,76 @@ def test_parse_ss():
 
 
 def test_parse_netstat_net_tools_and_busybox():
-    socks = {(s.proto, s.port): s for s in H.parse_netstat(NETSTAT)}
+    socks = {(s.proto, s.port): s for s in parse_netstat(NETSTAT)}
     assert socks[("tcp", 22)].pid == 700 and socks[("tcp", 22)].process == "sshd:"
     assert socks[("tcp", 80)].address == "::" and socks[("tcp", 80)].pid == 800
     assert socks[("udp", 68)].pid == 455 and socks[("udp", 68)].process == "dhclient"
     assert socks[("udp", 5353)].pid is None
-    bb = {(s.proto, s.port): s for s in H.parse_netstat(BUSYBOX_NETSTAT)}
+    bb = {(s.proto, s.port): s for s in parse_netstat(BUSYBOX_NETSTAT)}
     assert bb[("tcp", 8080)].pid == 1 and bb[("udp", 514)].process == "syslogd"
 
 
 def test_parse_proc_stat_with_awkward_names():
     line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 150 50 0 0 20 0 1 0 100 1000 256" \
            " 18446744073709551615\t/usr/bin/my odd --flag "
-    p = H.parse_proc_stat(line, page_size=4096, clk_tck=100)
+    p = parse_proc_stat(line, page_size=4096, clk_tck=100)
     assert (p.pid, p.ppid, p.name) == (4242, 1, "my (odd) name")
     assert p.cpu == pytest.approx(2.0) and p.rss == 256 * 4096
     assert p.cmdline == "/usr/bin/my odd --flag"
-    assert H.parse_proc_stat("garbage") is None
+    assert parse_proc_stat("garbage") is None
 
 
 def test_parse_ps_names_with_spaces():
     text = "  1 init\n 77 Web Content\n__args__\n  1     0  1024 /sbin/init splash\n 77     1  2048 /usr/lib/x -b\n"
-    procs = {p.pid: p for p in H.parse_ps(text)}
+    procs = {p.pid: p for p in parse_ps(text)}
     assert procs[77].name == "Web Content" and procs[77].rss == 2048 * 1024 and procs[77].ppid == 1
     assert procs[1].cmdline == "/sbin/init splash"
 
 
 def test_parse_facts():
-    f = H.parse_facts("__edge_probe__\ntool ps /bin/busybox\ntool ss /usr/bin/ss\nproc\npsver ps: unrecognized option\n"
-                      "uid 0\npid1 init\nclk 100\npage 4096\n")
+    f = parse_facts("__edge_probe__\ntool ps /bin/busybox\ntool ss /usr/bin/ss\nproc\npsver ps: unrecognized option\n"
+                    "uid 0\npid1 init\nclk 100\npage 4096\n")
     assert f.has("ss") and f.busybox("ps") and not f.procps and f.proc and f.uid == 0 and not f.timeout_ok
 
 
 def test_split_address():
-    assert H.split_address("[::]:80") == ("::", 80)
-    assert H.split_address("*:53") == ("0.0.0.0", 53)
-    assert H.split_address(":::22") == ("::", 22)
-    assert H.split_address("0.0.0.0:*") is None
+    assert split_address("[::]:80") == ("::", 80)
+    assert split_address("*:53") == ("0.0.0.0", 53)
+    assert split_address(":::22") == ("::", 22)
+    assert split_address("0.0.0.0:*") is None
 
 
 def _proc(pid, ppid, cmd="x"):
-    return H.Proc(pid, ppid, cmd.split()[0], cmd)
+    return Proc(pid, ppid, cmd.split()[0], cmd)
 
 
 def test_scope_tree_and_pattern():
     procs = [_proc(1, 0, "init"), _proc(10, 1, "site --data-dir /d/a"), _proc(11, 10, "worker"),
              _proc(12, 11, "helper"), _proc(20, 1, "site --data-dir /d/b")]
-    assert {p.pid for p in H.Scope("tree", "t", root=10).select(procs)} == {10, 11, 12}
-    assert {p.pid for p in H.Scope("pattern", "p", pattern=r"data-dir /d/b").select(procs)} == {20}
-    assert H.Scope("tree", "t", root=99).select(procs) == []
+    assert {p.pid for p in Scope("tree", "t", root=10).select(procs)} == {10, 11, 12}
+    assert {p.pid for p in Scope("pattern", "p", pattern=r"data-dir /d/b").select(procs)} == {20}
+    assert Scope("tree", "t", root=99).select(procs) == []
 
 
 def test_resolve_site_root_follows_a_restart_and_refuses_a_recycled_pid():
     site = SimpleNamespace(labels={"pid": 10, "data_dir": "/d/a"})
     procs = [_proc(1, 0, "init"), _proc(30, 1, "site --data-dir /d/a"), _proc(31, 30, "w --data-dir /d/a"),
              _proc(10, 1, "unrelated")]
-    root, note = H.resolve_site_root(site, procs)
+    root, note = resolve_site_root(site, procs)
     assert root == 30 and "using pid 30" in note
     gone = [_proc(1, 0, "init")]
-    root, note = H.resolve_site_root(site, gone)
+    root, note = resolve_site_root(site, gone)
     assert root is None and "not running" in note
 
 
 def test_host_lacks_names_the_tools():
-    host = H.EdgeHost("local://", prefer_psutil=False)
-    host._facts = H.Facts(tools={"cat": "/bin/cat"}, proc=False)
-    with pytest.raises(H.HostLacks, match=r"lacks `ss` and `netstat`: cannot list listening sockets"):
-        host.listeners()
-    with pytest.raises(H.HostLacks, match=r"lacks /proc and procps `ps`"):
-        host.processes()
-    with pytest.raises(H.HostLacks, match=r"lacks `du`"):
+    host = EdgeHost("local://", prefer_psutil=False)
+    host._facts = Facts(tools={"cat": "/bin/cat"}, proc=False)
+    with pytest.raises(HostLacks, match=r"lacks `ss` and `netstat`: cannot list listening sockets"):
+        Sockets.of(host).listeners()
+    with pytest.raises(HostLacks, match=r"lacks /proc and procps `ps`"):
+        Processes.of(host).snapshot()
+    with pytest.raises(HostLacks, match=r"lacks `du`"):
         host.require("du", purpose="measure disk use")
 
 
@@ -129,23 +135,23 @@ def test_command_path_agrees_with_psutil():
     import psutil
 
     me = psutil.Process()
-    cmd_host = H.EdgeHost("local://", prefer_psutil=False)
-    procs = {p.pid: p for p in cmd_host.processes()}
+    cmd_host = EdgeHost("local://", prefer_psutil=False)
+    procs = {p.pid: p for p in Processes.of(cmd_host).snapshot()}
     parent = me.parent()
     assert parent.pid in procs and procs[parent.pid].ppid == parent.ppid()
-    socks = {(s.proto, s.port) for s in cmd_host.listeners()[0]}
+    socks = {(s.proto, s.port) for s in Sockets.of(cmd_host).listeners()[0]}
     mine = {("tcp", c.laddr.port) for c in psutil.net_connections("tcp") if c.status == "LISTEN"}
     assert mine <= socks | {("tcp", p) for _, p in socks}
-    cpu = cmd_host.cpu_seconds([parent.pid])
+    cpu = Processes.of(cmd_host).cpu_seconds([parent.pid])
     assert cpu[parent.pid] == pytest.approx(sum(parent.cpu_times()[:2]), abs=0.5)
 
 
 def test_deadline_stops_waiting():
     started = time.monotonic()
-    with pytest.raises(H.HostUnavailable, match="no answer within"):
-        H.with_deadline(lambda: time.sleep(5), 0.2, "slow")
+    with pytest.raises(HostUnavailable, match="no answer within"):
+        with_deadline(lambda: time.sleep(5), 0.2, "slow")
     assert time.monotonic() - started < 1.0
-    host = H.EdgeHost("local://", timeout=1)
+    host = EdgeHost("local://", timeout=1)
     host.facts  # probes; the host has `timeout`, so the command itself is killed too
     started = time.monotonic()
     with pytest.raises(MeasurementError):
@@ -171,8 +177,6 @@ def test_header_rules():
 
 
 def test_docker_stats_helpers():
-    from conformance.measure.footprint import docker_cpu_seconds, docker_memory
-
     v1 = {"memory_stats": {"usage": 50 * 2**20, "stats": {"total_inactive_file": 10 * 2**20, "cache": 12 * 2**20}},
           "cpu_stats": {"cpu_usage": {"total_usage": 2_500_000_000}}}
     v2 = {"memory_stats": {"usage": 30 * 2**20, "stats": {"inactive_file": 5 * 2**20}}}
@@ -182,7 +186,7 @@ def test_docker_stats_helpers():
 
 
 def test_container_of():
-    assert H.container_of("docker://edge-1") == "edge-1"
-    assert H.container_of("docker://root@edge-1?timeout=3") == "edge-1"
-    assert H.container_of("ssh://u@h") is None
-    assert H.redact_spec("ssh://u:pw@h") == "ssh://u:***@h"
+    assert container_of("docker://edge-1") == "edge-1"
+    assert container_of("docker://root@edge-1?timeout=3") == "edge-1"
+    assert container_of("ssh://u@h") is None
+    assert redact_spec("ssh://u:pw@h") == "ssh://u:***@h"
