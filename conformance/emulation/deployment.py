@@ -1,8 +1,9 @@
 """The harness's handle on an emulated deployment: start one, stop it, find and remove leftovers.
 
 `start_deployment` runs the supervisor (`python -m conformance.emulation.supervise`, with the backend
-chosen from conformance.emulation.backends) as a child with stdin as a pipe: if this process dies in any way (SIGKILL included), the supervisor reads EOF and tears the
-deployment down by itself. `stop()` asks it to, waits, and sweeps up if it does not.
+chosen from conformance.emulation.backends) as a child with stdin as a pipe: if this process dies in
+any way (SIGKILL included), the supervisor reads EOF and tears the deployment down by itself.
+`stop()` asks it to, waits, and sweeps up if it does not.
 
 `list_running`, `stop_run` and `stop_all` serve `emulate status` and `emulate down RUN_ID|--all`: they
 find deployments through the registry (conformance.emulation.state) and processes and containers

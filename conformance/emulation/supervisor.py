@@ -91,6 +91,7 @@ class Supervisor(ABC):
     def prepare(cls, progress: Callable[[str], None]) -> None:
         """Harness side, before the supervisor starts and the bring-up clock runs (docker: the site
         image, which may take a minute). Raises BackendUnavailable."""
+        return None  # a hook: nothing to do unless the backend has something
 
     @classmethod
     def labelled_objects(cls) -> list[dict[str, Any]]:
@@ -102,10 +103,12 @@ class Supervisor(ABC):
     @classmethod
     def sweep(cls, run_id: str | None, *, root: str | None = None, legacy: bool = True) -> None:
         """Remove those of `run_id` that belong to the state root `root`. Never raises."""
+        return None  # a hook: nothing to do unless the backend has something
 
     @classmethod
     def tidy(cls) -> None:
         """`emulate down --all`: what the backend shares between runs and may go now. Never raises."""
+        return None  # a hook: nothing to do unless the backend has something
 
     # ------------------------------------------------------------------ paths
 
@@ -128,6 +131,7 @@ class Supervisor(ABC):
     async def _prepare(self) -> None:
         """Before anything of the deployment exists (docker: the daemon and the image); raises
         BackendUnavailable."""
+        return None  # a hook: nothing to do unless the backend has something
 
     async def run(self) -> int:
         try:
@@ -371,9 +375,11 @@ class Supervisor(ABC):
 
     def _before_sites_close(self) -> None:
         """Teardown, first: stop watching what would restart sites (docker: its events)."""
+        return None  # a hook: nothing to do unless the backend has something
 
     async def _after_sites_close(self) -> None:
         """Teardown, once every site is gone: the backend's own objects (docker: networks, leftovers)."""
+        return None  # a hook: nothing to do unless the backend has something
 
     def _remove_files(self) -> None:
         if self.owns_state_dir:
