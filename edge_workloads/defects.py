@@ -20,8 +20,6 @@ DEFECTS: dict[str, str] = {
     "no-heartbeat": "the site never registers or heartbeats",
     "ignore-config": "the site never applies pushed config",
     "no-fsync": "POS transactions are acknowledged before being durably written",
-    "expiring-cert": "the management interface's certificate expires in 7 days (issued so by the provisioner)",
-    "default-credentials": "the management interface also accepts the factory default admin/admin",
     "health-broken": "GET /health answers 503 degraded while everything else works",
     "exits-after-start": "the process exits cleanly (status 0) about a second after it is ready",
     "extra-listener": "the process opens an undeclared TCP listener (a debug port) on its own address",
@@ -30,6 +28,9 @@ DEFECTS: dict[str, str] = {
     "no-cache": "the content cache never stores anything: every GET is a MISS fetched from central",
     "health-waits-on-wan": "GET /health calls central over the WAN first and answers 503 when it cannot",
     "blocking-io": "every request blocks the event loop for ~8 ms (a synchronous call in async code)",
+    # the management interface's (every site has one)
+    "expiring-cert": "the management interface's certificate expires in 7 days (issued so by the provisioner)",
+    "default-credentials": "the management interface also accepts the factory default admin/admin",
 }
 
 # A central site only handles requests; the edge-side defects have nothing to break there. The

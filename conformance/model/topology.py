@@ -18,7 +18,8 @@ edge-workload site to its uplink, and one access link "access:<site>" in front o
 symmetric (the relay applies the same parameters to both directions) and `delay` is ONE-WAY, as in
 EnOSlib, so a request/response over a link pays twice the delay.
 
-Pure data and parsing: imports nothing of ours outside conformance.model.
+Pure data and parsing: imports nothing of ours outside conformance.model but the reference workloads'
+contract (edge_workloads.settings and .defects: what a site accepts is the site's own business).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edge_workloads.defects import CENTRAL_DEFECTS as WORKLOAD_CENTRAL_DEFECTS, DEFECTS as WORKLOAD_DEFECTS
 from edge_workloads.settings import SettingsError, check_settings  # a site's settings are the workloads' own
 
 from .errors import ConfigError, did_you_mean
@@ -42,19 +44,10 @@ ROLES = ("central", "regional", "edge")
 WORKLOADS = ("central", "edge")
 # A regional site has no workload of its own: by default it is an edge box that reaches central.
 DEFAULT_WORKLOAD = {"central": "central", "regional": "edge", "edge": "edge"}
-# Defect switches of the site-process contract (the spelling never changes); a test keeps this list
-# in step with edge_workloads.defects.
-DEFECTS = ("forward-synchronously", "drop-on-partition", "duplicate-on-retry", "no-stale-cache",
-           "raw-telemetry", "central-auth-only", "slow-path", "leak-personal", "no-heartbeat",
-           "ignore-config", "no-fsync", "health-broken", "exits-after-start", "extra-listener",
-           "world-readable-key", "memory-hog", "no-cache", "health-waits-on-wan", "blocking-io")
+# Defect switches of the site-process contract (the spelling never changes): the workloads' own.
+DEFECTS = tuple(WORKLOAD_DEFECTS)
 # A central site only serves requests; the other defects break edge-side behaviour (the cache, the WAN).
-CENTRAL_DEFECTS = ("slow-path", "health-broken", "exits-after-start", "extra-listener", "world-readable-key",
-                   "memory-hog", "blocking-io")
-# The management interface's defects (emulation/pki.py, workloads/mgmt.py): every site has one.
-MGMT_DEFECTS = ("expiring-cert", "default-credentials")
-DEFECTS += MGMT_DEFECTS
-CENTRAL_DEFECTS += MGMT_DEFECTS
+CENTRAL_DEFECTS = tuple(d for d in DEFECTS if d in WORKLOAD_CENTRAL_DEFECTS)
 CLIENTS = "clients"  # the pseudo-site at the far end of every access link
 MAX_SITES = 1000
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the site process accepts these
