@@ -64,6 +64,19 @@ class Expectation:
     def metrics(self) -> list[str]:
         return [c.metric for c in self.comparisons]
 
+    def upper_bound(self, metrics: tuple[str, ...], dimension: str) -> tuple[str, float] | None:
+        """(metric, bound in the dimension's base unit) of the first of `metrics` the expectation bounds
+        from above (`<` or `<=`), e.g. the p99 a report draws as a threshold; None when none is bounded
+        or the bound is not of that dimension."""
+        for metric in metrics:
+            for c in self.comparisons:
+                if c.metric == metric and c.op in ("<", "<="):
+                    try:
+                        return metric, U.to_base(c.value, c.unit, dimension)
+                    except U.UnitError:
+                        return None
+        return None
+
 
 def parse(text: object) -> Expectation:
     if not isinstance(text, str) or not text.strip():

@@ -27,17 +27,16 @@ from typing import Any
 
 import pytest
 
+from conformance.measure.once import measured_once
+from conformance.measure.pressure import record_pressure
 from conformance.model import units as U
 from conformance.model.errors import ConfigError, MeasurementError
 from conformance.model.target import expand_env
-from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 _PROBER_KEYS = {"p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p99_9_us"}  # LatencyResult.latency
 THRESHOLD_METRICS = ("p99", "p999", "p90")  # the bound drawn as raw.latency.threshold_us, first found
 HTTP_PROTOCOLS = ("http", "http-newconn")
-
-_PROBES = pytest.StashKey[dict]()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,30 +125,20 @@ def _config(edge, url: str):
 def _probe(edge, request, url: str):
     """(probe result, pressure while it ran, the emulated site's own CPU use in cores or None), shared by
     every requirement that would run the very same probe on this site."""
+    config = _config(edge, url)
+    return measured_once(edge, request, "latency " + repr(config), "endpoint and probe settings",
+                         lambda: _run_probe(config, url))
+
+
+def _run_probe(config, url: str):
     from conformance.measure.latency import run_probe
 
-    config = _config(edge, url)
-    store = request.config.stash.setdefault(_PROBES, {})
-    key = (edge.site.name, repr(config))
-    if key in store:
-        first, measured, exc = store[key]
-        edge.note(f"measured once for {first} and this requirement (same endpoint and probe settings)")
-        if exc is not None:
-            raise exc
-        return measured
-    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))
     try:
-        result = run_probe(config)
+        return run_probe(config)
     except ConfigError as exc:
-        error = MeasurementError(f"probe of {url}: {exc}")
+        raise MeasurementError(f"probe of {url}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - anything the prober could not survive: could not measure
-        error = MeasurementError(f"probe of {url}: {type(exc).__name__}: {exc}")
-    else:
-        measured = (result, window.stop(), site_cpu.cores())  # the probe, pressure, the site's own CPU
-        store[key] = (edge.requirement.id, measured, None)
-        return measured
-    store[key] = (edge.requirement.id, None, error)
-    raise error
+        raise MeasurementError(f"probe of {url}: {type(exc).__name__}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,15 +223,8 @@ def _record(edge, s: _Stats) -> None:
 
 def _threshold(edge) -> tuple[str, float] | None:
     """The expectation's upper bound on p99 (else p999, else p90), in microseconds."""
-    comparisons = edge.requirement.expect.comparisons
-    for metric in THRESHOLD_METRICS:
-        for c in comparisons:
-            if c.metric == metric and c.op in ("<", "<="):
-                try:
-                    return metric, round(U.to_base(c.value, c.unit, U.TIME) * 1e6, 3)
-                except U.UnitError:
-                    return None
-    return None
+    bound = edge.requirement.expect.upper_bound(THRESHOLD_METRICS, U.TIME)
+    return None if bound is None else (bound[0], round(bound[1] * 1e6, 3))
 
 
 # ---------------------------------------------------------------------------------------------

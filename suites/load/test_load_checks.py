@@ -273,14 +273,4 @@ def _ratio(edge, name: str, default: Any) -> float:
 
 def _latency_bound(edge) -> tuple[str, float] | None:
     """The expectation's upper bound on p99 (else p95, p90, p50), in seconds."""
-    comparisons = edge.requirement.expect.comparisons
-    for metric in THRESHOLD_METRICS:
-        for c in comparisons:
-            if c.metric == metric and c.op in ("<", "<="):
-                try:
-                    return metric, U.to_base(c.value, c.unit, U.TIME)
-                except U.UnitError:
-                    return None
-    return None
-
-
+    return edge.requirement.expect.upper_bound(THRESHOLD_METRICS, U.TIME)
