@@ -9,7 +9,8 @@ import pytest
 from conformance.model.errors import ConfigError
 from conformance.certify import bundle as B
 
-from .conftest import TOKEN, TOKEN_VAR, cli, entry, read_bundle
+from tests.helpers.certify import TOKEN, TOKEN_VAR, cli, read_bundle
+from tests.helpers.results import entry
 
 
 def _one_line(proc, *must: str) -> str:

@@ -12,7 +12,8 @@ import pytest
 from conformance.certify import bundle as B
 from conformance.certify import verify as V
 
-from .conftest import TOKEN, TOKEN_VAR, cli, edit_results, entry, read_bundle, tamper, write_bundle
+from tests.helpers.certify import TOKEN, TOKEN_VAR, cli, edit_results, read_bundle, tamper, write_bundle
+from tests.helpers.results import entry
 
 pytest.importorskip("cryptography")  # a dependency of the package; named here for a clear skip
 

@@ -10,7 +10,7 @@ import pytest
 from conformance.model.errors import ConfigError
 from conformance.certify import compare as C
 
-from .conftest import cli
+from tests.helpers.certify import cli
 
 
 def _req(rid, site="store-1", status="pass", level="must", expect="p99 <= 20 ms", **measured):

@@ -12,7 +12,8 @@ from conformance.engine import rerun
 from conformance.engine.runner import RunOptions
 from conformance.model.paths import schemas_dir
 
-from .conftest import CLI, certify_env, cli, write_target
+from tests.helpers.certify import certify_env, cli, write_token_target
+from tests.helpers.cli import CLI
 
 PROFILE = """\
 id: rerun-test
@@ -46,7 +47,7 @@ def first_run(tmp_path, server):
     state, url = server
     state.flaky_ok = False
     (tmp_path / "p.yaml").write_text(PROFILE)
-    write_target(tmp_path / "t.yaml", url)
+    write_token_target(tmp_path / "t.yaml", url)
     proc = subprocess.run([*CLI, "run", "-p", "p.yaml", "-t", "t.yaml", "-o", "run1"], cwd=tmp_path,
                           env=certify_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr

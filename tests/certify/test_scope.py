@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from .conftest import CLI, certify_env, write_target
+from tests.helpers.certify import certify_env, write_token_target
+from tests.helpers.cli import CLI
 
 PROFILE = """\
 id: scope-test
@@ -29,7 +30,7 @@ def _cli(work, *args, timeout=180):
 def work(tmp_path, server):
     _, url = server
     (tmp_path / "p.yaml").write_text(PROFILE)
-    write_target(tmp_path / "t.yaml", url)
+    write_token_target(tmp_path / "t.yaml", url)
     return tmp_path
 
 

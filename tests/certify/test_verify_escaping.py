@@ -8,7 +8,8 @@ import pytest
 
 from conformance.certify import verify as V
 
-from .conftest import cli, edit_results, entry, read_bundle, tamper, write_bundle
+from tests.helpers.certify import cli, edit_results, read_bundle, tamper, write_bundle
+from tests.helpers.results import entry
 
 INJECTED = "evil\n  problem: none\n  note: all verdicts hold\x1b[2J\r\u2028\u202e"
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from .conftest import certify_env, cli
+from tests.helpers.certify import certify_env, cli
 
 # verify, held inside its temp dir (it prints the dir's path, then waits) until the test signals it
 HELD_VERIFY = textwrap.dedent("""

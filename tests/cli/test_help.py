@@ -10,7 +10,7 @@ import pytest
 
 from conformance import cli as cli_module
 
-from .conftest import cli_env, run_cli
+from tests.helpers.cli import cli_env, run_cli
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import cli_env, write_target
+from tests.helpers.cli import cli_env, write_target
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,8 @@ from conformance.emulation.deployment import list_running
 from conformance.emulation.state import ROOT_ENV
 from conformance.model.paths import schemas_dir
 
-from .conftest import CLI, cli_env, popen_cli, write_profile, write_target
+from tests.helpers.cli import CLI, cli_env, popen_cli, write_profile, write_target
+from tests.helpers.waits import wait_for
 
 # What asyncio printed when Ctrl-C or SIGTERM hit a latency probe (issue 15), and any traceback.
 ASYNCIO_NOISE = ("Traceback", "Task was destroyed", "Event loop is closed", "Exception ignored",
@@ -29,16 +30,6 @@ def _read(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sigint_and_sigterm_during_a_run(tmp_path, http_url, hanging_url):
@@ -62,12 +53,12 @@ def test_sigint_and_sigterm_during_a_run(tmp_path, http_url, hanging_url):
                 data = _read(out / "results.json")
                 return data and data["requirements"][0]["status"] != "not-run"
 
-            _wait_for(first_done, 60, f"the first result of the {sig.name} run")
+            wait_for(first_done, 60, f"the first result of the {sig.name} run")
             time.sleep(0.5)  # R-2 is now blocked on the endpoint that never answers
             assert proc.poll() is None, "the run ended before it could be interrupted"
             proc.send_signal(sig)
             signalled = time.monotonic()
-            _wait_for(lambda out=out: (_read(out / "results.json") or {}).get("state") == "interrupted", 8,
+            wait_for(lambda out=out: (_read(out / "results.json") or {}).get("state") == "interrupted", 8,
                       f"results.json to say interrupted after {sig.name}")
             assert time.monotonic() - signalled < 8
         schema = json.loads((schemas_dir() / "results.schema.json").read_text(encoding="utf-8"))
@@ -110,7 +101,7 @@ def test_sigint_and_sigterm_during_a_latency_probe(tmp_path):
                 return data and any(r["check"].startswith("latency.") and r["status"] != "not-run"
                                     for r in data["requirements"])
 
-            _wait_for(first_probed, 120, f"the first latency result of the {sig.name} run")
+            wait_for(first_probed, 120, f"the first latency result of the {sig.name} run")
             time.sleep(2.5)  # the next store's probe (calibration ~1.2 s, then 6.5 s of schedule)
             assert proc.poll() is None, "the run ended before it could be interrupted"
             proc.send_signal(sig)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import run_cli, write_profile
+from tests.helpers.cli import run_cli, write_profile
 
 
 def test_list():
@@ -37,7 +37,7 @@ def test_validate(tmp_path):
         "{id: R-1, title: up, level: must, check: functional.http, expect: status == 200}"])
     proc = run_cli("profiles", "validate", good, "edge-baseline", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "good.yaml: ok (cli-test 1, 1 requirements)" in proc.stdout
+    assert "good.yaml: ok (test-profile 0, 1 requirements)" in proc.stdout
     assert "edge-baseline" in proc.stdout
     bad = write_profile(tmp_path / "bad.yaml", [
         "{id: R-1, title: up, level: must, check: functional.http, expect: status == 200}",

@@ -12,7 +12,7 @@ import pytest
 
 from conformance.model.paths import schemas_dir
 
-from .conftest import run_cli, write_profile, write_target
+from tests.helpers.cli import run_cli, write_profile, write_target
 
 HAS_WRITER = importlib.util.find_spec("conformance.report.writer") is not None
 
@@ -46,7 +46,7 @@ def test_run_pass_and_fail(tmp_path, http_url):
     assert bad["measured"]["status"] == {"value": 404.0, "unit": ""}
     assert status["R-OK"]["measured"]["latency"]["unit"] == "ms"
     assert data["verdict"] == "non-conformant" and data["state"] == "finished"
-    assert data["profiles"][0]["id"] == "cli-test"
+    assert data["profiles"][0]["id"] == "test-profile"
     assert data["target"]["sites"][0]["endpoints"]["api"] == http_url
     if not HAS_WRITER:
         pytest.skip("conformance.report.writer is not there yet: summary.md and junit.xml not checked")

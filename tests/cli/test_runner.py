@@ -8,7 +8,7 @@ import pytest
 
 from conformance.engine import runner
 
-from .conftest import run_cli, write_target
+from tests.helpers.cli import run_cli, write_target
 
 
 def test_site_typo_is_refused_before_anything_runs(tmp_path):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 
 import pytest
+
+from tests.helpers.waits import wait_for
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,7 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def site_image(docker_client):
-    from conformance.emulation.docker.images import ImageError, base_digest, BASE_REPOSITORY, ensure_image
+    from conformance.emulation.docker.images import BASE_REPOSITORY, ImageError, base_digest, ensure_image
 
     try:
         docker_client.images.get(f"{BASE_REPOSITORY}:{base_digest()[:16]}")
@@ -52,21 +53,6 @@ def labelled(client, run: str) -> dict[str, list[str]]:
     flt = {"label": [f"io.edge-conformance.run-id={run}"]}
     return {"containers": [c["Names"][0] for c in client.api.containers(all=True, filters=flt)],
             "networks": [n["Name"] for n in client.api.networks(filters=flt)]}
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="session")

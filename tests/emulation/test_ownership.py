@@ -38,8 +38,9 @@ from conformance.faults import faults_for
 from conformance.faults.emulated import EmulatedFaults, FaultError
 from conformance.model.errors import NotMeasured
 from conformance.model.target import Site, Target
+from tests.helpers.cli import CLI, cli_env
+from tests.helpers.waits import wait_for
 
-CLI = [sys.executable, "-m", "conformance.cli"]
 NO_DOCKER = "unix:///nonexistent/edge-conformance-test.sock"  # no daemon: docker listings are empty
 SMALL = """\
 sites:
@@ -51,16 +52,6 @@ wan: {default_delay: 2 ms}
 
 def _run_id(tag: str) -> str:
     return f"test-own-{tag}-{os.getpid()}-{os.urandom(2).hex()}"
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 @pytest.fixture
@@ -76,12 +67,11 @@ def roots(tmp_path, monkeypatch):
 
 def root_env(root: Path | None, **extra: str) -> dict[str, str]:
     """This environment, with the state root `root` (None: no root at all) and no Docker daemon."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    env = cli_env()
     env.pop(emu_state.ROOT_ENV, None)
     if root is not None:
         env[emu_state.ROOT_ENV] = str(root)
     env["DOCKER_HOST"] = NO_DOCKER
-    env["PYTEST_ADDOPTS"] = "-p no:hypothesispytest -p no:benchmark"
     env.update(extra)
     return env
 

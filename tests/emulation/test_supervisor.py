@@ -33,6 +33,7 @@ from conformance.emulation.procs import RUN_ID_ENV, find_labelled
 from conformance.faults.emulated import EmulatedFaults, FaultError
 from conformance.model.errors import ConfigError
 from conformance.model.target import load_target
+from tests.helpers.waits import wait_for
 
 ONE_WAY_MS = 20.0  # retail's WAN delay
 DEFECTS = ["store-2:no-fsync", "store-3:slow-path"]
@@ -70,21 +71,6 @@ def timed_ping(base: str, timeout: float = 5.0) -> float:
 
 def median_ms(base: str, n: int = 9) -> float:
     return statistics.median(timed_ping(base) for _ in range(n)) * 1e3
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception:  # noqa: BLE001 - keep polling until the deadline
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def labelled(run_id: str) -> list[psutil.Process]:

@@ -12,13 +12,14 @@ one line on stderr and no traceback, before anything is started.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.cli import cli_env
 
 CORPUS = Path(__file__).resolve().parent
 KINDS = ("profiles", "targets", "waivers", "topologies")
@@ -59,7 +60,7 @@ def outcomes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("malformed")
     good_target = tmp / "good-target.yaml"
     good_target.write_text(GOOD_TARGET, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    env = cli_env()
 
     def run(path: Path):
         out = tmp / f"out-{path.parent.name}-{path.stem}"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import cli_env
+
 V2 = "edge-conformance/results/v2"
 MAX_SECONDS = 5.0
 MAX_RSS_MB = 200
@@ -81,7 +83,7 @@ runpy.run_module("conformance.cli", run_name="__main__", alter_sys=True)
 
 def _run(args: list[str], cwd: Path) -> tuple[int, str, str, float]:
     """The CLI in a child process; its peak RSS is kept for _rss_of_child_mb()."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    env = cli_env()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "peak"
         started = time.perf_counter()

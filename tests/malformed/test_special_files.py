@@ -6,19 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
 from conformance.model import boundedio
 from conformance.model.errors import ConfigError
-
-CLI = [sys.executable, "-m", "conformance.cli"]
+from tests.helpers.cli import CLI, cli_env
 
 
 def _cli(cwd, *args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
+    env = cli_env()
     started = time.monotonic()
     proc = subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     return proc, time.monotonic() - started

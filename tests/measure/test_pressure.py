@@ -14,6 +14,7 @@ from conformance.measure import pressure as P
 from conformance.model import catalog
 from conformance.model import expect as E
 from conformance.model import verdict as V
+from tests.helpers.edge import RecordingEdge
 
 
 def psi(path: Path, some_total_us: int) -> None:
@@ -26,20 +27,8 @@ def fake_clock(monkeypatch, *times: float) -> None:
     monkeypatch.setattr(P.time, "monotonic", lambda: next(clock))
 
 
-class FakeEdge:
+class FakeEdge(RecordingEdge):
     """What record_pressure needs of an EdgeContext (or a shared experiment's Recording)."""
-
-    def __init__(self):
-        self.notes, self.raw, self.validity = [], {}, []
-
-    def note(self, text):
-        self.notes.append(text)
-
-    def attach(self, key, value):
-        self.raw[key] = value
-
-    def evidence(self, kind, **fields):
-        self.validity.append({"kind": kind, **fields})
 
 
 def test_each_resource_is_the_share_of_the_window_some_task_waited(tmp_path, monkeypatch):

@@ -11,10 +11,6 @@ defect; everything else disabled. The requirement text (check, params, expectati
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -28,11 +24,11 @@ import yaml
 from conformance.model import expect as E
 from conformance.model.profile import Profile, Requirement, list_profiles, load_profile
 from conformance.model.recompute import measured_of
+from tests.helpers.cli import CLI, run_command
 
 from .mutations import EDGE, EXPECTED_SKIPS, PLANS, DefectRun, Mutation, gap_reason, mutations_for
 
 DEFAULT_TOPOLOGY = "retail"  # what `run` brings up for a profile without a topology (engine/lifecycle.py)
-CLI = [sys.executable, "-m", "conformance.cli"]
 LANES = 2  # one lane of healthy runs + one of defect runs: 2 cores
 RUN_TIMEOUT = 420.0
 
@@ -188,12 +184,6 @@ def _shipped_path(p: Profile) -> Path:
     return profiles_dir() / f"{p.id}.yaml"
 
 
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
-    env["PYTEST_ADDOPTS"] = "-p no:hypothesispytest -p no:benchmark"
-    return env
-
-
 @dataclass
 class RunResult:
     spec: RunSpec
@@ -269,20 +259,9 @@ def left_out(entry: dict) -> bool:
 
 def _cli(args: list[str], cwd: Path) -> tuple[int, dict, str]:
     out = Path(args[args.index("--out") + 1])
-    proc = subprocess.Popen([*CLI, *args], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)  # a run turns SIGTERM into a clean stop (deployment removed)
-        try:
-            output, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-        output = f"TIMEOUT after {RUN_TIMEOUT:g} s\n{output}"
+    code, output = run_command([*CLI, *args], timeout=RUN_TIMEOUT, cwd=cwd, timeout_fails=False, grace=30)
     path = out / "results.json"
-    return proc.returncode, (json.loads(path.read_text()) if path.exists() else {}), output
+    return code, (json.loads(path.read_text()) if path.exists() else {}), output
 
 
 class Campaign:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .campaign import cli_env
+from tests.helpers.cli import cli_env
 
 pytestmark = pytest.mark.slow
 

@@ -84,18 +84,6 @@ def fake_site(tmp_path):
         site.stop()
 
 
-def requirement(rid: str, check: str, expect: str, params: dict | None = None, sites=None,
-                level: str = "must") -> dict:
-    """A profile requirement for a test: `sites` is its applies_to."""
-    r = {"id": rid, "title": rid, "level": level, "check": check, "expect": expect,
-         "rationale": "test", "source": "assumed: test"}
-    if params:
-        r["params"] = params
-    if sites:
-        r["applies_to"] = sites
-    return r
-
-
 def site_entry(name: str, site: FakeSite | None = None, *, hosts=("local://",), endpoints=None, labels=None,
                role: str = "edge") -> dict:
     entry: dict = {"name": name, "role": role}
@@ -255,17 +243,6 @@ def certs(tmp_path_factory) -> Certs:
     except ImportError:
         return _write_certs_openssl(root)
     return _write_certs(root)
-
-
-def docker_reachable() -> str | None:
-    """None when a Docker daemon answers, else the reason it does not."""
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return None
-    except Exception as exc:  # noqa: BLE001
-        return f"no Docker daemon reachable: {type(exc).__name__}: {str(exc)[:120]}"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from .conftest import requirement as _req
+from tests.helpers.cli import requirement as _req
 
 pytestmark = pytest.mark.docker
 

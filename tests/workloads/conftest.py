@@ -21,9 +21,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+
+from tests.helpers.waits import wait_for
 
 MODULE = "edge_workloads"
 READY_TIMEOUT_S = 20.0
@@ -73,18 +75,6 @@ def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None
                      time.perf_counter() - started)
     finally:
         conn.close()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
-               what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 def free_port() -> int:
@@ -282,12 +272,12 @@ def _reset(sock: socket.socket) -> None:
 class WorkloadEnv:
     """Starts sites and links for one test, and tears all of them down.
 
-    Also carries the helpers (env.http, env.wait_until, env.free_port), since test modules cannot
-    import this conftest under --import-mode=importlib.
+    Also carries the helpers (env.http, env.wait_until, env.free_port: wait_until is
+    tests.helpers.waits.wait_for).
     """
 
     http = staticmethod(call)
-    wait_until = staticmethod(wait_until)
+    wait_until = staticmethod(wait_for)
     free_port = staticmethod(free_port)
 
     def __init__(self, tmp_path, shared_central: SiteProcess | None):

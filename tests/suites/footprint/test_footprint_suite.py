@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..conftest import requirement as _req
+from tests.helpers.cli import requirement as _req
 
 
 def test_footprint_checks(fake_site, make_site, edge_run):

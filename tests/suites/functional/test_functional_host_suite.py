@@ -7,7 +7,7 @@ import os
 import pwd
 import time
 
-from ..conftest import requirement as _req
+from tests.helpers.cli import requirement as _req
 
 
 def test_functional_host_checks(fake_site, make_site, edge_run, tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from ..conftest import requirement as _req
+from tests.helpers.cli import requirement as _req
 
 
 REQS = [

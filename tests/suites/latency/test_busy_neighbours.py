@@ -20,11 +20,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from .conftest import entry, measured, run_cli
+from tests.helpers.cli import run_edge
+from tests.helpers.results import entry, measured
 
 pytestmark = pytest.mark.slow
 
@@ -61,14 +61,14 @@ def neighbours(tmp_path_factory):
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory, neighbours):
     out = tmp_path_factory.mktemp("busy-healthy") / "out"
-    return run_cli("--profile", "retail", "--target", "emulated:retail", "--site", SITE, "--site", "central",
+    return run_edge("--profile", "retail", "--target", "emulated:retail", "--site", SITE, "--site", "central",
                    out=out, timeout=1500)
 
 
 @pytest.fixture(scope="module")
 def defect(tmp_path_factory, neighbours, healthy):  # after the healthy run: one deployment at a time
     out = tmp_path_factory.mktemp("busy-defect") / "out"
-    return run_cli("--profile", "retail", "--target", "emulated:retail", "--site", SITE, "--suite", "latency",
+    return run_edge("--profile", "retail", "--target", "emulated:retail", "--site", SITE, "--suite", "latency",
                    "--suite", "load", "--defect", f"{SITE}:slow-path", out=out, timeout=900)
 
 

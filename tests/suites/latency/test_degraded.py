@@ -16,7 +16,8 @@ import pytest
 from conformance.faults.emulated import EmulatedFaults
 from conformance.model.paths import suites_dir
 
-from .conftest import CLI, entry, measured, read_results, run
+from tests.helpers.cli import CLI, run_command
+from tests.helpers.results import entry, measured, read_results
 
 pytestmark = pytest.mark.slow
 
@@ -28,16 +29,17 @@ def _field(output: str, name: str) -> str:
 
 
 def test_a_degraded_access_link_fails_the_must(tmp_path):
-    code, output = run([*CLI, "emulate", "up", "retail", "--detach", "--state-dir", tmp_path / "state"], timeout=90)
+    code, output = run_command([*CLI, "emulate", "up", "retail", "--detach", "--state-dir", tmp_path / "state"],
+                               timeout=90)
     assert code == 0, output[-3000:]
     run_id = _field(output, "run id")
     try:
         target, control = _field(output, "target file"), _field(output, "control")
         EmulatedFaults(control).degrade("store-1", delay_ms=30, link="access")
         out = tmp_path / "out"
-        code, output = run([sys.executable, "-m", "pytest", suites_dir() / "latency", "--edge-target", target,
-                            "--edge-profile", "retail", "--edge-only", "RTL-LAT-01@store-1", "--edge-out", out,
-                            "-p", "no:locust", "-q"], cwd=tmp_path, timeout=90)
+        code, output = run_command([sys.executable, "-m", "pytest", suites_dir() / "latency", "--edge-target",
+                                    target, "--edge-profile", "retail", "--edge-only", "RTL-LAT-01@store-1",
+                                    "--edge-out", out, "-p", "no:locust", "-q"], cwd=tmp_path, timeout=90)
         results = read_results(out, code, output)
         r = entry(results, "RTL-LAT-01", "store-1")
         assert r["status"] == "fail", r["message"]
@@ -46,5 +48,5 @@ def test_a_degraded_access_link_fails_the_must(tmp_path):
         assert code == 1, output[-3000:]  # the must's pytest test failed
         assert results["calibration"]["p50_us"] > 0  # plain pytest records the floor too
     finally:
-        down, text = run([*CLI, "emulate", "down", run_id], timeout=60)
+        down, text = run_command([*CLI, "emulate", "down", run_id], timeout=60)
         assert down == 0, text

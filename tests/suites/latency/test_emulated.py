@@ -18,7 +18,8 @@ import pytest
 
 from conformance.measure.latency import decode
 
-from .conftest import derived_profile, entry, left_out, measured, run_cli, starved, write_profile
+from tests.helpers.cli import run_edge, write_profile
+from tests.helpers.results import entry, left_out, measured, starved
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +74,7 @@ def retail(tmp_path_factory):
         {"id": "T-JIT", "check": "latency.jitter", "applies_to": "store-1",
          "params": {"endpoint": "api", "path": "/health"}, "expect": "jitter <= 20 ms and spread <= 40 ms"},
     ])
-    return run_cli("--profile", "retail", "--profile", "ucpe", "--profile", ours, "--target", "emulated:retail",
+    return run_edge("--profile", "retail", "--profile", "ucpe", "--profile", ours, "--target", "emulated:retail",
                    "--suite", "latency", "--site", "store-1", "--site", "central", out=tmp / "out")
 
 
@@ -163,7 +164,7 @@ def test_jitter_metrics(retail):
 @pytest.fixture(scope="module")
 def mec(tmp_path_factory, retail):  # after retail: one healthy run at a time
     tmp = tmp_path_factory.mktemp("mec")
-    return run_cli("--profile", "mec", "--target", "emulated:mec", "--suite", "latency", "--site", "mec-3",
+    return run_edge("--profile", "mec", "--target", "emulated:mec", "--suite", "latency", "--site", "mec-3",
                    out=tmp / "out")
 
 
@@ -180,8 +181,8 @@ def test_mec_latency_musts_pass_on_the_healthy_topology(mec):
 @pytest.fixture(scope="module")
 def satcom(tmp_path_factory, mec):
     tmp = tmp_path_factory.mktemp("satcom")
-    profile = derived_profile(tmp / "satcom.yaml", "satcom", ["SAT-LAT-02"])
-    return run_cli("--profile", profile, "--target", "emulated:satcom", "--suite", "latency", out=tmp / "out")
+    profile = write_profile(tmp / "satcom.yaml", [], "satcom-latency-test", extends="satcom", disable=["SAT-LAT-02"])
+    return run_edge("--profile", profile, "--target", "emulated:satcom", "--suite", "latency", out=tmp / "out")
 
 
 def test_satcom_latency_musts_pass_on_the_healthy_topology(satcom):
@@ -196,22 +197,23 @@ def test_satcom_latency_musts_pass_on_the_healthy_topology(satcom):
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory, satcom):
     tmp = tmp_path_factory.mktemp("slow")
-    mec_profile = derived_profile(tmp / "mec.yaml", "mec", ["MEC-LAT-04"])
-    satcom_profile = derived_profile(tmp / "satcom.yaml", "satcom", ["SAT-LAT-02"])
+    mec_profile = write_profile(tmp / "mec.yaml", [], "mec-latency-test", extends="mec", disable=["MEC-LAT-04"])
+    satcom_profile = write_profile(tmp / "satcom.yaml", [], "satcom-latency-test", extends="satcom",
+                                   disable=["SAT-LAT-02"])
     runs = {
         "retail": ["--profile", "retail", "--profile", "ucpe", "--target", "emulated:retail", "--site", "store-1"],
         "mec": ["--profile", mec_profile, "--target", "emulated:mec", "--site", "mec-3"],
         "satcom": ["--profile", satcom_profile, "--target", "emulated:satcom"],
     }
     with ThreadPoolExecutor(len(runs)) as pool:
-        futures = {name: pool.submit(run_cli, *args, "--suite", "latency", "--defect", "slow-path",
+        futures = {name: pool.submit(run_edge, *args, "--suite", "latency", "--defect", "slow-path",
                                      out=tmp / name) for name, args in runs.items()}
         done = {name: f.result() for name, f in futures.items()}
     # Three deployments probed at once on 2 cores can starve a prober, whose self-check then says
     # inconclusive (rightly). Such a run gets one re-run, alone, with the product's own --rerun-failed.
     for name, (code, results, output) in list(done.items()):
         if any(r["status"] == "inconclusive" for r in results.get("requirements", [])):
-            done[name] = run_cli("--rerun-failed", tmp / name / "results.json", out=tmp / f"{name}-rerun")
+            done[name] = run_edge("--rerun-failed", tmp / name / "results.json", out=tmp / f"{name}-rerun")
     return done
 
 

@@ -11,15 +11,13 @@ One run, several requirements on the one site:
 
 from __future__ import annotations
 
-import json
-import select
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import entry, measured, run_cli, write_profile
+from tests.helpers.cli import run_edge, write_profile, write_target
+from tests.helpers.results import entry, measured
+from tests.helpers.servers import script_server
 
 pytestmark = pytest.mark.slow
 
@@ -29,28 +27,14 @@ DELAY_MS = 20
 
 @pytest.fixture(scope="module")
 def server():
-    proc = subprocess.Popen([sys.executable, str(HERE / "delay_server.py"), str(DELAY_MS)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
-        line = proc.stdout.readline() if ready else ""
-        assert line, "the delay server did not start"
-        yield f"http://127.0.0.1:{json.loads(line)['port']}"
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with script_server("delay", DELAY_MS) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def target_file(server, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("target") / "target.yaml"
-    path.write_text(f"name: delay-server\nsites:\n  - name: shop\n    role: edge\n    endpoints:\n"
-                    f"      api: \"{server}\"\n")
-    return path
+    return write_target(path, {"api": server}, site="shop", name="delay-server")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +50,7 @@ def results(target_file, tmp_path_factory) -> tuple[int, dict, str]:
          "params": {"path": "/health", "rate": 200, "count": 100, "lag_limit": "1 us"},
          "expect": "p50 <= 1 s"},
     ])
-    return run_cli("--profile", profile, "--target", target_file, "--suite", "latency", out=tmp / "out")
+    return run_edge("--profile", profile, "--target", target_file, "--suite", "latency", out=tmp / "out")
 
 
 def test_a_known_delay_is_measured(results):
@@ -112,7 +96,7 @@ def test_calibration_is_recorded_and_named_in_the_notes(results):
 def test_no_latency_check_no_calibration(target_file, tmp_path):
     profile = write_profile(tmp_path / "profile.yaml", [
         {"id": "F-01", "check": "functional.http", "params": {"path": "/health"}, "expect": "status == 200"}])
-    code, data, output = run_cli("--profile", profile, "--target", target_file, "--suite", "functional",
-                                 out=tmp_path / "out")
+    code, data, output = run_edge("--profile", profile, "--target", target_file, "--suite", "functional",
+                                  out=tmp_path / "out")
     assert entry(data, "F-01", "shop")["status"] == "pass", output[-2000:]
     assert data["calibration"] is None

@@ -15,6 +15,7 @@ from conformance.model import expect as E
 from conformance.model import verdict as V
 from conformance.model.errors import Inconclusive
 from conformance.model.paths import suites_dir
+from tests.helpers.edge import RecordingEdge
 
 
 @pytest.fixture(scope="module")
@@ -39,27 +40,16 @@ def fake_result(values_us: list[int], timeouts: int = 0, errors: int = 0, timeou
     return result
 
 
-class FakeEdge:
+class FakeEdge(RecordingEdge):
     def __init__(self, expect: str):
+        super().__init__()
         self.requirement = SimpleNamespace(id="T-1", level="must", expect=E.parse(expect),
                                            metric_dimensions=dict(catalog.get("latency.request").metrics))
         self.params = {}
-        self.measured, self.notes, self.raw, self.validity = {}, [], {}, []
+        self.measured = {}
 
     def record(self, metric, value, unit=""):
         self.measured[metric] = SimpleNamespace(value=float(value), unit=unit)
-
-    def note(self, text):
-        self.notes.append(text)
-
-    def attach(self, key, value):
-        self.raw[key] = value
-
-    def evidence(self, kind, **fields):
-        self.validity.append({"kind": kind, **fields})
-
-    def inconclusive(self, reason):
-        raise Inconclusive(reason)
 
 
 def test_without_failures_the_figures_are_the_probers(suite):

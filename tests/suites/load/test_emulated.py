@@ -15,7 +15,9 @@ from __future__ import annotations
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from .conftest import entry, left_out, measured, run_cli, starved, wait_gone, write_profile
+from tests.helpers.cli import run_edge_watched, write_profile
+from tests.helpers.results import entry, left_out, measured, starved
+from tests.helpers.waits import wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +28,7 @@ RETAIL_LOAD = {"BASE-LOAD-01", "RTL-LOAD-01", "RTL-LOAD-02"}  # the test fails i
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("healthy")
-    return run_cli("--profile", "retail", "--target", "emulated:retail", "--suite", "load", "--site", SITE,
+    return run_edge_watched("--profile", "retail", "--target", "emulated:retail", "--suite", "load", "--site", SITE,
                    out=tmp / "out")
 
 
@@ -39,7 +41,7 @@ def slow(tmp_path_factory, healthy):  # after the healthy run: one run at a time
                     "p99_budget": "20 ms", "error_budget": "1 %"},
          "expect": "max_rps >= 100 rps"},
     ], extends="retail", disable=("BASE-LOAD-01", "RTL-LOAD-02"))
-    return run_cli("--profile", profile, "--target", "emulated:retail", "--suite", "load", "--site", SITE,
+    return run_edge_watched("--profile", profile, "--target", "emulated:retail", "--suite", "load", "--site", SITE,
                    "--defect", "slow-path", out=tmp / "out")
 
 

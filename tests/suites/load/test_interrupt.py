@@ -17,7 +17,9 @@ import time
 
 import pytest
 
-from .conftest import CLI, load_descendants, read_results, start, tagged, wait_gone, write_profile
+from tests.helpers.cli import CLI, start_tagged, write_profile
+from tests.helpers.results import read_results
+from tests.helpers.waits import descendants, tagged, wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +31,7 @@ def test_an_interrupted_run_leaves_no_load_process(tmp_path, sig, group):
          "params": {"rate": 50, "duration": "60 s"}, "expect": "achieved >= 45 rps"}])
     out = tmp_path / "out"
     tag = f"interrupt-{sig.name}-{os.getpid()}-{time.monotonic_ns()}"
-    proc = start([*CLI, "run", "--profile", profile, "--target", "emulated:retail", "--suite", "load",
+    proc = start_tagged([*CLI, "run", "--profile", profile, "--target", "emulated:retail", "--suite", "load",
                   "--out", out], tag)
     chunks: list[str] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
@@ -38,7 +40,7 @@ def test_an_interrupted_run_leaves_no_load_process(tmp_path, sig, group):
         deadline = time.monotonic() + 60
         running = []
         while not running and proc.poll() is None and time.monotonic() < deadline:
-            running = load_descendants(proc.pid)
+            running = descendants(proc.pid)
             time.sleep(0.2)
         assert running, f"no load process appeared (exit {proc.poll()}):\n{''.join(chunks)[-3000:]}"
         assert tagged(tag), "the load process does not carry the run's tag: the leftover check would be blind"

@@ -1,5 +1,6 @@
 """The load suite against a real (non-emulated) target: a small aiohttp server on 127.0.0.1
-(loopback_server.py), described by a target file, checked through `edge-conformance run --suite load`.
+(tests/helpers/servers/loopback.py), described by a target file, checked through `edge-conformance run
+--suite load`.
 
 One run, several requirements on the one site:
 * a weighted endpoint mix (GET /health x3, POST /echo with a JSON body x1) is delivered and judged, and
@@ -19,15 +20,15 @@ One run, several requirements on the one site:
 from __future__ import annotations
 
 import json
-import select
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import entry, measured, run_cli, wait_gone, write_profile
+from tests.helpers.cli import run_edge_watched, write_profile, write_target
+from tests.helpers.results import entry, measured
+from tests.helpers.servers import script_server
+from tests.helpers.waits import wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -37,28 +38,15 @@ SITE = "lab-1"
 
 @pytest.fixture(scope="module")
 def server():
-    proc = subprocess.Popen([sys.executable, str(HERE / "loopback_server.py")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
-        line = proc.stdout.readline() if ready else ""
-        assert line, "the loopback server did not start"
-        yield f"http://127.0.0.1:{json.loads(line)['port']}"
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with script_server("loopback") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def run(server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loopback")
     target = tmp / "target.yaml"
-    target.write_text(f"name: loopback-lab\nsites:\n  - name: {SITE}\n    role: edge\n    endpoints:\n"
-                      f"      api: \"{server}/\"\n")
+    write_target(target, {"api": f"{server}/"}, site=SITE, name="loopback-lab")
     profile = write_profile(tmp / "profile.yaml", [
         {"id": "T-MIX", "level": "must", "check": "load.sustained",
          "params": {"rate": 200, "duration": "3 s", "endpoints": [
@@ -84,7 +72,7 @@ def run(server, tmp_path_factory):
          "params": {"start": 50, "max_rate": 50, "step_duration": "2 s", "p99_budget": "1 s"},
          "expect": "max_rps >= 100 rps"},
     ])
-    return run_cli("--profile", profile, "--target", target, "--suite", "load", out=tmp / "out")
+    return run_edge_watched("--profile", profile, "--target", target, "--suite", "load", out=tmp / "out")
 
 
 def _stats(server: str) -> dict:

@@ -18,6 +18,7 @@ from conformance.model import expect as E
 from conformance.model import verdict as V
 from conformance.model.errors import Inconclusive, MeasurementError
 from conformance.model.paths import suites_dir
+from tests.helpers.edge import RecordingEdge
 
 
 def _suite_module():
@@ -30,15 +31,15 @@ def _suite_module():
 S = _suite_module()
 
 
-class FakeEdge:
+class FakeEdge(RecordingEdge):
     def __init__(self, params: dict | None = None, expect: str = "achieved >= 1 rps",
                  endpoints: dict | None = None):
+        super().__init__()
         self.params = dict(params or {})
         self.requirement = SimpleNamespace(id="T-1", expect=E.parse(expect))
         self.site = SimpleNamespace(name="s1")
         self._endpoints = endpoints or {"api": "http://127.0.0.1:8080/"}
         self.allowed_hosts = {"127.0.0.1"}
-        self.notes: list[str] = []
 
     def endpoint(self, name=None):
         try:
@@ -48,9 +49,6 @@ class FakeEdge:
 
     def error(self, reason):
         raise MeasurementError(reason)
-
-    def note(self, text):
-        self.notes.append(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,19 +101,10 @@ class CapacityEdge(FakeEdge):
         self.requirement = SimpleNamespace(id="T-CAP", level="should", expect=E.parse(expect),
                                            metric_dimensions=dict(catalog.get("load.capacity").metrics))
         self.emulation = None
-        self.measured, self.raw, self.validity = {}, {}, []
+        self.measured = {}
 
     def record(self, metric, value, unit=""):
         self.measured[metric] = (float(value), unit)
-
-    def attach(self, key, value):
-        self.raw[key] = value
-
-    def evidence(self, kind, **fields):
-        self.validity.append({"kind": kind, **fields})
-
-    def inconclusive(self, reason):
-        raise Inconclusive(reason)
 
 
 def _sweep(monkeypatch, expect: str, steps: dict[float, dict], max_rate: float = 200, pressure=None):

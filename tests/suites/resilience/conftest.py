@@ -1,12 +1,8 @@
-"""Fixtures for the resilience suite tests.
+"""Fixtures for the resilience suite tests (the CLI and profile helpers: tests.helpers.cli).
 
-* `run_cli(...)` / `popen_cli(...)`: the real `edge-conformance run` in a subprocess; results.json read back.
-* `derived_profile(...)`: a profile file that extends a shipped profile, keeps some of its resilience
-  requirements (optionally narrowed to one site) and disables the rest: the same requirement text,
-  checked on fewer sites.
 * `standin`: a stand-in REAL target made of local processes we control: a central and an edge
   workload process and a linkd relaying the edge's WAN, so fault hooks can partition, heal and degrade
-  it (tests/resilience/standin_ctl.py) and pause/resume the edge (kill -STOP/-CONT). Loopback only.
+  it (tests/suites/resilience/standin_ctl.py) and pause/resume the edge (kill -STOP/-CONT). Loopback only.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -25,67 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.model.paths import profiles_dir
-from conformance.model.profile import load_profile
-
 HERE = Path(__file__).resolve().parent
 CTL = HERE / "standin_ctl.py"
-CLI = [sys.executable, "-m", "conformance.cli"]
-
-
-def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
-    env["PYTEST_ADDOPTS"] = "-p no:hypothesispytest -p no:benchmark"
-    env.update(extra or {})
-    return env
-
-
-def popen_cli(*args: Any, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
-    # SIGINT back to its default, so the child turns it into KeyboardInterrupt as a Ctrl-C would
-    return subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, env=cli_env(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def run_cli(*args: Any, out: Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 180) -> tuple[int, dict, str]:
-    """(exit code, results.json, output) of `edge-conformance run ... --out OUT`."""
-    proc = popen_cli(*args, "--out", out, cwd=cwd, env=env)
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
-        raise AssertionError(f"edge-conformance run did not finish within {timeout} s:\n{output[-3000:]}")
-    path = out / "results.json"
-    assert path.exists(), f"no results.json (exit {proc.returncode}):\n{output[-3000:]}"
-    return proc.returncode, json.loads(path.read_text()), output
-
-
-def entries(results: dict, prefix: str = "") -> dict[tuple[str, str], dict]:
-    """(requirement id, site) -> results entry, for requirements whose id starts with prefix."""
-    return {(r["id"], r["site"]): r for r in results["requirements"] if r["id"].startswith(prefix)}
-
-
-def derived_profile(path: Path, parent: str, keep: dict[str, str | None], pid: str | None = None) -> Path:
-    """Write a profile extending shipped profile `parent`: requirements in `keep` stay (narrowed to the
-    site given, None = as shipped); every other resilience requirement is disabled."""
-    base = load_profile(parent)
-    reqs = []
-    for r in base.requirements:
-        if not r.check.startswith("resilience."):
-            continue
-        if r.id in keep:
-            if keep[r.id]:
-                reqs.append({"id": r.id, "applies_to": keep[r.id]})
-        else:
-            reqs.append({"id": r.id, "disabled": True})
-    missing = set(keep) - {r.id for r in base.requirements}
-    assert not missing, f"{parent} has no requirements {missing}"
-    doc = {"id": pid or f"{parent}-subset", "version": "0", "title": f"{parent}, some requirements",
-           "extends": str(profiles_dir() / f"{parent}.yaml"), "requirements": reqs}
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,12 +135,3 @@ def standin(tmp_path_factory):
         yield s
     finally:
         s.close()
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

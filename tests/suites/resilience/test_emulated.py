@@ -5,7 +5,7 @@ Each case is a real `edge-conformance run --profile P --target emulated:T --suit
 subprocess, read back from results.json. The runs are independent deployments, so they are started
 together (a few at a time) when the first test needs them.
 
-Defect runs narrow a shipped profile (tests/suites/resilience/conftest.py:derived_profile): the same
+Defect runs narrow a shipped profile (tests.helpers.cli.narrowed_profile): the same
 requirements, each checked on one site, with one defect per site (`--defect SITE:DEFECT`), so a
 failure can only come from that site's defect. satcom has a single remote site, so the four
 partition/crash defects share it; each one breaks a different metric, and each requirement must fail
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import derived_profile, entries, run_cli
+from tests.helpers.cli import narrowed_profile, run_edge
+from tests.helpers.results import entries
 
 pytestmark = pytest.mark.slow
 
@@ -103,17 +104,17 @@ class Runs:
         spec = RUNS[name]
         work = self.root / name
         work.mkdir()
-        args = ["run", "--target", spec.target, "--suite", "resilience"]
+        args = ["--target", spec.target, "--suite", "resilience"]
         for i, p in enumerate(spec.profiles):
             if isinstance(p, tuple):
                 parent, keep = p
-                p = str(derived_profile(work / f"profile-{i}.yaml", parent, keep, pid=f"{parent}-{name}"))
+                p = str(narrowed_profile(work / f"profile-{i}.yaml", parent, keep, pid=f"{parent}-{name}"))
             args += ["--profile", p]
         for s in spec.sites:
             args += ["--site", s]
         for d in spec.defects:
             args += ["--defect", d]
-        return run_cli(*args, out=work / "out", cwd=work, timeout=240)
+        return run_edge(*args, out=work / "out", cwd=work, timeout=240)
 
     def get(self, name: str):
         return self.futures[name].result(timeout=400)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from .conftest import entries, run_cli
+from tests.helpers.cli import run_edge
+from tests.helpers.results import entries
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +30,8 @@ HOLD = {"id": "retail-hold-cut", "version": "0", "title": "RTL-RES-05 with a hol
 def test_drop_on_partition_fails_the_lossless_resync_on_a_plain_partition(tmp_path):
     hold = tmp_path / "hold.yaml"
     hold.write_text(yaml.safe_dump(HOLD, sort_keys=False))
-    code, results, output = run_cli(
-        "run", "--profile", "retail", "--profile", hold, "--target", "emulated:retail",
+    code, results, output = run_edge(
+        "--profile", "retail", "--profile", hold, "--target", "emulated:retail",
         "-r", "RTL-RES-05", "-r", "HOLD-RES-05", "--site", "store-1", "--site", "store-2",
         "--defect", "store-1:drop-on-partition", out=tmp_path / "out", cwd=tmp_path, timeout=240)
     got = entries(results)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
 import yaml
 
-from .conftest import entries, popen_cli, run_cli, wait_for
+from tests.helpers.cli import popen_cli, run_edge
+from tests.helpers.results import entries
+from tests.helpers.waits import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +58,8 @@ def test_permission_missing_hook_and_failing_hook(standin, tmp_path):
     env = {"STANDIN_SECRET": SECRET}
 
     # 1. without --allow-faults: every requirement is skipped and no hook runs
-    code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
-                                    out=tmp_path / "no-permission", env=env)
+    code, results, output = run_edge("--profile", profile, "--target", target, "--suite", "resilience",
+                                   out=tmp_path / "no-permission", env=env)
     got = entries(results, "G-")
     assert {r["status"] for r in got.values()} == {"not-measured"}, output[-2000:]
     assert all("not measured: fault hooks not allowed; to measure it: pass --allow-faults" in r["message"]
@@ -65,8 +68,8 @@ def test_permission_missing_hook_and_failing_hook(standin, tmp_path):
     assert code == 3  # musts that apply and were not measured: never conformant
 
     # 2. with --allow-faults: passes where the hooks are complete, skips without heal, errors on failure
-    code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
-                                    "--allow-faults", out=tmp_path / "allowed", env=env)
+    code, results, output = run_edge("--profile", profile, "--target", target, "--suite", "resilience",
+                                   "--allow-faults", out=tmp_path / "allowed", env=env)
     got = entries(results, "G-")
     ok, noheal, fail = got[("G-01", "store-ok")], got[("G-01", "store-noheal")], got[("G-01", "store-fail")]
     assert ok["status"] == "pass", ok["message"]
@@ -111,8 +114,8 @@ def test_checks_pass_on_a_healthy_real_target_through_hooks(standin, tmp_path):
          "params": {"outage": "central"}, "expect": "delivered_ratio >= 100 %"},
     ])
     (standin.root / "hooks.log").unlink(missing_ok=True)
-    code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
-                                    "--allow-faults", out=tmp_path / "out")
+    code, results, output = run_edge("--profile", profile, "--target", target, "--suite", "resilience",
+                                   "--allow-faults", out=tmp_path / "out")
     got = entries(results, "R-")
     for rid in ("R-01", "R-02", "R-03", "R-04"):
         assert got[(rid, "store-1")]["status"] == "pass", got[(rid, "store-1")]["message"]
@@ -144,10 +147,10 @@ def test_ctrl_c_during_a_partition_still_heals(standin, tmp_path):
     for m in ("partition-store-1", "heal-store-1"):
         standin.marker(m).unlink(missing_ok=True)
     proc = popen_cli("run", "--profile", profile, "--target", target, "--suite", "resilience", "--allow-faults",
-                     "--out", tmp_path / "out")
+                     "--out", tmp_path / "out", stderr=subprocess.STDOUT)
     try:
-        assert wait_for(lambda: standin.marker("partition-store-1").exists() or proc.poll() is not None, 60), \
-            "the partition hook never ran"
+        wait_for(lambda: standin.marker("partition-store-1").exists() or proc.poll() is not None, 60,
+                 "the partition hook to run")
         assert proc.poll() is None, proc.communicate()[0][-2000:]
         assert standin.link()["partitioned"] is True
         time.sleep(0.5)
@@ -174,8 +177,8 @@ def test_resync_with_central_down_through_central_stop_and_start_hooks(standin, 
         {"id": "R-06", "title": "central down", "level": "must", "check": "resilience.resync",
          "applies_to": "edge", "params": {"outage": "central", "duration": "3 s", "records": 10, "timeout": "20 s"},
          "expect": "delivered_ratio >= 100 % and duplicates == 0 and digest_match == true"}])
-    code, results, output = run_cli("run", "--profile", profile, "--target", target, "--suite", "resilience",
-                                    "--allow-faults", out=tmp_path / "out")
+    code, results, output = run_edge("--profile", profile, "--target", target, "--suite", "resilience",
+                                   "--allow-faults", out=tmp_path / "out")
     r = entries(results, "R-")[("R-06", "store-1")]
     assert r["status"] == "pass", (r["message"], r["notes"])
     notes = " ".join(r["notes"])

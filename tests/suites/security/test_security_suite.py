@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..conftest import requirement as _req
+from tests.helpers.cli import requirement as _req
 
 
 def test_security_host_and_http_checks(fake_site, make_site, edge_run, tmp_path):

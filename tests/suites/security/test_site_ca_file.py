@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..conftest import requirement as _req
+from tests.helpers.cli import requirement as _req
 
 
 def test_site_ca_file_is_the_default_ca_bundle(fake_site, make_site, edge_run, certs, tmp_path):

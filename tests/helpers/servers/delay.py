@@ -4,16 +4,18 @@
     GET /flaky     answers 503 to every 20th request (5 %), 200 at once otherwise
     GET /health    200 at once
 
-Prints one JSON line {"port": N} when it listens; stops at stdin EOF.
+Run by tests.helpers.servers.script_server("delay"): prints one JSON line {"port": N} when it
+listens; stops at stdin EOF.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 
 from aiohttp import web
+
+from tests.helpers.servers import serve
 
 
 async def main(delay_ms: float) -> None:
@@ -33,14 +35,7 @@ async def main(delay_ms: float) -> None:
 
     app = web.Application()
     app.add_routes([web.get("/slow", slow), web.get("/flaky", flaky), web.get("/health", health)])
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    print(json.dumps({"port": port}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
-    await runner.cleanup()
+    await serve(app)
 
 
 if __name__ == "__main__":

@@ -7,17 +7,18 @@
     GET  /flaky     503 to every 20th request (5 %), 200 at once otherwise
     GET  /stats     {path: requests served} (itself not counted)
 
-Prints one JSON line {"port": N} when it listens; stops at stdin EOF.
+Run by tests.helpers.servers.script_server("loopback"): prints one JSON line {"port": N} when it
+listens; stops at stdin EOF.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
-import sys
 
 from aiohttp import web
+
+from tests.helpers.servers import serve
 
 LIMITED_MS = 12.0
 
@@ -53,14 +54,7 @@ async def main() -> None:
     app = web.Application(middlewares=[count])
     app.add_routes([web.get("/health", health), web.post("/echo", echo), web.get("/limited", limited),
                     web.get("/flaky", flaky), web.get("/stats", stats)])
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    print(json.dumps({"port": port}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
-    await runner.cleanup()
+    await serve(app, backlog=1024)
 
 
 if __name__ == "__main__":
