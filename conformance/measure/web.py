@@ -13,11 +13,7 @@ import re
 from .http import HttpResponse, header, http_request
 
 
-def fetch(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dict | None = None,
-          body: bytes | None = None, ca_file: str | None = None, max_body: int = 4 << 20) -> HttpResponse:
-    """One request with a hard deadline; `ca_file` verifies https against that bundle."""
-    return http_request(url, method=method, timeout=timeout, headers=headers, body=body,
-                        max_body=max_body, ca_file=ca_file)
+fetch = http_request  # one request with a hard deadline; `ca_file` verifies https against that bundle
 
 
 def header_mismatches(headers: dict[str, str], expected: dict) -> list[str]:

@@ -30,31 +30,23 @@ from conformance.measure.http import Client
 from conformance.measure.linkbytes import LinkBytes
 from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 from conformance.measure.privacy import await_sink, marked_sales
+from conformance.measure.siteapi import central_client, site_client
 from conformance.measure.telemetry import await_shipping, post_readings, site_counters, wan_figures
 from conformance.model.errors import MeasurementError
 
 MAX_BODY = 64 << 20  # central's whole sink for a site, read as one document
 
 
-def _client(edge, name: str, timeout: float) -> Client:
-    return Client(edge.endpoint(name), timeout, max_body=MAX_BODY)
-
-
 def _central(edge, timeout: float) -> Client:
     """A client of the site's uplink (its central site)."""
-    uplink = edge.site.uplink
-    if not uplink:
+    if not edge.site.uplink:
         if edge.site.role == "central":
             # The top of the tree: nothing leaves it for a central site, as a fact of the site.
             edge.not_applicable(f"site {edge.site.name} is the central site: no uplink for data to leave it to")
         # Any other site sends its data somewhere; the target file does not say where.
         edge.not_measured(f"site {edge.site.name} has no uplink: nothing to check what leaves it against",
                           f"name the central site of {edge.site.name} as its `uplink` in the target file")
-    try:
-        central = edge.target.site(uplink)
-        return Client(central.endpoint(edge.params.get("central_endpoint") or "api"), timeout, max_body=MAX_BODY)
-    except LookupError as exc:
-        raise MeasurementError(str(exc)) from None
+    return central_client(edge, timeout, max_body=MAX_BODY)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,7 +62,7 @@ def test_network_efficiency(edge, request):
 def _network_efficiency(edge, rec) -> None:
     p = edge.params
     timeout = float(p["timeout"])
-    site = _client(edge, p.get("endpoint") or "api", timeout)
+    site = site_client(edge, timeout, max_body=MAX_BODY)
     central = _central(edge, timeout)
     site_name = edge.site.name  # the name the site reports itself under at central
     n, per_post, n_sensors = int(p["readings"]), max(1, int(p["batch"])), max(1, int(p["sensors"]))
@@ -127,7 +119,7 @@ def _network_efficiency(edge, rec) -> None:
 def test_privacy(edge):
     p = edge.params
     timeout = float(p["timeout"])
-    site = _client(edge, p.get("endpoint") or "api", timeout)
+    site = site_client(edge, timeout, max_body=MAX_BODY)
     central = _central(edge, timeout)
     site_name = edge.site.name  # the name the site reports itself under at central
     n, fields = max(1, int(p["records"])), [str(f) for f in (p.get("fields") or [])]
