@@ -2,7 +2,7 @@
 
     reply = request(url, method="POST", body=b"...", timeout=3)   # never raises for the network
     reply.status      # None when no answer came: then reply.kind and reply.error say why
-    reply.kind        # "timeout", "reset", "refused", "tls", "dns", "protocol", "error"
+    reply.kind        # measure.failures.classify: "timeout", "connection_refused", "tls", ...
     reply.elapsed     # seconds until the whole body was read (or until it failed)
 
 Failures are data (a Reply with status None), so a probe can count them; `http_request` is the same
@@ -21,7 +21,6 @@ from __future__ import annotations
 import http.client
 import json
 import queue
-import socket
 import ssl
 import threading
 import time
@@ -31,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model.errors import MeasurementError
+from .failures import classify
 
 MAX_BODY = 4 << 20
-KINDS = ("timeout", "reset", "refused", "tls", "dns", "protocol", "error")
 _NOT_JSON = object()
 
 
@@ -55,7 +54,7 @@ class Reply:
     body: bytes = b""
     elapsed: float = 0.0  # seconds until the whole body was read, or until the request failed
     error: str | None = None  # "METHOD URL: what happened", when no answer came
-    kind: str | None = None  # one of KINDS, when no answer came
+    kind: str | None = None  # measure.failures.classify of what went wrong, when no answer came
     reason: str = ""  # the HTTP reason phrase of an answer; the failure's cause otherwise
 
     @property
@@ -103,25 +102,6 @@ HttpResponse = Reply  # what http_request returns: always an answer
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):  # a check sees the redirect itself
         return None
-
-
-def failure_kind(exc: BaseException) -> str:
-    """What kind of failure a urllib/socket exception is (one of KINDS)."""
-    cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(cause, (ssl.SSLError, ssl.CertificateError)):
-        return "tls"
-    if isinstance(cause, (socket.timeout, TimeoutError)):
-        return "timeout"
-    if isinstance(cause, ConnectionRefusedError):
-        return "refused"
-    if isinstance(cause, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
-                          http.client.IncompleteRead)):
-        return "reset"  # RemoteDisconnected is a ConnectionResetError
-    if isinstance(cause, socket.gaierror):
-        return "dns"
-    if isinstance(cause, http.client.HTTPException):
-        return "protocol"
-    return "error"
 
 
 def request(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dict | None = None,
@@ -177,9 +157,9 @@ def request(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dic
     if isinstance(value, urllib.error.URLError):
         reason = value.reason
         text = getattr(reason, "strerror", None) or str(reason)
-        return failed(failure_kind(value), f"{method} {url}: {text}", text)
+        return failed(classify(value), f"{method} {url}: {text}", text)
     if isinstance(value, (OSError, ValueError, http.client.HTTPException)):
-        return failed(failure_kind(value), f"{method} {url}: {value}", str(value))
+        return failed(classify(value), f"{method} {url}: {value}", str(value))
     raise value
 
 

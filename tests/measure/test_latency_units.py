@@ -12,7 +12,6 @@ from conformance.measure.latency import (
     ProbeConfig,
     TargetRefused,
     check_target,
-    classify_error,
     decode,
     encode,
     is_loopback_host,
@@ -21,7 +20,7 @@ from conformance.measure.latency import (
     run_probe,
     summarize,
 )
-from conformance.measure.latency.errors import HTTPStatusError
+from conformance.measure.failures import HTTPStatusError, classify
 from conformance.measure.latency.schedule import arrival_offsets_ns
 from conformance.model.errors import ConfigError
 
@@ -160,12 +159,12 @@ def test_summary_mean_stdev_and_jitter():
     (OSError(113, "No route to host"), "os_ehostunreach"), (ValueError("x"), "unexpected_ValueError"),
 ])
 def test_error_kinds(exc, kind):
-    assert classify_error(exc) == kind
+    assert classify(exc) == kind
 
 
 # --- HTTP response parser -----------------------------------------------------------------------
 
-from conformance.measure.latency.errors import ProtocolViolation  # noqa: E402
+from conformance.measure.failures import ProtocolViolation  # noqa: E402
 from conformance.measure.latency.protocols.http1 import ResponseParser  # noqa: E402
 
 CHUNKED = (b"HTTP/1.1 100 Continue\r\n\r\n"

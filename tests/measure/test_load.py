@@ -198,8 +198,8 @@ def test_errors_counted_by_kind(mixed):
     fail, refused = mixed.endpoints["fail"], mixed.endpoints["refused"]
     assert fail["requests"] > 0 and fail["failures"] == fail["requests"]
     assert fail["errors"] == {"http_500": fail["requests"]}
-    assert refused["requests"] > 0 and refused["errors"] == {"ConnectionRefusedError": refused["requests"]}
-    assert mixed.errors == {"http_500": fail["requests"], "ConnectionRefusedError": refused["requests"]}
+    assert refused["requests"] > 0 and refused["errors"] == {"connection_refused": refused["requests"]}
+    assert mixed.errors == {"http_500": fail["requests"], "connection_refused": refused["requests"]}
     assert mixed.failures == fail["requests"] + refused["requests"]
     assert mixed.latency_us["count"] == mixed.requests - mixed.failures  # latency = successes only
 
@@ -269,7 +269,7 @@ def test_tcp_echo_counts_connection_errors(target):
     result = run_load({"url": f"tcp://127.0.0.1:{_closed_port()}", "rate": 50, "duration_s": 2,
                        "scenario": "tcp_echo"})
     assert result.requests >= 80
-    assert result.errors == {"ConnectionRefusedError": result.requests}
+    assert result.errors == {"connection_refused": result.requests}
 
 
 # ---- scale-out -------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ See docs/latency.md.
 
 from .calibrate import Floor, calibrate, measure_floor
 from .config import ProbeConfig, Target, parse_target
-from .errors import classify_error
 from .histogram import decode, encode, merge_encoded, new_histogram, summarize
 from .protocols import PROTOCOLS, CallbackProtocol, Protocol, make_protocol, register_protocol
 from .prober import probe, run_probe
@@ -18,7 +17,7 @@ from .safety import TargetRefused, check_target, is_loopback_host
 
 __all__ = [
     "PROTOCOLS", "SCHEMA", "CallbackProtocol", "Floor", "LatencyResult", "ProbeConfig", "Protocol", "Target", "TargetRefused",
-    "calibrate", "check_target", "classify_error", "decode", "encode", "is_loopback_host", "make_protocol",
+    "calibrate", "check_target", "decode", "encode", "is_loopback_host", "make_protocol",
     "measure_floor", "merge_encoded", "new_histogram", "parse_target", "probe", "register_protocol",
     "run_probe", "summarize",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .errors import classify_error
+from ..failures import classify
 from .histogram import UsRecorder
 
 
@@ -40,7 +40,7 @@ class Recorder:
         self.service.record_ns(service_ns)
 
     def failed(self, exc: BaseException) -> None:
-        kind = classify_error(exc)
+        kind = classify(exc)
         if kind == "timeout":
             self.timeouts += 1
             return

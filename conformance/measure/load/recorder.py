@@ -15,25 +15,17 @@ connection would otherwise make the latency look better).
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import Counter
 from typing import Any
 
+from ..failures import classify
 from . import histograms
 
 
 def error_kind(exception: BaseException | None, response: Any = None) -> str:
-    """A short, stable label: http_<status>, timeout, or the exception's class name."""
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int) and status >= 400:
-        return f"http_{status}"
-    if isinstance(exception, (TimeoutError, socket.timeout)) or "timeout" in type(exception).__name__.lower():
-        return "timeout"
-    kind = getattr(exception, "kind", None)  # our own exceptions (users.py) carry one
-    if isinstance(kind, str):
-        return kind
-    return type(exception).__name__
+    """The failure's kind (measure.failures.classify): http_<status>, timeout, connection_refused ..."""
+    return classify(exception, getattr(response, "status_code", None))
 
 
 class _Endpoint:

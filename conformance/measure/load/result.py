@@ -31,7 +31,7 @@ class LoadResult:
     arrivals: int  # iterations scheduled
     dropped: int  # iterations that found no free user (k6's dropped_iterations)
     unfinished: int  # iterations still running when the drain timed out
-    errors: dict[str, int]  # kind -> count: http_500, timeout, ConnectionRefusedError, ...
+    errors: dict[str, int]  # kind -> count: http_500, timeout, connection_refused, ... (measure.failures)
     latency_us: dict[str, float | int]  # count, min, mean, p50, p90, p95, p99, p999, max (successes)
     endpoints: dict[str, dict[str, Any]]  # name -> method, requests, failures, errors, latency_us, histogram
     series: list[dict[str, Any]]  # per second: t, rps, errors_per_s, p95_us, users, active, offered, dropped

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from locust import FastHttpUser, User, constant, task
 
+from ..failures import ConnectionClosed, EchoMismatch, MissingTransactionId
 from .pacer import Pacer
 from .recorder import Recorder
 
@@ -52,24 +53,6 @@ def _paced(user: Any) -> None:
         user.iteration()
     finally:
         runtime.pacer.end()
-
-
-class ScenarioError(Exception):
-    """A failure the target caused that is not an HTTP status; `kind` labels it in the results."""
-
-    kind = "scenario_error"
-
-
-class MissingTransactionId(ScenarioError):
-    kind = "no_transaction_id"
-
-
-class EchoMismatch(ScenarioError):
-    kind = "echo_mismatch"
-
-
-class ConnectionClosed(ScenarioError):
-    kind = "connection_closed"
 
 
 # ---- HTTP --------------------------------------------------------------------------------------

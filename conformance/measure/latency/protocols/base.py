@@ -38,7 +38,7 @@ class Protocol(abc.ABC):
 
     @abc.abstractmethod
     async def request(self) -> int | None:
-        """Perform one operation; raise on failure (see errors.classify_error). May return the
+        """Perform one operation; raise on failure (see measure.failures.classify). May return the
         perf_counter_ns at which the answer was complete, when known more precisely than 'now'."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook

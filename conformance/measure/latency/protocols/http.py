@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from ..errors import HTTPStatusError
+from ...failures import HTTPStatusError
 from .base import CallbackProtocol, Connection, ConnectionPool, pick_address
 from .http1 import ResponseParser
 

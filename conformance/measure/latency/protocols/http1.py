@@ -6,7 +6,7 @@ complete, its status, and whether the connection can be reused.
 
 from __future__ import annotations
 
-from ..errors import ProtocolViolation
+from ...failures import ProtocolViolation
 
 MAX_HEAD = 64 * 1024
 

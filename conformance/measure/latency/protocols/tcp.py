@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 
-from ..errors import EchoMismatch
+from ...failures import EchoMismatch
 from .base import CallbackProtocol, Connection, ConnectionPool, Protocol, pick_address
 
 

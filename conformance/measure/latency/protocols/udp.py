@@ -10,7 +10,7 @@ import asyncio
 import os
 import socket
 
-from ..errors import EchoMismatch
+from ...failures import EchoMismatch
 from ..timing import now_ns
 from .base import CallbackProtocol, resolve
 
