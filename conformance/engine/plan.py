@@ -240,7 +240,7 @@ def fleet_entry(req: Requirement) -> dict:
     fleet = Site(name=R.FLEET_SITE, role=R.FLEET_SITE)
     item = entry(req, fleet, V.Ended("not-run", "not run"))
     item["quorum"] = req.quorum
-    item["expect"] = f"sites_passing >= {req.quorum * 100:g} % (each site: {req.expect.text})"
+    item["expect"] = f"sites_passing >= {(req.quorum or 0) * 100:g} % (each site: {req.expect.text})"
     return item
 
 

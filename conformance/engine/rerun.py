@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def _previous_target(prev: dict, source: str) -> str:
     return str(path)
 
 
-def plan(results_path: str | Path, opts: RunOptions, given: set[str] = frozenset()) -> RerunPlan:
+def plan(results_path: str | Path, opts: RunOptions, given: AbstractSet[str] = frozenset()) -> RerunPlan:
     """What to re-run and with which options; `given` names the RunOptions fields the user set."""
     from ..certify.bundle import locate_profile
     from ..report.writer import load_results
@@ -171,7 +172,7 @@ def merge(previous: dict, new: dict, only: list[str]) -> dict:
     return merged
 
 
-def run_rerun(results_path: str | Path, opts: RunOptions, given: set[str] = frozenset()) -> RunOutcome:
+def run_rerun(results_path: str | Path, opts: RunOptions, given: AbstractSet[str] = frozenset()) -> RunOutcome:
     """Plan, run the failed cases, merge; results.json in the new output directory is the merged record."""
     p = plan(results_path, opts, given)
     if not p.only:

@@ -379,8 +379,8 @@ def _link_fields(doc: YamlDoc, where: tuple, raw: dict, prefix: str = "") -> dic
     if "loss" in raw:
         out["loss"] = quantity(doc, where + (prefix + "loss",), raw["loss"], "ratio")
     if "rate" in raw:
-        rate = quantity(doc, where + (prefix + "rate",), raw["rate"], "bitrate")
-        out["bandwidth_bps"] = None if rate is None else int(rate)
+        bps = rate(doc, where + (prefix + "rate",), raw["rate"])
+        out["bandwidth_bps"] = None if bps is None else int(bps)
     return out
 
 
@@ -423,6 +423,7 @@ def _apply_constraints(doc: YamlDoc, raw: Any, sites: list[SiteSpec], links: lis
         dst = _select(doc, where + ("dst",), c["dst"], sites)
         hit = False
         for k, link in enumerate(links):
+            ends: tuple[set[str | None], set[str | None]]
             if link.kind == "access":
                 ends = ({CLIENTS}, {link.site})
             else:
@@ -548,12 +549,23 @@ _EXAMPLE = {"time": '"20 ms"', "ratio": '"0.1 %" or a fraction such as 0.001',
 _LIMIT = {"time": 60.0}  # a 60 s one-way delay is certainly a typo
 
 
-def quantity(doc: YamlDoc, where: tuple, value: Any, dimension: str) -> float | None:
-    """Parse "20 ms" / "0.1 %" / "10 Mbit/s" / "512 MiB" into base units (s, fraction, bit/s, bytes).
+def quantity(doc: YamlDoc, where: tuple, value: Any, dimension: str) -> float:
+    """Parse "20 ms" / "0.1 %" / "512 MiB" into base units (s, fraction, bytes); rates: `rate`.
 
     A bare number is accepted only where it cannot be misread: a fraction for loss, 0 for a time.
-    A rate of "unlimited" (or null) returns None.
     """
+    got = rate(doc, where, value) if dimension == "bitrate" else _located(doc, where, value, dimension)
+    if got is None:
+        raise doc.error(where, f"expected a value such as {_EXAMPLE[dimension]}, got {value!r}")
+    return got
+
+
+def rate(doc: YamlDoc, where: tuple, value: Any) -> float | None:
+    """A bit rate ("10 Mbit/s", "10mbit") in bit/s; "unlimited" (or null) is None."""
+    return _located(doc, where, value, "bitrate")
+
+
+def _located(doc: YamlDoc, where: tuple, value: Any, dimension: str) -> float | None:
     try:
         return parse_quantity(value, dimension)
     except ValueError as exc:
