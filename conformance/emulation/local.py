@@ -17,7 +17,7 @@ from typing import Any
 from ..model.topology import LinkSpec
 from .common import gather_all
 from .linkctl import Linkd
-from .sites import ManagedSite
+from .local_site import LocalSite
 from .supervisor import Supervisor
 
 
@@ -28,7 +28,7 @@ class LocalSupervisor(Supervisor):
         assert self.mgmt is not None
         logs = self.state_dir / "logs"
         for spec in self.topology.sites:
-            self.sites[spec.name] = ManagedSite(
+            self.sites[spec.name] = LocalSite(
                 spec, run_id=self.run_id, data_dir=self.state_dir / "sites" / spec.name,
                 log_path=logs / f"{spec.name}.log", start_timeout=self.timeout, on_change=self._site_changed,
                 mgmt=self.mgmt.sites[spec.name])

@@ -1,7 +1,7 @@
 """What every emulated site is, whatever runs it: its lifecycle, and the restart policy, once.
 
 A backend (conformance.emulation.backends) runs sites its own way: the local backend as a process
-group (sites.ManagedSite), the docker backend as a container (docker.backend.DockerSite). Both are a
+group (sites.LocalSite), the docker backend as a container (docker.backend.DockerSite). Both are a
 `Site`: the supervisor and its control API drive them through the same calls, `start`, `stop`,
 `restart`, `kill`, `pause`, `resume`, `close` and `status`, and both are polled at the same
 `health_url`. A backend supplies only the primitives (`_alive`, `_launch`, `_halt`, `_kill`,

@@ -15,7 +15,7 @@ from conformance.emulation import backends, site as site_mod, supervise
 from conformance.emulation.docker.backend import DockerSite
 from conformance.emulation.procs import SpawnError
 from conformance.emulation.site import EXITED, RESTARTING, RUNNING, STOPPED, Site, StateError
-from conformance.emulation.sites import ManagedSite
+from conformance.emulation.local_site import LocalSite
 from conformance.emulation.supervisor import Supervisor
 from conformance.model.errors import ConfigError
 from conformance.model.topology import load_topology
@@ -65,7 +65,7 @@ def test_a_bad_topology_is_a_ready_line_and_exit_2(capsys):
 # ------------------------------------------------------------------ the Site protocol
 
 
-@pytest.mark.parametrize("cls", [ManagedSite, DockerSite])
+@pytest.mark.parametrize("cls", [LocalSite, DockerSite])
 def test_both_sites_are_sites_and_inherit_the_lifecycle_and_restart_policy(cls):
     assert issubclass(cls, Site) and not cls.__abstractmethods__
     for name in LIFECYCLE:  # implemented once, in Site: a backend supplies only the primitives
@@ -74,7 +74,7 @@ def test_both_sites_are_sites_and_inherit_the_lifecycle_and_restart_policy(cls):
 
 def test_sites_of_both_backends_answer_status_and_health_alike(tmp_path):
     spec = next(s for s in load_topology("retail").sites if s.name == "store-1")
-    local = ManagedSite(spec, run_id="unit", data_dir=tmp_path / "d", log_path=tmp_path / "l", start_timeout=1)
+    local = LocalSite(spec, run_id="unit", data_dir=tmp_path / "d", log_path=tmp_path / "l", start_timeout=1)
     docker = DockerSite(spec, client=None, run_id="unit", image="img", network="net", start_timeout=1)
     for s in (local, docker):
         status = s.status()

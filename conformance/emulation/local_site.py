@@ -29,7 +29,7 @@ WORKLOAD_MODULE = "edge_workloads"
 STOP_GRACE_S = 5.0
 
 
-class ManagedSite(Site):
+class LocalSite(Site):
     def __init__(self, spec: SiteSpec, *, run_id: str, data_dir: Path, log_path: Path,
                  start_timeout: float, on_change: Callable[[], None] | None = None, mgmt: Any = None):
         super().__init__(spec, run_id=run_id, start_timeout=start_timeout, on_change=on_change, mgmt=mgmt)
