@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.servers import StubServer, hanging_url as _hanging_url, refused_url as _refused_url
+from tests.helpers.servers import StubServer
+from tests.helpers.servers import hanging_url as _hanging_url
+from tests.helpers.servers import refused_url as _refused_url
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import click
 import pytest
 
 from conformance import cli as cli_module
-
 from tests.helpers.cli import cli_env, run_cli
 
 

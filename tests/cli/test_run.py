@@ -7,19 +7,12 @@ import json
 import time
 import xml.etree.ElementTree as ET
 
-import jsonschema
 import pytest
 
-from conformance.model.paths import schemas_dir
-
 from tests.helpers.cli import run_cli, write_profile, write_target
+from tests.helpers.results import validate_results
 
 HAS_WRITER = importlib.util.find_spec("conformance.report.writer") is not None
-
-
-def validate_results(data: dict) -> None:
-    schema = json.loads((schemas_dir() / "results.schema.json").read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator(schema).validate(data)
 
 
 def test_run_pass_and_fail(tmp_path, http_url):

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from conformance.engine import runner
-
 from tests.helpers.cli import run_cli, write_target
 
 

@@ -17,7 +17,7 @@ from conformance.emulation import list_running, start_deployment, stop_run
 from conformance.emulation import state as emu_state
 from conformance.emulation.procs import find_labelled
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]  # containers and images: the end-to-end lane
+pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
 
 TWO_SITES = """\
 name: two

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]  # brings up a deployment
+pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
 
 CLI = [sys.executable, "-m", "conformance.cli"]
 

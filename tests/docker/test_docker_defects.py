@@ -23,7 +23,7 @@ import yaml
 from conformance.emulation import start_deployment
 from conformance.faults.emulated import EmulatedFaults, FaultError
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]  # containers and images: the end-to-end lane
+pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
 
 TOPOLOGY = """\
 name: defects

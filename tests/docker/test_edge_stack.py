@@ -17,7 +17,7 @@ import yaml
 from conformance.emulation import start_deployment
 from conformance.faults.emulated import EmulatedFaults
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]  # containers and images: the end-to-end lane
+pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
 TTL_S = 2  # edge-stack.yaml: cache_ttl_s (nginx counts whole seconds: a copy goes stale within TTL + 1 s)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from conformance.emulation.docker import LABEL_HARNESS, LABEL_RECIPE, LABEL_TEMPORARY, images
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]  # containers and images: the end-to-end lane
+pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
 
 
 def test_site_image_is_cached_by_recipe_digest(docker_client, site_image):

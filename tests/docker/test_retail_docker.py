@@ -23,7 +23,7 @@ from conformance.faults.emulated import EmulatedFaults, FaultError
 from conformance.model.target import load_target
 from conformance.model.verdict import left_out_by_scope
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]  # brings up deployments
+pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
 ONE_WAY_MS = 20.0
 
 

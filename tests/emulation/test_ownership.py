@@ -5,7 +5,7 @@ has a registry entry in the caller's state root, and its processes and container
   are never listed as ours, never stopped by `stop_run`/`stop_all`/`emulate down --all`.
 * A deployment of our root whose supervisor was SIGKILLed is cleaned up by `emulate down --all`.
 * Two deployments under two state roots: `emulate status` in A lists only A's, `emulate down --all`
-  in A leaves B's running and healthy (slow: real deployments).
+  in A leaves B's running and healthy (test_ownership_emulated.py: real deployments).
 * The fault gate: faults go only to a loopback control_url of a deployment of our root; a hand-written
   `emulation:` block (loopback but not ours, or not loopback) gets no fault request, and the
   requirement is not-measured, never a pass.
@@ -18,13 +18,10 @@ traffic stays on loopback.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,54 +29,14 @@ import psutil
 import pytest
 import yaml
 
-from conformance.emulation import list_running, procs, start_deployment, stop_all, stop_run
+from conformance.emulation import list_running, procs, stop_all, stop_run
 from conformance.emulation import state as emu_state
 from conformance.faults import faults_for
 from conformance.faults.emulated import EmulatedFaults, FaultError
 from conformance.model.errors import NotMeasured
 from conformance.model.target import Site, Target
-from tests.helpers.cli import CLI, cli_env
+from tests.emulation.ownership import cli, root_env, run_id
 from tests.helpers.waits import wait_for
-
-NO_DOCKER = "unix:///nonexistent/edge-conformance-test.sock"  # no daemon: docker listings are empty
-SMALL = """\
-sites:
-  - {name: central, role: central}
-  - {name: shop, role: edge}
-wan: {default_delay: 2 ms}
-"""
-
-
-def _run_id(tag: str) -> str:
-    return f"test-own-{tag}-{os.getpid()}-{os.urandom(2).hex()}"
-
-
-@pytest.fixture
-def roots(tmp_path, monkeypatch):
-    """Two state roots, A and B; the test process is in A. Docker is out of the picture."""
-    a, b = tmp_path / "root-a", tmp_path / "root-b"
-    monkeypatch.setenv(emu_state.ROOT_ENV, str(a))
-    monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)
-    emu_state.runtime_root()
-    b.mkdir(mode=0o700)
-    return a, b
-
-
-def root_env(root: Path | None, **extra: str) -> dict[str, str]:
-    """This environment, with the state root `root` (None: no root at all) and no Docker daemon."""
-    env = cli_env()
-    env.pop(emu_state.ROOT_ENV, None)
-    if root is not None:
-        env[emu_state.ROOT_ENV] = str(root)
-    env["DOCKER_HOST"] = NO_DOCKER
-    env.update(extra)
-    return env
-
-
-def cli(*args, root: Path, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], env=root_env(root, **extra), capture_output=True, text=True,
-                          timeout=timeout)
-
 
 class Labelled:
     """A process of ours labelled with `run_id` (and the state root `root`, or none): a linkd, which
@@ -139,7 +96,7 @@ def test_the_state_root_comes_from_the_environment_and_labels_every_child(tmp_pa
 
 def test_processes_of_another_root_are_not_ours(roots, labelled):
     a, b = roots
-    run_a, run_b = _run_id("a"), _run_id("b")
+    run_a, run_b = run_id("a"), run_id("b")
     theirs = labelled(run_b, b)
     mine = labelled(run_a, a)  # a leftover of our root without a registry entry: still ours by its label
     assert procs.label_of(psutil.Process(theirs.pid)) == (run_b, str(b.resolve()))
@@ -164,7 +121,7 @@ def test_an_unlabelled_root_is_ours_only_through_our_registry(roots, labelled):
     """A process with a run id but no root label (an older version's) is adopted only when our
     registry knows its run id; otherwise it is nobody's we know: shown, never stopped."""
     a, _ = roots
-    unknown, known = _run_id("legacy-unknown"), _run_id("legacy-known")
+    unknown, known = run_id("legacy-unknown"), run_id("legacy-known")
     stranger = labelled(unknown, None)
     orphan = labelled(known, None)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -189,7 +146,7 @@ def test_an_unlabelled_root_is_ours_only_through_our_registry(roots, labelled):
 
 def test_emulate_status_and_down_in_a_root_touch_only_that_root(roots, labelled):
     a, b = roots
-    run_b = _run_id("cli-b")
+    run_b = run_id("cli-b")
     theirs = labelled(run_b, b)
     status = cli("emulate", "status", "--json", root=a)
     assert status.returncode == 0, status.stderr
@@ -278,7 +235,7 @@ def test_faults_to_a_control_url_that_is_not_ours_are_refused_before_any_request
 
 def test_faults_reach_a_deployment_of_our_root_and_only_with_its_run_id(roots, counter, labelled):
     """The same stand-in, registered in our root with a live supervisor: the gate lets faults through."""
-    run = _run_id("gate")
+    run = run_id("gate")
     supervisor = labelled(run, roots[0])
     emu_state.write_entry({"run_id": run, "pid": supervisor.pid, "control_url": counter.url, "detached": True})
     EmulatedFaults(counter.url + "/", timeout=2).partition("store-1", mode="drop")
@@ -361,97 +318,3 @@ def test_a_hand_written_emulation_block_cannot_inject_faults_in_a_run(roots, cou
         assert counter.requests == [], counter.requests  # not a fault, not even a read
     finally:
         site.close()
-
-
-# ----------------------------------------------------------------- real deployments under two roots
-
-
-@pytest.mark.slow
-def test_two_state_roots_never_touch_each_other(roots, tmp_path, monkeypatch):
-    a, b = roots
-    topo = tmp_path / "small.yaml"
-    topo.write_text(SMALL, encoding="utf-8")
-    run_a, run_b, run_b_dead = _run_id("a"), _run_id("b"), _run_id("b-dead")
-    monkeypatch.setenv(emu_state.ROOT_ENV, str(b))
-    dep_b = start_deployment(str(topo), run_id=run_b, detach=True, timeout=30)  # detached: nobody holds it
-    dead_b = start_deployment(str(topo), run_id=run_b_dead, detach=True, timeout=30)
-    monkeypatch.setenv(emu_state.ROOT_ENV, str(a))
-    dep_a = start_deployment(str(topo), run_id=run_a, detach=True, timeout=30)
-    try:
-        assert dep_b.state_root == str(b.resolve()) and dep_a.state_root == str(a.resolve())
-        os.kill(dead_b.pid, signal.SIGKILL)  # B's leftover: adoptable by B only
-        wait_for(lambda: not procs.pid_alive(dead_b.pid), 10, "B's supervisor to die")
-
-        status = cli("emulate", "status", "--json", root=a)
-        assert [r["run_id"] for r in json.loads(status.stdout)] == [run_a], status.stdout
-        assert {r.run_id for r in list_running(root=b)} == {run_b, run_b_dead}
-
-        down = cli("emulate", "down", "--all", root=a, timeout=90)
-        assert down.returncode == 0 and down.stdout.split() == ["stopped", run_a], down.stdout + down.stderr
-        wait_for(lambda: not procs.find_labelled(run_a, root=a), 10, "A's processes to exit")
-        assert emu_state.read_entry(run_a, a) is None
-
-        # B: running and healthy, its leftover untouched
-        state_b = dep_b.status()
-        assert state_b["state"] == "running" and all(s["state"] == "running" for s in state_b["sites"]), state_b
-        for url in (site["endpoints"]["api"] for site in yaml.safe_load(dep_b.target_file.read_text())["sites"]):
-            with urllib.request.urlopen(url + "/health", timeout=5) as resp:
-                assert resp.status == 200
-        assert emu_state.read_entry(run_b_dead, b) is not None and dead_b.state_dir.exists()
-
-        down_b = cli("emulate", "down", "--all", root=b, timeout=90)
-        assert set(down_b.stdout.split()) == {"stopped", run_b, run_b_dead}, down_b.stdout + down_b.stderr
-        assert not dead_b.state_dir.exists() and emu_state.read_entry(run_b_dead, b) is None
-        assert not dep_b.state_dir.exists() and not procs.find_labelled(run_b, root=b)
-    finally:
-        for dep in (dep_a, dep_b, dead_b):
-            dep.stop()
-
-
-@pytest.mark.slow
-def test_down_all_cleans_a_sigkilled_supervisor_of_our_root_and_leaves_a_run_in_progress(roots, tmp_path):
-    a, _ = roots
-    topo = tmp_path / "small.yaml"
-    topo.write_text(SMALL, encoding="utf-8")
-    orphan = start_deployment(str(topo), run_id=_run_id("orphan"), detach=True, timeout=30)
-    held = start_deployment(str(topo), run_id=_run_id("held"), timeout=30)  # held by this process
-    try:
-        os.kill(orphan.pid, signal.SIGKILL)
-        wait_for(lambda: not procs.pid_alive(orphan.pid), 10, "the supervisor to die")
-        text = cli("emulate", "status", root=a).stdout
-        assert orphan.run_id in text and f"running (run pid {os.getpid()})" in text, text
-
-        down = cli("emulate", "down", "--all", root=a, timeout=90)
-        assert down.returncode == 0, down.stdout + down.stderr
-        assert f"stopped {orphan.run_id}" in down.stdout and f"left {held.run_id} running" in down.stdout
-        wait_for(lambda: not procs.find_labelled(orphan.run_id), 10, "the orphan's processes to exit")
-        assert not orphan.state_dir.exists() and emu_state.read_entry(orphan.run_id) is None
-        assert held.running and held.status()["state"] == "running"
-
-        named = cli("emulate", "down", held.run_id, root=a, timeout=90)  # named: stopped anyway
-        assert named.returncode == 0 and f"stopped {held.run_id}" in named.stdout, named.stdout + named.stderr
-        wait_for(lambda: not held.running, 10, "the named deployment to stop")
-    finally:
-        orphan.stop()
-        held.stop()
-
-
-@pytest.mark.slow
-def test_faults_reach_our_own_deployment_and_not_another_roots(roots, tmp_path, monkeypatch):
-    a, b = roots
-    topo = tmp_path / "small.yaml"
-    topo.write_text(SMALL, encoding="utf-8")
-    monkeypatch.setenv(emu_state.ROOT_ENV, str(b))
-    theirs = start_deployment(str(topo), run_id=_run_id("faults-b"), timeout=30)
-    monkeypatch.setenv(emu_state.ROOT_ENV, str(a))
-    try:
-        with start_deployment(str(topo), run_id=_run_id("faults-a"), timeout=30) as ours:
-            faults = EmulatedFaults(ours.control_url, timeout=10, run_id=ours.run_id)
-            faults.partition("shop")
-            assert any(l["partitioned"] for l in faults.status()["links"] if l["name"] == "wan:shop")
-            faults.heal("shop")
-        with pytest.raises(NotMeasured, match="not an emulated deployment of this state root"):
-            EmulatedFaults(theirs.control_url, timeout=10).partition("shop")
-        assert not any(l["partitioned"] for l in theirs.status()["links"])
-    finally:
-        theirs.stop()

@@ -33,8 +33,8 @@ CLI = [sys.executable, "-m", "conformance.cli"]
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a CLI child: no CI-provided summary file, no pytest variables of the outer run,
     plus `extra`. Third-party pytest plugins that happen to be installed (hypothesis, benchmark) have
-    nothing to do with the suites yet cost a run more time than the checks (tests/cli/test_install.py
-    runs without this)."""
+    nothing to do with the suites yet cost a run more time than the checks
+    (tests/cli/test_install_real_target.py runs without this)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PYTEST_"))}
     env["PYTEST_ADDOPTS"] = "-p no:hypothesispytest -p no:benchmark"
     env.update(extra or {})

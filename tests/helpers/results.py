@@ -13,6 +13,24 @@ def read_results(out: Path, code: int | None = None, output: str = "") -> dict:
     return json.loads(path.read_text())
 
 
+def read_json(path: Path) -> dict | None:
+    """A JSON file being written by a run: None while it is missing or incomplete."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def validate_results(data: dict) -> None:
+    """results.json against the shipped schema (jsonschema's error when it is not)."""
+    import jsonschema
+
+    from conformance.model.paths import schemas_dir
+
+    schema = json.loads((schemas_dir() / "results.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
 def entry(results: dict, rid: str, site: str | None = None) -> dict:
     """The entry of requirement `rid` at `site` (None: its first entry)."""
     for r in results["requirements"]:

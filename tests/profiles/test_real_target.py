@@ -18,8 +18,6 @@ import yaml
 
 from tests.helpers.cli import cli_env
 
-pytestmark = pytest.mark.slow
-
 WORKLOAD = [sys.executable, "-m", "edge_workloads"]
 FAST = json.dumps({"heartbeat_interval_s": 0.5, "config_poll_interval_s": 0.5})
 

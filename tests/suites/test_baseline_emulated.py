@@ -6,11 +6,8 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from conformance.model.paths import suites_dir
-
-pytestmark = pytest.mark.slow
 
 MINE = ("BASE-API-", "BASE-HOST-", "BASE-SEC-", "BASE-FTP-", "WL-")
 

@@ -22,8 +22,6 @@ import yaml
 from conformance.emulation import start_deployment
 from conformance.model.profile import load_profile
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[2]
 KEEP = ("BASE-SEC-01", "BASE-SEC-02", "BASE-SEC-03", "BASE-SEC-05")
 

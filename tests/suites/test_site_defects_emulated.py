@@ -10,9 +10,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "conformance.cli", "run"]
 

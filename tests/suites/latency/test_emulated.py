@@ -21,8 +21,6 @@ from conformance.measure.latency import decode
 from tests.helpers.cli import run_edge, write_profile
 from tests.helpers.results import entry, left_out, measured, starved
 
-pytestmark = pytest.mark.slow
-
 LATENCY_MUSTS = {  # profile -> its latency musts (the test fails if one disappears or is added unseen)
     "retail": {"RTL-LAT-01"}, "ucpe": {"UCPE-LAT-01"}, "mec": {"MEC-LAT-01"}, "satcom": {"SAT-LAT-01"},
 }

@@ -19,8 +19,6 @@ from tests.helpers.cli import run_edge, write_profile, write_target
 from tests.helpers.results import entry, measured
 from tests.helpers.servers import script_server
 
-pytestmark = pytest.mark.slow
-
 HERE = Path(__file__).resolve().parent
 DELAY_MS = 20
 

@@ -19,8 +19,6 @@ from tests.helpers.cli import run_edge_watched, write_profile
 from tests.helpers.results import entry, left_out, measured, starved
 from tests.helpers.waits import wait_gone
 
-pytestmark = pytest.mark.slow
-
 SITE = "store-1"
 RETAIL_LOAD = {"BASE-LOAD-01", "RTL-LOAD-01", "RTL-LOAD-02"}  # the test fails if one disappears unseen
 

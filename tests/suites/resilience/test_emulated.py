@@ -23,8 +23,6 @@ import pytest
 from tests.helpers.cli import narrowed_profile, run_edge
 from tests.helpers.results import entries
 
-pytestmark = pytest.mark.slow
-
 LANES = 3  # deployments at once: 2 cores, and the checks are mostly waiting on faults
 
 

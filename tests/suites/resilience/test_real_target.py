@@ -14,14 +14,11 @@ import subprocess
 import sys
 import time
 
-import pytest
 import yaml
 
 from tests.helpers.cli import popen_cli, run_edge
 from tests.helpers.results import entries
 from tests.helpers.waits import wait_for
-
-pytestmark = pytest.mark.slow
 
 SECRET = "standin-s3cr3t-token"
 

@@ -10,13 +10,10 @@ what the site gave up on, which is why the lossless musts cut with drop.
 
 from __future__ import annotations
 
-import pytest
 import yaml
 
 from tests.helpers.cli import run_edge
 from tests.helpers.results import entries
-
-pytestmark = pytest.mark.slow
 
 HOLD = {"id": "retail-hold-cut", "version": "0", "title": "RTL-RES-05 with a hold-cut (the weak control)",
         "requirements": [{

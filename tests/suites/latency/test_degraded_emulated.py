@@ -11,15 +11,12 @@ from __future__ import annotations
 import re
 import sys
 
-import pytest
 
 from conformance.faults.emulated import EmulatedFaults
 from conformance.model.paths import suites_dir
 
 from tests.helpers.cli import CLI, run_command
 from tests.helpers.results import entry, measured, read_results
-
-pytestmark = pytest.mark.slow
 
 
 def _field(output: str, name: str) -> str:

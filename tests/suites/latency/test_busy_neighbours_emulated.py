@@ -26,8 +26,6 @@ import pytest
 from tests.helpers.cli import run_edge
 from tests.helpers.results import entry, measured
 
-pytestmark = pytest.mark.slow
-
 SITE = "store-1"
 TIMED_MUSTS = ("RTL-LAT-01", "RTL-LOAD-01")  # the retail musts that judge a time measured on this machine
 SPIN = "while True: pass"

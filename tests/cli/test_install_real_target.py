@@ -10,14 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from tests.helpers.cli import cli_env, write_target
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
 def test_wheel_install_works_without_a_checkout(tmp_path, http_url):
     # build from a copy, so the build sees only what is in the project (and writes nothing into it)
     src = tmp_path / "src"

@@ -21,8 +21,6 @@ from tests.helpers.cli import CLI, start_tagged, write_profile
 from tests.helpers.results import read_results
 from tests.helpers.waits import descendants, tagged, wait_gone
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["sigint", "sigterm"])
 def test_an_interrupted_run_leaves_no_load_process(tmp_path, sig, group):

@@ -30,8 +30,6 @@ from tests.helpers.results import entry, measured
 from tests.helpers.servers import script_server
 from tests.helpers.waits import wait_gone
 
-pytestmark = pytest.mark.slow
-
 HERE = Path(__file__).resolve().parent
 SITE = "lab-1"
 
