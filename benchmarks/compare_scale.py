@@ -43,7 +43,8 @@ def _entry(rid: str, site: str, kind: int, hists: list[str], rng: random.Random)
     measured = ({"p50": {"value": round(rng.uniform(4, 6), 3), "unit": "ms"},
                  "p99": {"value": round(rng.uniform(10, 14), 3), "unit": "ms"},
                  "error_ratio": {"value": 0.0, "unit": "%"}} if latency else
-                {"status": {"value": 200, "unit": ""}, "latency": {"value": round(rng.uniform(5, 30), 3), "unit": "ms"}})
+                {"status": {"value": 200, "unit": ""},
+                 "latency": {"value": round(rng.uniform(5, 30), 3), "unit": "ms"}})
     expect = "p99 <= 20 ms and error_ratio < 0.1 %" if latency else "status == 200 and latency <= 500 ms"
     raw = {}
     if latency:

@@ -107,7 +107,8 @@ def host_probe(url: str, n: int) -> list[float]:
 
 def container_probe(client, container: str, url: str, n: int) -> list[float]:
     parts = urlsplit(url)
-    result = client.containers.get(container).exec_run(["python3", "-c", PROBE, parts.hostname, str(parts.port), str(n)])
+    argv = ["python3", "-c", PROBE, parts.hostname, str(parts.port), str(n)]
+    result = client.containers.get(container).exec_run(argv)
     if result.exit_code != 0:
         raise RuntimeError(result.output.decode()[-500:])
     return json.loads(result.output)
@@ -266,7 +267,8 @@ def main() -> int:
     started = time.monotonic()
     image = images.ensure_image(client)
     report: dict = {"benchmark": "docker_scale", "cpus": os.cpu_count(),
-                    "image": {"tag": image.tag, "built_now": image.built, "seconds": round(time.monotonic() - started, 2)},
+                    "image": {"tag": image.tag, "built_now": image.built,
+                              "seconds": round(time.monotonic() - started, 2)},
                     "wan_shaping": "kernel netem" if net.netem_support()[0]
                     else "user-space relay (no netem)", "runs": []}
     fidelity_at = max(counts)

@@ -343,9 +343,9 @@ def run(args: argparse.Namespace, server_port: int, control: int, linkd: psutil.
     for bps in [int(float(b)) for b in args.bandwidths.split(",") if b]:
         link = api(control, "PUT", f"/links/bw{bps}", {"upstream": upstream, "bandwidth_bps": bps})
         size = int(bps / 8 * args.bulk_seconds)
-        for direction, fn in (("up", lambda: upload(link["listen_port"], size=size)),
-                              ("down", lambda: download(link["listen_port"], size))):  # fmt: skip
-            moved, elapsed = fn()
+        port = link["listen_port"]
+        for direction in ("up", "down"):
+            moved, elapsed = upload(port, size=size) if direction == "up" else download(port, size)
             achieved = moved * 8 / elapsed
             error = (achieved - bps) / bps * 100
             ok = moved == size and abs(error) <= 5.0

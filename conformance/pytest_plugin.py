@@ -135,7 +135,7 @@ class EdgeContext:
     def emulation(self) -> dict | None:
         return self.target.emulation
 
-    def shared(self, experiment: Callable[["EdgeContext", "Recording"], None]) -> None:
+    def shared(self, experiment: Callable[[EdgeContext, Recording], None]) -> None:
         """Run `experiment(edge, rec)` once per (site, check, params) in this run.
 
         Requirements that name the same check with the same params on the same site share one

@@ -13,7 +13,8 @@ import argparse
 import json
 import re
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from .defects import CENTRAL_DEFECTS, UnknownDefect, parse_defects
 from .mgmt_args import add_mgmt_arguments, mgmt_options

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .metrics import Metrics
 from .options import SiteOptions
@@ -38,7 +39,7 @@ class Background:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a bug in one loop must not take the site down
+            except Exception as exc:  # noqa: BLE001 - a bug in one loop must not take the site down
                 log(self._site_name, f"{name}: {type(exc).__name__}: {exc}; restarting in 1 s")
                 await asyncio.sleep(1.0)
 

@@ -93,7 +93,7 @@ class EdgeAuth:
             self._want_refresh.clear()
             try:
                 await asyncio.wait_for(self._want_refresh.wait(), timeout=max(interval - MIN_REFRESH_GAP_S, 0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _refresh(self) -> None:

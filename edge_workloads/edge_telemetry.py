@@ -155,8 +155,8 @@ class TelemetryService:
                 return   # stays in the outbox; the next tick retries
             if answer.status >= 300:
                 return
-            await self.site.db.run(transaction, lambda c: c.execute(
-                "DELETE FROM telemetry_outbox WHERE seq = ?", (row[0],)))
+            await self.site.db.run(transaction, lambda c, seq=row[0]: c.execute(
+                "DELETE FROM telemetry_outbox WHERE seq = ?", (seq,)))
             self.pending_batches -= 1
             self.batches_sent += 1
             self.site.metrics.inc("telemetry_batches_sent_total")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from typing import Callable
+from collections.abc import Callable
 
 PREFIX = "workload_"
 

@@ -12,7 +12,8 @@ import json
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -103,8 +104,8 @@ class GroupCommit:
                 batch, self._queue = self._queue, []
                 try:
                     results = await self._db.run(
-                        transaction, lambda conn: [self._apply_one(conn, *args) for args, _ in batch])
-                except Exception as exc:
+                        transaction, lambda conn, batch=batch: [self._apply_one(conn, *args) for args, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - whatever apply_one raised is each waiting caller's answer
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)

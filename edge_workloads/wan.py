@@ -8,7 +8,6 @@ waiting for another timeout.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -84,7 +83,7 @@ class CentralClient:
                                              headers=send_headers, timeout=client_timeout) as resp:
                 payload = await resp.read()
                 reply = WanReply(resp.status, dict(resp.headers), payload)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._failed(channel, "timeout")
             raise WanError("timeout", f"{method} {path}: no answer from central within {total:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:

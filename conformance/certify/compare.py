@@ -89,7 +89,8 @@ def parse_tolerances(specs: list[str] | tuple[str, ...]) -> tuple[Tolerance, dic
     for spec in specs:
         m = _TOL.match(spec)
         if not m:
-            raise ConfigError(None, None, "--tolerance", f'cannot read "{spec}": expected e.g. 10%, p99=5% or latency=2 ms')
+            raise ConfigError(None, None, "--tolerance",
+                              f'cannot read "{spec}": expected e.g. 10%, p99=5% or latency=2 ms')
         tol = _parse_one(f"{m['value']}{m['unit']}", spec)
         if m["metric"]:
             per[m["metric"]] = tol
@@ -748,7 +749,8 @@ def render_markdown(c: Comparison, show_all: bool = False) -> str:
         lines += ["| | requirement@site | level | metric | base | new | change | expected | status |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in shown:
-            status = r.base_status if r.base_status == r.new_status else f"{r.base_status or '-'} -> {r.new_status or '-'}"
+            status = (r.base_status if r.base_status == r.new_status
+                      else f"{r.base_status or '-'} -> {r.new_status or '-'}")
             flag = "left out (accepted)" if r.kind == "left-out" and r.accepted else _FLAG.get(r.kind, r.kind)
             cells = [flag, r.label, r.level, r.metric or "", r.base, r.new, r.change,
                      r.expected, status]

@@ -132,7 +132,8 @@ def _check_sizes(p: Path) -> None:
                     continue
                 if info.size > MAX_MEMBER_BYTES:
                     raise ConfigError(str(p), None, None, f"bundle too large to verify: member {shown(info.name)} "
-                                      f"is {info.size / 2**20:.0f} MiB (at most {MAX_MEMBER_BYTES // 2**20} MiB a member)")
+                                      f"is {info.size / 2**20:.0f} MiB "
+                                      f"(at most {MAX_MEMBER_BYTES // 2**20} MiB a member)")
                 total += info.size
                 if total > MAX_TOTAL_BYTES:
                     raise ConfigError(str(p), None, None, f"bundle too large to verify: more than "
@@ -393,7 +394,7 @@ def _run_dates(results: dict) -> dict[tuple, tuple[dt.date, dt.date]]:
 
     def rng(stamp: Any) -> tuple[dt.date, dt.date] | None:
         try:
-            d = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).astimezone(dt.timezone.utc).date()
+            d = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).astimezone(dt.UTC).date()
         except ValueError:
             return None
         return d - dt.timedelta(days=1), d + dt.timedelta(days=1)  # the plugin used the local date
@@ -478,7 +479,8 @@ def verify_bundle(path: str | Path, pubkey: str | Path | None = None) -> Verific
         v.problems.append("manifest.json is not a JSON object")
         return v
     if manifest.get("schema") != SCHEMA:
-        v.problems.append(f"manifest.json: unknown bundle schema {manifest.get('schema')!r} (this harness reads {SCHEMA})")
+        v.problems.append(f"manifest.json: unknown bundle schema {manifest.get('schema')!r} "
+                          f"(this harness reads {SCHEMA})")
         return v
     _check_digests(manifest, members, v)
     _check_signature(manifest, members, expected_key, v)

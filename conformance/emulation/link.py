@@ -497,7 +497,7 @@ class _Connection:
                 loop.create_connection(lambda: _Side(self, is_client=False), host, port),
                 CONNECT_TIMEOUT_S,
             )
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             # Unreachable upstream: the client sees a reset, the nearest a relay gets to "refused".
             self.connect_task = None
             _reset(self.client)

@@ -68,7 +68,7 @@ class Linkd:
                     message = data.get("error") if isinstance(data, dict) else None
                     raise LinkdError(resp.status, f"linkd {method} {path}: {message or resp.reason}")
                 return data
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise LinkdError(502, f"linkd {method} {path} failed: {exc!r}") from None
 
     async def close(self) -> None:

@@ -95,7 +95,7 @@ def _name(common_name: str) -> x509.Name:
 def create_ca(directory: Path, *, label: str, days: int = CA_DAYS,
               now: dt.datetime | None = None) -> tuple[Path, Path]:
     """A new CA in `directory`: (ca.pem, ca.key)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     key = _new_key()
     subject = _name(f"edge-conformance CA {label}"[:64])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -119,7 +119,7 @@ def create_ca(directory: Path, *, label: str, days: int = CA_DAYS,
 def issue_server_cert(ca_cert: Path, ca_key: Path, directory: Path, site: str, *, days: int = SITE_DAYS,
                       now: dt.datetime | None = None) -> tuple[Path, Path]:
     """A server certificate for `site` signed by the CA: (sites/<site>.pem, sites/<site>.key)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     issuer = x509.load_pem_x509_certificate(ca_cert.read_bytes())
     issuer_key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
     key = _new_key()

@@ -65,7 +65,7 @@ async def spawn(argv: list[str], *, run_id: str, log_path: Path, timeout: float
             env=child_env(run_id), start_new_session=True, limit=1 << 20)
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await reap(proc)
         raise SpawnError(f"no ready line within {timeout:g} s{log_tail(log_path)}") from None
     except BaseException:  # cancelled (bring-up aborted): the child must not outlive the wait
@@ -102,12 +102,12 @@ async def reap(proc: asyncio.subprocess.Process, grace: float = 3.0) -> int | No
         signal_group(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     signal_group(proc.pid, signal.SIGKILL)  # also takes any grandchild left in the group
     try:
         return await asyncio.wait_for(proc.wait(), grace)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
 
 

@@ -36,7 +36,7 @@ from ..model.atomicfile import PRIVATE, write_atomic
 
 def new_run_id() -> str:
     """Same shape as the engine's run ids: sortable, unique enough for one machine."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{os.urandom(3).hex()}"
 
 

@@ -415,7 +415,7 @@ async def _poll_health(session: aiohttp.ClientSession, url: str, deadline: float
                 if resp.status == 200:
                     return None
                 last = f"HTTP {resp.status}: {(await resp.text())[:200]}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             last = repr(exc)
         await asyncio.sleep(HEALTH_POLL_S)
     return last

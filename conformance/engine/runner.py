@@ -89,7 +89,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
             "--edge-backend", opts.backend,
             # installed from a wheel, pytest would warn on every run that our already imported
             # package cannot be assertion-rewritten (the suites still are)
-            "-W", "ignore:Module already imported so cannot be rewritten; conformance:pytest.PytestAssertRewriteWarning"]
+            "-W", "ignore:Module already imported so cannot be rewritten; conformance"
+                  ":pytest.PytestAssertRewriteWarning"]
     args += ["-q"] if opts.verbose == 0 else ["-v"] * opts.verbose
     for p in opts.profiles:
         args += ["--edge-profile", p]
@@ -150,7 +151,7 @@ def _run_locked(opts: RunOptions, run_id: str, out_dir: Path, profiles: list) ->
         target = target_cm.__enter__()
     except ConfigError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to bring the target up is one TargetUnavailable line
         raise TargetUnavailable(f"{opts.target}: {exc}") from None
     try:
         # pytest gets the deployment's target file; the emulated ref and its defects are passed on to

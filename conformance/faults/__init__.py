@@ -178,7 +178,7 @@ class Faults:
         except BaseException as exc:
             try:
                 undo()
-            except Exception as undo_exc:  # the first failure stays the verdict; this one is logged
+            except Exception as undo_exc:  # noqa: BLE001 - the first failure stays the verdict; this one is logged
                 line = f"{undo_name} on {self.name} after {type(exc).__name__} failed too: {undo_exc}"
                 self.log.append(line)
                 print(f"edge-conformance: {line}", file=sys.stderr)
@@ -250,4 +250,7 @@ def faults_for(target: Any, site: Any, allow_real: bool = False) -> Faults:
     return HookFaults(target, site, allow_real=True)
 
 
-__all__ = ["ACTIONS", "CUT_MODES", "NOT_ALLOWED", "NOT_ALLOWED_REMEDY", "EmulatedSiteFaults", "FaultError", "Faults", "faults_for", "skip"]
+__all__ = [
+    "ACTIONS", "CUT_MODES", "NOT_ALLOWED", "NOT_ALLOWED_REMEDY", "EmulatedSiteFaults", "FaultError", "Faults",
+    "faults_for", "skip",
+]

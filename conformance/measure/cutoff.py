@@ -5,7 +5,8 @@ the cut. prime() before the fault, read() halfway through it, figures() after.""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..model.errors import MeasurementError
 from .http import Client, Reply

@@ -144,7 +144,7 @@ def request(url: str, *, method: str = "GET", timeout: float = 5.0, headers: dic
     def worker() -> None:
         try:
             answers.put((True, do()))
-        except BaseException as exc:  # handed to the caller below
+        except BaseException as exc:  # noqa: BLE001 - a daemon thread: anything is handed to the caller below
             answers.put((False, exc))
 
     threading.Thread(target=worker, name="edge-http", daemon=True).start()

@@ -4,7 +4,8 @@ the same figures and a note saying so; an error is shared the same way."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -32,7 +32,7 @@ class SteadyProbe:
 
             try:
                 self.result = run_probe(self.config)
-            except BaseException as exc:  # handed to the check
+            except BaseException as exc:  # noqa: BLE001 - a probe thread: any failure is handed to the check
                 self.error = exc
 
         self.thread = spawn(run)

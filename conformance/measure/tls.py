@@ -41,7 +41,7 @@ class TlsReport:
     def days_to_expiry(self) -> float | None:
         if self.not_after is None:
             return None
-        return (self.not_after - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400.0
+        return (self.not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400.0
 
     @property
     def plain_http_served(self) -> bool:
@@ -96,7 +96,7 @@ def probe_tls(host: str, port: int, *, server_name: str | None, ca_file: str | N
     # 1. What does the server pick when we offer everything?
     try:
         tls = _handshake(_permissive(), host, port, name, timeout)
-    except (ssl.SSLError, ConnectionResetError, socket.timeout, TimeoutError) as exc:
+    except (ssl.SSLError, ConnectionResetError, TimeoutError) as exc:
         report.notes.append(f"no TLS handshake on {host}:{port}: {_ssl_reason(exc)}")
     else:
         with tls:
@@ -130,7 +130,7 @@ def probe_tls(host: str, port: int, *, server_name: str | None, ca_file: str | N
             except ssl.SSLError as exc:
                 if "NO_PROTOCOLS_AVAILABLE" in str(exc).upper() or "NO PROTOCOLS AVAILABLE" in str(exc).upper():
                     report.legacy_untested.append(label)
-            except (ConnectionResetError, socket.timeout, TimeoutError, MeasurementError):
+            except (ConnectionResetError, TimeoutError, MeasurementError):
                 pass  # refused one way or another
     # 4. Does the same port also serve plain HTTP?
     report.plain_http_status, report.plain_http_note = plain_http_status(host, port, name, timeout)
@@ -151,7 +151,7 @@ def plain_http_status(host: str, port: int, name: str, timeout: float) -> tuple[
                 if not chunk:
                     break
                 data += chunk
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             return None, f"plain HTTP: {getattr(exc, 'strerror', None) or exc or 'no answer'}"
     line = data.split(b"\r\n", 1)[0].decode("latin-1", "replace")
     if line.startswith("HTTP/"):
@@ -178,21 +178,19 @@ def _cert_dates(der: bytes) -> tuple[dt.datetime | None, str | None]:
         cert = x509.load_der_x509_certificate(der)
         not_after = getattr(cert, "not_valid_after_utc", None)
         if not_after is None:
-            not_after = cert.not_valid_after.replace(tzinfo=dt.timezone.utc)
+            not_after = cert.not_valid_after.replace(tzinfo=dt.UTC)
         return not_after, cert.subject.rfc4514_string()
-    except ImportError:
-        pass
-    except Exception:  # a certificate cryptography cannot read: try the ssl module's decoder
+    except Exception:  # noqa: BLE001 - no cryptography, or a cert it cannot read: try ssl's own decoder
         pass
     fd, path = tempfile.mkstemp(suffix=".pem")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(ssl.DER_cert_to_PEM_cert(der))
         info = ssl._ssl._test_decode_cert(path)  # type: ignore[attr-defined]
-        when = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(info["notAfter"]), dt.timezone.utc)
+        when = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(info["notAfter"]), dt.UTC)
         subject = ",".join("=".join(x) for rdn in info.get("subject", ()) for x in rdn)
         return when, subject
-    except Exception:
+    except Exception:  # noqa: BLE001 - a private decoder: a certificate it cannot read has no dates
         return None, None
     finally:
         os.unlink(path)

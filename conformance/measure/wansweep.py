@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import statistics
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..model.errors import MeasurementError
 from ..model.units import UnitError, parse_quantity
@@ -70,7 +71,9 @@ def sweep(site: Client, sweeps: list[tuple[str, str, str, list[float]]], ops: li
             outcomes: list[tuple[bool, float, str]] = []
             lock = threading.Lock()
 
-            def run(op: str, n: int) -> None:
+            # This step's list and lock, bound now: an operation still running after its join below
+            # (past timeout + 5 s) must not add its outcome to the next step's.
+            def run(op: str, n: int, outcomes: list = outcomes, lock: threading.Lock = lock) -> None:
                 if op == "pos":
                     out = sale_until_forwarded(site, f"{tag}-{n}", timeout)
                 else:

@@ -49,9 +49,11 @@ def read_input(path: str | Path, display: str | None = None, *, limit: int, what
         if stat.S_ISDIR(st.st_mode):
             raise ConfigError(display, None, None, f"is a directory, expected a {what}")
         if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(display, None, None, f"is not a regular file (a FIFO, device or socket), expected a {what}")
+            raise ConfigError(display, None, None,
+                              f"is not a regular file (a FIFO, device or socket), expected a {what}")
         if st.st_size > limit:
-            raise ConfigError(display, None, None, f"is {_size(st.st_size)}, more than a {what} may be ({_size(limit)})")
+            raise ConfigError(display, None, None,
+                              f"is {_size(st.st_size)}, more than a {what} may be ({_size(limit)})")
         os.set_blocking(fd, True)
         chunks, total = [], 0
         while True:

@@ -190,10 +190,12 @@ def check_fleet_entry(entry: dict, requirement: Any, requirements: list[dict]) -
     if entry.get("level") != requirement.level:
         problems.append(f"{key}: results say level {entry.get('level')}, the profile says {requirement.level}")
     if entry.get("expect") != fleet_expect(requirement):
-        problems.append(f'{key}: results say expect "{entry.get("expect")}", the profile gives "{fleet_expect(requirement)}"')
+        problems.append(f'{key}: results say expect "{entry.get("expect")}", '
+                        f'the profile gives "{fleet_expect(requirement)}"')
     want = fleet_fields({**entry, "quorum": requirement.quorum, "level": requirement.level}, requirements)
     if entry.get("status") != want["status"]:
-        problems.append(f"{key}: results say {entry.get('status')}, its sites give {want['status']} ({want['message']})")
+        problems.append(f"{key}: results say {entry.get('status')}, "
+                        f"its sites give {want['status']} ({want['message']})")
     elif entry.get("measured") != want["measured"] or entry.get("message") != want["message"]:
         problems.append(f'{key}: results say "{entry.get("message")}", its sites give "{want["message"]}"')
     if bool(entry.get("advisory")) != want["advisory"]:

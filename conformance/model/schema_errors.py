@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 
 import jsonschema
 
@@ -13,7 +13,7 @@ from .paths import schemas_dir
 from .yamlfile import YamlDoc
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict:
     return json.loads((schemas_dir() / name).read_text(encoding="utf-8"))
 

@@ -206,10 +206,10 @@ def _check_url(doc: YamlDoc, path: tuple, url: str) -> None:
     if not parts.hostname:
         raise doc.error(path, f'"{url}" has no host')
     try:
-        parts.port
+        port = parts.port  # urlsplit parses the port lazily: reading it raises on a bad one
     except ValueError:
         raise doc.error(path, f'"{url}" has an invalid port') from None
-    if parts.scheme in ("tcp", "udp") and parts.port is None:
+    if parts.scheme in ("tcp", "udp") and port is None:
         raise doc.error(path, f'"{url}" needs a port')
 
 

@@ -100,7 +100,7 @@ class Ended:
         return out
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Ended":
+    def from_dict(cls, d: Any) -> Ended:
         if not isinstance(d, dict):
             return cls("not-run", "no record of how the check ended")
         how = str(d["how"]) if d.get("how") in ENDINGS else "error"

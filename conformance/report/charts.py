@@ -17,13 +17,13 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
+from . import latency as L
+from .view import as_dict, as_list, clean, label
+
 # pygal installs a legacy meta-path importer (PluginImportFixer, for pygal.maps plugins we do not
 # use) that has find_module but no find_spec; pytest's importlib import mode calls find_spec on every
 # meta-path entry and breaks on it. Remove it once pygal is loaded.
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
-
-from . import latency as L
-from .view import as_dict, as_list, clean, label
 
 WIDTH, HEIGHT = 760, 320
 MAX_POINTS = 300  # timeseries are thinned to this many points to keep the SVG small

@@ -210,11 +210,13 @@ def _starved_break(p50_us: float | None, p99_us: float, error_ratio: float, p99_
     if pressure is None or p50_us is None:
         return False
     step = SimpleNamespace(id="step", level="must",
-                           expect=E.parse(f"p99 <= {p99_budget * 1000:g} ms and error_ratio <= {error_budget * 100:g} %"),
+                           expect=E.parse(f"p99 <= {p99_budget * 1000:g} ms "
+                                          f"and error_ratio <= {error_budget * 100:g} %"),
                            metric_dimensions={"p50": U.TIME, "p99": U.TIME, "error_ratio": U.RATIO})
     evidence = {"kind": "pressure", **{r: pressure.percent(r) for r in V.PRESSURE_RESOURCES},
                 "window_s": round(pressure.seconds, 3), "target_cores": cores}
-    measured = {"p50": (p50_us / 1000.0, "ms"), "p99": (p99_us / 1000.0, "ms"), "error_ratio": (error_ratio * 100.0, "%")}
+    measured = {"p50": (p50_us / 1000.0, "ms"), "p99": (p99_us / 1000.0, "ms"),
+                "error_ratio": (error_ratio * 100.0, "%")}
     return V.decide(step, "step", measured=measured, validity=[evidence]).status == "inconclusive"
 
 

@@ -126,7 +126,7 @@ def test_default_credentials(edge):
             edge.note(f"{name}: GET {url} -> {first.status} without credentials; no basic-auth challenge")
             continue
         protected += 1
-        for i, (user, password) in enumerate(pairs):
+        for user, password in pairs:
             if tried:
                 time.sleep(delay)
             tried += 1

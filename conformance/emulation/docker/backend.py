@@ -247,7 +247,7 @@ class DockerSite(Site):
                                 return False
                         else:
                             last = f"HTTP {resp.status}"
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     last = repr(exc)
                 await asyncio.sleep(HEALTH_POLL_S)
         raise SpawnError(f"container {self.container_name} not ready within {self.start_timeout:g} s "
@@ -411,7 +411,7 @@ def docker_time(value: str | None) -> float | None:
     text = value.rstrip("Z")
     whole, _, frac = text.partition(".")
     try:
-        base = dt.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
+        base = dt.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
     except ValueError:
         return None
     digits = "".join(ch for ch in frac if ch.isdigit())
@@ -423,14 +423,14 @@ async def mqtt_ready(host: str, port: int, timeout: float = 1.0) -> bool:
     connect = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 0])
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     try:
         writer.write(connect)
         await writer.drain()
         reply = await asyncio.wait_for(reader.readexactly(4), timeout)
         return reply[0] == 0x20 and reply[3] == 0
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
         return False
     finally:
         writer.close()

@@ -40,7 +40,8 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from . import HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_RECIPE, LABEL_TEMPORARY, WORKLOAD_ARGV
 
@@ -364,7 +365,8 @@ def _build_site(client: Any, tag: str, base_tag: str, digest: str, files: dict[s
                                            timeout=BUILD_TIMEOUT_S)
     except docker.errors.BuildError as exc:
         lines = [str(x.get("stream") or x.get("error") or "").strip() for x in exc.build_log]
-        raise ImageError(f"site image: docker build failed: {exc.msg}: {' | '.join(l for l in lines if l)[-800:]}") from None
+        log = " | ".join(line for line in lines if line)[-800:]
+        raise ImageError(f"site image: docker build failed: {exc.msg}: {log}") from None
     except docker.errors.APIError as exc:
         raise ImageError(f"site image: docker build failed: {exc.explanation or exc}") from None
     return image

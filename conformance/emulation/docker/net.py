@@ -175,7 +175,8 @@ def _netem_of(params: dict[str, Any]) -> list[str]:
                       params.get("bandwidth_bps"))
 
 
-def shaping_commands(dev: str, *, match: str, address: str, ports: list[int], params: dict[str, Any]) -> list[list[str]]:
+def shaping_commands(dev: str, *, match: str, address: str, ports: list[int],
+                     params: dict[str, Any]) -> list[list[str]]:
     """tc commands: traffic on `dev` whose `match` (dst|src) address/port is the relay gets netem.
 
     Other traffic (the site's clients, the harness) stays on band 1:2, unshaped.

@@ -16,7 +16,8 @@ from .result import SCHEMA, LatencyResult
 from .safety import TargetRefused, check_target, is_loopback_host
 
 __all__ = [
-    "PROTOCOLS", "SCHEMA", "CallbackProtocol", "Floor", "LatencyResult", "ProbeConfig", "Protocol", "Target", "TargetRefused",
+    "PROTOCOLS", "SCHEMA", "CallbackProtocol", "Floor", "LatencyResult", "ProbeConfig", "Protocol", "Target",
+    "TargetRefused",
     "calibrate", "check_target", "decode", "encode", "is_loopback_host", "make_protocol",
     "measure_floor", "merge_encoded", "new_histogram", "parse_target", "probe", "register_protocol",
     "run_probe", "summarize",

@@ -240,7 +240,7 @@ class LoopbackServer(_UrlsMixin):
         loop = self._loop = new_probe_loop()
         try:
             loop.run_until_complete(self._servers.start())
-        except BaseException as exc:  # reported to start()
+        except BaseException as exc:  # noqa: BLE001 - the server thread reports any start failure to start()
             self._error = exc
             self._ready.set()
             loop.close()

@@ -298,7 +298,7 @@ class _ProbeRun:
             try:
                 async with asyncio.timeout(self.config.timeout):
                     done = await self.protocol.request()
-            except Exception as exc:  # counted by kind, never dropped; CancelledError propagates
+            except Exception as exc:  # noqa: BLE001 - every failure is counted by kind; CancelledError propagates
                 if measured:
                     recorder.failed(exc)
             else:

@@ -125,7 +125,7 @@ def run_local(config: LoadConfig) -> dict[str, Any]:
     def measure() -> None:
         try:
             report.set(session.measure(runner, config.iteration_rate, "local", 0))
-        except BaseException as exc:  # surfaces in main() instead of waiting for the hard timeout
+        except BaseException as exc:  # noqa: BLE001 - surfaces in main() instead of waiting for the hard timeout
             report.set_exception(exc)
 
     def on_spawned(user_count: int, **_: Any) -> None:
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         output = run_master(config) if config.distributed else run_local(config)
         code = 0
-    except BaseException as exc:  # the driver reads the reason from the output file
+    except BaseException as exc:  # noqa: BLE001 - the child's last resort: the driver reads why from the output file
         output = {"reports": [], "errors": [f"{type(exc).__name__}: {exc}"], "traceback": traceback.format_exc()}
         code = 1
     output["locust_version"] = locust.__version__

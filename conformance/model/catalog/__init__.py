@@ -19,7 +19,7 @@ class Param:
     doc: str
     required: bool = False
     default: object = None
-    items: "QuantityItems | ChoiceItems | None" = None  # what each list element (or a str param) must be
+    items: QuantityItems | ChoiceItems | None = None  # what each list element (or a str param) must be
 
 
 @dataclass(frozen=True)
