@@ -97,11 +97,11 @@ def test_a_management_endpoint_the_target_does_not_declare_is_not_measured():
 def test_what_leaves_a_site_needs_its_uplink():
     data = _suite("data/test_data.py")
     with pytest.raises(NotApplicable, match="central site: no uplink"):
-        data._central_base(FakeEdge(CENTRAL))
+        data._central(FakeEdge(CENTRAL), 1.0)
     with pytest.raises(NotMeasured) as got:
-        data._central_base(FakeEdge(LOOSE_STORE))
+        data._central(FakeEdge(LOOSE_STORE), 1.0)
     assert got.value.remedy == "name the central site of store-9 as its `uplink` in the target file"
-    assert data._central_base(FakeEdge(STORE, [CENTRAL, STORE])) == ("central", "http://127.0.0.1:1")
+    assert data._central(FakeEdge(STORE, [CENTRAL, STORE]), 1.0).base == "http://127.0.0.1:1"
 
 
 def test_a_fleet_check_on_a_central_site_without_a_fleet_is_not_measured_elsewhere_not_applicable():
