@@ -13,9 +13,9 @@ def test_footprint_checks(fake_site, make_site, edge_run):
     both = ["lean", "heavy"]
     reqs = [
         _req("MEM", "footprint.memory", "rss <= 150 MiB", sites=both),
-        _req("CPU", "footprint.cpu", "cpu <= 0.1 cores", {"window": "1 s"}, sites=both),
+        _req("CPU", "footprint.cpu", "cpu <= 0.1 cores", {"window": "0.5 s"}, sites=both),
         _req("CPU-LOAD", "footprint.cpu", "cpu <= 0.8 cores and achieved_rps >= 15 rps",
-             {"window": "1.5 s", "load_rps": 20, "path": "/health"}, sites=["lean"]),
+             {"window": "1 s", "load_rps": 20, "path": "/health"}, sites=["lean"]),
         _req("DISK", "footprint.disk", "used <= 1 MiB", sites=both),
         _req("PROCS", "footprint.processes", "count <= 2", sites=["lean"]),
         _req("PROCS-TIGHT", "footprint.processes", "count <= 1", sites=["lean"]),
