@@ -9,6 +9,8 @@ imports these, never a conftest):
 * `results`: reading results.json (`read_results`, `entry`, `entries`, `measured`, `left_out`, `starved`).
 * `servers`: loopback HTTP servers (`StubServer` in a thread, `script_server` for the aiohttp ones run
   as a process of their own: `servers/delay.py`, `servers/loopback.py`) and `refused_url`/`hanging_url`.
+* `processes`: `ReadyChild` (a child that prints a JSON ready line and stops at stdin EOF: workloads,
+  linkd, the script servers) and `stop_at_eof`.
 * `edge`: `RecordingEdge`, a stand-in for the `edge` fixture when a test calls a check directly.
 * `certify`: the certification tests' credential, in-process CLI and bundle surgery.
 * `waits`: `wait_for` (poll until true, or fail naming what was awaited) and `wait_gone`/`tagged` (the

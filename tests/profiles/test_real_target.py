@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers.cli import cli_env
+from tests.helpers.processes import ReadyChild
 
 WORKLOAD = [sys.executable, "-m", "edge_workloads"]
 FAST = json.dumps({"heartbeat_interval_s": 0.5, "config_poll_interval_s": 0.5})
@@ -37,28 +37,10 @@ requirements:
 """
 
 
-class Site:
-    def __init__(self, root: Path, role: str, name: str, *extra: str):
-        self.log = open(root / f"{name}.log", "ab")
-        self.proc = subprocess.Popen([*WORKLOAD, "--role", role, "--name", name, "--data-dir", str(root / name),
-                                      "--port", "0", *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline() if ready else b""
-        if not line:
-            self.stop()
-            raise AssertionError(f"{name} did not start: {(root / f'{name}.log').read_text()[-2000:]}")
-        self.url = f"http://127.0.0.1:{json.loads(line)['port']}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # the workloads stop at stdin EOF
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
+def _site(root: Path, role: str, name: str, *extra: str) -> ReadyChild:
+    """A workload process; its ready line has its port (`.url`)."""
+    return ReadyChild([*WORKLOAD, "--role", role, "--name", name, "--data-dir", str(root / name), "--port", "0",
+                       *extra], root / f"{name}.log", grace=10)
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +48,11 @@ def target(tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
     sites = []
     try:
-        central = Site(root, "central", "central")
+        central = _site(root, "central", "central")
         sites.append(central)
-        good = Site(root, "edge", "good-1", "--central-url", central.url, "--site-config", FAST)
+        good = _site(root, "edge", "good-1", "--central-url", central.url, "--site-config", FAST)
         sites.append(good)
-        bad = Site(root, "edge", "bad-1", "--central-url", central.url, "--site-config", FAST,
+        bad = _site(root, "edge", "bad-1", "--central-url", central.url, "--site-config", FAST,
                    "--defects", "raw-telemetry,leak-personal,no-heartbeat,ignore-config")
         sites.append(bad)
         doc = {"name": "real-loopback", "sites": [

@@ -16,6 +16,8 @@ import yaml
 
 from conformance.model.paths import suites_dir
 
+from tests.helpers.processes import stop_at_eof
+
 HERE = Path(__file__).resolve().parent
 FAKE_SITE = HERE / "fake_site.py"
 
@@ -38,16 +40,7 @@ class FakeSite:
         return f"{scheme}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(3)
+        stop_at_eof(self.proc, 3)
 
 
 @pytest.fixture

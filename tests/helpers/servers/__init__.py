@@ -15,14 +15,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import socket
-import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository: `python -m tests.helpers.servers.X` from here
 
@@ -68,23 +66,17 @@ class StubServer:
 
 
 @contextlib.contextmanager
-def script_server(module: str, *args: str, ready_timeout: float = 20) -> Iterator[str]:
+def script_server(module: str, *args: Any, ready_timeout: float = 20) -> Iterator[str]:
     """The base URL of `python -m tests.helpers.servers.MODULE ARGS`, stopped (stdin closed) at exit."""
+    from tests.helpers.processes import ReadyChild
+
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-m", f"tests.helpers.servers.{module}", *map(str, args)],
-                            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = ReadyChild([sys.executable, "-m", f"tests.helpers.servers.{module}", *args],
+                        ready_timeout=ready_timeout, cwd=ROOT, env=env)
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], ready_timeout)
-        line = proc.stdout.readline() if ready else ""
-        assert line, f"the {module} server did not start"
-        yield f"http://127.0.0.1:{json.loads(line)['port']}"
+        yield server.url
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        server.stop()
 
 
 async def serve(app, backlog: int = 128) -> None:

@@ -8,10 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
-import select
-import signal
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -20,47 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helpers.processes import ReadyChild
+
 HERE = Path(__file__).resolve().parent
 CTL = HERE / "standin_ctl.py"
 
 
 # ---------------------------------------------------------------------------------------------
 # stand-in real target
-
-
-class Proc:
-    """A child that prints one JSON ready line; stops at stdin EOF (our workloads and linkd do)."""
-
-    def __init__(self, args: list[str], log: Path):
-        self.log = open(log, "ab")
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
-        readable, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline() if readable else b""
-        if not line:
-            self.stop()
-            raise AssertionError(f"{args} did not become ready: {log.read_text()[-2000:]}")
-        self.ready = json.loads(line)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGCONT)  # a paused child cannot read its EOF
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 5) -> Any:
@@ -78,7 +41,7 @@ class StandIn:
 
     def __init__(self, root: Path):
         self.root = root
-        self.procs: list[Proc] = []
+        self.procs: list[ReadyChild] = []
         wl = [sys.executable, "-m", "edge_workloads"]
         fast = json.dumps({"cache_ttl_s": 1.0, "heartbeat_interval_s": 0.5, "config_poll_interval_s": 0.5})
         self.central = self._start([*wl, "--role", "central", "--name", "central", "--data-dir",
@@ -93,8 +56,8 @@ class StandIn:
         self.central_url = f"http://127.0.0.1:{self.central.ready['port']}"
         self.edge_url = f"http://127.0.0.1:{self.edge.ready['port']}"
 
-    def _start(self, args: list[str], name: str) -> Proc:
-        proc = Proc(args, self.root / f"{name}.log")
+    def _start(self, args: list[str], name: str) -> ReadyChild:
+        proc = ReadyChild(args, self.root / f"{name}.log")
         self.procs.append(proc)
         return proc
 
