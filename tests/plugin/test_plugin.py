@@ -10,7 +10,7 @@ import pytest
 
 from conformance.model.paths import schemas_dir
 
-from .conftest import FAST, req
+from tests.plugin.sandbox import FAST, req
 
 
 def results_schema():

@@ -13,7 +13,7 @@ import yaml
 from conformance.engine import lifecycle
 from conformance.pytest_plugin import PLUGIN_NAME, EdgePlugin, run_plugin
 
-from .conftest import CHECKS, FAST, SITES, req
+from tests.plugin.sandbox import CHECKS, FAST, SITES, req
 
 
 @pytest.fixture

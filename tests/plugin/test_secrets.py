@@ -17,7 +17,7 @@ import yaml
 
 from conformance.model import secrets as S
 
-from .conftest import FAST, SITES, req
+from tests.plugin.sandbox import FAST, SITES, req
 
 VAR = "EDGE_PLUGIN_TEST_TOKEN"
 

@@ -16,7 +16,7 @@ from conformance.cli import main
 from conformance.model.errors import ConfigError
 from conformance.certify import compare as C
 
-from .conftest import not_measured, req, results
+from tests.report.samples import not_measured, req, results
 
 V2 = "edge-conformance/results/v2"
 

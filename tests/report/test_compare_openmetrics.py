@@ -9,7 +9,7 @@ import pytest
 from conformance.certify import compare as C
 from conformance.report.openmetrics import render_openmetrics
 
-from .conftest import not_measured, req, results
+from tests.report.samples import not_measured, req, results
 
 
 def _status_rows(base: dict, new: dict) -> dict[str, tuple[str, str]]:

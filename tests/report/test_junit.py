@@ -216,7 +216,7 @@ def test_tolerates_missing_optional_keys(schema):
                                             ("not-measured", "skipped"), ("fail", "failure")])
 def test_a_should_that_did_not_pass_never_passes(status, element, schema):
     """Once written as a pass, a should-level error hid from CI that nothing was measured."""
-    from .conftest import req, results
+    from tests.report.samples import req, results
 
     r = req("BASE-X-01", status=status, level="should", message=f"BASE-X-01 store-1: {status} here")
     lenient = render_junit(results([r], "conformant"))

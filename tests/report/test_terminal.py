@@ -8,7 +8,7 @@ import re
 from conformance.report import terminal as T
 from conformance.report.terminal import render_terminal
 
-from .conftest import not_measured, req, results
+from tests.report.samples import not_measured, req, results
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
