@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from types import SimpleNamespace
 
 from conformance.model import recompute as RC
 from conformance.model import verdict as V

@@ -8,7 +8,7 @@ from tests.helpers.cli import run_cli, write_profile
 def test_list():
     proc = run_cli("profiles", "list")
     assert proc.returncode == 0, proc.stderr
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("edge-baseline "))
+    line = next(row for row in proc.stdout.splitlines() if row.startswith("edge-baseline "))
     assert "requirements" in line and "must" in line
 
 

@@ -100,10 +100,10 @@ def test_faults_reach_our_own_deployment_and_not_another_roots(roots, tmp_path, 
         with start_deployment(str(topo), run_id=run_id("faults-a"), timeout=30) as ours:
             faults = EmulatedFaults(ours.control_url, timeout=10, run_id=ours.run_id)
             faults.partition("shop")
-            assert any(l["partitioned"] for l in faults.status()["links"] if l["name"] == "wan:shop")
+            assert any(link["partitioned"] for link in faults.status()["links"] if link["name"] == "wan:shop")
             faults.heal("shop")
         with pytest.raises(NotMeasured, match="not an emulated deployment of this state root"):
             EmulatedFaults(theirs.control_url, timeout=10).partition("shop")
-        assert not any(l["partitioned"] for l in theirs.status()["links"])
+        assert not any(link["partitioned"] for link in theirs.status()["links"])
     finally:
         theirs.stop()

@@ -26,7 +26,7 @@ def _cert(path: Path) -> x509.Certificate:
 
 
 def _days_left(cert: x509.Certificate) -> float:
-    return (cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400
+    return (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds() / 86400
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_site_certificates_chain_to_the_ca_and_name_loopback(material):
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert ipaddress.ip_address("127.0.0.1") in san.get_values_for_type(x509.IPAddress)
         assert {"localhost", name} <= set(san.get_values_for_type(x509.DNSName))
-        assert cert.not_valid_before_utc <= dt.datetime.now(dt.timezone.utc)
+        assert cert.not_valid_before_utc <= dt.datetime.now(dt.UTC)
 
 
 def test_a_year_of_validity_and_seven_days_with_the_expiring_cert_defect(material):

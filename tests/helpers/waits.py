@@ -4,7 +4,8 @@ carry a run's tag (see `tests.helpers.cli.run_edge_watched`)."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 TAG_VAR = "EDGE_LOADSUITE_TEST_TAG"  # every process a tagged run starts inherits it
 LOAD_NEEDLES = ("locust", "conformance.measure.load")  # the command lines of a load measurement

@@ -153,7 +153,7 @@ def test_summary_mean_stdev_and_jitter():
 
 
 @pytest.mark.parametrize(("exc", "kind"), [
-    (TimeoutError(), "timeout"), (asyncio.TimeoutError(), "timeout"),
+    (TimeoutError(), "timeout"), (TimeoutError(), "timeout"),
     (ConnectionRefusedError(), "connection_refused"), (ConnectionResetError(), "connection_reset"),
     (asyncio.IncompleteReadError(b"", 10), "connection_closed"), (HTTPStatusError(503), "http_503"),
     (OSError(113, "No route to host"), "os_ehostunreach"), (ValueError("x"), "unexpected_ValueError"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
@@ -182,7 +181,7 @@ class _Response:
 def test_error_kinds():
     assert error_kind(Exception("x"), _Response(503)) == "http_503"
     assert error_kind(ConnectionRefusedError(), _Response(0)) == "connection_refused"
-    assert error_kind(socket.timeout()) == "timeout"
+    assert error_kind(TimeoutError()) == "timeout"
     assert error_kind(TimeoutError()) == "timeout"
 
 

@@ -26,7 +26,7 @@ from conformance.model.profile import Profile, Requirement, list_profiles, load_
 from conformance.model.recompute import measured_of
 from tests.helpers.cli import CLI, run_command
 
-from .mutations import EDGE, EXPECTED_SKIPS, PLANS, DefectRun, Mutation, gap_reason, mutations_for
+from .mutations import EXPECTED_SKIPS, PLANS, DefectRun, Mutation, gap_reason, mutations_for
 
 DEFAULT_TOPOLOGY = "retail"  # what `run` brings up for a profile without a topology (engine/lifecycle.py)
 LANES = 2  # one lane of healthy runs + one of defect runs: 2 cores
@@ -284,7 +284,7 @@ class Campaign:
             return
         try:
             future.set_result(execute(self.plan.runs[name], self.root))
-        except BaseException as exc:  # handed to the test that waits for it
+        except BaseException as exc:  # noqa: BLE001 - handed to the test that waits for it
             future.set_exception(exc)
 
     def _drive(self, wanted: list[str], lanes: int) -> None:

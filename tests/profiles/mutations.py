@@ -19,7 +19,7 @@ requirement here needs one (see docs/profiles.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from conformance.model.profile import Requirement
 

@@ -13,7 +13,7 @@ from conformance.model.profile import load_profile
 from conformance.model.topology import load_topology
 
 from .campaign import own_musts, plan_campaign, reference_topology
-from .mutations import CHECK_MUTATIONS, EDGE, GAPS, PLANS, gap_reason, mutations_for
+from .mutations import CHECK_MUTATIONS, EDGE, GAPS, PLANS, mutations_for
 
 PLAN = plan_campaign()
 

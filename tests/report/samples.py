@@ -94,7 +94,7 @@ def results(requirements: list[dict], verdict: str, state: str = "finished", **e
     return doc
 
 
-@functools.lru_cache(maxsize=None)  # recording 20k values takes a while; the encoding is immutable
+@functools.cache  # recording 20k values takes a while; the encoding is immutable
 def histogram(median_us: float, spread: float = 0.5, n: int = 20000, seed: int = 1) -> str:
     """A real HDR histogram of lognormal latencies, encoded as results.json stores it."""
     rng = random.Random(seed)

@@ -168,7 +168,7 @@ def _write_certs(root: Path) -> Certs:
     from cryptography.x509.oid import NameOID
     import ipaddress
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     def key():
         return ec.generate_private_key(ec.SECP256R1())

@@ -100,13 +100,13 @@ class SiteProcess:
         self.ready: dict[str, Any] = {}
         self._stderr_path = os.path.join(data_dir + ".stderr")
 
-    def spawn(self) -> "SiteProcess":
+    def spawn(self) -> SiteProcess:
         self._stderr = open(self._stderr_path, "ab")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr)
         return self
 
-    def wait_ready(self) -> "SiteProcess":
+    def wait_ready(self) -> SiteProcess:
         assert self.proc is not None and self.proc.stdout is not None
         readable, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT_S)
         line = self.proc.stdout.readline() if readable else b""
@@ -145,7 +145,7 @@ class SiteProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
 
-    def restart(self) -> "SiteProcess":
+    def restart(self) -> SiteProcess:
         """Same arguments (and so the same data dir) again, on the same port."""
         self.kill()
         self.args[self.args.index("--port") + 1] = str(self.port)

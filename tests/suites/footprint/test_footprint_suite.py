@@ -22,7 +22,7 @@ def test_footprint_checks(fake_site, make_site, edge_run):
         _req("MEM-SITE", "footprint.memory", "rss <= 1 GiB", {"scope": "site"}, sites=["noscope"]),
         _req("MEM-HOST", "footprint.memory", "rss >= 1 MiB", sites=["noscope"]),
         _req("MEM-PATTERN", "footprint.memory", "rss >= 200 MiB",
-             {"process": f"--ready-file \\S*ready-heavy"}, sites=["noscope"]),
+             {"process": "--ready-file \\S*ready-heavy"}, sites=["noscope"]),
         _req("DISK-NONE", "footprint.disk", "used <= 1 MiB", sites=["noscope"]),
     ]
     sites = [make_site("lean", lean), make_site("heavy", heavy),

@@ -152,7 +152,7 @@ def test_deadline_stops_waiting():
         with_deadline(lambda: time.sleep(5), 0.2, "slow")
     assert time.monotonic() - started < 1.0
     host = EdgeHost("local://", timeout=1)
-    host.facts  # probes; the host has `timeout`, so the command itself is killed too
+    _ = host.facts  # probes; the host has `timeout`, so the command itself is killed too
     started = time.monotonic()
     with pytest.raises(MeasurementError):
         host.run("sleep 30", timeout=1)

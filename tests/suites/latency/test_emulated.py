@@ -209,7 +209,7 @@ def slow(tmp_path_factory, satcom):
         done = {name: f.result() for name, f in futures.items()}
     # Three deployments probed at once on 2 cores can starve a prober, whose self-check then says
     # inconclusive (rightly). Such a run gets one re-run, alone, with the product's own --rerun-failed.
-    for name, (code, results, output) in list(done.items()):
+    for name, (_code, results, _output) in list(done.items()):
         if any(r["status"] == "inconclusive" for r in results.get("requirements", [])):
             done[name] = run_edge("--rerun-failed", tmp / name / "results.json", out=tmp / f"{name}-rerun")
     return done
