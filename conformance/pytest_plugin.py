@@ -173,7 +173,9 @@ class EdgeContext:
         (only with --edge-allow-faults / run --allow-faults). See conformance/faults."""
         from .faults import faults_for
 
-        return faults_for(self.target, self.site, allow_real=self._session.allow_faults)
+        record = getattr(self._session, "record", None)  # the run id tags what a fault installs on a site
+        run_id = record.data.get("run_id") if record is not None else None
+        return faults_for(self.target, self.site, allow_real=self._session.allow_faults, run_id=run_id)
 
 
 class Recording:

@@ -13,7 +13,9 @@ Two implementations behind one small interface (`Faults`):
 
 * an emulated deployment (the target file has `emulation:`): the supervisor's control API
   (`emulated.EmulatedFaults`), always allowed, every action supported;
-* a real deployment: the site's fault hooks, commands from the target file (`hooks.HookFaults`),
+* a real deployment: the site's built-in faults granted in the target file (`faults:`, run on the
+  site's own host with a dead-man switch there: `onsite.OnSiteFaults`) and its fault hooks, commands
+  from the target file (`hooks.HookFaults`; a hook takes precedence for its pair of actions), both
   only with `--allow-faults` (`run --allow-faults`, `pytest --edge-allow-faults`). Without it
   `faults_for` skips the requirement ("fault hooks not allowed: pass --allow-faults"); an action
   without its hook skips it ("no fault hook: partition"). A fault is never silently not injected,
@@ -60,13 +62,17 @@ class Faults:
 
     kind = "abstract"
 
-    def __init__(self, target: Any, site: Any, allow_real: bool = False):
+    def __init__(self, target: Any, site: Any, allow_real: bool = False, run_id: str | None = None):
         self.target = target
         self.site = site
         self.allow_real = allow_real
+        self.run_id = run_id
         self.log: list[str] = []
         self.other_site = False  # faults for a site other than the requirement's (named in skips)
         self.cut_mode = "hold"  # the mode of the last partition: heal hooks are told what they undo
+        # How long the check means the next fault to last (s), when it says: a built-in fault on a real
+        # site undoes itself on the site this long (plus the target's margin) after it began.
+        self.expected_s: float | None = None
 
     # -- what can be done here
 
@@ -99,34 +105,37 @@ class Faults:
 
     def for_site(self, site: Any) -> Faults:
         """The same kind of fault injection, with the same permission, for another site (central)."""
-        other = faults_for(self.target, site, allow_real=self.allow_real)
+        other = faults_for(self.target, site, allow_real=self.allow_real, run_id=self.run_id)
         other.other_site = True
         return other
 
     # -- actions
 
-    def partition(self, mode: str = "hold") -> None:
+    def partition(self, mode: str = "hold", *, duration: float | None = None) -> None:
         """Cut the site's WAN: nothing crosses until heal().
 
         mode "hold": what was in flight is held and delivered at heal (a short cut, TCP retransmits);
         "drop": every connection across the WAN is reset at the cut and nothing sent before or during
         it arrives later (a long outage: TCP gave up, a NAT or firewall lost its state).
+        `duration`: how long the check means it to last (s), when it knows.
         """
         if mode not in CUT_MODES:
             raise ValueError(f"unknown cut mode {mode!r} (modes: {', '.join(CUT_MODES)})")
         self.cut_mode = mode
+        self.expected_s = duration
         self._run("partition", cut_mode=mode)
 
     def heal(self) -> None:
         self._run("heal", cut_mode=self.cut_mode)
 
     def degrade(self, *, delay_ms: float | None = None, jitter_ms: float | None = None,
-                loss: float | None = None, bandwidth_bps: int | None = None) -> None:
+                loss: float | None = None, bandwidth_bps: int | None = None, duration: float | None = None) -> None:
         """Change the site's WAN: delay_ms one-way, loss a fraction (0.05 = 5 %), bandwidth_bps bit/s."""
         params = {k: v for k, v in (("delay_ms", delay_ms), ("jitter_ms", jitter_ms), ("loss", loss),
                                     ("bandwidth_bps", bandwidth_bps)) if v is not None}
         if not params:
             raise ValueError("degrade() needs at least one of delay_ms, jitter_ms, loss, bandwidth_bps")
+        self.expected_s = duration
         self._run("degrade", **params)
 
     def reset(self) -> None:
@@ -140,15 +149,17 @@ class Faults:
     def restart(self) -> None:
         self._run("restart")
 
-    def stop(self) -> None:
+    def stop(self, *, duration: float | None = None) -> None:
         """Take the site down until start()."""
+        self.expected_s = duration
         self._run("stop")
 
     def start(self) -> None:
         self._run("start")
 
-    def pause(self) -> None:
+    def pause(self, *, duration: float | None = None) -> None:
         """Freeze the site (SIGSTOP): connections stay open, nothing is answered, until resume()."""
+        self.expected_s = duration
         self._run("pause")
 
     def resume(self) -> None:
@@ -156,18 +167,22 @@ class Faults:
 
     # -- faults that must always be undone
 
-    def partitioned(self, mode: str = "hold") -> contextlib.AbstractContextManager[None]:
+    # `duration` (s): how long the block is meant to last, when the check knows; a built-in fault on a
+    # real site undoes itself there after it plus the target's margin, even if the harness is gone.
+
+    def partitioned(self, mode: str = "hold", *, duration: float | None = None
+                    ) -> contextlib.AbstractContextManager[None]:
         """Partition (in `mode`) for the length of the block; heal whatever happens (also on Ctrl-C)."""
-        return self._undone(lambda: self.partition(mode), self.heal, "heal")
+        return self._undone(lambda: self.partition(mode, duration=duration), self.heal, "heal")
 
-    def degraded(self, **params: Any) -> contextlib.AbstractContextManager[None]:
-        return self._undone(lambda: self.degrade(**params), self.reset, "reset")
+    def degraded(self, *, duration: float | None = None, **params: Any) -> contextlib.AbstractContextManager[None]:
+        return self._undone(lambda: self.degrade(duration=duration, **params), self.reset, "reset")
 
-    def paused(self) -> contextlib.AbstractContextManager[None]:
-        return self._undone(self.pause, self.resume, "resume")
+    def paused(self, *, duration: float | None = None) -> contextlib.AbstractContextManager[None]:
+        return self._undone(lambda: self.pause(duration=duration), self.resume, "resume")
 
-    def stopped(self) -> contextlib.AbstractContextManager[None]:
-        return self._undone(self.stop, self.start, "start")
+    def stopped(self, *, duration: float | None = None) -> contextlib.AbstractContextManager[None]:
+        return self._undone(lambda: self.stop(duration=duration), self.start, "start")
 
     @contextlib.contextmanager
     def _undone(self, do, undo, undo_name: str) -> Iterator[None]:
@@ -227,11 +242,13 @@ class EmulatedSiteFaults(Faults):
         self.log.append(f"{action} {name}")
 
 
-def faults_for(target: Any, site: Any, allow_real: bool = False) -> Faults:
+def faults_for(target: Any, site: Any, allow_real: bool = False, run_id: str | None = None) -> Faults:
     """Fault injection for `site` (a Site or a site name) of `target`.
 
-    Emulated targets: always. Real targets: the site's hooks, only when `allow_real` (the run's
-    --allow-faults); otherwise the requirement is skipped here, before anything is touched.
+    Emulated targets: always. Real targets: the site's built-in faults (`faults:`) and hooks, only
+    when `allow_real` (the run's --allow-faults); otherwise the requirement is skipped here, before
+    anything is touched. `run_id` tags what a built-in fault installs on a site (default: one id per
+    harness process).
     """
     if isinstance(site, str):
         site = target.site(site)
@@ -247,7 +264,12 @@ def faults_for(target: Any, site: Any, allow_real: bool = False) -> Faults:
         skip(NOT_ALLOWED, NOT_ALLOWED_REMEDY)
     from .hooks import HookFaults
 
-    return HookFaults(target, site, allow_real=True)
+    hooks = HookFaults(target, site, allow_real=True)
+    if getattr(site, "faults", None) is not None:
+        from .onsite import OnSiteFaults
+
+        return OnSiteFaults(target, site, run_id=run_id, hooks=hooks)
+    return hooks
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Target files: the deployment under test, its sites, endpoints, hosts and fault hooks.
+"""Target files: the deployment under test, its sites, endpoints, hosts, fault hooks and built-in faults.
 
 Secrets never live in a target file: credentials are `${ENV_VAR}` references resolved when a check
 needs them, and `redacted()` is what reports see.
@@ -6,6 +6,7 @@ needs them, and `redacted()` is what reports see.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,46 @@ class Hook:
     timeout: float
 
 
+FAULT_FILTERS = ("auto", "nft", "iptables")
+DEFAULT_FAULT_MARGIN_S = 30.0
+DEFAULT_FAULT_LIMIT_S = 300.0
+_INTERFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+_SERVICE = re.compile(r"^[A-Za-z0-9@._:\\-]+$")
+
+
+@dataclass
+class WanGrant:
+    """`faults.wan`: partition and degrade the site's WAN with a packet filter and tc on its own host."""
+
+    peers: list[str]            # IP addresses or CIDRs as written; "uplink": the uplink site's endpoint hosts
+    interface: str | None = None
+    filter: str = "auto"        # auto (nft when the host has it, else iptables) | nft | iptables
+
+
+@dataclass
+class ProcessGrant:
+    """`faults.process`: kill, pause, resume, restart (stop, start) the site's workload on its host."""
+
+    pattern: str | None = None  # a pgrep -f pattern of its command line
+    service: str | None = None  # a systemd unit
+    start: str | None = None    # with pattern: the shell command that starts it (restart, start)
+
+
+@dataclass
+class SiteFaults:
+    """A site's `faults:` section: the built-in faults its owner grants (conformance/faults/onsite.py)."""
+
+    host: str                   # the testinfra host spec they run on (one of the site's hosts)
+    sudo: bool = False
+    margin: float = DEFAULT_FAULT_MARGIN_S   # dead-man: a fault is undone on the site this long after its end
+    limit: float = DEFAULT_FAULT_LIMIT_S     # the longest a fault whose length the check does not state lasts
+    wan: WanGrant | None = None
+    process: ProcessGrant | None = None
+
+    def granted(self) -> list[str]:
+        return [name for name in ("wan", "process") if getattr(self, name) is not None]
+
+
 @dataclass
 class Site:
     name: str
@@ -44,6 +85,7 @@ class Site:
     labels: dict[str, Any] = field(default_factory=dict)
     uplink: str | None = None
     ca_file: str | None = None  # CA bundle for the site's https endpoints (absolute path)
+    faults: SiteFaults | None = None  # built-in faults granted on the site's own host
 
     def endpoint(self, name: str) -> str:
         try:
@@ -107,6 +149,7 @@ class Target:
                 "hosts": [_strip_userinfo(h) for h in s.hosts],
                 "credentials": {k: "${" + v + "}" for k, v in s.credentials.items()},
                 "hooks": sorted(s.hooks),
+                **({"faults": s.faults.granted()} if s.faults else {}),
             })
         return out
 
@@ -172,15 +215,85 @@ def _build(doc: YamlDoc) -> Target:
                 raise doc.error(where + ("hooks", hname, "timeout"), "a hook timeout must be positive")
             _check_hook_command(doc, where + ("hooks", hname, "command"), h["command"])
             hooks[hname] = Hook(hname, h["command"], timeout)
+        faults = _site_faults(doc, where + ("faults",), raw) if raw.get("faults") is not None else None
         sites.append(Site(name=name, role=raw["role"], endpoints=dict(raw.get("endpoints") or {}),
                           hosts=list(raw.get("hosts") or []), credentials=creds, hooks=hooks,
                           labels=dict(raw.get("labels") or {}), uplink=raw.get("uplink"),
-                          ca_file=_ca_file(doc, where + ("ca_file",), raw.get("ca_file"))))
+                          ca_file=_ca_file(doc, where + ("ca_file",), raw.get("ca_file")), faults=faults))
     for i, s in enumerate(sites):
         if s.uplink is not None and s.uplink not in seen:
             raise doc.error(("sites", i, "uplink"),
                             f'no site named "{s.uplink}"{did_you_mean(s.uplink, seen)}')
     return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"))
+
+
+def _site_faults(doc: YamlDoc, path: tuple, raw: dict) -> SiteFaults:
+    """A site's `faults:` (the schema checked the shape): the host they run on, durations, grants."""
+    from .profile import parse_duration
+
+    f = raw["faults"]
+    hosts = list(raw.get("hosts") or [])
+    if not hosts:
+        raise doc.error(path, "built-in faults run on one of the site's hosts: give the site "
+                              "hosts: [ssh://...] (a testinfra host spec)")
+    chosen = f.get("host")  # like a host check's `host` param: part of one of the site's host specs
+    host = next((h for h in hosts if chosen is None or chosen in h), None)
+    if host is None:
+        raise doc.error(path + ("host",), f'"{chosen}" is not part of any of the site\'s hosts'
+                                          f"{did_you_mean(chosen, hosts)} (hosts: {', '.join(hosts)})")
+    times = {}
+    for key, default in (("margin", DEFAULT_FAULT_MARGIN_S), ("limit", DEFAULT_FAULT_LIMIT_S)):
+        try:
+            times[key] = parse_duration(f[key]) if key in f else default
+        except ValueError as exc:
+            raise doc.error(path + (key,), str(exc)) from None
+        if times[key] <= 0:
+            raise doc.error(path + (key,), f"{key} must be positive")
+    if not f.get("wan") and not f.get("process"):
+        raise doc.error(path, "grants nothing: give it wan: {peer: ...} and/or process: {pattern: ...} "
+                              "or process: {service: ...}")
+    wan = None
+    if f.get("wan"):
+        w = f["wan"]
+        peers = w["peer"] if isinstance(w["peer"], list) else [w["peer"]]
+        for j, peer in enumerate(peers):
+            where = path + ("wan", "peer") + ((j,) if isinstance(w["peer"], list) else ())
+            if peer == "uplink":
+                if not raw.get("uplink"):
+                    raise doc.error(where, 'peer "uplink" needs the site\'s `uplink` (the site its WAN reaches)')
+                continue
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError:
+                raise doc.error(where, f'"{peer}" is not an IP address or CIDR (or "uplink": the hosts of '
+                                       "the uplink site's endpoints)") from None
+        interface = w.get("interface")
+        if interface is not None and not _INTERFACE.match(interface):
+            raise doc.error(path + ("wan", "interface"), f'"{interface}" is not a network interface name')
+        wan = WanGrant(peers=list(peers), interface=interface, filter=w.get("filter", "auto"))
+    process = None
+    if f.get("process"):
+        p = f["process"]
+        where = path + ("process",)
+        if bool(p.get("pattern")) == bool(p.get("service")):
+            raise doc.error(where, "give exactly one of pattern (a pgrep -f pattern of the workload's command "
+                                   "line) and service (its systemd unit)")
+        if p.get("service") and not _SERVICE.match(p["service"]):
+            raise doc.error(where + ("service",), f'"{p["service"]}" is not a systemd unit name')
+        if p.get("pattern"):
+            try:
+                re.compile(p["pattern"])
+            except re.error as exc:
+                raise doc.error(where + ("pattern",), f"not a regular expression: {exc}") from None
+            if "\n" in p["pattern"]:
+                raise doc.error(where + ("pattern",), "a pattern is one line")
+        if p.get("start") is not None:
+            if p.get("service"):
+                raise doc.error(where + ("start",), "start goes with pattern; a service is started by systemd")
+            _check_hook_command(doc, where + ("start",), p["start"])
+        process = ProcessGrant(pattern=p.get("pattern"), service=p.get("service"), start=p.get("start"))
+    return SiteFaults(host=host, sudo=bool(f.get("sudo", False)), margin=times["margin"], limit=times["limit"],
+                      wan=wan, process=process)
 
 
 # Query parameters that carry a secret (?token=..., &api_key=...): refused like a password in a URL,

@@ -19,6 +19,7 @@ what it measured (availability, p99, probes): inconclusive, never a fail of the 
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from typing import Any
@@ -52,7 +53,7 @@ def _cut_mode(params: dict, default: str = "drop") -> str:
 
 
 def _fault_log(rec, faults) -> None:
-    if faults.kind == "hooks":
+    if faults.kind != "emulated":  # hook commands and built-in faults on a real site: what was done there
         for line in faults.log:
             rec.note(line)
 
@@ -101,7 +102,7 @@ def _partition(edge, rec) -> None:
     probe = SteadyProbe(edge, site.base + "/" + (p["path"] or "/").lstrip("/"), float(p["rate"]), duration,
                         float(p["probe_timeout"]))
     poster = Poster(site, f"{tag}-sale", max(float(p["pos_rate"]), 1.0 / duration), op_timeout)
-    with faults.partitioned(cut_mode):
+    with faults.partitioned(cut_mode, duration=duration):
         cut_at = time.monotonic()
         probe.start()
         if "pos" in workloads:
@@ -150,18 +151,18 @@ def _resync(edge, rec) -> None:
         raise MeasurementError(f'outage: expected "partition" or "central", got {outage!r}')
     faults = edge.faults
     central_site, central = central_client(edge)
+    duration, timeout = float(p["duration"]), float(p["timeout"])
     if outage == "partition":
         cut_mode = _cut_mode(p)
         faults.require("partition", "heal")
-        injector, fault = faults, lambda: faults.partitioned(cut_mode)
+        injector, fault = faults, lambda: faults.partitioned(cut_mode, duration=duration)
         what = f"WAN cut ({cut_mode})"
     else:
         injector = faults.for_site(central_site)
         injector.require("stop", "start")
-        fault = injector.stopped
+        fault = functools.partial(injector.stopped, duration=duration)
         what = f"{central_site.name} down"
     site = site_client(edge)
-    duration, timeout = float(p["duration"]), float(p["timeout"])
     name = edge.site.name
 
     in_sync, notes = before_fault(site, central, name, min(timeout, 10.0), "outage")
@@ -256,7 +257,8 @@ def _recovery(edge, rec) -> None:
         _put(rec, metrics, notes)
         rec.attach("crash", raw)
     if p["pause"]:
-        metrics, notes, raw = hang(site, faults.paused, path=path, timeout=timeout, op_timeout=op_timeout,
+        paused = functools.partial(faults.paused, duration=float(p["pause_for"]))  # a real site's dead-man
+        metrics, notes, raw = hang(site, paused, path=path, timeout=timeout, op_timeout=op_timeout,
                                    hang_timeout=float(p["hang_timeout"]), pause_for=float(p["pause_for"]),
                                    tag=_tag("hang"), fresh_id=_tag("after-hang"))
         _put(rec, metrics, notes)
@@ -296,7 +298,7 @@ def _flap(edge, rec) -> None:
         for c in range(cycles):
             start = began + c * period
             sleep_until(start)
-            with faults.partitioned(cut_mode):
+            with faults.partitioned(cut_mode, duration=cut):
                 sleep_until(start + cut)
         sleep_until(began + period * cycles)
     finally:

@@ -4,9 +4,9 @@ Two layers, each tagged with the digest of what went into it, so a change rebuil
 
 * base  `edge-conformance/base:<digest>`: a Debian rootfs from `mmdebstrap --variant=minbase`
   with BASE_PACKAGES (python3, procps, iproute2, ping, nc: what testinfra needs; nginx-light and
-  mosquitto: the real edge stack), imported with `client.api.import_image`. About a minute the
-  first time (packages come from the Debian mirror); the digest covers the suite, variant,
-  packages and dpkg options.
+  mosquitto: the real edge stack; iptables and nftables: built-in faults on a stand-in real site),
+  imported with `client.api.import_image`. About a minute the first time (packages come from the
+  Debian mirror); the digest covers the suite, variant, packages and dpkg options.
 * site  `edge-conformance/site:<digest>`: FROM the base, with the harness's workload code
   (edge_workloads + docker.siteinit) and the workload's Python dependencies
   (aiohttp and its requirements) under /opt/edge-conformance/lib, byte-compiled. Built with
@@ -60,6 +60,8 @@ BASE_PACKAGES = (
     "nginx-light",        # the store's content cache (proxy_cache)
     "mosquitto",          # the store's MQTT broker, bridged to central's
     "mosquitto-clients",  # mosquitto_pub/sub, for checks run inside the containers
+    "iptables",           # built-in faults on a stand-in real site: partition by packet filter
+    "nftables",           # (conformance/faults/onsite.py; tc is in iproute2)
 )
 DPKG_OPTIONS = (
     "path-exclude=/usr/share/man/*",
