@@ -23,7 +23,7 @@ MAX_CA_BYTES = 4 * MIB  # a CA bundle of every public root is about 0.2 MiB
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FULL_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-URL_SCHEMES = ("http", "https", "tcp", "udp")
+URL_SCHEMES = ("http", "https", "tcp", "udp", "mqtt", "mqtts")  # mqtt(s): a broker, port 1883 (8883) by default
 EMULATED_PREFIX = "emulated"
 
 
