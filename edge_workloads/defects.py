@@ -28,6 +28,14 @@ DEFECTS: dict[str, str] = {
     "no-cache": "the content cache never stores anything: every GET is a MISS fetched from central",
     "health-waits-on-wan": "GET /health calls central over the WAN first and answers 503 when it cannot",
     "blocking-io": "every request blocks the event loop for ~8 ms (a synchronous call in async code)",
+    # the real components of an edge-stack site (docker backend, `stack:` in the topology): they change
+    # the nginx and mosquitto configuration siteinit writes; the workload process itself ignores them
+    "nginx-no-stale": "the site's nginx cache never serves an expired copy: no proxy_cache_use_stale, so "
+                      "while the origin is unreachable it answers 502/504",
+    "nginx-no-cache": "the site's nginx cache stores nothing (proxy_no_cache): every GET is a MISS fetched "
+                      "from the origin",
+    "bridge-drops-queued": "the site's mosquitto bridge loses the messages published while its link to "
+                           "central is down (bridged at QoS 0, nothing queued for it)",
     # the management interface's (every site has one)
     "expiring-cert": "the management interface's certificate expires in 7 days (issued so by the provisioner)",
     "default-credentials": "the management interface also accepts the factory default admin/admin",

@@ -62,6 +62,31 @@ def test_mosquitto_config_bridges_to_central_and_queues():
     assert "connection" not in siteinit.mosquitto_conf({"name": "central", "mqtt_port": 1883})
 
 
+def test_the_stack_defects_change_what_nginx_and_mosquitto_are_told():
+    healthy_nginx, healthy_mqtt = siteinit.nginx_conf(EDGE_SPEC), siteinit.mosquitto_conf(EDGE_SPEC)
+    assert "proxy_no_cache" not in healthy_nginx and "proxy_cache_background_update on;" in healthy_nginx
+    no_cache = siteinit.nginx_conf({**EDGE_SPEC, "defects": ["nginx-no-cache"]})
+    assert "proxy_no_cache 1;" in no_cache and "proxy_cache_use_stale error" in no_cache
+    no_stale = siteinit.nginx_conf({**EDGE_SPEC, "defects": ["nginx-no-stale"]})
+    assert "proxy_cache_use_stale" not in no_stale and "proxy_cache_background_update" not in no_stale
+    assert "proxy_cache edge;" in no_stale and "proxy_no_cache" not in no_stale
+    drops = siteinit.mosquitto_conf({**EDGE_SPEC, "defects": ["bridge-drops-queued"]}).splitlines()
+    assert 'topic # out 0 "" stores/store-1/' in drops and "queue_qos0_messages false" in drops
+    assert set(drops) ^ set(healthy_mqtt.splitlines()) == {
+        'topic # out 0 "" stores/store-1/', "queue_qos0_messages false",
+        'topic # out 1 "" stores/store-1/', "queue_qos0_messages true"}
+
+
+def test_the_target_file_names_the_cache_and_the_broker():
+    from types import SimpleNamespace
+
+    site = SimpleNamespace(app_port=40002, port=40001, mqtt_port=40003, central_url="http://10.231.0.1:4000")
+    assert backend.DockerSite.extra_endpoints(site) == {
+        "app": "http://127.0.0.1:40002", "cache": "http://127.0.0.1:40001/cdn/", "mqtt": "mqtt://127.0.0.1:40003"}
+    central = SimpleNamespace(app_port=None, port=40005, mqtt_port=40006, central_url=None)
+    assert backend.DockerSite.extra_endpoints(central) == {"mqtt": "mqtt://127.0.0.1:40006"}
+
+
 def test_workload_arguments():
     argv = siteinit.workload_argv(EDGE_SPEC, 40002)
     assert argv[:8] == ["--role", "edge", "--name", "store-1", "--data-dir", "/data", "--port", "40002"]

@@ -67,7 +67,8 @@ def test_the_sites_run_the_real_stack_and_the_suites_endpoints(sites):
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 201
         assert s["labels"]["stack"] == ["nginx", "mosquitto"]
-        assert urlsplit(s["endpoints"]["mqtt"]).scheme == "tcp"
+        assert urlsplit(s["endpoints"]["mqtt"]).scheme == "mqtt"
+        assert s["endpoints"]["cache"] == s["endpoints"]["direct"] + "/cdn/"
     assert sites["central"]["labels"]["stack"] == ["mosquitto"]
 
 

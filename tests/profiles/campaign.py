@@ -77,6 +77,7 @@ class RunSpec:
     sites: list[str] | None = None
     healthy: bool = False
     quiet: bool = False  # run alone (no other run at the same time)
+    backend: str = "local"  # run --backend
 
 
 @dataclass
@@ -109,8 +110,10 @@ def plan_campaign(profiles: list[Profile] | None = None) -> CampaignPlan:
             if reqs:
                 keep[p.id] = {r.id: None for r in reqs}
         runs[f"{topology}-healthy"] = RunSpec(f"{topology}-healthy", topology, group, keep,
-                                              sites=plan.healthy_sites, healthy=True, quiet=plan.quiet)
-        specs = {dr.name: RunSpec(dr.name, topology, group, {}, _defect_args(dr), dr.sites) for dr in plan.runs}
+                                              sites=plan.healthy_sites, healthy=True, quiet=plan.quiet,
+                                              backend=plan.backend)
+        specs = {dr.name: RunSpec(dr.name, topology, group, {}, _defect_args(dr), dr.sites, backend=plan.backend)
+                 for dr in plan.runs}
         for p in group:
             for r in own_musts(p):
                 found = mutations_for(r)
@@ -203,6 +206,8 @@ def execute(spec: RunSpec, root: Path) -> RunResult:
     work = root / spec.name
     work.mkdir(parents=True, exist_ok=True)
     args = ["run", "--target", f"emulated:{spec.topology}"]
+    if spec.backend != "local":
+        args += ["--backend", spec.backend]
     derived: dict[str, str] = {}
     for p in spec.profiles:
         if p.id not in spec.keep:

@@ -142,6 +142,10 @@ CHECK_MUTATIONS: dict[str, list[Mutation]] = {
                          family="registry")],
     "fleet.config_push": [M("ignore-config", {"reached", "reached_ratio", "propagation_time"}, fleet=True,
                             family="config")],
+    # the real components of an edge-stack store (docker backend): nginx's cache, mosquitto's bridge
+    "stack.http_cache": [M("nginx-no-cache", {"hit_ratio", "stale_served_ratio"}, family="nginx-cache"),
+                         M("nginx-no-stale", {"stale_served_ratio"}, family="nginx-cache")],
+    "stack.mqtt_bridge": [M("bridge-drops-queued", {"delivered_ratio", "lost"}, family="bridge")],
 }
 
 # Checks that no site defect of the emulator can break: why, and what would.
@@ -197,6 +201,7 @@ class Plan:
     healthy_sites: list[str] | None  # --site filter of the healthy run (None: every site)
     runs: list[DefectRun] = field(default_factory=list)
     quiet: bool = False  # the healthy run judges budgets of a few ms: run it alone, before the others
+    backend: str = "local"  # `run --backend`: docker where the topology's stack runs only in containers
 
 
 PLANS: dict[str, Plan] = {
@@ -238,6 +243,11 @@ PLANS: dict[str, Plan] = {
         DefectRun("urllc-a", {"far-1": ["slow-path"],
                               "far-2": ["forward-synchronously", "no-fsync", "health-waits-on-wan"]}),
     ], quiet=True),
+    # central + store-1..2 running nginx and mosquitto: only the docker backend runs them
+    "edge-stack": Plan(None, [
+        DefectRun("edge-stack-a", {"store-1": ["nginx-no-cache", "bridge-drops-queued"],
+                                   "store-2": ["nginx-no-stale"]}),
+    ], backend="docker"),
     # central + store-01..50: the fleet defects on every store; quorums need every node broken too
     "fleet-50": Plan(None, [
         DefectRun("fleet-a", {EDGE: ["no-heartbeat", "ignore-config", "slow-path"]},

@@ -375,8 +375,10 @@ class DockerSite(Site):
         endpoints = {}
         if self.app_port:
             endpoints["app"] = f"http://127.0.0.1:{self.app_port}"  # the workload itself, behind nginx
+            if self.central_url:  # nginx's content cache of central's origin (stack.http_cache)
+                endpoints["cache"] = f"http://127.0.0.1:{self.port}/cdn/"
         if self.mqtt_port:
-            endpoints["mqtt"] = f"tcp://127.0.0.1:{self.mqtt_port}"
+            endpoints["mqtt"] = f"mqtt://127.0.0.1:{self.mqtt_port}"  # mosquitto (stack.mqtt_bridge)
         return endpoints
 
     def target_hosts(self) -> list[str]:

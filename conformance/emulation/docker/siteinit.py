@@ -15,6 +15,10 @@ the EDGE_CONFORMANCE_SITE environment variable (JSON, written by the supervisor)
   `stores/<site>/T`, QoS 1, persistent session (cleansession false) and messages queued while the
   WAN is down (queue_qos0_messages, max_queued_messages).
 
+The site's defects that break nginx or mosquitto change what is written here (edge_workloads/defects.py):
+`nginx-no-cache` (proxy_no_cache 1), `nginx-no-stale` (no proxy_cache_use_stale, no background update),
+`bridge-drops-queued` (the bridge at QoS 0, no QoS 0 queueing).
+
 * the management interface (spec `mgmt_port`): the workload's own TLS port on 0.0.0.0:MGMT_PORT
   (also with nginx in front: it is not proxied), with the certificate, key and password file the
   supervisor bind-mounts read-only under /run/mgmt.
@@ -65,6 +69,15 @@ def nginx_conf(spec: dict[str, Any]) -> str:
     """nginx in front of the workload; /cdn/ is a proxy_cache of central's origin (edge sites)."""
     ttl = max(1, int(round(float(spec.get("cache_ttl_s") or 5))))
     central = (spec.get("central_url") or "").rstrip("/")
+    defects = set(spec.get("defects") or [])
+    # nginx-no-stale: no stale-if-error (an expired copy is never served: the origin's error is);
+    # nginx-no-cache: nothing is ever stored (every GET a MISS fetched from the origin).
+    serving = [] if "nginx-no-stale" in defects else [
+        "proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;",
+        "proxy_cache_background_update on;"]
+    if "nginx-no-cache" in defects:
+        serving.append("proxy_no_cache 1;")
+    serving_lines = "\n            ".join(serving)
     cdn = ""
     if central:
         cdn = f"""
@@ -79,8 +92,7 @@ def nginx_conf(spec: dict[str, Any]) -> str:
             proxy_ignore_headers Cache-Control Expires Set-Cookie;
             proxy_cache_valid 200 {ttl}s;
             proxy_cache_valid 404 1s;
-            proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
-            proxy_cache_background_update on;
+            {serving_lines}
             proxy_cache_lock on;
             proxy_cache_lock_timeout 2s;
             proxy_connect_timeout 1s;
@@ -130,6 +142,9 @@ http {{
 def mosquitto_conf(spec: dict[str, Any]) -> str:
     """A broker on 1883; on an edge site, bridged to central's broker over the WAN link."""
     name = spec.get("name", "site")
+    # bridge-drops-queued: the bridge forwards at QoS 0 and nothing at QoS 0 is queued for a disconnected
+    # client, so what is published while the bridge is down is dropped (a bridge set up for QoS 0).
+    drops = "bridge-drops-queued" in (spec.get("defects") or [])
     lines = [
         f"# written by conformance.emulation.docker.siteinit for site {name}",
         "persistence true",
@@ -143,7 +158,7 @@ def mosquitto_conf(spec: dict[str, Any]) -> str:
         "allow_anonymous true",
         # Messages for a disconnected persistent session (the bridge included) are queued.
         "max_queued_messages 100000",
-        "queue_qos0_messages true",
+        f"queue_qos0_messages {'false' if drops else 'true'}",
         f"listener {spec.get('mqtt_port') or MQTT_PORT} 0.0.0.0",
     ]
     uplink = spec.get("mqtt_uplink")
@@ -157,7 +172,7 @@ def mosquitto_conf(spec: dict[str, Any]) -> str:
             f"local_clientid bridge-{name}",
             "cleansession false",
             "local_cleansession false",
-            f'topic # out 1 "" stores/{name}/',
+            f'topic # out {0 if drops else 1} "" stores/{name}/',
             "try_private true",
             "notifications true",
             "keepalive_interval 5",
