@@ -88,6 +88,10 @@ def main() -> None:
               help="Requirement profile (shipped name or YAML path); repeatable. Default: edge-baseline.")
 @click.option("--target", "-t", default="emulated", show_default=True, metavar="PATH|emulated[:TOPOLOGY]",
               help="Target file of a real deployment, or an emulated one brought up for this run.")
+@click.option("--inventory", "-i", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Ansible inventory (INI or YAML) whose hosts are the sites, instead of --target: groups "
+                   "central/regional/edge or edge_conformance_role give the roles (docs/real-targets.md). "
+                   "Needs ansible-core (the `ansible` extra).")
 @click.option("--suite", "-s", "suites", multiple=True, metavar="SUITE",
               help="Only run these suites (functional, latency, ...); repeatable.")
 @click.option("--site", "sites", multiple=True, metavar="NAME|ROLE", help="Only check these sites; repeatable.")
@@ -112,7 +116,7 @@ def main() -> None:
               help="Re-run only what failed, errored, was inconclusive or not run in RESULTS.json (its "
                    "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
-def run(profiles, target, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
+def run(profiles, target, inventory, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
         verbose, make_bundle, sign_key, rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
@@ -121,13 +125,19 @@ def run(profiles, target, suites, sites, requirements, out, strict, waivers, bac
       edge-conformance run
       edge-conformance run --profile retail --target emulated:retail --suite resilience
       edge-conformance run --profile edge-baseline --target lab.yaml --out results/ --waivers waivers.yaml
+      edge-conformance run --profile edge-baseline --inventory hosts.ini
 
     Exit status: 0 conformant, 1 non-conformant, 2 bad input, 3 incomplete.
     """
     from .engine.runner import RunOptions, run as run_profiles
 
     _sigterm_as_interrupt()
-    opts = RunOptions(profiles=list(profiles) or ["edge-baseline"], target=target, suites=list(suites),
+    ctx = click.get_current_context()
+    if inventory is not None and ctx.get_parameter_source("target") is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError(None, None, "--inventory", "give a target file (--target) or an Ansible inventory "
+                                                     "(--inventory), not both: a site is described in one place")
+    opts = RunOptions(profiles=list(profiles) or ["edge-baseline"], target=target, inventory=inventory,
+                      suites=list(suites),
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
                       defects=list(defects), requirements=list(requirements), verbose=verbose,
                       allow_faults=allow_faults)
@@ -140,7 +150,6 @@ def run(profiles, target, suites, sites, requirements, out, strict, waivers, bac
     if rerun_failed:
         from .engine.rerun import INHERITED, run_rerun
 
-        ctx = click.get_current_context()
         given = {name for name in INHERITED
                  if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
         outcome = run_rerun(rerun_failed, opts, given)

@@ -220,6 +220,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="requirement profile to check (a shipped profile name or a YAML path); repeatable")
     group.addoption("--edge-target", default=None, metavar="PATH|emulated[:TOPOLOGY]",
                     help="target file of the deployment under test, or an emulated deployment")
+    group.addoption("--edge-inventory", default=None, metavar="PATH",
+                    help="Ansible inventory (INI or YAML) whose hosts are the sites, instead of --edge-target "
+                         "(docs/real-targets.md)")
     group.addoption("--edge-out", default=None, metavar="DIR",
                     help="where results.json and the reports go (default ./edge-results/<run-id>)")
     group.addoption("--edge-site", action="append", default=[], metavar="NAME|ROLE",
@@ -396,17 +399,22 @@ class EdgePlugin:
             # Held until the reports are written (sessionfinish); re-entrant under `edge-conformance run`.
             stack.callback(outlock.release, outlock.acquire(out_dir, run_id, option="--edge-out"))
 
-            target_ref = opt("--edge-target") or "emulated"
+            inventory = opt("--edge-inventory")
+            if inventory and opt("--edge-target"):
+                raise ConfigError(None, None, "--edge-inventory", "give a target file (--edge-target) or an "
+                                  "Ansible inventory (--edge-inventory), not both: a site is described in one place")
+            target_ref = inventory or opt("--edge-target") or "emulated"
             emulated_from = opt("--edge-emulated-from")
             target_cm = lifecycle.open_target(
                 target_ref, run_id=run_id, profiles=self.profiles, backend=opt("--edge-backend"),
-                defects=[] if emulated_from else opt("--edge-defect"))
+                defects=[] if emulated_from else opt("--edge-defect"), inventory=inventory)
             try:
                 self.target = stack.enter_context(target_cm)
             except ConfigError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the emulated deployment could not come up
-                raise pytest.UsageError(f"--edge-target {target_ref}: {exc}") from None
+                option = "--edge-inventory" if inventory else "--edge-target"
+                raise pytest.UsageError(f"{option} {target_ref}: {exc}") from None
 
             check_site_selectors(self.target, opt("--edge-site"), "--edge-site")
             self.scope = run_scope(self._selection(), self.target, emulated_from or target_ref)
@@ -414,7 +422,9 @@ class EdgePlugin:
             # or line of this run holds them (model/secrets.py). A credential too short to redact is refused.
             secrets.check_lengths(self.target)
             self.record = RunRecord(out_dir / "results.json", run_id, [p.summary() for p in self.profiles],
-                                    self.target.redacted(), record_options(self.scope, target_ref),
+                                    self.target.redacted(),
+                                    {**record_options(self.scope, target_ref),
+                                     **({"inventory": inventory} if inventory else {})},
                                     secrets=secrets.run_secret_values(self.target, self.profiles))
             self.record.data["scope"] = self.scope
             self.record.data["waivers"]["expired"] = [w.to_dict() for w in expired]

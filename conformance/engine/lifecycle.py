@@ -1,6 +1,7 @@
 """Bring a target up for a run and take it down afterwards.
 
-A real target is just its file. An emulated target (`emulated` or `emulated:TOPOLOGY`) is started
+A real target is just its file, or an Ansible inventory (engine/inventory.py). An emulated target
+(`emulated` or `emulated:TOPOLOGY`) is started
 here, for the length of the run, and removed afterwards whatever happens (also on Ctrl-C/SIGTERM,
 which arrive as KeyboardInterrupt).
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ..model.errors import ConfigError
 from ..model.target import EMULATED_PREFIX, Target, is_emulated_ref, load_target
+from .inventory import load_inventory
 
 DEFAULT_TOPOLOGY = "retail"
 
@@ -32,7 +34,13 @@ def topology_for(ref: str, profiles: list) -> str:
 
 @contextlib.contextmanager
 def open_target(ref: str, *, run_id: str, profiles: list, backend: str = "local",
-                defects: list[str] | None = None, state_dir: Path | None = None) -> Iterator[Target]:
+                defects: list[str] | None = None, state_dir: Path | None = None,
+                inventory: str | None = None) -> Iterator[Target]:
+    if inventory:  # the sites of an Ansible inventory (engine/inventory.py), instead of a target file
+        if defects:
+            raise ConfigError(None, None, "--defect", "defects can only be switched on in emulated targets")
+        yield load_inventory(inventory)
+        return
     if not is_emulated_ref(ref):
         if defects:
             raise ConfigError(None, None, "--defect", "defects can only be switched on in emulated targets")

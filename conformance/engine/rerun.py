@@ -35,8 +35,8 @@ from .runner import run as run_profiles
 RERUN_STATUSES = ("fail", "error", "inconclusive", "not-run", "not-measured")
 PARTIAL_NAME = "rerun-results.json"
 # RunOptions fields a rerun takes from the previous run unless the command line gives them
-INHERITED = ("profiles", "target", "suites", "sites", "requirements", "strict", "waivers", "defects", "backend",
-             "allow_faults")
+INHERITED = ("profiles", "target", "inventory", "suites", "sites", "requirements", "strict", "waivers", "defects",
+             "backend", "allow_faults")
 
 
 @dataclass
@@ -95,7 +95,13 @@ def plan(results_path: str | Path, opts: RunOptions, given: AbstractSet[str] = f
         if not refs:
             raise ConfigError(source, None, "profiles", "the previous results name no profile")
         changes["profiles"] = refs
-    if "target" not in given:
+    previous_inventory = (prev.get("target") or {}).get("inventory")
+    if "target" not in given and "inventory" not in given and previous_inventory:
+        if not Path(previous_inventory).is_file():
+            raise ConfigError(source, None, "target.inventory", f"the previous run's inventory {previous_inventory} "
+                                                                "is not here (give --inventory or --target)")
+        changes["inventory"] = Path(previous_inventory)
+    elif "target" not in given and "inventory" not in given:
         changes["target"] = _previous_target(prev, source)
     if "suites" not in given:
         changes["suites"] = list(old.get("suites") or [])

@@ -17,6 +17,7 @@ from ..model.profile import load_profile
 from ..model.target import check_site_selectors, is_emulated_ref, load_target
 from ..model.waivers import load_waivers
 from . import outlock
+from .inventory import load_inventory
 from .lifecycle import open_target
 from .record import new_run_id
 
@@ -25,6 +26,7 @@ from .record import new_run_id
 class RunOptions:
     profiles: list[str] = field(default_factory=lambda: ["edge-baseline"])
     target: str = "emulated"
+    inventory: Path | None = None  # an Ansible inventory instead of a target (engine/inventory.py)
     suites: list[str] = field(default_factory=list)
     sites: list[str] = field(default_factory=list)
     out: Path | None = None
@@ -60,8 +62,11 @@ def validate_inputs(opts: RunOptions) -> None:
         if rid not in known_ids:
             raise ConfigError(None, None, "--requirement", f'no requirement "{rid}" in '
                               f'{", ".join(opts.profiles)}{did_you_mean(rid, known_ids)}')
-    if not is_emulated_ref(opts.target):
-        target = load_target(opts.target)
+    if opts.inventory and opts.target != "emulated":
+        raise ConfigError(None, None, "--inventory", "give a target file (--target) or an Ansible inventory "
+                                                     "(--inventory), not both: a site is described in one place")
+    if opts.inventory or not is_emulated_ref(opts.target):
+        target = load_inventory(opts.inventory) if opts.inventory else load_target(opts.target)
         check_site_selectors(target, opts.sites, "--site")
         secrets.check_lengths(target)  # a credential too short to redact: one line now, not after start
     if opts.waivers:
@@ -85,7 +90,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
             "--import-mode=importlib", "--tb=no", "-rN", "--no-header",
             # testinfra may already be imported (target validation), so pytest cannot rewrite it.
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
-            "--edge-target", opts.target, "--edge-out", str(out_dir), "--edge-run-id", run_id,
+            *(["--edge-inventory", str(opts.inventory)] if opts.inventory else ["--edge-target", opts.target]),
+            "--edge-out", str(out_dir), "--edge-run-id", run_id,
             "--edge-backend", opts.backend,
             # installed from a wheel, pytest would warn on every run that our already imported
             # package cannot be assertion-rewritten (the suites still are)
@@ -147,16 +153,16 @@ def _run_locked(opts: RunOptions, run_id: str, out_dir: Path, profiles: list) ->
     # removed after it, whatever happens (Ctrl-C and SIGTERM included).
     try:
         target_cm = open_target(opts.target, run_id=run_id, profiles=profiles, backend=opts.backend,
-                                defects=opts.defects)
+                                defects=opts.defects, inventory=str(opts.inventory) if opts.inventory else None)
         target = target_cm.__enter__()
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to bring the target up is one TargetUnavailable line
-        raise TargetUnavailable(f"{opts.target}: {exc}") from None
+        raise TargetUnavailable(f"{opts.inventory or opts.target}: {exc}") from None
     try:
         # pytest gets the deployment's target file; the emulated ref and its defects are passed on to
         # be recorded in the scope (so --rerun-failed replays them), not applied a second time.
-        file_opts = replace(opts, target=target.path)
+        file_opts = opts if opts.inventory else replace(opts, target=target.path)
         args = pytest_args(file_opts, run_id, out_dir)
         if target.emulation:
             args = ["--edge-emulated-from", opts.target, *args]

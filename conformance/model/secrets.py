@@ -1,7 +1,8 @@
 """The target's secrets: which values are secret, and the one redaction of them.
 
 A target never holds a secret, only `${VAR}` references: its credentials (`credentials: {api_token:
-"${STORE1_TOKEN}"}`) and the `${VAR}`s of its hook commands. Every variable a target refers to this
+"${STORE1_TOKEN}"}`), the `${VAR}`s of its hook commands and those of its hosts' options (an ssh key's
+path, `ssh_identity_file: ${STORE_KEY}`). Every variable a target refers to this
 way is a secret, and its value, read from the environment when the run starts, is a **known secret
 value**. Whatever the harness writes or shows goes through `redact()`, which replaces each known value
 with its reference (`${STORE1_TOKEN}`): results.json (engine/record.py, so every report rendered from
@@ -53,6 +54,10 @@ def target_variables(target: Any) -> dict[str, str]:
         for hname, hook in (site.hooks or {}).items():
             for var in references(hook.command):
                 out.setdefault(var, f"hook {hname} of site {site.name}")
+    for site in getattr(target, "sites", None) or []:  # an ssh host's ${ENV_VAR} options (key paths ...)
+        for j, host in enumerate(site.hosts or []):
+            for var in references(host):
+                out.setdefault(var, f"hosts[{j}] of site {site.name}")
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from . import hostspec
 from .errors import ConfigError, did_you_mean
 from .schema_errors import validate as schema_validate
 from .boundedio import MIB, read_input
@@ -115,6 +116,7 @@ class Target:
     sites: list[Site]
     path: str = ""
     emulation: dict[str, Any] | None = None
+    inventory: str | None = None  # the Ansible inventory it was built from (engine/inventory.py)
 
     @property
     def kind(self) -> str:
@@ -139,6 +141,8 @@ class Target:
     def redacted(self) -> dict:
         """The target as reports may show it: no secret can be in it (credentials are references)."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "path": self.path, "sites": []}
+        if self.inventory:
+            out["inventory"] = self.inventory
         if self.emulation:
             out["topology"] = self.emulation.get("topology")
             out["emulation"] = {k: self.emulation.get(k) for k in ("run_id", "backend", "topology")}
@@ -196,8 +200,8 @@ def _build(doc: YamlDoc) -> Target:
         seen[name] = i
         for ep, url in (raw.get("endpoints") or {}).items():
             _check_url(doc, where + ("endpoints", ep), url)
-        for j, host in enumerate(raw.get("hosts") or []):
-            _check_host(doc, where + ("hosts", j), host)
+        if raw.get("hosts"):  # one spec string each from here on (model/hostspec.py)
+            raw["hosts"] = [_check_host(doc, where + ("hosts", j), host) for j, host in enumerate(raw["hosts"])]
         creds = {}
         for cname, ref in (raw.get("credentials") or {}).items():
             m = _FULL_ENV_REF.match(ref.strip())
@@ -424,17 +428,11 @@ def _ca_file(doc: YamlDoc, path: tuple, value: str | None) -> str | None:
     return str(file.resolve())
 
 
-def _check_host(doc: YamlDoc, path: tuple, spec: str) -> None:
-    if "://" not in spec:
-        raise doc.error(path, f'"{spec}" is not a testinfra host spec such as local://, '
-                              f"ssh://user@host or docker://container")
-    backend = spec.split("://", 1)[0]
-    from testinfra.backend import BACKENDS  # the real list, so we accept exactly what testinfra does
-
-    if backend not in BACKENDS:
-        raise doc.error(path, f'unknown testinfra backend "{backend}"{did_you_mean(backend, BACKENDS)}')
-    if urlsplit(spec).password:
-        raise doc.error(path, "no passwords in host specs: use ssh keys or credentials with ${ENV_VAR}")
+def _check_host(doc: YamlDoc, path: tuple, spec: str | dict) -> str:
+    """A host as one checked spec string: testinfra's backends, no password, an ssh host's options
+    (a mapping form written into the query; literal paths made absolute) (model/hostspec.py)."""
+    base = Path(doc.source).parent if doc.source and not str(doc.source).startswith("<") else None
+    return hostspec.normalize(spec, path, doc.error, base)
 
 
 def expand_env(text: str) -> str:

@@ -3,6 +3,8 @@
 A site lists its hosts as testinfra host specs (local://, ssh://user@host, paramiko://host,
 docker://container ...). `EdgeHost` wraps `testinfra.get_host(spec)` and adds what edge checks need:
 
+* ssh://, safe-ssh:// and paramiko:// hosts are opened by ssh.py: the spec's options (known_hosts, jump,
+  ${ENV_VAR} key paths), host keys always checked (docs/real-targets.md);
 * a deadline on every call: ssh/paramiko get testinfra's own `timeout` (connect timeout) and BatchMode,
   every command additionally runs under the host's `timeout` when it has a working one, and the call
   itself runs in a daemon thread that we stop waiting for at the deadline;
@@ -32,6 +34,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 5.0
 LOCAL_COMMANDS_ENV = "EDGE_CONFORMANCE_LOCAL_COMMANDS"
 _REMOTE_SHELL_BACKENDS = ("ssh", "safe-ssh", "paramiko")
+ANSIBLE_INVENTORY_TIMEOUT = 30.0
 
 
 class HostUnavailable(MeasurementError):
@@ -127,19 +130,24 @@ class EdgeHost:
         if self._host is None:
             import testinfra
 
-            kwargs: dict[str, Any] = {}
-            query = self.spec.split("?", 1)[1] if "?" in self.spec else ""
-            if self.backend in _REMOTE_SHELL_BACKENDS:
-                if "timeout=" not in query:
-                    kwargs["timeout"] = max(1, int(round(self.timeout)))
-                if self.backend in ("ssh", "safe-ssh") and "ssh_extra_args" not in query:
-                    # Never wait on a password or host-key prompt: fail at once instead.
-                    kwargs["ssh_extra_args"] = "-o BatchMode=yes"
             try:
-                self._host = testinfra.get_host(self.spec, **kwargs)
+                if self.backend in _REMOTE_SHELL_BACKENDS:
+                    # the spec's options (known_hosts, jump, ${ENV_VAR} paths ...) and strict host keys
+                    from .ssh import open_host
+
+                    host = open_host(self.spec, max(1, int(round(self.timeout))))
+                else:
+                    host = testinfra.get_host(self.spec)
             except Exception as exc:  # noqa: BLE001 - bad spec, unknown backend, missing client library
                 raise HostUnavailable(f"host {self.name}: cannot use this host spec: "
                                       f"{type(exc).__name__}: {exc}") from None
+            if self.backend == "ansible":
+                from .ssh import harden_ansible_host
+
+                # testinfra's ansible backend runs ansible-inventory to find how to connect: bounded
+                self.call(lambda: harden_ansible_host(host), "reading the Ansible inventory",
+                          timeout=max(self.timeout, ANSIBLE_INVENTORY_TIMEOUT))
+            self._host = host
         return self._host
 
     def call(self, fn: Callable[[], T], what: str, timeout: float | None = None) -> T:
@@ -151,6 +159,9 @@ class EdgeHost:
             raise
         except RuntimeError as exc:  # ssh exits 255, testinfra raises RuntimeError(CommandResult)
             raise HostUnavailable(f"host {self.name}: {what}: {_runtime_error_text(exc)}") from None
+        except OSError as exc:  # a known_hosts or key file that is not there, a socket error
+            raise HostUnavailable(f"host {self.name}: {what}: {exc.strerror or exc}"
+                                  + (f": {exc.filename}" if getattr(exc, "filename", None) else "")) from None
         except AssertionError as exc:
             raise MeasurementError(f"host {self.name}: {what}: {str(exc).splitlines()[0]}") from None
         except (NotImplementedError, ValueError) as exc:
