@@ -127,7 +127,9 @@ def deadman_start(tag: str, seconds: int, undo: str, systemd: bool) -> tuple[str
     return f"setsid nohup sh -c {shlex.quote(body)} >/dev/null 2>&1 </dev/null &", f"sleep:{tag}"
 
 
-def deadman_cancel(handle: str) -> str:
+def deadman_cancel(handle: str, marker: str) -> str:
+    """Stop the remover. Never our own shells (they carry `marker`): the install script that cancels
+    after a failed install holds the remover's text on its command line."""
     kind, _, name = handle.partition(":")
     if kind == "systemd":
         return (f"systemctl stop {name}.timer {name}.service >/dev/null 2>&1; "
@@ -135,6 +137,7 @@ def deadman_cancel(handle: str) -> str:
     # the pattern's last letter in brackets: it does not match the command line that holds it
     word = DEADMAN_WORD[:-1] + f"[{DEADMAN_WORD[-1]}]"
     return (f"for p in $(pgrep -f -- {shlex.quote(f'{word} {name}')}); do "
+            f"case \"$(tr '\\000' ' ' <\"/proc/$p/cmdline\" 2>/dev/null)\" in *{marker}*) continue;; esac; "
             "kill -TERM -- -$p 2>/dev/null || kill -TERM $p 2>/dev/null; done; true")
 
 
@@ -150,15 +153,15 @@ def nft_cut(tag: str, peers: list[str], interface: str | None, mode: str) -> tup
     """(install, undo) of a partition as an nft table of our own."""
     table = nft_table(tag)
     lines = [f"table inet {table} {{"]
-    for chain, hook in (("out", "output"), ("in", "input"), ("fwd", "forward")):
+    for chain, hook in (("edge_out", "output"), ("edge_in", "input"), ("edge_fwd", "forward")):
         lines.append(f"  chain {chain} {{ type filter hook {hook} priority -5; policy accept;")
         for peer in peers:
             ip = "ip" if _family(peer) == 4 else "ip6"
-            pairs = {"out": [("daddr", "oifname")], "in": [("saddr", "iifname")],
-                     "fwd": [("daddr", "oifname"), ("saddr", "iifname")]}[chain]
+            pairs = {"edge_out": [("daddr", "oifname")], "edge_in": [("saddr", "iifname")],
+                     "edge_fwd": [("daddr", "oifname"), ("saddr", "iifname")]}[chain]
             for addr, ifkey in pairs:
                 match = f"{ip} {addr} {peer}" + (f' {ifkey} "{interface}"' if interface else "")
-                if mode == "drop" and chain != "fwd":
+                if mode == "drop" and chain != "edge_fwd":
                     lines.append(f'    {match} meta l4proto tcp ct state established reject with tcp reset '
                                  f'comment "{tag}"')
                 lines.append(f'    {match} drop comment "{tag}"')
@@ -174,12 +177,16 @@ def nft_loss(tag: str, peers: list[str], interface: str | None, loss: float) -> 
     table = nft_table(tag)
     per_mille = max(0, min(1000, int(round(loss * 1000))))
     lines = [f"table inet {table} {{"]
-    for chain, hook, addr, ifkey in (("out", "output", "daddr", "oifname"), ("in", "input", "saddr", "iifname")):
+    for chain, hook, addr, ifkey in (("edge_out", "output", "daddr", "oifname"),
+                                     ("edge_in", "input", "saddr", "iifname")):
         lines.append(f"  chain {chain} {{ type filter hook {hook} priority -5; policy accept;")
         for peer in peers:
             ip = "ip" if _family(peer) == 4 else "ip6"
             match = f"{ip} {addr} {peer}" + (f' {ifkey} "{interface}"' if interface else "")
-            lines.append(f'    {match} numgen random mod 1000 < {per_mille} drop comment "{tag}"')
+            if per_mille >= 1000:  # all of it (numgen's values are 0-999)
+                lines.append(f'    {match} drop comment "{tag}"')
+            elif per_mille > 0:
+                lines.append(f'    {match} numgen random mod 1000 < {per_mille} drop comment "{tag}"')
         lines.append("  }")
     lines.append("}")
     ruleset = "\n".join(lines) + "\n"
@@ -288,7 +295,7 @@ class SiteShell:
     def check(self, body: str, what: str, timeout: float | None = None) -> str:
         rc, stdout, stderr = self.run(body, what, timeout)
         if rc != 0:
-            tail = _last_line(stderr) or _last_line(stdout) or "no output"
+            tail = _cause(stderr) or _cause(stdout) or "no output"
             raise FaultError(f"{what} on {self.name} failed (exit {rc}): {tail}")
         return stdout
 
@@ -302,9 +309,11 @@ class SiteShell:
         return self._tools
 
 
-def _last_line(text: str) -> str:
+def _cause(text: str) -> str:
+    """The first line that says "error" (nft, tc), else the last line."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[0 if errors else -1][:300]
 
 
 def resolve_peers(target: Any, site: Any, peers: list[str]) -> list[str]:
@@ -425,7 +434,8 @@ class OnSiteFaults(Faults):
         start, handle = deadman_start(tag, seconds, undo, self.shell.systemd)
         fault = Installed(pair, tag, undo, handle, seconds, time.monotonic(), what)
         self.active[pair] = fault  # before anything runs: an undo after a half-done install removes it too
-        script = f"{start} {{ {install} ; }} || {{ rc=$?; {undo}; {deadman_cancel(handle)}; exit $rc; }}"
+        cancel = deadman_cancel(handle, self.shell.host.marker)
+        script = f"{start} {{ {install} ; }} || {{ rc=$?; {undo}; {cancel}; exit $rc; }}"
         self.shell.check(script, what)
         remover = "systemd timer" if handle.startswith("systemd:") else "detached sleep"
         self.log.append(f"{what} on {self.name} ({self.shell.name}), tag {tag}; dead-man ({remover}) "
@@ -438,7 +448,7 @@ class OnSiteFaults(Faults):
             return False
         what = f"undo {fault.what}"
         try:
-            self.shell.check(f"{fault.undo}; {deadman_cancel(fault.deadman)}", what)
+            self.shell.check(f"{fault.undo}; {deadman_cancel(fault.deadman, self.shell.host.marker)}", what)
         except MeasurementError as exc:
             left = fault.seconds - (time.monotonic() - fault.installed_at)
             raise FaultError(f"{exc}; the dead-man on the site undoes it within {max(0.0, left):.0f} s") from None

@@ -283,7 +283,7 @@ def test_detached_deadman_fires_and_a_cancelled_one_does_not(tmp_path):
     began = time.monotonic()
     shell.check(f"{start1} {start2} true", "start removers")
     assert time.monotonic() - began < 1.0  # detached: the command does not wait for them
-    shell.check(deadman_cancel(handle2), "cancel")
+    shell.check(deadman_cancel(handle2, shell.host.marker), "cancel")
     deadline = time.monotonic() + 5
     while not fired.exists() and time.monotonic() < deadline:
         time.sleep(0.05)

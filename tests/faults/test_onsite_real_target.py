@@ -1,0 +1,233 @@
+"""Built-in faults on a stand-in REAL site: a container we start ourselves (NET_ADMIN, the site image)
+running the reference edge workload as its probe, with a central container as its WAN peer. The faults
+reach it ONLY through its testinfra host (docker://); what the tests observe they read with the Docker
+SDK. Covered: partition really cuts the site from its peer (nft and iptables, drop and hold) and heal
+restores it; only our tagged rules are ever removed (a foreign rule survives); the dead-man heals a cut
+nobody heals, and one whose harness was SIGKILLed mid-partition, within the margin; pause's dead-man
+resumes; kill, restart; degrade without netem is not measured with the reason; nothing is applied
+without --allow-faults. Slow (the module name) and marked docker: it skips without a Docker daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance.faults import faults_for
+from conformance.faults.onsite import DEADMAN_WORD, NoNetem
+from conformance.model.errors import NotMeasured
+from conformance.model.target import load_target
+from tests.helpers.waits import wait_for
+
+pytestmark = pytest.mark.docker
+
+HERE = Path(__file__).resolve().parent
+LABEL = "io.edge-conformance.test"  # ours only: no harness label, so no sweep of the harness touches them
+DURATION_S, MARGIN_S = 2.0, 2.0
+PROBE = "edge_workloads --role edge"
+
+
+class RealSite:
+    def __init__(self, client, image: str, tmp: Path):
+        self.client, self.tmp = client, tmp
+        self.run = f"onsite-{os.getpid()}-{os.urandom(2).hex()}"
+        labels = {LABEL: self.run}
+        self.network = client.networks.create(f"edgeconf-test-{self.run}", driver="bridge", labels=labels)
+        self.containers = []
+        spec = {"name": "central", "role": "central", "workload": "central", "port": 8080}
+        self.central = self._run(image, "central", labels, environment={"EDGE_CONFORMANCE_SITE": json.dumps(spec)})
+        self.store = self._run(image, "store", labels, entrypoint=["sleep", "infinity"], cap_add=["NET_ADMIN"])
+        self.central.reload()
+        self.peer = self.central.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+        # the workload stops at EOF of its stdin (as under the emulator's supervisor): a pipe that stays open
+        self.start = (f"sleep infinity | python3 -m {PROBE} --name store-1 --data-dir /data --port 8080 "
+                      f"--central-url http://{self.peer}:8080 >>/tmp/probe.log 2>&1")
+        wait_for(self.reaches_peer, 30, "central answering the store")
+
+    def _run(self, image: str, name: str, labels: dict, **kwargs):
+        container = self.client.containers.run(image, name=f"edgeconf-test-{self.run}-{name}", labels=labels,
+                                               network=self.network.name, init=True, detach=True, **kwargs)
+        self.containers.append(container)
+        return container
+
+    def target(self, wan: dict | None = None, **faults) -> Path:
+        grant = {"margin": f"{MARGIN_S:g} s", "wan": {"peer": "uplink", "interface": "eth0", **(wan or {})},
+                 "process": {"pattern": PROBE, "start": self.start}, **faults}
+        doc = {"name": "stand-in real site", "sites": [
+            {"name": "central", "role": "central", "endpoints": {"api": f"http://{self.peer}:8080"}},
+            {"name": "store-1", "role": "edge", "uplink": "central", "hosts": [f"docker://{self.store.name}"],
+             "faults": grant}]}
+        path = self.tmp / f"target-{os.urandom(2).hex()}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    def faults(self, run_id: str, **kwargs):
+        return faults_for(load_target(self.target(**kwargs)), "store-1", allow_real=True, run_id=run_id)
+
+    def sh(self, command: str) -> tuple[int, str]:
+        code, out = self.store.exec_run(["sh", "-c", command])
+        return code, out.decode(errors="replace")
+
+    def reaches_peer(self) -> bool:
+        return self.sh(f"nc -z -w 2 {self.peer} 8080")[0] == 0
+
+    def ruleset(self) -> str:
+        return self.sh("nft list ruleset 2>&1; iptables-save 2>&1")[1]
+
+    def deadmen(self) -> str:
+        return self.sh(f"pgrep -af '{DEADMAN_WORD[:-1]}[{DEADMAN_WORD[-1]}]' || true")[1].strip()
+
+    def probe_pids(self) -> list[str]:
+        return self.sh(f"pgrep -f '^python3 -m {PROBE}' || true")[1].split()
+
+    def probe_healthy(self, timeout: float = 2.0) -> bool:
+        return self.sh("python3 -c \"import urllib.request; urllib.request.urlopen("
+                       f"'http://127.0.0.1:8080/health', timeout={timeout:g})\"")[0] == 0
+
+    def state(self, pid: str) -> str:
+        return self.sh(f"cut -d' ' -f3 /proc/{pid}/stat")[1].strip()
+
+    def close(self) -> None:
+        for container in self.containers:
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        try:
+            self.network.remove()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+@pytest.fixture(scope="module")
+def realsite(docker_client, site_image, tmp_path_factory):
+    site = RealSite(docker_client, site_image.tag, tmp_path_factory.mktemp("onsite"))
+    try:
+        code, out = site.sh("command -v nft iptables tc")
+        if code != 0:
+            pytest.fail(f"the site image lacks nft/iptables/tc (BASE_PACKAGES): {out}")
+        site.sh(f"setsid nohup sh -c '{site.start}' >/dev/null 2>&1 </dev/null &")
+        wait_for(site.probe_healthy, 30, "the store's probe answering")
+        yield site
+    finally:
+        site.close()
+    assert not docker_client.containers.list(all=True, filters={"label": f"{LABEL}={site.run}"})
+
+
+@pytest.mark.parametrize("kind, mode", [("nft", "drop"), ("iptables", "hold")])
+def test_partition_cuts_the_site_from_its_peer_and_heal_removes_only_our_rules(realsite, kind, mode):
+    # a foreign rule and a foreign table: never ours to touch
+    assert realsite.sh("iptables -I OUTPUT -d 203.0.113.9 -m comment --comment someone-else -j DROP && "
+                       "nft add table inet someone_else")[0] == 0
+    run_id = f"RUN-{kind}"
+    faults = realsite.faults(run_id, wan={"filter": kind})
+    assert realsite.reaches_peer()
+    with faults.partitioned(mode, duration=DURATION_S):
+        assert not realsite.reaches_peer(), "the cut let a request to the peer through"
+        assert f"edgeconf:{run_id}:" in realsite.ruleset()
+        assert realsite.deadmen(), "no dead-man remover on the site"
+    assert realsite.reaches_peer()
+    rules = realsite.ruleset()
+    assert f"edgeconf:{run_id}" not in rules and f"edgeconf_{run_id.replace('-', '_')}" not in rules
+    assert "someone-else" in rules and "table inet someone_else" in rules
+    assert not realsite.deadmen(), "heal left its dead-man running"
+    assert any(f"partition ({mode}, {kind}: {realsite.peer})" in line for line in faults.log)
+    realsite.sh("iptables -D OUTPUT -d 203.0.113.9 -m comment --comment someone-else -j DROP; "
+                "nft delete table inet someone_else")
+
+
+def test_deadman_heals_a_cut_nobody_heals(realsite):
+    faults = realsite.faults("RUN-nobody")
+    began = time.monotonic()
+    faults.partition("hold", duration=1.0)  # and never heal: as if the link to the site were lost
+    assert not realsite.reaches_peer()
+    wait_for(lambda: "edgeconf:RUN-nobody" not in realsite.ruleset() and "RUN_nobody" not in realsite.ruleset(),
+             1.0 + MARGIN_S + 3, "the dead-man removing the cut", interval=0.1)
+    healed = time.monotonic() - began
+    assert 1.0 + MARGIN_S - 0.5 < healed < 1.0 + MARGIN_S + 2.0, healed
+    assert realsite.reaches_peer() and not realsite.deadmen()
+
+
+def test_sigkill_of_the_harness_mid_partition_heals_within_the_margin(realsite):
+    target = realsite.target()
+    driver = subprocess.Popen([sys.executable, str(HERE / "onsite_driver.py"), str(target), "store-1",
+                               str(DURATION_S), "RUN-sigkill"], stdout=subprocess.PIPE, text=True,
+                              cwd=str(HERE.parent.parent))
+    try:
+        line = driver.stdout.readline()
+        assert line, f"the driver ended before the cut (exit {driver.wait(10)})"
+        cut = json.loads(line)
+        assert not realsite.reaches_peer(), "the driver's cut let a request to the peer through"
+        driver.send_signal(signal.SIGKILL)  # no finally runs: nothing of the harness heals
+        killed_at = time.time()
+        assert driver.wait(10) == -signal.SIGKILL
+        wait_for(lambda: "edgeconf:RUN-sigkill" not in realsite.ruleset() and "RUN_sigkill" not in realsite.ruleset(),
+                 DURATION_S + MARGIN_S + 5, "the dead-man removing the cut", interval=0.1)
+        healed_at = time.time()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(10)
+    # the remover was started by the install, so it fires duration + margin after it (a poll of 0.1 s)
+    after_install, after_kill = healed_at - cut["installed_at"], healed_at - killed_at
+    print(f"SIGKILL test: killed {killed_at - cut['installed_at']:.2f} s into the cut; healed {after_install:.2f} s "
+          f"after the cut was installed ({after_kill:.2f} s after the kill); duration {DURATION_S:g} s + margin "
+          f"{MARGIN_S:g} s")
+    assert DURATION_S + MARGIN_S - 1.0 < after_install < DURATION_S + MARGIN_S + 2.5, after_install
+    assert realsite.reaches_peer() and not realsite.deadmen()
+
+
+def test_pause_deadman_resumes_and_kill_restart_the_probe(realsite):
+    faults = realsite.faults("RUN-proc")
+    pids = realsite.probe_pids()
+    assert pids and realsite.probe_healthy()
+    faults.pause(duration=0.5)  # and never resume
+    assert realsite.state(pids[0]) == "T"
+    assert not realsite.probe_healthy(timeout=0.3)
+    wait_for(lambda: realsite.state(pids[0]) in ("S", "R"), 0.5 + MARGIN_S + 3, "the dead-man's SIGCONT")
+    assert realsite.probe_healthy() and not realsite.deadmen()
+    with faults.paused(duration=5):
+        assert realsite.state(pids[0]) == "T"
+    assert realsite.state(pids[0]) in ("S", "R") and not realsite.deadmen()
+
+    faults.kill()
+    wait_for(lambda: not realsite.probe_pids(), 5, "the probe gone after kill")
+    faults.restart()  # nothing to stop: starts it again
+    wait_for(realsite.probe_healthy, 20, "the probe back after restart")
+    before = realsite.probe_pids()
+    faults.restart()
+    wait_for(lambda: realsite.probe_pids() and realsite.probe_pids() != before and realsite.probe_healthy(), 20,
+             "a new probe after restart")
+
+
+def test_degrade_without_netem_is_not_measured_and_loss_is_emulated(realsite):
+    faults = realsite.faults("RUN-wan")
+    with pytest.raises(NoNetem) as err:
+        with faults.degraded(delay_ms=30, duration=1):
+            pass
+    assert isinstance(err.value, NotMeasured)
+    assert "the site's kernel has no netem: cannot add delay_ms=30" in err.value.reason
+    assert "qdisc kind is unknown" in err.value.reason.lower()
+    assert "RUN-wan" not in realsite.ruleset() and "qdisc netem" not in realsite.sh("tc qdisc show dev eth0")[1]
+    with faults.degraded(loss=0.5, duration=1):
+        assert "numgen random mod 1000 < 500 drop" in realsite.ruleset()
+    with faults.degraded(loss=1.0, duration=1):  # all of it: a request cannot get through
+        assert "RUN-wan" in realsite.ruleset()
+        assert not realsite.reaches_peer()
+    assert realsite.reaches_peer() and "RUN_wan" not in realsite.ruleset() and not realsite.deadmen()
+
+
+def test_without_allow_faults_nothing_is_applied(realsite):
+    before = realsite.ruleset()
+    with pytest.raises(NotMeasured) as err:
+        faults_for(load_target(realsite.target()), "store-1", allow_real=False)
+    assert err.value.remedy.startswith("pass --allow-faults")
+    assert realsite.ruleset() == before and realsite.reaches_peer() and not realsite.deadmen()
