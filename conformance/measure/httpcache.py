@@ -6,7 +6,7 @@ itself, and whether it still answers with its copies once they expired while the
     cache.prime(repeats)                  # each path once (a miss), then `repeats` rounds
     cache.hit_figures()                   # hits among the repeats, by the cache status header
     ... cut the WAN, sleep_until(cache.expired_at(ttl)) ...
-    reads = cache.read_until(deadline)    # round robin over the paths, during the cut
+    reads = cache.read_until(deadline)    # every path at once, in rounds, during the cut
     cache.cut_figures(reads)
 
 Whether the cache answered itself is what it says in its status header: X-Cache (nginx's
@@ -19,6 +19,7 @@ so only the cache can have given it. Every request goes through measure/http.py 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ CACHE_HEADERS = ("X-Cache", "X-Cache-Status", "X-Proxy-Cache", "Cache-Status")
 # Statuses of an answer the cache gave from its own copy (nginx's $upstream_cache_status, Varnish, Squid).
 FROM_CACHE = ("HIT", "STALE", "UPDATING", "REVALIDATED", "TCP_HIT", "TCP_MEM_HIT", "TCP_REFRESH_UNMODIFIED")
 STALE = ("STALE", "UPDATING")
+ROUND_PACE_S = 0.05  # during the cut: every path at most 20 times a second
 
 
 def cache_status(reply: Reply, header: str | None = None) -> tuple[str | None, str | None, bool | None]:
@@ -134,14 +136,18 @@ class HttpCache:
         """When every path's copy has outlived `ttl` since the origin last served it."""
         return max(self.fetched_at.values(), default=time.monotonic()) + ttl
 
-    def read_until(self, deadline: float) -> list[Fetch]:
-        """GET the paths round robin until `deadline`, each at least once."""
+    def read_until(self, deadline: float, pace: float = ROUND_PACE_S) -> list[Fetch]:
+        """GET every path at once, in rounds at least `pace` seconds apart, until `deadline` (at least one
+        round): a few clients reading, not a load test; a cache that waits on its origin holds a round
+        for that long, not once per path."""
         reads: list[Fetch] = []
-        i = 0
-        while i < len(self.paths) or time.monotonic() < deadline:
-            reads.append(self.get(self.paths[i % len(self.paths)]))
-            i += 1
-        return reads
+        with ThreadPoolExecutor(max_workers=len(self.paths), thread_name_prefix="edge-cache-read") as pool:
+            while True:
+                began = time.monotonic()
+                reads.extend(pool.map(self.get, self.paths))
+                if time.monotonic() >= deadline:
+                    return reads
+                time.sleep(max(0.0, min(began + pace, deadline) - time.monotonic()))
 
     def served(self, f: Fetch) -> bool:
         return f.status == 200 and f.body == self.copy.get(f.path)
