@@ -3,9 +3,11 @@ running the reference edge workload as its probe, with a central container as it
 reach it ONLY through its testinfra host (docker://); what the tests observe they read with the Docker
 SDK. Covered: partition really cuts the site from its peer (nft and iptables, drop and hold) and heal
 restores it; only our tagged rules are ever removed (a foreign rule survives); the dead-man heals a cut
-nobody heals, and one whose harness was SIGKILLed mid-partition, within the margin; pause's dead-man
-resumes; kill, restart; degrade without netem is not measured with the reason; nothing is applied
-without --allow-faults. Slow (the module name) and marked docker: it skips without a Docker daemon.
+nobody heals after duration + margin; pause's dead-man resumes; kill, restart; degrade without netem is
+not measured with the reason; nothing is applied without --allow-faults. Through the whole harness:
+`edge-conformance run --allow-faults` measures resilience.partition through the built-in cut (tagged
+with the run id of results.json), and a run SIGKILLed mid-partition leaves a cut that the dead-man
+removes within the margin. Slow (the module name) and marked docker: it skips without a Docker daemon.
 """
 
 from __future__ import annotations
@@ -14,25 +16,26 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conformance.emulation.docker.backend import free_port
 from conformance.faults import faults_for
 from conformance.faults.onsite import DEADMAN_WORD, NoNetem
 from conformance.model.errors import NotMeasured
 from conformance.model.target import load_target
+from tests.helpers.cli import CLI, cli_env, run_edge
+from tests.helpers.results import entries
 from tests.helpers.waits import wait_for
 
 pytestmark = pytest.mark.docker
 
-HERE = Path(__file__).resolve().parent
 LABEL = "io.edge-conformance.test"  # ours only: no harness label, so no sweep of the harness touches them
 DURATION_S, MARGIN_S = 2.0, 2.0
-PROBE = "edge_workloads --role edge"
+PROBE = "conformance.emulation.docker.siteinit"  # the reference edge workload, as in the docker backend
 
 
 class RealSite:
@@ -44,12 +47,17 @@ class RealSite:
         self.containers = []
         spec = {"name": "central", "role": "central", "workload": "central", "port": 8080}
         self.central = self._run(image, "central", labels, environment={"EDGE_CONFORMANCE_SITE": json.dumps(spec)})
-        self.store = self._run(image, "store", labels, entrypoint=["sleep", "infinity"], cap_add=["NET_ADMIN"])
         self.central.reload()
         self.peer = self.central.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
-        # the workload stops at EOF of its stdin (as under the emulator's supervisor): a pipe that stays open
-        self.start = (f"sleep infinity | python3 -m {PROBE} --name store-1 --data-dir /data --port 8080 "
-                      f"--central-url http://{self.peer}:8080 >>/tmp/probe.log 2>&1")
+        # the store's main process only keeps it up: its workload (the probe) is started, killed and
+        # restarted through the built-in faults; the harness reaches its API on a published port
+        self.port = free_port()
+        spec = {"name": "store-1", "role": "edge", "workload": "edge", "central_url": f"http://{self.peer}:8080",
+                "port": 8080}
+        self.store = self._run(image, "store", labels, entrypoint=["sleep", "infinity"], cap_add=["NET_ADMIN"],
+                               environment={"EDGE_CONFORMANCE_SITE": json.dumps(spec)},
+                               ports={"8080/tcp": ("127.0.0.1", self.port)})
+        self.start = f"python3 -m {PROBE} >>/tmp/probe.log 2>&1"
         wait_for(self.reaches_peer, 30, "central answering the store")
 
     def _run(self, image: str, name: str, labels: dict, **kwargs):
@@ -64,7 +72,7 @@ class RealSite:
         doc = {"name": "stand-in real site", "sites": [
             {"name": "central", "role": "central", "endpoints": {"api": f"http://{self.peer}:8080"}},
             {"name": "store-1", "role": "edge", "uplink": "central", "hosts": [f"docker://{self.store.name}"],
-             "faults": grant}]}
+             "endpoints": {"api": f"http://127.0.0.1:{self.port}"}, "faults": grant}]}
         path = self.tmp / f"target-{os.urandom(2).hex()}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
@@ -77,7 +85,7 @@ class RealSite:
         return code, out.decode(errors="replace")
 
     def reaches_peer(self) -> bool:
-        return self.sh(f"nc -z -w 2 {self.peer} 8080")[0] == 0
+        return self.sh(f"nc -z -w 1 {self.peer} 8080")[0] == 0
 
     def ruleset(self) -> str:
         return self.sh("nft list ruleset 2>&1; iptables-save 2>&1")[1]
@@ -156,35 +164,6 @@ def test_deadman_heals_a_cut_nobody_heals(realsite):
     assert realsite.reaches_peer() and not realsite.deadmen()
 
 
-def test_sigkill_of_the_harness_mid_partition_heals_within_the_margin(realsite):
-    target = realsite.target()
-    driver = subprocess.Popen([sys.executable, str(HERE / "onsite_driver.py"), str(target), "store-1",
-                               str(DURATION_S), "RUN-sigkill"], stdout=subprocess.PIPE, text=True,
-                              cwd=str(HERE.parent.parent))
-    try:
-        line = driver.stdout.readline()
-        assert line, f"the driver ended before the cut (exit {driver.wait(10)})"
-        cut = json.loads(line)
-        assert not realsite.reaches_peer(), "the driver's cut let a request to the peer through"
-        driver.send_signal(signal.SIGKILL)  # no finally runs: nothing of the harness heals
-        killed_at = time.time()
-        assert driver.wait(10) == -signal.SIGKILL
-        wait_for(lambda: "edgeconf:RUN-sigkill" not in realsite.ruleset() and "RUN_sigkill" not in realsite.ruleset(),
-                 DURATION_S + MARGIN_S + 5, "the dead-man removing the cut", interval=0.1)
-        healed_at = time.time()
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(10)
-    # the remover was started by the install, so it fires duration + margin after it (a poll of 0.1 s)
-    after_install, after_kill = healed_at - cut["installed_at"], healed_at - killed_at
-    print(f"SIGKILL test: killed {killed_at - cut['installed_at']:.2f} s into the cut; healed {after_install:.2f} s "
-          f"after the cut was installed ({after_kill:.2f} s after the kill); duration {DURATION_S:g} s + margin "
-          f"{MARGIN_S:g} s")
-    assert DURATION_S + MARGIN_S - 1.0 < after_install < DURATION_S + MARGIN_S + 2.5, after_install
-    assert realsite.reaches_peer() and not realsite.deadmen()
-
-
 def test_pause_deadman_resumes_and_kill_restart_the_probe(realsite):
     faults = realsite.faults("RUN-proc")
     pids = realsite.probe_pids()
@@ -200,12 +179,9 @@ def test_pause_deadman_resumes_and_kill_restart_the_probe(realsite):
 
     faults.kill()
     wait_for(lambda: not realsite.probe_pids(), 5, "the probe gone after kill")
-    faults.restart()  # nothing to stop: starts it again
+    faults.restart()  # nothing left to stop: starts it again
     wait_for(realsite.probe_healthy, 20, "the probe back after restart")
-    before = realsite.probe_pids()
-    faults.restart()
-    wait_for(lambda: realsite.probe_pids() and realsite.probe_pids() != before and realsite.probe_healthy(), 20,
-             "a new probe after restart")
+    assert realsite.probe_pids() and realsite.probe_pids() != pids
 
 
 def test_degrade_without_netem_is_not_measured_and_loss_is_emulated(realsite):
@@ -231,3 +207,54 @@ def test_without_allow_faults_nothing_is_applied(realsite):
         faults_for(load_target(realsite.target()), "store-1", allow_real=False)
     assert err.value.remedy.startswith("pass --allow-faults")
     assert realsite.ruleset() == before and realsite.reaches_peer() and not realsite.deadmen()
+
+
+# --- through the suite: `edge-conformance run --allow-faults` -----------------------------------------
+
+
+def cut_profile(path: Path) -> Path:
+    path.write_text(yaml.safe_dump({"id": "onsite-cut", "version": "0", "title": "built-in cut", "requirements": [{
+        "id": "RT-01", "title": "keeps answering while its WAN is cut", "level": "must",
+        "check": "resilience.partition", "applies_to": "edge", "expect": "availability >= 99 %",
+        "params": {"duration": f"{DURATION_S:g} s", "workloads": [], "cut_mode": "drop"}}]}, sort_keys=False))
+    return path
+
+
+def test_a_run_cuts_through_builtin_faults_tagged_with_its_run_id(realsite, tmp_path):
+    code, results, output = run_edge("--profile", cut_profile(tmp_path / "p.yaml"), "--target", realsite.target(),
+                                     "--suite", "resilience", "--allow-faults", out=tmp_path / "out")
+    r = entries(results, "RT-")[("RT-01", "store-1")]
+    assert r["status"] == "pass" and code == 0, (r["message"], r["notes"], output[-2000:])
+    notes = " ".join(r["notes"])
+    assert f"partition (drop, nft: {realsite.peer}) on store-1" in notes, notes
+    assert f"tag edgeconf:{results['run_id']}:" in notes and "dead-man (detached sleep) undoes it after 4 s" in notes
+    assert "removed (tag edgeconf:" in notes and "WAN cut (drop) for 2." in notes
+    assert "edgeconf" not in realsite.ruleset() and not realsite.deadmen() and realsite.reaches_peer()
+
+
+def test_sigkill_of_edge_conformance_run_mid_partition_heals_within_the_margin(realsite, tmp_path):
+    argv = [*CLI, "run", "--profile", cut_profile(tmp_path / "p.yaml"), "--target", realsite.target(),
+            "--suite", "resilience", "--allow-faults", "--out", tmp_path / "out"]
+    run = subprocess.Popen([str(a) for a in argv], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)  # its own group: the kill takes all of it
+    try:
+        wait_for(lambda: "edgeconf:" in realsite.ruleset() or run.poll() is not None, 60, "the run's cut",
+                 interval=0.05)
+        seen = time.monotonic()
+        assert run.poll() is None, run.communicate()[0][-2000:]
+        os.killpg(run.pid, signal.SIGKILL)  # at once, mid-cut: the harness and its group; no finally runs
+        killed = time.monotonic()
+        run.communicate(timeout=10)
+        assert not realsite.reaches_peer(), "the cut is gone although nothing healed it yet"
+        wait_for(lambda: "edgeconf" not in realsite.ruleset(), DURATION_S + MARGIN_S + 5, "the dead-man removing the cut",
+                 interval=0.1)
+        healed = time.monotonic()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate(timeout=10)
+    print(f"SIGKILL of edge-conformance run: killed {killed - seen:.2f} s after the cut was seen; healed "
+          f"{healed - seen:.2f} s after it ({healed - killed:.2f} s after the kill); duration {DURATION_S:g} s + "
+          f"margin {MARGIN_S:g} s")
+    assert DURATION_S + MARGIN_S - 1.0 < healed - seen < DURATION_S + MARGIN_S + 2.5, healed - seen
+    assert realsite.reaches_peer() and not realsite.deadmen()
