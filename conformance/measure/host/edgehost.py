@@ -97,7 +97,8 @@ class EdgeHost:
 
     def __init__(self, spec: str, timeout: float = DEFAULT_TIMEOUT, *, prefer_psutil: bool | None = None):
         self.spec = spec
-        self.name = redact_spec(spec)
+        # How messages name it: an ssh host's options (key paths, known_hosts ...) are left out
+        self.name = redact_spec(spec.split("?", 1)[0] if backend_of(spec) in _REMOTE_SHELL_BACKENDS else spec)
         self.backend = backend_of(spec)
         self.timeout = float(timeout or DEFAULT_TIMEOUT)
         # local:// is this machine: psutil answers process/socket/memory questions directly. With
@@ -195,6 +196,9 @@ class EdgeHost:
         try:
             out = self.run(probe_script(), what="probe")
         except HostUnavailable as exc:
+            if "host key verification failed" in str(exc).lower():
+                raise HostUnavailable(f"{exc} (the host's key is not the one its known_hosts holds for it: "
+                                      "make sure it is that host, then put its key in known_hosts)") from None
             raise HostUnavailable(f"{exc} (is the host reachable, and the spec right?)") from None
         if PROBE_MARK not in out.stdout:
             cause = (out.stderr.strip() or out.stdout.strip() or f"exit status {out.rc}").splitlines()
