@@ -20,11 +20,16 @@ from __future__ import annotations
 import functools
 import os
 import shlex
+import threading
 from typing import Any
 
 from ...model.hostspec import PATH_OPTIONS, SSH_OPTIONS, parse_jump, split_spec
 from ...model.target import expand_env
 
+
+
+_paramiko_hosts: dict[tuple, Any] = {}
+_paramiko_lock = threading.Lock()
 
 
 class HostKeyRefused(RuntimeError):
@@ -111,12 +116,18 @@ def open_host(spec: str, timeout: int) -> Any:
     if backend == "paramiko":
         import testinfra.host
 
-        rest = base.split("://", 1)[1]
-        paramiko_backend = strict_paramiko()(rest, known_hosts=options.get("known_hosts"),
-                                                 jump=options.get("jump"), **kwargs)
-        host = testinfra.host.Host(paramiko_backend)
-        paramiko_backend.set_host(host)
-        return host
+        # one Host (one connection) per spec and options for the process, as testinfra.get_host keeps
+        # for the other backends: every check of a site would otherwise open a connection of its own
+        key = (base, tuple(sorted(options.items())), tuple(sorted(kwargs.items())))
+        with _paramiko_lock:
+            if key not in _paramiko_hosts:
+                rest = base.split("://", 1)[1]
+                paramiko_backend = strict_paramiko()(rest, known_hosts=options.get("known_hosts"),
+                                                     jump=options.get("jump"), **kwargs)
+                host = testinfra.host.Host(paramiko_backend)
+                paramiko_backend.set_host(host)
+                _paramiko_hosts[key] = host
+            return _paramiko_hosts[key]
     if options.get("controlpersist"):
         kwargs["controlpersist"] = int(options["controlpersist"])
     kwargs["ssh_extra_args"] = ssh_args(options)
