@@ -7,7 +7,7 @@ maps that JSON to a Target, pure (docs/real-targets.md, "An Ansible inventory"):
 * its role: `edge_conformance_role` (a host or group variable), else the one group named like a role
   (ROLE_GROUPS) that holds the host, children included;
 * endpoints: `edge_conformance_endpoints` (name -> URL) and `edge_conformance_endpoint_NAME`; uplink,
-  credentials, ca_file, labels, hooks: `edge_conformance_<field>`; the target's name:
+  credentials, ca_file, labels, hooks, faults: `edge_conformance_<field>`; the target's name:
   `edge_conformance_name`, else the file's name;
 * its hosts: `ansible://HOST?ansible_inventory=FILE` (testinfra's ansible backend connects as Ansible
   would).
@@ -31,7 +31,7 @@ from .yamlfile import YamlDoc
 
 PREFIX = "edge_conformance_"
 ROLE_GROUPS = ("central", "regional", "edge")
-FIELDS = ("role", "endpoints", "uplink", "credentials", "ca_file", "labels", "hooks")
+FIELDS = ("role", "endpoints", "uplink", "credentials", "ca_file", "labels", "hooks", "faults")
 KNOWN_VARS = tuple(PREFIX + f for f in (*FIELDS, "site", "name"))
 PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
 _SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -144,3 +144,13 @@ def test_real_ansible_inventory_errors(tmp_path):
     assert str(exc.value).startswith(f"{orphan}:4: www1: no role"), str(exc.value)
     with pytest.raises(ConfigError, match="file not found"):
         load_inventory(tmp_path / "missing.ini")
+
+
+def test_hooks_and_faults_come_from_variables_too():
+    data = listing({"s": {"edge_conformance_hooks": {"kill": {"command": "systemctl kill edge"}},
+                          "edge_conformance_faults": {"process": {"service": "edge.service"}}}},
+                   {"edge": {"hosts": ["s"]}})
+    (site,) = build(data, "[edge]\ns\n").sites
+    assert sorted(site.hooks) == ["kill"]
+    assert site.faults is not None and site.faults.process.service == "edge.service"
+    assert site.faults.host == "ansible://s?ansible_inventory=/inv/hosts.ini"
