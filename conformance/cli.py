@@ -88,7 +88,7 @@ def main() -> None:
               help="Requirement profile (shipped name or YAML path); repeatable. Default: edge-baseline.")
 @click.option("--target", "-t", default="emulated", show_default=True, metavar="PATH|emulated[:TOPOLOGY]",
               help="Target file of a real deployment, or an emulated one brought up for this run.")
-@click.option("--inventory", "-i", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+@click.option("--inventory", "-i", type=click.Path(path_type=Path), metavar="FILE|DIR",
               help="Ansible inventory (INI or YAML) whose hosts are the sites, instead of --target: groups "
                    "central/regional/edge or edge_conformance_role give the roles (docs/real-targets.md). "
                    "Needs ansible-core (the `ansible` extra).")

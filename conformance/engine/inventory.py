@@ -3,10 +3,11 @@
 `ansible-inventory -i FILE --list` is the one child process of loading a target (so it lives here, not
 in model/, which only parses): with a timeout, no stdin, Ansible's colours and verbosity off, and
 ANSIBLE_INVENTORY_UNPARSED_FAILED set, so that a file Ansible cannot parse is an error and not an empty
-inventory. Whatever goes wrong is one ConfigError line (exit 2): no ansible-inventory (install the
-`ansible` extra), a file that is not there or not a regular file, Ansible's own parse error (with its
-line when it gives one), a timeout. The answer is kept per file (path, size, mtime) for the process, so
-`run` checking its inputs and the plugin opening the target ask Ansible once.
+inventory. It may be a file or an inventory directory. Whatever goes wrong is one ConfigError line (exit
+2): no ansible-inventory (install the `ansible` extra), a file that is not there or not a regular file,
+Ansible's own parse error (with its line when it gives one), a timeout. The answer for a file is kept per
+(path, size, mtime) for the process, so `run` checking its inputs and the plugin opening the target ask
+Ansible once.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ _cache: dict[tuple, dict] = {}
 def load_inventory(path: str | Path, *, option: str = "--inventory", timeout: float = TIMEOUT_S) -> Target:
     """The Target of an Ansible inventory file (ConfigError, one located line, on any problem)."""
     source = str(path)
-    raw = read_input(path, source, limit=MAX_INVENTORY_BYTES, what="Ansible inventory")
-    text = raw.decode("utf-8", "replace")
+    if Path(path).is_dir():  # an inventory directory (hosts files, group_vars/ ...): Ansible reads it all
+        text = ""  # no one file's lines: errors name the directory and the host
+    else:
+        text = read_input(path, source, limit=MAX_INVENTORY_BYTES, what="Ansible inventory").decode("utf-8", "replace")
     absolute = str(Path(path).resolve())
     data = list_inventory(absolute, source, option=option, timeout=timeout)
     return target_from_inventory(data, source, text, absolute)
@@ -42,7 +45,7 @@ def load_inventory(path: str | Path, *, option: str = "--inventory", timeout: fl
 def list_inventory(path: str, source: str, *, option: str = "--inventory", timeout: float = TIMEOUT_S) -> dict:
     """`ansible-inventory -i PATH --list`, as JSON."""
     st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
+    key = (path, st.st_size, st.st_mtime_ns) if not os.path.isdir(path) else None  # a directory's files may change
     if key in _cache:
         return _cache[key]
     exe = shutil.which("ansible-inventory")
@@ -69,7 +72,8 @@ def list_inventory(path: str, source: str, *, option: str = "--inventory", timeo
         raise ConfigError(source, None, None, "ansible-inventory did not answer with JSON") from None
     if not isinstance(data, dict):
         raise ConfigError(source, None, None, "ansible-inventory did not answer with a JSON object")
-    _cache[key] = data
+    if key is not None:
+        _cache[key] = data
     return data
 
 

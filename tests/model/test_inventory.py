@@ -154,3 +154,17 @@ def test_hooks_and_faults_come_from_variables_too():
     assert sorted(site.hooks) == ["kill"]
     assert site.faults is not None and site.faults.process.service == "edge.service"
     assert site.faults.host == "ansible://s?ansible_inventory=/inv/hosts.ini"
+
+
+@needs_ansible
+def test_an_inventory_directory(tmp_path):
+    from conformance.engine.inventory import load_inventory
+
+    (tmp_path / "inv" / "group_vars").mkdir(parents=True)
+    (tmp_path / "inv" / "hosts.ini").write_text("[stores]\nstore-1\n[web]\nwww1\n")
+    (tmp_path / "inv" / "group_vars" / "stores.yml").write_text("edge_conformance_role: edge\n")
+    with pytest.raises(ConfigError) as exc:
+        load_inventory(tmp_path / "inv")
+    assert str(exc.value).startswith(f"{tmp_path / 'inv'}: www1: no role"), str(exc.value)
+    (tmp_path / "inv" / "hosts.ini").write_text("[stores]\nstore-1\n")
+    assert [(s.name, s.role) for s in load_inventory(tmp_path / "inv").sites] == [("store-1", "edge")]
