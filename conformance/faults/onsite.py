@@ -92,7 +92,7 @@ class Installed:
     pair: str
     tag: str            # edgeconf:<run id>:<fault id>
     undo: str           # shell script that undoes exactly this fault (idempotent)
-    deadman: str        # "systemd:<unit>" or "sleep:<tag>"
+    deadman: str        # "systemd:<unit>:<tag>" or "sleep:<tag>"
     seconds: int        # the remover fires this long after the install
     installed_at: float
     what: str
@@ -116,27 +116,32 @@ def pids_function(marker: str) -> str:
 
 def deadman_start(tag: str, seconds: int, undo: str, systemd: bool) -> tuple[str, str]:
     """(script that starts the remover, its handle). The remover runs `undo` after `seconds`. The script
-    ends in `&&` or `&`: what follows it (the install) runs once the remover is in place."""
+    ends so that what follows it (the install) runs once the remover is in place. With systemd, a
+    transient timer; if systemd-run refuses (no D-Bus, a sudo rule), the detached sleep after all."""
+    body = f": {DEADMAN_WORD} {tag}; sleep {seconds}; {undo}"
+    detached = f"setsid nohup sh -c {shlex.quote(body)} >/dev/null 2>&1 </dev/null &"
     if systemd:
         unit = _ident(tag).replace("_", "-")[:200]
-        script = (f"systemd-run --quiet --collect --unit={unit} --on-active={seconds}s "
+        script = (f"if systemd-run --quiet --collect --unit={unit} --on-active={seconds}s "
                   "--timer-property=AccuracySec=100ms "
-                  f"--description={shlex.quote(f'{DEADMAN_WORD} {tag}')} /bin/sh -c {shlex.quote(undo)} &&")
-        return script, f"systemd:{unit}"
-    body = f": {DEADMAN_WORD} {tag}; sleep {seconds}; {undo}"
-    return f"setsid nohup sh -c {shlex.quote(body)} >/dev/null 2>&1 </dev/null &", f"sleep:{tag}"
+                  f"--description={shlex.quote(f'{DEADMAN_WORD} {tag}')} /bin/sh -c {shlex.quote(undo)} "
+                  f">/dev/null 2>&1; then :; else {detached} fi;")
+        return script, f"systemd:{unit}:{tag}"
+    return detached, f"sleep:{tag}"
 
 
 def deadman_cancel(handle: str, marker: str) -> str:
     """Stop the remover. Never our own shells (they carry `marker`): the install script that cancels
     after a failed install holds the remover's text on its command line."""
     kind, _, name = handle.partition(":")
+    systemd = ""
     if kind == "systemd":
-        return (f"systemctl stop {name}.timer {name}.service >/dev/null 2>&1; "
-                f"systemctl reset-failed {name}.timer {name}.service >/dev/null 2>&1; true")
+        unit, _, name = name.partition(":")
+        systemd = (f"systemctl stop {unit}.timer {unit}.service >/dev/null 2>&1; "
+                   f"systemctl reset-failed {unit}.timer {unit}.service >/dev/null 2>&1; ")
     # the pattern's last letter in brackets: it does not match the command line that holds it
     word = DEADMAN_WORD[:-1] + f"[{DEADMAN_WORD[-1]}]"
-    return (f"for p in $(pgrep -f -- {shlex.quote(f'{word} {name}')}); do "
+    return (f"{systemd}for p in $(pgrep -f -- {shlex.quote(f'{word} {name}')}); do "
             f"case \"$(tr '\\000' ' ' <\"/proc/$p/cmdline\" 2>/dev/null)\" in *{marker}*) continue;; esac; "
             "kill -TERM -- -$p 2>/dev/null || kill -TERM $p 2>/dev/null; done; true")
 

@@ -219,10 +219,13 @@ def test_unknown_length_uses_limit_and_systemd_timer_when_systemd_runs(tmp_path)
     shell.systemd = True
     f = onsite(tmp_path, "wan: {peer: 10.0.0.1}\nlimit: 60 s\nmargin: 5 s", shell)
     f.partition("drop")
-    assert shell.scripts[0].startswith("systemd-run --quiet --collect --unit=edgeconf-RUN-")
+    assert shell.scripts[0].startswith("if systemd-run --quiet --collect --unit=edgeconf-RUN-")
     assert "--on-active=65s" in shell.scripts[0] and "| nft -f -" in shell.scripts[0]
+    # systemd-run refused (no D-Bus, a sudo rule): the detached sleep after all
+    assert "; then :; else setsid nohup sh -c ': edgeconf-deadman edgeconf:RUN:" in shell.scripts[0]
     f.heal()
     assert "systemctl stop edgeconf-RUN-" in shell.scripts[1] and "nft delete table inet edgeconf_RUN_" in shell.scripts[1]
+    assert "pgrep -f -- 'edgeconf-deadma[n] edgeconf:RUN:" in shell.scripts[1]
 
 
 def test_heal_that_cannot_reach_the_site_says_when_the_deadman_heals(tmp_path):
@@ -275,11 +278,14 @@ def test_pause_signals_the_pids_found_and_its_deadman_resumes_them(tmp_path):
 # --- the dead-man remover for real (local://, no privileges: the undo touches a file) --------------
 
 
-def test_detached_deadman_fires_and_a_cancelled_one_does_not(tmp_path):
+@pytest.mark.parametrize("systemd", [False, True], ids=["detached", "systemd-or-fallback"])
+def test_deadman_fires_and_a_cancelled_one_does_not(tmp_path, systemd):
+    """systemd=True: a transient timer where systemd runs (and we may), else (here: no systemd) the
+    detached sleep it falls back to; either way the remover fires, and a cancelled one does not."""
     shell = SiteShell("local://")
     fired, cancelled = tmp_path / "fired", tmp_path / "cancelled"
-    start1, _ = deadman_start(f"edgeconf:T{id(tmp_path)}:1", 1, f"touch {fired}", systemd=False)
-    start2, handle2 = deadman_start(f"edgeconf:T{id(tmp_path)}:2", 1, f"touch {cancelled}", systemd=False)
+    start1, _ = deadman_start(f"edgeconf:T{id(tmp_path)}:1", 1, f"touch {fired}", systemd=systemd)
+    start2, handle2 = deadman_start(f"edgeconf:T{id(tmp_path)}:2", 1, f"touch {cancelled}", systemd=systemd)
     began = time.monotonic()
     shell.check(f"{start1} {start2} true", "start removers")
     assert time.monotonic() - began < 1.0  # detached: the command does not wait for them
