@@ -58,6 +58,9 @@ def _declared(edge, site, name: str, remedy: str) -> str:
     url = site.endpoints.get(name)
     if not url:
         known = ", ".join(sorted(site.endpoints)) or "none"
+        if getattr(edge, "emulation", None):  # an emulated site has one only where the docker backend runs it
+            remedy = ("run a topology whose sites have `config: {stack: [nginx, mosquitto]}` (emulated:edge-stack) "
+                      "with --backend docker: the local backend runs no nginx or mosquitto")
         edge.not_measured(f'site {site.name} declares no endpoint "{name}" (endpoints: {known})', remedy)
     host = urlsplit(url).hostname or ""
     if host not in edge.allowed_hosts:  # pragma: no cover - a declared endpoint's host is allowed

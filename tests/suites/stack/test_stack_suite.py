@@ -71,6 +71,7 @@ class FakeEdge:
         self.params = dict(params or {})
         self.allowed_hosts = {"127.0.0.1", "::1", "localhost"}
         self.ca_file = None
+        self.emulation = None
         self._faults = faults
 
     @property
@@ -112,6 +113,16 @@ def test_a_site_or_central_without_a_broker_endpoint_is_not_measured_naming_it()
     loose = Site("store-9", "edge", endpoints={"mqtt": "mqtt://127.0.0.1:1883"})
     with pytest.raises(NotMeasured, match="no uplink"):
         STACK._mqtt_bridge(FakeEdge(loose, [CENTRAL, loose], defaults("stack.mqtt_bridge")), Recording())
+
+
+def test_an_emulated_site_without_the_stack_is_told_to_use_the_docker_backend():
+    edge = FakeEdge(STORE, [CENTRAL, STORE], defaults("stack.http_cache"), faults=FakeFaults())
+    edge.emulation = {"backend": "local", "topology": "edge-stack"}
+    with pytest.raises(NotMeasured) as got:
+        STACK._http_cache(edge, Recording())
+    assert got.value.reason == 'site store-1 declares no endpoint "cache" (endpoints: api)'
+    assert got.value.remedy.startswith("run a topology whose sites have `config: {stack: [nginx, mosquitto]}` "
+                                       "(emulated:edge-stack) with --backend docker")
 
 
 def test_without_faults_the_cut_is_not_measured_but_cut_false_measures_the_hit_ratio():
