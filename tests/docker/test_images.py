@@ -9,7 +9,8 @@ import pytest
 
 from conformance.emulation.docker import LABEL_HARNESS, LABEL_RECIPE, LABEL_TEMPORARY, images
 
-pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
+pytestmark = [pytest.mark.docker,  # containers: slow by tests/conftest.py
+              pytest.mark.serial]  # builds and removes the shared site images: nothing else may build beside it
 
 
 def test_site_image_is_cached_by_recipe_digest(docker_client, site_image):
