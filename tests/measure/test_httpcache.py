@@ -17,7 +17,8 @@ from conformance.model.errors import MeasurementError
 class StandInCache:
     """GET /cdn/<key>: a cache of an imaginary origin, nginx-like. `store`: keep copies (else every GET is a
     MISS); `stale`: serve an expired copy while `origin_up` is false (else 504); `header`: the status
-    header's name (None: no header); `ttl`: freshness in seconds."""
+    header's name (None: no header); `ttl`: freshness in seconds. GET /ctl/origin-down and /ctl/origin-up
+    cut and restore the origin (for hook commands)."""
 
     def __init__(self, *, ttl: float = 0.3, store: bool = True, stale: bool = True, header: str | None = "X-Cache"):
         self.ttl, self.store, self.stale, self.header = ttl, store, stale, header
@@ -28,6 +29,11 @@ class StandInCache:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
+                if self.path in ("/ctl/origin-down", "/ctl/origin-up"):
+                    cache.origin_up = self.path.endswith("-up")
+                    self.send_response(204)
+                    self.end_headers()
+                    return
                 status, body, state = cache.answer(self.path)
                 self.send_response(status)
                 if cache.header and state:
