@@ -208,11 +208,11 @@ def _mqtt_bridge(edge, rec) -> None:
                      "only acknowledged ones must reach central")
         if not acked:
             raise MeasurementError(f"the site's broker acknowledged no message during the cut ({refused[0]})")
-        crossed = sum(1 for i in during if i in set(acked))
+        wanted = set(acked)
+        crossed = sum(1 for i in during if i in wanted)
         if crossed:
             rec.note(f"{crossed} messages reached central during the cut: the cut did not cut the bridge")
 
-        wanted = set(acked)
         done = wait_for(lambda: wanted <= set(seen.snapshot()[0]), wait, 0.1)
         last = time.monotonic()
         sleep_until(last + settle)  # late duplicates
