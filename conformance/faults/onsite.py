@@ -571,7 +571,8 @@ class OnSiteFaults(Faults):
     def _start_script(self) -> str:
         if self.grant.process.service:
             return f"systemctl start {shlex.quote(self.grant.process.service)}"
-        return f"setsid nohup sh -c {shlex.quote(self.grant.process.start or '')} >/dev/null 2>&1 </dev/null &"
+        # in a subshell: a statement like any other (it ends neither the script nor a `{ ...; }` with `&`)
+        return f"( setsid nohup sh -c {shlex.quote(self.grant.process.start or '')} >/dev/null 2>&1 </dev/null & )"
 
     def _stop_script(self) -> str:
         if self.grant.process.service:

@@ -7,6 +7,7 @@ The end-to-end proof on a stand-in site (a container with NET_ADMIN) is test_ons
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -183,6 +184,8 @@ class FakeShell:
 
     def check(self, body: str, what: str, timeout=None) -> str:
         self.scripts.append(body)
+        syntax = subprocess.run(["sh", "-n", "-c", body], capture_output=True, text=True)  # as the site's sh reads it
+        assert syntax.returncode == 0, f"{what}: {syntax.stderr.strip()} in: {body}"
         for needle, error in self.fail.items():  # by what the command is for
             if needle in what:
                 from conformance.faults import FaultError
@@ -300,3 +303,20 @@ def test_deadman_fires_and_a_cancelled_one_does_not(tmp_path, systemd):
 
     assert not [p for p in psutil.process_iter(["cmdline"]) if DEADMAN_WORD in " ".join(p.info["cmdline"] or [])
                 and str(id(tmp_path)) in " ".join(p.info["cmdline"] or [])]
+
+
+def test_stop_start_restart_with_a_pattern_and_its_start_command(tmp_path):
+    shell = FakeShell()
+    f = onsite(tmp_path, "process: {pattern: 'edge --serve', start: 'edge --serve >>/tmp/edge.log 2>&1'}\n"
+                         "margin: 2 s", shell)
+    assert all(f.supports(a) for a in ("kill", "pause", "resume", "restart", "stop", "start"))
+    with f.stopped(duration=1):
+        pass
+    stop, start = shell.scripts
+    assert "sleep 3; ( setsid nohup sh -c " in stop and "edge --serve >>/tmp/edge.log" in stop  # dead-man start
+    assert "kill -TERM $pids" in stop and "kill -KILL $left" in stop
+    assert start.startswith("( setsid nohup sh -c 'edge --serve")
+    f.restart()
+    assert "kill -TERM $pids" in shell.scripts[-1] and "( setsid nohup sh -c" in shell.scripts[-1]
+    f.kill()
+    assert shell.scripts[-1] == "kill -KILL 101 102"

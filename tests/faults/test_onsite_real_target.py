@@ -3,7 +3,8 @@ running the reference edge workload as its probe, with a central container as it
 reach it ONLY through its testinfra host (docker://); what the tests observe they read with the Docker
 SDK. Covered: partition really cuts the site from its peer (nft and iptables, drop and hold) and heal
 restores it; only our tagged rules are ever removed (a foreign rule survives); the dead-man heals a cut
-nobody heals after duration + margin; pause's dead-man resumes; kill, restart; degrade without netem is
+nobody heals after duration + margin; pause's dead-man resumes, stop's starts; kill, restart; degrade
+without netem is
 not measured with the reason; nothing is applied without --allow-faults. Through the whole harness:
 `edge-conformance run --allow-faults` measures resilience.partition through the built-in cut (tagged
 with the run id of results.json), and a run SIGKILLed mid-partition leaves a cut that the dead-man
@@ -182,6 +183,10 @@ def test_pause_deadman_resumes_and_kill_restart_the_probe(realsite):
     faults.restart()  # nothing left to stop: starts it again
     wait_for(realsite.probe_healthy, 20, "the probe back after restart")
     assert realsite.probe_pids() and realsite.probe_pids() != pids
+    faults.stop(duration=0.5)  # and never start: the dead-man starts it
+    assert not realsite.probe_pids()
+    wait_for(realsite.probe_healthy, 0.5 + MARGIN_S + 15, "the dead-man's start")
+    assert not realsite.deadmen()
 
 
 def test_degrade_without_netem_is_not_measured_and_loss_is_emulated(realsite):
