@@ -4,11 +4,11 @@ reach it ONLY through its testinfra host (docker://); what the tests observe the
 SDK. Covered: partition really cuts the site from its peer (nft and iptables, drop and hold) and heal
 restores it; only our tagged rules are ever removed (a foreign rule survives); the dead-man heals a cut
 nobody heals after duration + margin; pause's dead-man resumes, stop's starts; kill, restart; degrade
-without netem is
-not measured with the reason; nothing is applied without --allow-faults. Through the whole harness:
-`edge-conformance run --allow-faults` measures resilience.partition through the built-in cut (tagged
-with the run id of results.json), and a run SIGKILLed mid-partition leaves a cut that the dead-man
-removes within the margin. Slow (the module name) and marked docker: it skips without a Docker daemon.
+without netem is not measured with the reason; nothing is applied without --allow-faults. Through the
+whole harness: `edge-conformance run --allow-faults` measures resilience.partition through the built-in
+cut (tagged with the run id of results.json) and finds resilience.degraded not measured, and a run
+SIGKILLed mid-partition leaves a cut that the dead-man removes within the margin. Slow (the module
+name) and marked docker: it skips without a Docker daemon.
 """
 
 from __future__ import annotations
