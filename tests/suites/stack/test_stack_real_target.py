@@ -98,7 +98,7 @@ def test_the_stack_checks_through_hooks_on_a_real_broker_and_cache(standin, tmp_
         requirement("S-CACHE", "stack.http_cache", "hit_ratio >= 90 % and stale_served_ratio == 100 %",
                     {"keys": 2, "repeats": 3, "content_ttl": "1 s", "duration": "0.5 s"}, ["edge"], "must"),
         requirement("S-MQTT", "stack.mqtt_bridge", "delivered_ratio == 100 % and lost == 0",
-                    {"messages": 10, "duration": "2 s", "timeout": "6 s", "central_topic": "stores/{site}/{topic}"},
+                    {"messages": 10, "duration": "2 s", "timeout": "8 s", "central_topic": "stores/{site}/{topic}"},
                     ["edge"], "must"),
     ])
     code, results, output = run_edge("--profile", profile, "--target", target, "--allow-faults",
