@@ -42,6 +42,19 @@ def test_unknown_stack_service_is_refused():
         backend.stack_of(bad)
 
 
+def test_a_stack_defect_needs_the_service_it_breaks():
+    import dataclasses
+
+    store, central = load_topology("edge-stack").sites[1], load_topology("edge-stack").sites[0]
+    assert backend.stack_of(dataclasses.replace(store, defects=("nginx-no-stale", "bridge-drops-queued")))
+    with pytest.raises(ValueError, match=r"site central: defect nginx-no-cache breaks nginx, which the site does "
+                                         r"not run \(config.stack: \['mosquitto'\]\)"):
+        backend.stack_of(dataclasses.replace(central, defects=("nginx-no-cache",)))
+    plain = load_topology("retail").sites[1]
+    with pytest.raises(ValueError, match="defect bridge-drops-queued breaks mosquitto"):
+        backend.stack_of(dataclasses.replace(plain, defects=("bridge-drops-queued",)))
+
+
 def test_nginx_config_caches_central_origin_and_serves_stale():
     conf = siteinit.nginx_conf(EDGE_SPEC)
     assert "listen 40001 backlog=1024;" in conf

@@ -47,3 +47,5 @@ MGMT_KEY = f"{MGMT_DIR}/site.key"
 MGMT_PASSWORD = f"{MGMT_DIR}/mgmt.password"
 STACK_KEY = "stack"                               # site config key: extra real services of a site
 STACK_SERVICES = ("nginx", "mosquitto")
+# Defects that break a stack service (siteinit writes them into its configuration): a site must run it.
+STACK_DEFECTS = {"nginx-no-cache": "nginx", "nginx-no-stale": "nginx", "bridge-drops-queued": "mosquitto"}

@@ -43,7 +43,7 @@ from ..common import log
 from ..procs import SpawnError
 from ..site import PAUSED, RUNNING, Site, workload_config
 from . import (HARNESS, LABEL_HARNESS, LABEL_KIND, LABEL_ROLE, LABEL_RUN, LABEL_SITE, MGMT_CERT, MGMT_KEY,
-               MGMT_PASSWORD, SITE_ENV, STACK_KEY, STACK_SERVICES, WORKLOAD_ARGV)
+               MGMT_PASSWORD, SITE_ENV, STACK_DEFECTS, STACK_KEY, STACK_SERVICES, WORKLOAD_ARGV)
 
 LABEL_STATE_ROOT = "io.edge-conformance.state-root"  # containers: the state root that owns the run
 
@@ -91,6 +91,11 @@ def stack_of(spec: SiteSpec) -> list[str]:
     if unknown:
         raise ValueError(f"site {spec.name}: config.{STACK_KEY}: unknown service(s) {unknown} "
                          f"(known: {', '.join(STACK_SERVICES)})")
+    for defect in spec.defects:  # a defect of a service the site does not run would change nothing
+        service = STACK_DEFECTS.get(defect)
+        if service and service not in raw:
+            raise ValueError(f"site {spec.name}: defect {defect} breaks {service}, which the site does not run "
+                             f"(config.{STACK_KEY}: {list(raw)})")
     return [s for s in STACK_SERVICES if s in raw]
 
 
