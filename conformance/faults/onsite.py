@@ -114,16 +114,19 @@ def pids_function(marker: str) -> str:
     )
 
 
-def deadman_start(tag: str, seconds: int, undo: str, systemd: bool) -> tuple[str, str]:
-    """(script that starts the remover, its handle). The remover runs `undo` after `seconds`. The script
-    ends so that what follows it (the install) runs once the remover is in place. With systemd, a
-    transient timer; if systemd-run refuses (no D-Bus, a sudo rule), the detached sleep after all."""
-    body = f": {DEADMAN_WORD} {tag}; sleep {seconds}; {undo}"
-    detached = f"setsid nohup sh -c {shlex.quote(body)} >/dev/null 2>&1 </dev/null &"
+def deadman_start(tag: str, seconds: int, undo: str, systemd: bool, installing: float = 0.0) -> tuple[str, str]:
+    """(script that starts the remover, its handle). The remover runs `undo` `seconds` after the install
+    (the rest of the script that starts it) has ended: it is started first, waits for the script's shell
+    to exit, then sleeps. The script ends so that what follows it (the install) runs once the remover is
+    in place. With systemd, a transient timer started at once, `installing` (the longest the install may
+    take) later; if systemd-run refuses (no D-Bus, a sudo rule), the detached sleep after all."""
+    body = (f": {DEADMAN_WORD} {tag}; while kill -0 \"$1\" 2>/dev/null; do sleep 0.2; done; "
+            f"sleep {seconds}; {undo}")
+    detached = f"setsid nohup sh -c {shlex.quote(body)} {DEADMAN_WORD} \"$$\" >/dev/null 2>&1 </dev/null &"
     if systemd:
         unit = _ident(tag).replace("_", "-")[:200]
-        script = (f"if systemd-run --quiet --collect --unit={unit} --on-active={seconds}s "
-                  "--timer-property=AccuracySec=100ms "
+        script = (f"if systemd-run --quiet --collect --unit={unit} "
+                  f"--on-active={seconds + math.ceil(installing)}s --timer-property=AccuracySec=100ms "
                   f"--description={shlex.quote(f'{DEADMAN_WORD} {tag}')} /bin/sh -c {shlex.quote(undo)} "
                   f">/dev/null 2>&1; then :; else {detached} fi;")
         return script, f"systemd:{unit}:{tag}"
@@ -426,17 +429,19 @@ class OnSiteFaults(Faults):
         return f"{TAG_PREFIX}:{self.run_id}:{os.getpid():x}{self._count:02d}{os.urandom(2).hex()}"
 
     def deadman_seconds(self) -> int:
+        """The remover's delay after the install: the fault's expected length (else `limit`) + `margin`."""
         expected = self.expected_s if self.expected_s is not None else self.grant.limit
         return max(1, math.ceil(float(expected) + self.grant.margin))
 
-    def _install(self, pair: str, install: str, undo: str, what: str, tag: str | None = None) -> Installed:
+    def _install(self, pair: str, install: str, undo: str, what: str, tag: str | None = None,
+                 installing: float = 0.0) -> Installed:
         """Start the remover, then install; a failed install is undone at once (and its remover cancelled)."""
         if pair in self.active:  # a fault of this pair still on: undo it first (a new step of a sweep)
             self._remove(pair, quiet=True)
         tag = tag or self._new_tag()
         self.shell.tools()
         seconds = self.deadman_seconds()
-        start, handle = deadman_start(tag, seconds, undo, self.shell.systemd)
+        start, handle = deadman_start(tag, seconds, undo, self.shell.systemd, installing)
         fault = Installed(pair, tag, undo, handle, seconds, time.monotonic(), what)
         self.active[pair] = fault  # before anything runs: an undo after a half-done install removes it too
         cancel = deadman_cancel(handle, self.shell.host.marker)
@@ -579,14 +584,17 @@ class OnSiteFaults(Faults):
             return f"systemctl stop {shlex.quote(self.grant.process.service)}"
         pattern = shlex.quote(self.grant.process.pattern or "")
         grace = int(STOP_GRACE_S * 10)
-        # nothing running is fine (stopped already); SIGTERM, then SIGKILL what is left after the grace
+        # nothing running is fine (stopped already); SIGTERM, then SIGKILL those of them left after the
+        # grace (only those: a process that started meanwhile is not this stop's)
         return (f"{pids_function(self.shell.host.marker)} pids=$(_ec_pids {pattern}); "
+                "_ec_alive() { for p in $pids; do kill -0 $p 2>/dev/null && echo $p; done; }; "
                 "if [ -n \"$pids\" ]; then kill -TERM $pids 2>/dev/null; "
-                f"i=0; while [ $i -lt {grace} ] && [ -n \"$(_ec_pids {pattern})\" ]; do sleep 0.1; i=$((i+1)); done; "
-                f"left=$(_ec_pids {pattern}); [ -z \"$left\" ] || kill -KILL $left 2>/dev/null; fi; true")
+                f"i=0; while [ $i -lt {grace} ] && [ -n \"$(_ec_alive)\" ]; do sleep 0.1; i=$((i+1)); done; "
+                "left=$(_ec_alive); [ -z \"$left\" ] || kill -KILL $left 2>/dev/null; fi; true")
 
     def _do_stop(self) -> None:
-        self._install("stop", self._stop_script(), self._start_script(), "stop")
+        # a stop waits for the workload to end (STOP_GRACE_S at most): a systemd timer counts that too
+        self._install("stop", self._stop_script(), self._start_script(), "stop", installing=STOP_GRACE_S + 1.0)
 
     def _do_start(self) -> None:
         if "stop" in self.active:

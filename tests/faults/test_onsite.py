@@ -209,7 +209,7 @@ def test_partition_starts_its_deadman_before_the_rule_and_heal_cancels_it(tmp_pa
         pass
     install, heal = shell.scripts
     assert install.startswith("setsid nohup sh -c ': edgeconf-deadman edgeconf:RUN:")
-    assert "; sleep 5; while iptables -w 5 -D" in install  # duration 2 s + margin 3 s
+    assert "; sleep 5; while iptables -w 5 -D" in install  # duration 2 s + margin 3 s, after the install
     assert install.index("sleep 5") < install.index("iptables -w 5 -I")
     assert "|| { rc=$?;" in install  # a failed install is undone at once
     assert "pgrep -f -- 'edgeconf-deadma[n] edgeconf:RUN:" in heal and "-D OUTPUT" in heal
@@ -313,7 +313,9 @@ def test_stop_start_restart_with_a_pattern_and_its_start_command(tmp_path):
     with f.stopped(duration=1):
         pass
     stop, start = shell.scripts
-    assert "sleep 3; ( setsid nohup sh -c " in stop and "edge --serve >>/tmp/edge.log" in stop  # dead-man start
+    # the dead-man starts it again 1 s + margin 2 s after the stop has ended (it waits for the stop's shell)
+    assert "sleep 3; ( setsid nohup sh -c " in stop and "edge --serve >>/tmp/edge.log" in stop
+    assert "while kill -0 \"$1\" 2>/dev/null; do sleep 0.2; done;" in stop and "edgeconf-deadman \"$$\"" in stop
     assert "kill -TERM $pids" in stop and "kill -KILL $left" in stop
     assert start.startswith("( setsid nohup sh -c 'edge --serve")
     f.restart()
