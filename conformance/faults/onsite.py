@@ -32,10 +32,11 @@ deadline), only with --allow-faults (`faults_for` refuses before anything is bui
   harness's own shells nor a dead-man), signalled by pid; `start` is run detached (setsid nohup).
 * dead-man switch: every fault that must be undone (partition, degrade, pause, stop) first starts,
   ON THE SITE, a detached remover that undoes exactly that fault after its expected length (the
-  check's `duration`, else `limit`) plus `margin`, in the same command that installs the fault: a
-  `systemd-run --on-active=` timer when systemd runs there, else `setsid nohup sh -c 'sleep N;
-  UNDO'`. So the site heals itself even if the harness is SIGKILLed or the link to the site is lost.
-  The undo (heal, reset, resume, start) removes the fault and cancels its remover; it always runs
+  check's `duration`, else `limit`) plus `margin` after the install, in the same command that
+  installs the fault: a `systemd-run --on-active=` timer when systemd runs there, else (or when
+  systemd-run refuses) `setsid nohup sh -c 'wait for the installing shell; sleep N; UNDO'`. So the
+  site heals itself even if the harness is SIGKILLed or the link to the site is lost. The undo
+  (heal, reset, resume, start) removes the fault and cancels its remover; it always runs
   (`Faults._undone`: a finally, also on Ctrl-C). An undo that cannot reach the site is an error that
   says when the dead-man will have undone it.
 * a hook for an action takes precedence: if the site has any hook of an action's pair
