@@ -116,7 +116,8 @@ def _http_cache(edge, rec) -> None:
         return
 
     ttl, duration = float(p["content_ttl"]), float(p["duration"])
-    with faults.partitioned(cut_mode):
+    # the longest this cut can last (a real site's dead-man switch removes it after that, plus a margin)
+    with faults.partitioned(cut_mode, duration=ttl + duration + 2 * timeout):
         cut_at = time.monotonic()
         sleep_until(cache.expired_at(ttl) + 0.2)
         reads = cache.read_until(time.monotonic() + duration)
@@ -187,7 +188,8 @@ def _mqtt_bridge(edge, rec) -> None:
 
         acked: list[int] = []
         refused: list[str] = []
-        with faults.partitioned(cut_mode):
+        # the longest this cut can last: every publish waiting its whole timeout for the broker's ack
+        with faults.partitioned(cut_mode, duration=duration + count * timeout):
             cut_at = time.monotonic()
             for i in range(count):
                 sleep_until(cut_at + 0.8 * duration * i / count)

@@ -48,13 +48,15 @@ class FakeFaults:
         self.log: list[str] = []
         self.on_cut, self.on_heal = on_cut, on_heal
         self.cuts: list[str] = []
+        self.durations: list[float | None] = []  # the dead-man bound each cut asked for
 
     def require(self, *actions):
         pass
 
     @contextlib.contextmanager
-    def partitioned(self, mode="hold"):
+    def partitioned(self, mode="hold", duration=None):
         self.cuts.append(mode)
+        self.durations.append(duration)
         if self.on_cut:
             self.on_cut()
         try:
@@ -151,6 +153,8 @@ def test_the_cache_check_through_a_cut(stale):
         STACK._http_cache(FakeEdge(store, [CENTRAL, store], params, faults=faults), rec)
         got = {m: v for m, v, _ in rec.metrics}
         assert faults.cuts == ["drop"] and cache.origin_up
+        # a real site's dead-man removes the cut after at most ttl + duration + 2 op timeouts
+        assert faults.durations[0] is not None and 1.3 < faults.durations[0] < 1.3 + 2 * 30
         assert got["hit_ratio"] == 1.0 and got["stale_served_ratio"] == (1.0 if stale else 0.0)
         assert got["cut_requests"] >= 2 and rec.validity == []
         assert any(n.startswith("WAN cut (drop) for ") for n in rec.notes)
