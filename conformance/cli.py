@@ -107,6 +107,9 @@ def main() -> None:
               help="Switch on a defect in the emulated deployment, to see a check catch it; repeatable.")
 @click.option("--allow-faults", is_flag=True,
               help="Let the resilience suite run the real target's fault hooks (partition, kill, ...).")
+@click.option("--deploy-probes", is_flag=True,
+              help="Install the reference workloads on the sites whose target file has a probes: section, for "
+                   "this run, and remove them afterwards (docs/real-targets.md, Probes).")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
 @click.option("--bundle", "make_bundle", is_flag=True,
               help="Also write a certification bundle (tar.gz) of the run into the output directory.")
@@ -117,7 +120,7 @@ def main() -> None:
                    "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
 def run(profiles, target, inventory, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
-        verbose, make_bundle, sign_key, rerun_failed):
+        deploy_probes, verbose, make_bundle, sign_key, rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -140,7 +143,7 @@ def run(profiles, target, inventory, suites, sites, requirements, out, strict, w
                       suites=list(suites),
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
                       defects=list(defects), requirements=list(requirements), verbose=verbose,
-                      allow_faults=allow_faults)
+                      allow_faults=allow_faults, deploy_probes=deploy_probes)
     if sign_key and not make_bundle:
         raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
     if sign_key:

@@ -240,6 +240,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="switch on a defect in the emulated deployment (to prove a check fails)")
     group.addoption("--edge-allow-faults", action="store_true", default=False,
                     help="allow the resilience suite to run the real target's fault hooks (partition, kill ...)")
+    group.addoption("--edge-deploy-probes", action="store_true", default=False,
+                    help="install the reference workloads on the target file's probe sites for the run, and remove "
+                         "them afterwards (docs/real-targets.md, Probes)")
     group.addoption("--edge-only", action="append", default=[], metavar="REQ@SITE",
                     help="only check these requirement@site cases (e.g. BASE-FUN-01@store-1); repeatable")
     group.addoption("--edge-requirement", action="append", default=[], metavar="ID",
@@ -407,7 +410,8 @@ class EdgePlugin:
             emulated_from = opt("--edge-emulated-from")
             target_cm = lifecycle.open_target(
                 target_ref, run_id=run_id, profiles=self.profiles, backend=opt("--edge-backend"),
-                defects=[] if emulated_from else opt("--edge-defect"), inventory=inventory)
+                defects=[] if emulated_from else opt("--edge-defect"), inventory=inventory,
+                deploy_probes=bool(opt("--edge-deploy-probes")), probe_log_dir=out_dir / "probes")
             try:
                 self.target = stack.enter_context(target_cm)
             except ConfigError:
@@ -460,7 +464,8 @@ class EdgePlugin:
             deselect=list(getattr(config.option, "deselect", None) or []),
             last_failed=bool(getattr(config.option, "lf", False)), collect_only=bool(config.option.collectonly),
             tests=_explicit_tests(config), defects=list(opt("--edge-defect")), backend=opt("--edge-backend"),
-            allow_faults=self.allow_faults, strict=bool(opt("--edge-strict")), waivers=opt("--edge-waivers"),
+            allow_faults=self.allow_faults, deploy_probes=bool(opt("--edge-deploy-probes")),
+            strict=bool(opt("--edge-strict")), waivers=opt("--edge-waivers"),
             cli=bool(opt("--edge-run-id")))  # started by `edge-conformance run` (its option names)
 
     def _check_waivers_match(self) -> None:

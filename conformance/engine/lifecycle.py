@@ -35,7 +35,22 @@ def topology_for(ref: str, profiles: list) -> str:
 @contextlib.contextmanager
 def open_target(ref: str, *, run_id: str, profiles: list, backend: str = "local",
                 defects: list[str] | None = None, state_dir: Path | None = None,
-                inventory: str | None = None) -> Iterator[Target]:
+                inventory: str | None = None, deploy_probes: bool = False,
+                probe_log_dir: Path | None = None) -> Iterator[Target]:
+    if deploy_probes:  # the reference workloads on the real sites, for the run (engine/probes.py)
+        if inventory or is_emulated_ref(ref):
+            raise ConfigError(None, None, "--deploy-probes", "probes are deployed on the sites of a target "
+                                                             "file (--target FILE), not on an emulated target or "
+                                                             "an inventory")
+        if defects:
+            raise ConfigError(None, None, "--defect", "defects can only be switched on in emulated targets "
+                                                      "(a probe's go in its probes: defects)")
+        from .probes import deployed_probes
+
+        with deployed_probes(load_target(ref), run_id=run_id,
+                             log_dir=probe_log_dir or Path.cwd() / "probe-logs") as target:
+            yield target
+        return
     if inventory:  # the sites of an Ansible inventory (engine/inventory.py), instead of a target file
         if defects:
             raise ConfigError(None, None, "--defect", "defects can only be switched on in emulated targets")

@@ -49,6 +49,7 @@ class Selection:
     defects: list[str] = field(default_factory=list)
     backend: str = "local"
     allow_faults: bool = False
+    deploy_probes: bool = False
     strict: bool = False
     waivers: str | None = None
     cli: bool = False  # started by `edge-conformance run`: options are named as it names them
@@ -87,6 +88,7 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
         "topology": emulation.get("topology"),
         "emulated": bool(target.emulation) or is_emulated_ref(target_ref),
         "allow_faults": bool(sel.allow_faults),
+        "probes": list(target.probes_deployed),
         "strict": bool(sel.strict),
         "waivers": sel.waivers,
     }
@@ -105,6 +107,8 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
         changed.append(f"--waivers {scope['waivers']}")
     if scope["allow_faults"]:
         changed.append("--allow-faults")
+    if sel.deploy_probes:
+        changed.append(f"{flag(scope, 'deploy-probes')} ({', '.join(scope['probes'])})")
     scope["narrowed_by"], scope["changed_by"] = narrowed, changed
     scope["full"] = not narrowed
     return scope
@@ -115,6 +119,8 @@ def record_options(scope: dict, target_ref: str) -> dict:
     options = {"strict": scope["strict"], "suites": scope["suites"], "sites": scope["sites"],
                "waivers": scope["waivers"], "target": target_ref, "defects": scope["defects"],
                "backend": scope["backend"], "allow_faults": scope["allow_faults"]}
+    if scope.get("probes"):
+        options["deploy_probes"] = True
     for key in ("only", "requirements", "keyword", "markers", "deselect", "tests"):
         if scope.get(key):
             options[key] = scope[key]

@@ -36,7 +36,7 @@ RERUN_STATUSES = ("fail", "error", "inconclusive", "not-run", "not-measured")
 PARTIAL_NAME = "rerun-results.json"
 # RunOptions fields a rerun takes from the previous run unless the command line gives them
 INHERITED = ("profiles", "target", "inventory", "suites", "sites", "requirements", "strict", "waivers", "defects",
-             "backend", "allow_faults")
+             "backend", "allow_faults", "deploy_probes")
 
 
 @dataclass
@@ -113,6 +113,8 @@ def plan(results_path: str | Path, opts: RunOptions, given: AbstractSet[str] = f
         changes["strict"] = bool(old.get("strict"))
     if "allow_faults" not in given:
         changes["allow_faults"] = bool(old.get("allow_faults"))
+    if "deploy_probes" not in given:
+        changes["deploy_probes"] = bool(old.get("deploy_probes"))
     if "backend" not in given and old.get("backend"):
         changes["backend"] = str(old["backend"])
     if "waivers" not in given and old.get("waivers"):

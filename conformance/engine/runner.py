@@ -37,6 +37,7 @@ class RunOptions:
     requirements: list[str] = field(default_factory=list)  # only these requirement ids (all sites)
     verbose: int = 0
     allow_faults: bool = False
+    deploy_probes: bool = False  # the reference workloads on the target's probe sites (engine/probes.py)
     extra_pytest_args: list[str] = field(default_factory=list)
 
 
@@ -68,6 +69,16 @@ def validate_inputs(opts: RunOptions) -> None:
     if opts.inventory or not is_emulated_ref(opts.target):
         target = load_inventory(opts.inventory) if opts.inventory else load_target(opts.target)
         check_site_selectors(target, opts.sites, "--site")
+        if opts.deploy_probes:
+            if opts.inventory:
+                raise ConfigError(None, None, "--deploy-probes", "probes are deployed on the sites of a target "
+                                                                 "file (--target FILE), not an inventory")
+            if opts.defects:
+                raise ConfigError(None, None, "--defect", "defects can only be switched on in emulated targets "
+                                                          "(a probe's go in its probes: defects)")
+            from .probes import probe_sites
+
+            probe_sites(target)
         secrets.check_lengths(target)  # a credential too short to redact: one line now, not after start
     if opts.waivers:
         load_waivers(opts.waivers)
@@ -112,6 +123,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
         args.append("--edge-strict")
     if opts.allow_faults:
         args.append("--edge-allow-faults")
+    if opts.deploy_probes:
+        args.append("--edge-deploy-probes")
     if opts.waivers:
         args += ["--edge-waivers", str(opts.waivers)]
     return args + list(opts.extra_pytest_args) + paths

@@ -75,6 +75,27 @@ class SiteFaults:
         return [name for name in ("wan", "process") if getattr(self, name) is not None]
 
 
+PROBE_RUNTIMES = ("ssh",)  # conformance/probes/ registers each; docker and kubernetes: docs/real-targets.md
+DEFAULT_PROBE_DIR = "/tmp"
+_PROBE_WORD = re.compile(r"^[A-Za-z0-9_./+:@%-]+$")  # a path or an address: nothing a shell would read
+
+
+@dataclass
+class ProbeSpec:
+    """A site's `probes:` section: how `run --deploy-probes` installs the reference workload there."""
+
+    host: str                   # the host spec it is deployed through (one of the site's ssh:// hosts)
+    address: str                # where the harness and the other sites reach it
+    listen: str                 # the address it listens on at the site
+    runtime: str = "ssh"
+    port: int = 0               # 0: any free port (the probe's ready line says which)
+    python: str = "python3"
+    dir: str = DEFAULT_PROBE_DIR
+    central_url: str | None = None  # edge: the central probe as this site reaches it
+    defects: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Site:
     name: str
@@ -87,6 +108,7 @@ class Site:
     uplink: str | None = None
     ca_file: str | None = None  # CA bundle for the site's https endpoints (absolute path)
     faults: SiteFaults | None = None  # built-in faults granted on the site's own host
+    probes: ProbeSpec | None = None  # the reference workload deployed here with --deploy-probes
 
     def endpoint(self, name: str) -> str:
         try:
@@ -117,6 +139,7 @@ class Target:
     path: str = ""
     emulation: dict[str, Any] | None = None
     inventory: str | None = None  # the Ansible inventory it was built from (engine/inventory.py)
+    probes_deployed: list[str] = field(default_factory=list)  # sites whose probe this run deployed (engine/probes.py)
 
     @property
     def kind(self) -> str:
@@ -143,6 +166,8 @@ class Target:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "path": self.path, "sites": []}
         if self.inventory:
             out["inventory"] = self.inventory
+        if self.probes_deployed:
+            out["probes_deployed"] = list(self.probes_deployed)
         if self.emulation:
             out["topology"] = self.emulation.get("topology")
             out["emulation"] = {k: self.emulation.get(k) for k in ("run_id", "backend", "topology")}
@@ -220,15 +245,81 @@ def _build(doc: YamlDoc) -> Target:
             _check_hook_command(doc, where + ("hooks", hname, "command"), h["command"])
             hooks[hname] = Hook(hname, h["command"], timeout)
         faults = _site_faults(doc, where + ("faults",), raw) if raw.get("faults") is not None else None
+        probes = _site_probes(doc, where + ("probes",), raw) if raw.get("probes") is not None else None
         sites.append(Site(name=name, role=raw["role"], endpoints=dict(raw.get("endpoints") or {}),
                           hosts=list(raw.get("hosts") or []), credentials=creds, hooks=hooks,
                           labels=dict(raw.get("labels") or {}), uplink=raw.get("uplink"),
-                          ca_file=_ca_file(doc, where + ("ca_file",), raw.get("ca_file")), faults=faults))
+                          ca_file=_ca_file(doc, where + ("ca_file",), raw.get("ca_file")), faults=faults,
+                          probes=probes))
     for i, s in enumerate(sites):
         if s.uplink is not None and s.uplink not in seen:
             raise doc.error(("sites", i, "uplink"),
                             f'no site named "{s.uplink}"{did_you_mean(s.uplink, seen)}')
+    _wire_probes(doc, sites)
     return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"))
+
+
+def _site_probes(doc: YamlDoc, path: tuple, raw: dict) -> ProbeSpec:
+    """A site's `probes:` (the schema checked the shape): the host, addresses, interpreter, options."""
+    from edge_workloads.defects import UnknownDefect, parse_defects
+    from edge_workloads.settings import Settings, SettingsError
+
+    p = raw["probes"]
+    hosts = list(raw.get("hosts") or [])
+    if not hosts:
+        raise doc.error(path, "a probe is installed through one of the site's hosts: give the site "
+                              "hosts: [ssh://user@host] (docs/real-targets.md, Probes)")
+    chosen = p.get("host")
+    host = next((h for h in hosts if chosen is None or chosen in h), None)
+    if host is None:
+        raise doc.error(path + ("host",), f'"{chosen}" is not part of any of the site\'s hosts'
+                                          f"{did_you_mean(chosen, hosts)} (hosts: {', '.join(hosts)})")
+    scheme = host.split("://", 1)[0]
+    if scheme not in ("ssh", "safe-ssh"):
+        raise doc.error(path + ("host",), f"the ssh runtime installs probes through an ssh:// host, not {scheme}://")
+    address = p.get("address") or urlsplit(host.split("?", 1)[0]).hostname or ""
+    for key, value in (("address", address), ("listen", p.get("listen")), ("python", p.get("python")),
+                       ("dir", p.get("dir"))):
+        if value is not None and not _PROBE_WORD.match(value):
+            what = "path" if key in ("python", "dir") else "address"
+            raise doc.error(path + (key,), f'"{value}" is not a plain {what} (letters, digits and ./_+:@%-)')
+    directory = p.get("dir", DEFAULT_PROBE_DIR)
+    if not directory.startswith("/"):
+        raise doc.error(path + ("dir",), f'"{directory}" is not an absolute path')
+    central_url = p.get("central_url")
+    if central_url is not None:
+        if raw["role"] == "central":
+            raise doc.error(path + ("central_url",), "central_url is an edge probe's (how it reaches central)")
+        if not re.fullmatch(r"http://[^/\s]+(/\S*)?", central_url):
+            raise doc.error(path + ("central_url",), f'"{central_url}" is not http://HOST:PORT')
+    try:
+        defects = sorted(parse_defects(",".join(p.get("defects") or [])))
+    except UnknownDefect as exc:
+        raise doc.error(path + ("defects",), str(exc)) from None
+    try:
+        Settings(dict(p.get("config") or {}))
+    except SettingsError as exc:
+        raise doc.error(path + ("config",), str(exc)) from None
+    return ProbeSpec(host=host, address=address, listen=p.get("listen") or address,
+                     runtime=p.get("runtime", "ssh"), port=int(p.get("port", 0)), python=p.get("python", "python3"),
+                     dir=directory.rstrip("/") or "/", central_url=central_url, defects=defects,
+                     config=dict(p.get("config") or {}))
+
+
+def _wire_probes(doc: YamlDoc, sites: list[Site]) -> None:
+    """An edge probe reaches the central probe of its uplink; without an uplink, the one central probe."""
+    centrals = [s.name for s in sites if s.probes and s.role == "central"]
+    for i, s in enumerate(sites):
+        if s.probes is None or s.role == "central":
+            continue
+        if s.uplink is None:
+            if len(centrals) != 1:
+                raise doc.error(("sites", i, "probes"), "an edge probe needs a central probe to report to: give the "
+                                f"site an uplink (central probes: {', '.join(centrals) or 'none'})")
+            s.uplink = centrals[0]
+        elif s.uplink not in centrals:
+            raise doc.error(("sites", i, "uplink"), f'"{s.uplink}" has no central probe (probes:) for this '
+                                                    "site's probe to report to")
 
 
 def _site_faults(doc: YamlDoc, path: tuple, raw: dict) -> SiteFaults:
