@@ -66,6 +66,9 @@ def validate_inputs(opts: RunOptions) -> None:
     if opts.inventory and opts.target != "emulated":
         raise ConfigError(None, None, "--inventory", "give a target file (--target) or an Ansible inventory "
                                                      "(--inventory), not both: a site is described in one place")
+    if opts.deploy_probes and not opts.inventory and is_emulated_ref(opts.target):
+        raise ConfigError(None, None, "--deploy-probes", "probes are deployed on the sites of a target file "
+                                                         "(--target FILE), not on an emulated target")
     if opts.inventory or not is_emulated_ref(opts.target):
         target = load_inventory(opts.inventory) if opts.inventory else load_target(opts.target)
         check_site_selectors(target, opts.sites, "--site")

@@ -1,0 +1,79 @@
+"""The target file's `probes:` section (model/target.py) and `run --deploy-probes`'s refusals: located
+one-line errors, exit 2, before anything is installed."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conformance.model.errors import ConfigError
+from conformance.model.target import load_target
+from tests.helpers.cli import run_cli
+
+HOST = "ssh://ops@10.0.0.5:2222"
+
+
+def _write(tmp_path, central_probes=None, edge_probes=None, edge_uplink="hq", edge_hosts=(HOST,)):
+    sites = [{"name": "hq", "role": "central", "hosts": [HOST]},
+             {"name": "store-1", "role": "edge", "hosts": list(edge_hosts)}]
+    if edge_uplink:
+        sites[1]["uplink"] = edge_uplink
+    if central_probes is not None:
+        sites[0]["probes"] = central_probes
+    if edge_probes is not None:
+        sites[1]["probes"] = edge_probes
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump({"name": "lab", "sites": sites}, sort_keys=False))
+    return path
+
+
+def test_defaults_and_wiring(tmp_path):
+    t = load_target(_write(tmp_path, {}, {"port": 8088, "defects": ["slow-path"]}, edge_uplink=None))
+    hq, store = t.site("hq"), t.site("store-1")
+    assert hq.probes is not None and store.probes is not None
+    assert (hq.probes.runtime, hq.probes.host, hq.probes.address, hq.probes.listen, hq.probes.port,
+            hq.probes.python, hq.probes.dir) == ("ssh", HOST, "10.0.0.5", "10.0.0.5", 0, "python3", "/tmp")
+    assert store.probes.port == 8088 and store.probes.defects == ["slow-path"]
+    assert store.uplink == "hq"  # an edge probe without an uplink reports to the one central probe
+
+
+@pytest.mark.parametrize(("central", "edge", "hosts", "field", "needle"), [
+    ({}, {"port": 70000}, (HOST,), "sites[1].probes.port", "70000"),
+    ({}, {"runtime": "docker"}, (HOST,), "sites[1].probes.runtime", "docker"),
+    ({}, {"defects": ["leak-personel"]}, (HOST,), "sites[1].probes.defects", 'did you mean "leak-personal"'),
+    ({}, {"python": "python3; rm -rf /"}, (HOST,), "sites[1].probes.python", "not a plain path"),
+    ({}, {"dir": "tmp"}, (HOST,), "sites[1].probes.dir", "absolute"),
+    ({}, {"host": "10.9.9.9"}, (HOST,), "sites[1].probes.host", "not part of any of the site's hosts"),
+    ({}, {}, ("paramiko://ops@10.0.0.5",), "sites[1].probes.host", "through an ssh:// host"),
+    ({}, {}, (), "sites[1].probes", "give the site hosts"),
+    (None, {}, (HOST,), "sites[1].uplink", "has no central probe"),
+    ({"central_url": "http://x:1"}, {}, (HOST,), "sites[0].probes.central_url", "an edge probe's"),
+    ({}, {"config": {"no_such_setting": 1}}, (HOST,), "sites[1].probes.config", "no_such_setting"),
+])
+def test_bad_sections_are_located(tmp_path, central, edge, hosts, field, needle):
+    with pytest.raises(ConfigError) as err:
+        load_target(_write(tmp_path, central, edge, edge_hosts=hosts))
+    assert err.value.field == field, str(err.value)
+    assert err.value.line and needle in str(err.value), str(err.value)
+
+
+def test_a_bad_section_is_one_line_and_exit_2(tmp_path):
+    target = _write(tmp_path, {}, {"port": "eighty"})
+    proc = run_cli("run", "--profile", "edge-baseline", "--target", target, "--deploy-probes",
+                   "--out", tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sites[1].probes.port" in lines[0] and f"{target}:" in lines[0], proc.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_deploy_probes_needs_a_probes_section(tmp_path):
+    target = _write(tmp_path)
+    proc = run_cli("run", "--profile", "edge-baseline", "--target", target, "--deploy-probes",
+                   "--out", tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--deploy-probes" in lines[0] and "no site of target lab has a probes:" in lines[0]
+    proc = run_cli("run", "--profile", "edge-baseline", "--target", "emulated", "--deploy-probes",
+                   "--out", tmp_path / "out2")
+    assert proc.returncode == 2 and "not on an emulated target" in proc.stderr, proc.stderr
