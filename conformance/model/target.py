@@ -217,6 +217,9 @@ def _build(doc: YamlDoc) -> Target:
     data = doc.data
     sites: list[Site] = []
     seen: dict[str, int] = {}
+    if (data.get("probes") or {}).get("central_url") is not None:
+        raise doc.error(("probes", "central_url"), "central_url is per edge site (how that site reaches its central "
+                                                   "probe), not a default")
     for i, raw in enumerate(data["sites"]):
         where = ("sites", i)
         name = raw["name"]
@@ -245,7 +248,8 @@ def _build(doc: YamlDoc) -> Target:
             _check_hook_command(doc, where + ("hooks", hname, "command"), h["command"])
             hooks[hname] = Hook(hname, h["command"], timeout)
         faults = _site_faults(doc, where + ("faults",), raw) if raw.get("faults") is not None else None
-        probes = _site_probes(doc, where + ("probes",), raw) if raw.get("probes") is not None else None
+        probes = (_site_probes(doc, where + ("probes",), raw, dict(data.get("probes") or {}))
+                  if raw.get("probes") is not None else None)
         sites.append(Site(name=name, role=raw["role"], endpoints=dict(raw.get("endpoints") or {}),
                           hosts=list(raw.get("hosts") or []), credentials=creds, hooks=hooks,
                           labels=dict(raw.get("labels") or {}), uplink=raw.get("uplink"),
@@ -259,12 +263,18 @@ def _build(doc: YamlDoc) -> Target:
     return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"))
 
 
-def _site_probes(doc: YamlDoc, path: tuple, raw: dict) -> ProbeSpec:
-    """A site's `probes:` (the schema checked the shape): the host, addresses, interpreter, options."""
+def _site_probes(doc: YamlDoc, path: tuple, raw: dict, defaults: dict) -> ProbeSpec:
+    """A site's `probes:` over the file's top-level `probes:` defaults (the schema checked both shapes):
+    the host, addresses, interpreter, options. An error is located where the value was written."""
     from edge_workloads.defects import UnknownDefect, parse_defects
     from edge_workloads.settings import Settings, SettingsError
 
-    p = raw["probes"]
+    own = raw["probes"]
+    p = {**defaults, **own}
+
+    def at(key: str) -> tuple:
+        return path + (key,) if key in own or key not in defaults else ("probes", key)
+
     hosts = list(raw.get("hosts") or [])
     if not hosts:
         raise doc.error(path, "a probe is installed through one of the site's hosts: give the site "
@@ -272,34 +282,34 @@ def _site_probes(doc: YamlDoc, path: tuple, raw: dict) -> ProbeSpec:
     chosen = p.get("host")
     host = next((h for h in hosts if chosen is None or chosen in h), None)
     if host is None:
-        raise doc.error(path + ("host",), f'"{chosen}" is not part of any of the site\'s hosts'
-                                          f"{did_you_mean(chosen, hosts)} (hosts: {', '.join(hosts)})")
+        raise doc.error(at("host"), f'"{chosen}" is not part of any of the site\'s hosts'
+                                    f"{did_you_mean(str(chosen), hosts)} (hosts: {', '.join(hosts)})")
     scheme = host.split("://", 1)[0]
     if scheme not in ("ssh", "safe-ssh"):
-        raise doc.error(path + ("host",), f"the ssh runtime installs probes through an ssh:// host, not {scheme}://")
+        raise doc.error(at("host"), f"the ssh runtime installs probes through an ssh:// host, not {scheme}://")
     address = p.get("address") or urlsplit(host.split("?", 1)[0]).hostname or ""
     for key, value in (("address", address), ("listen", p.get("listen")), ("python", p.get("python")),
                        ("dir", p.get("dir"))):
         if value is not None and not _PROBE_WORD.match(value):
             what = "path" if key in ("python", "dir") else "address"
-            raise doc.error(path + (key,), f'"{value}" is not a plain {what} (letters, digits and ./_+:@%-)')
+            raise doc.error(at(key), f'"{value}" is not a plain {what} (letters, digits and ./_+:@%-)')
     directory = p.get("dir", DEFAULT_PROBE_DIR)
     if not directory.startswith("/"):
-        raise doc.error(path + ("dir",), f'"{directory}" is not an absolute path')
+        raise doc.error(at("dir"), f'"{directory}" is not an absolute path')
     central_url = p.get("central_url")
     if central_url is not None:
         if raw["role"] == "central":
-            raise doc.error(path + ("central_url",), "central_url is an edge probe's (how it reaches central)")
+            raise doc.error(at("central_url"), "central_url is an edge probe's (how it reaches central)")
         if not re.fullmatch(r"http://[^/\s]+(/\S*)?", central_url):
-            raise doc.error(path + ("central_url",), f'"{central_url}" is not http://HOST:PORT')
+            raise doc.error(at("central_url"), f'"{central_url}" is not http://HOST:PORT')
     try:
         defects = sorted(parse_defects(",".join(p.get("defects") or [])))
     except UnknownDefect as exc:
-        raise doc.error(path + ("defects",), str(exc)) from None
+        raise doc.error(at("defects"), str(exc)) from None
     try:
         Settings(dict(p.get("config") or {}))
     except SettingsError as exc:
-        raise doc.error(path + ("config",), str(exc)) from None
+        raise doc.error(at("config"), str(exc)) from None
     return ProbeSpec(host=host, address=address, listen=p.get("listen") or address,
                      runtime=p.get("runtime", "ssh"), port=int(p.get("port", 0)), python=p.get("python", "python3"),
                      dir=directory.rstrip("/") or "/", central_url=central_url, defects=defects,

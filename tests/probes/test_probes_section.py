@@ -13,7 +13,7 @@ from tests.helpers.cli import run_cli
 HOST = "ssh://ops@10.0.0.5:2222"
 
 
-def _write(tmp_path, central_probes=None, edge_probes=None, edge_uplink="hq", edge_hosts=(HOST,)):
+def _write(tmp_path, central_probes=None, edge_probes=None, edge_uplink="hq", edge_hosts=(HOST,), defaults=None):
     sites = [{"name": "hq", "role": "central", "hosts": [HOST]},
              {"name": "store-1", "role": "edge", "hosts": list(edge_hosts)}]
     if edge_uplink:
@@ -23,7 +23,8 @@ def _write(tmp_path, central_probes=None, edge_probes=None, edge_uplink="hq", ed
     if edge_probes is not None:
         sites[1]["probes"] = edge_probes
     path = tmp_path / "lab.yaml"
-    path.write_text(yaml.safe_dump({"name": "lab", "sites": sites}, sort_keys=False))
+    doc = {"name": "lab", **({"probes": defaults} if defaults is not None else {}), "sites": sites}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
@@ -55,6 +56,22 @@ def test_bad_sections_are_located(tmp_path, central, edge, hosts, field, needle)
         load_target(_write(tmp_path, central, edge, edge_hosts=hosts))
     assert err.value.field == field, str(err.value)
     assert err.value.line and needle in str(err.value), str(err.value)
+
+
+def test_top_level_defaults(tmp_path):
+    t = load_target(_write(tmp_path, {"port": 9000}, {}, defaults={"python": "/opt/py/bin/python3", "port": 8000,
+                                                                 "dir": "/var/tmp"}))
+    hq, store = t.site("hq").probes, t.site("store-1").probes
+    assert hq is not None and store is not None
+    assert (hq.python, hq.port, hq.dir) == ("/opt/py/bin/python3", 9000, "/var/tmp")  # the site's own wins
+    assert (store.python, store.port, store.dir) == ("/opt/py/bin/python3", 8000, "/var/tmp")
+    # a bad default is located where it is written; a site without probes: gets none
+    with pytest.raises(ConfigError) as err:
+        load_target(_write(tmp_path, {}, None, edge_uplink=None, defaults={"dir": "relative"}))
+    assert err.value.field == "probes.dir" and err.value.line == 3, str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_target(_write(tmp_path, {}, {}, defaults={"central_url": "http://x:1"}))
+    assert err.value.field == "probes.central_url", str(err.value)
 
 
 def test_a_bad_section_is_one_line_and_exit_2(tmp_path):
