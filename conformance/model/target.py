@@ -75,7 +75,7 @@ class SiteFaults:
         return [name for name in ("wan", "process") if getattr(self, name) is not None]
 
 
-PROBE_RUNTIMES = ("ssh",)  # conformance/probes/ registers each; docker and kubernetes: docs/real-targets.md
+PROBE_RUNTIMES = ("ssh", "docker")  # conformance/probes/ registers each; docker and kubernetes: docs/real-targets.md
 DEFAULT_PROBE_DIR = "/tmp"
 _PROBE_WORD = re.compile(r"^[A-Za-z0-9_./+:@%-]+$")  # a path or an address: nothing a shell would read
 
@@ -286,7 +286,11 @@ def _site_probes(doc: YamlDoc, path: tuple, raw: dict, defaults: dict) -> ProbeS
                                     f"{did_you_mean(str(chosen), hosts)} (hosts: {', '.join(hosts)})")
     scheme = host.split("://", 1)[0]
     if scheme not in ("ssh", "safe-ssh"):
-        raise doc.error(at("host"), f"the ssh runtime installs probes through an ssh:// host, not {scheme}://")
+        raise doc.error(at("host"), f"probes are installed through an ssh:// host, not {scheme}://")
+    runtime = p.get("runtime", "ssh")
+    if runtime == "docker" and not p.get("port"):
+        raise doc.error(at("port") if "port" in p else path, "a docker probe publishes a port of the site's "
+                                                             "host: give port (1-65535)")
     address = p.get("address") or urlsplit(host.split("?", 1)[0]).hostname or ""
     for key, value in (("address", address), ("listen", p.get("listen")), ("python", p.get("python")),
                        ("dir", p.get("dir"))):
@@ -311,7 +315,7 @@ def _site_probes(doc: YamlDoc, path: tuple, raw: dict, defaults: dict) -> ProbeS
     except SettingsError as exc:
         raise doc.error(at("config"), str(exc)) from None
     return ProbeSpec(host=host, address=address, listen=p.get("listen") or address,
-                     runtime=p.get("runtime", "ssh"), port=int(p.get("port", 0)), python=p.get("python", "python3"),
+                     runtime=runtime, port=int(p.get("port", 0)), python=p.get("python", "python3"),
                      dir=directory.rstrip("/") or "/", central_url=central_url, defects=defects,
                      config=dict(p.get("config") or {}))
 

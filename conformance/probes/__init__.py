@@ -7,9 +7,11 @@ probe's URL once it answered its ready line), health(deployed), remove(deployed)
 asked for, like emulation/backends.py:
 
     ssh     a zipapp of edge_workloads run by the site's python over a long-lived ssh connection (ssh.py)
+    docker  the workloads image on the site's Docker engine, `docker run -i --rm` through the site's ssh
+            host (docker.py)
 
 kubernetes.py is the same interface on paper (kubectl commands; tested against a recorded kubectl,
-never run against a cluster) and is not registered. A docker-engine runtime is planned.
+never run against a cluster) and is not registered.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .base import Deployed, ProbeError, ProbeRequest, Runtime
 
 RUNTIMES: dict[str, str] = {
     "ssh": "conformance.probes.ssh.SshRuntime",
+    "docker": "conformance.probes.docker.DockerRuntime",
 }
 
 

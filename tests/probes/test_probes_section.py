@@ -40,7 +40,8 @@ def test_defaults_and_wiring(tmp_path):
 
 @pytest.mark.parametrize(("central", "edge", "hosts", "field", "needle"), [
     ({}, {"port": 70000}, (HOST,), "sites[1].probes.port", "70000"),
-    ({}, {"runtime": "docker"}, (HOST,), "sites[1].probes.runtime", "docker"),
+    ({}, {"runtime": "k8s"}, (HOST,), "sites[1].probes.runtime", "k8s"),
+    ({}, {"runtime": "docker"}, (HOST,), "sites[1].probes", "give port"),
     ({}, {"defects": ["leak-personel"]}, (HOST,), "sites[1].probes.defects", 'did you mean "leak-personal"'),
     ({}, {"python": "python3; rm -rf /"}, (HOST,), "sites[1].probes.python", "not a plain path"),
     ({}, {"dir": "tmp"}, (HOST,), "sites[1].probes.dir", "absolute"),
