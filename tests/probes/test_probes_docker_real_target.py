@@ -18,6 +18,7 @@ from tests.helpers.cli import popen_cli, requirement, run_edge, write_profile
 from tests.helpers.results import entry, read_json, validate_results
 from tests.helpers.sshbed import SshBed
 
+pytestmark = pytest.mark.docker  # containers: slow by tests/conftest.py
 LABEL = "io.edge-conformance.probe-run"
 
 
