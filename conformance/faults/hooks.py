@@ -53,6 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ..model import secrets as S
 from ..model.target import ENV_REF, Hook, list_reference_message
 from . import Faults, FaultError
@@ -64,6 +66,7 @@ HOOK_OF = {"partition": "partition", "heal": "heal", "degrade": "degrade", "rese
 PLACEHOLDERS = ("site", "delay_ms", "jitter_ms", "loss", "loss_pct", "bandwidth_bps", "cut_mode")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _KILL_GRACE_S = 2.0
+_GROUP_GONE_S = 3.0  # how long a killed hook's group may take to be gone before we return anyway
 
 
 class HookError(FaultError):
@@ -191,6 +194,26 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5.0)
     except subprocess.TimeoutExpired:
         pass
+    _await_group_gone(proc.pid, _GROUP_GONE_S)
+
+
+def _await_group_gone(pgid: int, timeout: float) -> None:
+    """Return once no live process of the group is left (or at the deadline): a SIGKILLed member
+    still runs until the kernel schedules its exit, and on a busy machine that takes a while.
+    Zombies waiting for their reaper count as gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = [p for p in psutil.process_iter(["pid"]) if _in_group_and_live(p, pgid)]
+        if not live:
+            return
+        time.sleep(0.02)
+
+
+def _in_group_and_live(proc: psutil.Process, pgid: int) -> bool:
+    try:
+        return os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE
+    except (ProcessLookupError, psutil.Error):
+        return False
 
 
 def run_hook(hook: Hook, values: dict[str, str], *, cwd: str | Path | None = None,
