@@ -68,17 +68,21 @@ _CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToke
 
 
 def _too_deep_at(text: str) -> int | None:
-    """The line where nesting first goes past MAX_DEPTH (the scanner is not recursive)."""
-    depth, loader = 0, _Loader(text)
-    try:
-        while (token := loader.get_token()) is not None:
-            depth += isinstance(token, _OPEN) - isinstance(token, _CLOSE)
-            if depth > MAX_DEPTH:
-                return token.start_mark.line + 1
-    except yaml.YAMLError:
-        return None
-    finally:
-        loader.dispose()
+    """The line where nesting first goes past MAX_DEPTH (the scanner is not recursive). libyaml's own
+    scanner refuses very deep flow nesting (PyYAML >= 6.0.4: "exceeded maximum nesting depth") before
+    we would find the line: then the pure-Python scanner counts."""
+    for loader_class in dict.fromkeys((_Loader, yaml.SafeLoader)):
+        depth, loader = 0, loader_class(text)
+        try:
+            while (token := loader.get_token()) is not None:
+                depth += isinstance(token, _OPEN) - isinstance(token, _CLOSE)
+                if depth > MAX_DEPTH:
+                    return token.start_mark.line + 1
+            return None
+        except yaml.YAMLError:
+            continue
+        finally:
+            loader.dispose()
     return None
 
 

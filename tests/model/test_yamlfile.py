@@ -56,3 +56,24 @@ def test_helpers():
     assert field_path(["requirements", 3, "expect"]) == "requirements[3].expect"
     assert did_you_mean("msec", ["ms", "s"]) == ' (did you mean "ms"?)'
     assert did_you_mean("zzz", ["ms"]) == ""
+
+
+def test_too_deep_is_located_when_libyaml_refuses_deep_nesting_itself(monkeypatch):
+    """PyYAML >= 6.0.4's libyaml stops deep flow nesting with its own error before our depth count
+    finds the line; the pure-Python scanner then counts, so the line is the same on every machine."""
+    import yaml
+
+    from conformance.model import yamlfile
+
+    class RefusingLoader(yaml.SafeLoader):
+        def get_token(self):
+            raise yaml.scanner.ScannerError("while increasing flow level", None,
+                                            "exceeded maximum nesting depth", None)
+
+        def get_single_node(self):
+            return self.get_token()
+
+    monkeypatch.setattr(yamlfile, "_Loader", RefusingLoader)
+    text = "id: deep\nx: " + "[" * 1100 + "]" * 1100 + "\n"  # deep enough to exhaust the recursive composer
+    with pytest.raises(ConfigError, match=r"^f\.yaml:2: nested more than 64 levels deep$"):
+        yamlfile.parse_yaml(text, "f.yaml")
