@@ -4,7 +4,8 @@ Two layers, each tagged with the digest of what went into it, so a change rebuil
 
 * base  `edge-conformance/base:<digest>`: a Debian rootfs from `mmdebstrap --variant=minbase`
   with BASE_PACKAGES (python3, procps, iproute2, ping, nc: what testinfra needs; nginx-light and
-  mosquitto: the real edge stack; iptables and nftables: built-in faults on a stand-in real site),
+  mosquitto: the real edge stack; iptables and nftables: built-in faults on a stand-in real site;
+  openssh-server: the SSH lab's sshd, which nothing else starts),
   imported with `client.api.import_image`. About a minute the first time (packages come from the
   Debian mirror); the digest covers the suite, variant, packages and dpkg options.
 * site  `edge-conformance/site:<digest>`: FROM the base, with the harness's workload code
@@ -62,6 +63,7 @@ BASE_PACKAGES = (
     "mosquitto-clients",  # mosquitto_pub/sub, for checks run inside the containers
     "iptables",           # built-in faults on a stand-in real site: partition by packet filter
     "nftables",           # (conformance/faults/onsite.py; tc is in iproute2)
+    "openssh-server",     # the SSH lab (docs/real-targets.md): sshd, started only there, with its own keys
 )
 DPKG_OPTIONS = (
     "path-exclude=/usr/share/man/*",
