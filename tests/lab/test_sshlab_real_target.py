@@ -30,7 +30,7 @@ from tests.helpers.waits import wait_for
 
 pytestmark = pytest.mark.docker
 
-MEASURED = ("RTL-RES-01", "RTL-RES-02", "RTL-RES-03", "RTL-RES-04", "RTL-RES-05", "RTL-FLT-01", "RTL-FLT-02",
+MEASURED = ("RTL-RES-01", "RTL-RES-02", "RTL-RES-03", "RTL-RES-04", "RTL-RES-05", "RTL-RES-10", "RTL-FLT-01", "RTL-FLT-02",
             "RTL-DATA-01")
 ON_CENTRAL = ("RTL-FLT-01", "RTL-FLT-02")
 CUT_S, KILL_MARGIN_S = 3.0, 3.0  # RTL-RES-01's cut; a short dead-man margin for the SIGKILL test
