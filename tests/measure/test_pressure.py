@@ -125,6 +125,21 @@ def test_the_recorded_evidence_is_what_the_verdict_rule_reads():
     assert V.decide(requirement, "store-1", measured=measured, validity=quiet.validity).status == "fail"
 
 
+def test_unknown_figures_in_the_evidence_validate_against_the_results_schema():
+    """On a real site the site's own CPU use is often unknown, and a kernel may lack a pressure file:
+    the evidence says null, which the results schema accepts (a real-target run's results.json must
+    validate)."""
+    import json
+
+    import jsonschema
+
+    edge = FakeEdge()
+    P.record_pressure(edge, P.Pressure(6.0, cpu=0.3, io=0.0, memory=None), target_cores=None)
+    assert edge.validity[-1]["target_cores"] is None and edge.validity[-1]["memory"] is None
+    schema = json.loads((Path(P.__file__).parents[1] / "model" / "schemas" / "results.schema.json").read_text())
+    jsonschema.validate(edge.validity[-1], {"$ref": "#/$defs/evidence", "$defs": schema["$defs"]})
+
+
 def test_no_suite_module_keeps_its_own_contention_constants():
     """One rule: the thresholds live in model/verdict.py only."""
     assert P.CONTENDED_RATIO is V.CONTENDED_RATIO
