@@ -9,6 +9,9 @@ shown to users; "local" comes first and is the default.
 
     local   every site a process group on this machine (conformance.emulation.local)
     docker  every site a container, real CPU and memory limits (conformance.emulation.docker)
+
+A topology whose sites the harness reaches by ssh (`reach: ssh`, the SSH lab) has a supervisor of its
+own on the backend that can run it (REACHED_BY; `supervisor_class` picks it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ BACKENDS: dict[str, str] = {
     "docker": "conformance.emulation.docker.docker_supervisor.DockerSupervisor",
 }
 DEFAULT = "local"
+# reach (model/topology.py REACHES) -> (the backend that runs it, its supervisor class)
+REACHED_BY: dict[str, tuple[str, str]] = {
+    "ssh": ("docker", "conformance.emulation.docker.sshlab_supervisor.SshLabSupervisor"),
+}
 
 
 class BackendUnavailable(RuntimeError):
@@ -43,6 +50,23 @@ def backend_class(name: str) -> type[Supervisor]:
     except KeyError:
         raise UnknownBackend(f'emulation backend "{name}" is not available here{did_you_mean(str(name), BACKENDS)} '
                              f"(available: {', '.join(BACKENDS)})") from None
+    return _import(path)
+
+
+def supervisor_class(name: str, reach: str = "control") -> type[Supervisor]:
+    """The supervisor of a topology with `reach` on backend `name`; UnknownBackend when that backend
+    cannot run it (the message names the one that can)."""
+    cls = backend_class(name)
+    if reach not in REACHED_BY:
+        return cls
+    needs, path = REACHED_BY[reach]
+    if name != needs:
+        raise UnknownBackend(f"a topology whose sites are reached by {reach} (the SSH lab) runs on the {needs} "
+                             f"backend, not {name}: pass --backend {needs}")
+    return _import(path)
+
+
+def _import(path: str) -> type[Supervisor]:
     module, _, cls = path.rpartition(".")
     return getattr(importlib.import_module(module), cls)
 

@@ -44,7 +44,7 @@ import psutil
 from ..model.errors import ConfigError, NotMeasured
 from ..model.topology import apply_defects, load_topology, resolve_topology, topologies_dir
 from . import client, procs, state
-from .backends import BackendUnavailable, UnknownBackend, all_backends, backend_class
+from .backends import BackendUnavailable, UnknownBackend, all_backends, supervisor_class
 
 SUPERVISOR_MODULE = "conformance.emulation.supervise"
 SHUTDOWN_REQUEST_TIMEOUT_S = 5.0
@@ -122,11 +122,11 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
     raises EmulationError after everything started so far has been removed. `detach` leaves the
     supervisor running after this process exits (stop it with stop_run or stop_all).
     """
+    loaded = apply_defects(load_topology(topology), list(defects))  # every input error, before any process
     try:
-        backend_cls = backend_class(backend)
+        backend_cls = supervisor_class(backend, loaded.reach)
     except UnknownBackend as exc:
         raise ConfigError(None, None, "backend", str(exc)) from None
-    apply_defects(load_topology(topology), list(defects))  # every input error, before any process
     path = resolve_topology(topology).resolve()
     # Built-ins travel by name (shown in ps and the target file); files by absolute path (cwd-proof).
     ref = topology if path.parent == topologies_dir().resolve() else str(path)
@@ -462,6 +462,16 @@ def owned_control(control_url: str, run_id: str | None = None, *, root: str | No
     what = f"run {run_id} at {control_url}" if run_id else f"control_url {control_url}"
     raise NotMeasured(f"fault refused: {what} is not an emulated deployment of this state root ({mine}); "
                       "faults go only to a deployment this harness started", FAULT_REMEDY)
+
+
+def lab_not_ours(lab: dict[str, Any], *, root: str | None = None) -> str | None:
+    """None when `lab` (a target file's `lab:` block) is an SSH lab of the caller's state root whose
+    supervisor is alive; otherwise why not (a hand-written block, another root's run, a lab gone)."""
+    try:
+        owned_control(str(lab.get("control_url") or ""), str(lab.get("run_id") or ""), root=root)
+    except (NotMeasured, EmulationError) as exc:
+        return str(exc.reason if isinstance(exc, NotMeasured) else exc)
+    return None
 
 
 @atexit.register

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..model.errors import ConfigError
 from ..model.topology import apply_defects, load_topology
 from . import state
-from .backends import BACKENDS, DEFAULT, UnknownBackend, backend_class
+from .backends import BACKENDS, DEFAULT, UnknownBackend, supervisor_class
 from .common import emit
 from .supervisor import DEFAULT_TIMEOUT_S
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = args.run_id or state.new_run_id()
     try:
         topology = apply_defects(load_topology(args.topology), args.defect)
-        cls = backend_class(args.backend)
+        cls = supervisor_class(args.backend, topology.reach)
     except (ConfigError, UnknownBackend) as exc:
         emit({"ready": False, "error": str(exc), "pid": os.getpid(), "run_id": run_id})
         return 2

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..model.errors import ConfigError
-from ..model.target import Site, Target
+from ..model.target import ProcessGrant, Site, Target
 from ..probes import Deployed, ProbeError, ProbeRequest, Runtime, runtime_class
 
 OPTION = "--deploy-probes"
@@ -79,7 +79,21 @@ def _with_probes(target: Target, deployed: dict[str, Deployed]) -> Target:
         site.endpoints = {**site.endpoints, "api": d.url}
         if d.request.central_url:
             site.endpoints["wan"] = d.request.central_url
-        site.labels = {**site.labels, "probe": {"runtime": site.probes.runtime if site.probes else "",
-                                                "run_id": d.request.run_id, "pid": d.info.get("pid")}}
+        # the probe is the site's own process and data for the host checks, unless the file says otherwise
+        own = {k: d.info[k] for k in ("process", "data_dir") if d.info.get(k)}
+        if site.faults is not None and site.faults.process is not None and site.faults.process.probe:
+            site.faults.process = _probe_grant(site.name, d)
+        site.labels = {**own, **site.labels, "probe": {"runtime": site.probes.runtime if site.probes else "",
+                                                       "run_id": d.request.run_id, "pid": d.info.get("pid")}}
     out.probes_deployed = sorted(deployed)
     return out
+
+
+def _probe_grant(site: str, d: Deployed) -> ProcessGrant:
+    """A `process: {probe: true}` grant made concrete: the probe's workload by its command line, started
+    again through its keeper (a runtime without a keeper cannot take the grant)."""
+    pattern, start = d.info.get("fault_pattern"), d.info.get("fault_start")
+    if not pattern or not start:
+        raise ProbeError(f"site {site}: faults.process names the probe, but the {d.request.spec.runtime} probe "
+                         "runtime has no keeper to stop and start it (use the ssh runtime, or a pattern grant)")
+    return ProcessGrant(pattern=str(pattern), start=str(start))

@@ -18,7 +18,7 @@ from ..model.target import check_site_selectors, is_emulated_ref, load_target
 from ..model.waivers import load_waivers
 from . import outlock
 from .inventory import load_inventory
-from .lifecycle import open_target
+from .lifecycle import open_target, reached_by_ssh
 from .record import new_run_id
 
 
@@ -66,9 +66,12 @@ def validate_inputs(opts: RunOptions) -> None:
     if opts.inventory and opts.target != "emulated":
         raise ConfigError(None, None, "--inventory", "give a target file (--target) or an Ansible inventory "
                                                      "(--inventory), not both: a site is described in one place")
-    if opts.deploy_probes and not opts.inventory and is_emulated_ref(opts.target):
+    if opts.deploy_probes and not opts.inventory and is_emulated_ref(opts.target) \
+            and not reached_by_ssh(opts.target, [load_profile(ref) for ref in opts.profiles]):
         raise ConfigError(None, None, "--deploy-probes", "probes are deployed on the sites of a target file "
-                                                         "(--target FILE), not on an emulated target")
+                                                         "(--target FILE) or of the SSH lab (--target "
+                                                         "emulated:ssh-lab), not on an emulated target's own "
+                                                         "workloads")
     if opts.inventory or not is_emulated_ref(opts.target):
         target = load_inventory(opts.inventory) if opts.inventory else load_target(opts.target)
         check_site_selectors(target, opts.sites, "--site")
@@ -169,7 +172,8 @@ def _run_locked(opts: RunOptions, run_id: str, out_dir: Path, profiles: list) ->
     # removed after it, whatever happens (Ctrl-C and SIGTERM included).
     try:
         target_cm = open_target(opts.target, run_id=run_id, profiles=profiles, backend=opts.backend,
-                                defects=opts.defects, inventory=str(opts.inventory) if opts.inventory else None)
+                                defects=opts.defects, inventory=str(opts.inventory) if opts.inventory else None,
+                                lab_probes=False)  # pytest's plugin deploys an SSH lab's probes
         target = target_cm.__enter__()
     except ConfigError:
         raise
@@ -180,7 +184,7 @@ def _run_locked(opts: RunOptions, run_id: str, out_dir: Path, profiles: list) ->
         # be recorded in the scope (so --rerun-failed replays them), not applied a second time.
         file_opts = opts if opts.inventory else replace(opts, target=target.path)
         args = pytest_args(file_opts, run_id, out_dir)
-        if target.emulation:
+        if target.kind == "emulated":
             args = ["--edge-emulated-from", opts.target, *args]
         code = _pytest_main_isolated(args)
     finally:

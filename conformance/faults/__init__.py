@@ -242,13 +242,24 @@ class EmulatedSiteFaults(Faults):
         self.log.append(f"{action} {name}")
 
 
+def _own_lab(target: Any) -> bool:
+    """An SSH lab this harness started (the ssh-lab topology): its sites are ours to cut, like an
+    emulated deployment's, once the registry confirms the lab is this state root's and alive."""
+    lab = getattr(target, "lab", None)
+    if not lab:
+        return False
+    from ..emulation.deployment import lab_not_ours
+
+    return lab_not_ours(lab) is None
+
+
 def faults_for(target: Any, site: Any, allow_real: bool = False, run_id: str | None = None) -> Faults:
     """Fault injection for `site` (a Site or a site name) of `target`.
 
-    Emulated targets: always. Real targets: the site's built-in faults (`faults:`) and hooks, only
-    when `allow_real` (the run's --allow-faults); otherwise the requirement is skipped here, before
-    anything is touched. `run_id` tags what a built-in fault installs on a site (default: one id per
-    harness process).
+    Emulated targets (and the SSH lab this harness started): always. Real targets: the site's built-in
+    faults (`faults:`) and hooks, only when `allow_real` (the run's --allow-faults); otherwise the
+    requirement is skipped here, before anything is touched. `run_id` tags what a built-in fault
+    installs on a site (default: one id per harness process).
     """
     if isinstance(site, str):
         site = target.site(site)
@@ -260,7 +271,7 @@ def faults_for(target: Any, site: Any, allow_real: bool = False, run_id: str | N
             raise FaultError(f"emulated target {target.name} has no control_url: cannot inject faults")
         # the run id lets the ownership gate check the deployment too, not only its control URL
         return EmulatedSiteFaults(target, site, EmulatedFaults(control, run_id=target.emulation.get("run_id")))
-    if not allow_real:
+    if not allow_real and not _own_lab(target):
         skip(NOT_ALLOWED, NOT_ALLOWED_REMEDY)
     from .hooks import HookFaults
 

@@ -376,7 +376,7 @@ class OnSiteFaults(Faults):
         pair = PAIR_OF[action]
         if pair in ("cut", "wan"):
             return g.wan is not None
-        if g.process is None:
+        if g.process is None or g.process.probe:  # probe: only once this run deployed it (engine/probes.py)
             return False
         if pair in ("kill", "pause"):
             return True
@@ -390,12 +390,16 @@ class OnSiteFaults(Faults):
     def _missing_reason(self, action: str) -> str:
         if self._by_hook(action) and self.hooks is not None:
             return self.hooks._missing_reason(action)
+        if PAIR_OF[action] not in ("cut", "wan") and self.grant.process is not None and self.grant.process.probe:
+            return f"faults.process names the probe, but this run deployed no probe on site {self.name}"
         return f"no fault hook and no built-in fault for {action}" + self._where()
 
     def _missing_remedy(self, action: str) -> str:
         if self._by_hook(action) and self.hooks is not None:
             return self.hooks._missing_remedy(action)
         pair = PAIR_OF[action]
+        if pair not in ("cut", "wan") and self.grant.process is not None and self.grant.process.probe:
+            return "pass --deploy-probes (the grant is for the probe the run deploys)"
         if pair in ("cut", "wan"):
             grant = "faults: {wan: {peer: ...}}"
         elif self.grant.process is not None and self.grant.process.pattern:
@@ -539,6 +543,8 @@ class OnSiteFaults(Faults):
 
     def _pids(self) -> list[str]:
         pattern = self.grant.process.pattern or ""
+        if not pattern:  # an empty pattern matches every process: never
+            raise FaultError(f"site {self.name}: no process pattern to find the workload by")
         out = self.shell.check(f"{pids_function(self.shell.host.marker)} _ec_pids {shlex.quote(pattern)}",
                                f"find processes matching {pattern!r}")
         pids = [p for p in out.split() if p.isdigit()]

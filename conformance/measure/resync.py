@@ -9,6 +9,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from ..model.errors import MeasurementError
 from .http import Client
 
 
@@ -68,15 +69,21 @@ def await_resync(site: Client, central: Client, name: str, tag: str, created: li
     synced_at = None
     made = set(created)
     while True:
-        edge, hub = summaries(site, central, name)
-        if in_sync_before and in_sync(edge, hub):
-            synced_at = time.monotonic()
-            break
-        if not in_sync_before or _diverged(edge, hub):
-            copies = central_copies(central, name, tag)
-            if all(copies.get(i, 0) > 0 for i in made):
+        try:
+            edge, hub = summaries(site, central, name)
+            if in_sync_before and in_sync(edge, hub):
                 synced_at = time.monotonic()
                 break
+            if not in_sync_before or _diverged(edge, hub):
+                copies = central_copies(central, name, tag)
+                if all(copies.get(i, 0) > 0 for i in made):
+                    synced_at = time.monotonic()
+                    break
+        except MeasurementError as exc:
+            # a site or central that was stopped may still be starting (a real one takes its time):
+            # it has until the deadline to answer, like the data has to arrive
+            if time.monotonic() >= deadline:
+                raise MeasurementError(f"{exc} (still no answer {timeout:g} s after the fault ended)") from None
         if time.monotonic() >= deadline:
             break
         time.sleep(0.2)

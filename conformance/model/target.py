@@ -58,6 +58,9 @@ class ProcessGrant:
     pattern: str | None = None  # a pgrep -f pattern of its command line
     service: str | None = None  # a systemd unit
     start: str | None = None    # with pattern: the shell command that starts it (restart, start)
+    # the probe this run deploys on the site (--deploy-probes): its keeper restarts it after a crash and
+    # holds it down after a stop; engine/probes.py turns it into the probe's pattern and start
+    probe: bool = False
 
 
 @dataclass
@@ -138,12 +141,15 @@ class Target:
     sites: list[Site]
     path: str = ""
     emulation: dict[str, Any] | None = None
+    # An SSH lab this harness started (topology reach: ssh): real-site access to emulated sites. Probes
+    # and built-in faults are the harness's own there, once the registry confirms it (faults_for, engine/probes.py)
+    lab: dict[str, Any] | None = None
     inventory: str | None = None  # the Ansible inventory it was built from (engine/inventory.py)
     probes_deployed: list[str] = field(default_factory=list)  # sites whose probe this run deployed (engine/probes.py)
 
     @property
     def kind(self) -> str:
-        return "emulated" if self.emulation else "real"
+        return "emulated" if self.emulation or self.lab else "real"
 
     def site(self, name: str) -> Site:
         for s in self.sites:
@@ -171,6 +177,9 @@ class Target:
         if self.emulation:
             out["topology"] = self.emulation.get("topology")
             out["emulation"] = {k: self.emulation.get(k) for k in ("run_id", "backend", "topology")}
+        if self.lab:
+            out["topology"] = self.lab.get("topology")
+            out["lab"] = {k: self.lab.get(k) for k in ("run_id", "backend", "topology")}
         for s in self.sites:
             out["sites"].append({
                 "name": s.name, "role": s.role, "uplink": s.uplink,
@@ -260,7 +269,8 @@ def _build(doc: YamlDoc) -> Target:
             raise doc.error(("sites", i, "uplink"),
                             f'no site named "{s.uplink}"{did_you_mean(s.uplink, seen)}')
     _wire_probes(doc, sites)
-    return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"))
+    return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"),
+                  lab=data.get("lab"))
 
 
 def _site_probes(doc: YamlDoc, path: tuple, raw: dict, defaults: dict) -> ProbeSpec:
@@ -384,9 +394,17 @@ def _site_faults(doc: YamlDoc, path: tuple, raw: dict) -> SiteFaults:
     if f.get("process"):
         p = f["process"]
         where = path + ("process",)
-        if bool(p.get("pattern")) == bool(p.get("service")):
+        if sum(bool(p.get(k)) for k in ("pattern", "service", "probe")) != 1:
             raise doc.error(where, "give exactly one of pattern (a pgrep -f pattern of the workload's command "
-                                   "line) and service (its systemd unit)")
+                                   "line), service (its systemd unit) and probe: true (the probe --deploy-probes "
+                                   "puts there)")
+        if p.get("probe") is not None and p.get("probe") is not True:
+            raise doc.error(where + ("probe",), "probe: true, or leave it out")
+        if p.get("probe") and raw.get("probes") is None:
+            raise doc.error(where + ("probe",), "the site has no probes: section, so no probe of this run "
+                                                "runs there (add probes: {} to the site)")
+        if p.get("probe") and p.get("start") is not None:
+            raise doc.error(where + ("start",), "the probe's keeper starts it; start goes with pattern")
         if p.get("service") and not _SERVICE.match(p["service"]):
             raise doc.error(where + ("service",), f'"{p["service"]}" is not a systemd unit name')
         if p.get("pattern"):
@@ -400,7 +418,8 @@ def _site_faults(doc: YamlDoc, path: tuple, raw: dict) -> SiteFaults:
             if p.get("service"):
                 raise doc.error(where + ("start",), "start goes with pattern; a service is started by systemd")
             _check_hook_command(doc, where + ("start",), p["start"])
-        process = ProcessGrant(pattern=p.get("pattern"), service=p.get("service"), start=p.get("start"))
+        process = ProcessGrant(pattern=p.get("pattern"), service=p.get("service"), start=p.get("start"),
+                               probe=bool(p.get("probe")))
     return SiteFaults(host=host, sudo=bool(f.get("sudo", False)), margin=times["margin"], limit=times["limit"],
                       wan=wan, process=process)
 

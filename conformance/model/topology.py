@@ -53,7 +53,10 @@ MAX_SITES = 1000
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the site process accepts these
 _RANGE = re.compile(r"\[(\d+)-(\d+)\]")
 
-_TOP_KEYS = ("name", "description", "sites", "wan", "access", "constraints")
+_TOP_KEYS = ("name", "description", "reach", "sites", "wan", "access", "constraints")
+# How the harness reaches the sites: "control" (the emulator's control API and published endpoints) or
+# "ssh" (the SSH lab: store servers reached only through ssh, probes deployed, faults on the site itself)
+REACHES = ("control", "ssh")
 _SITE_KEYS = ("name", "role", "workload", "count", "uplink", "resources", "defects", "config")
 _RESOURCE_KEYS = ("cpus", "memory")
 _WAN_KEYS = ("default_delay", "default_jitter", "default_loss", "default_rate")
@@ -107,6 +110,7 @@ class Topology:
     sites: list[SiteSpec]
     links: list[LinkSpec]
     source: str = ""
+    reach: str = "control"  # REACHES: how the harness reaches the sites
 
     def site(self, name: str) -> SiteSpec:
         for s in self.sites:
@@ -121,7 +125,7 @@ class Topology:
         raise LookupError(f'no link "{name}"{did_you_mean(name, [x.name for x in self.links])}')
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "source": self.source,
+        return {"name": self.name, "description": self.description, "source": self.source, "reach": self.reach,
                 "sites": [asdict(s) for s in self.sites], "links": [asdict(x) for x in self.links]}
 
 
@@ -168,6 +172,10 @@ def parse_topology(doc: YamlDoc, default_name: str = "topology") -> Topology:
     _check_keys(doc, (), data, _TOP_KEYS)
     name = _opt_str(doc, ("name",), data.get("name")) or default_name
     description = _opt_str(doc, ("description",), data.get("description")) or ""
+    reach = _opt_str(doc, ("reach",), data.get("reach")) or "control"
+    if reach not in REACHES:
+        raise doc.error(("reach",), f'unknown reach "{reach}"{did_you_mean(reach, REACHES)} '
+                                    f'(allowed: {", ".join(REACHES)})')
     if "sites" not in data:
         raise doc.error((), "sites: required (a list of sites, e.g. - {name: central, role: central})")
     raw_sites = data["sites"]
@@ -191,7 +199,7 @@ def parse_topology(doc: YamlDoc, default_name: str = "topology") -> Topology:
     access = _parse_defaults(doc, ("access",), data.get("access"), prefix="")
     links = _build_links(sites, wan, access)
     links = _apply_constraints(doc, data.get("constraints"), sites, links)
-    return Topology(name=name, description=description, sites=sites, links=links, source=doc.source)
+    return Topology(name=name, description=description, sites=sites, links=links, source=doc.source, reach=reach)
 
 
 def _parse_site(doc: YamlDoc, where: tuple, raw: Any) -> list[SiteSpec]:

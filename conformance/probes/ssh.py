@@ -6,10 +6,12 @@ host: measure/host/ssh.py):
 
 1. install: `mkdir DIR && cat > DIR/probe.pyz && python3 DIR/probe.pyz --check` (the zipapp on stdin;
    the check names a missing dependency or an old python before anything runs);
-2. run: `cd DIR && python3 probe.pyz --listen ADDR ARGS; rm -rf DIR`, its stdin a pipe the harness
-   holds. The harness reads the probe's ready line from its stdout, then only keeps the pipe open.
+2. run: `cd DIR && python3 probe.pyz --keep --listen ADDR ARGS; rm -rf DIR`, its stdin a pipe the
+   harness holds. The harness reads the probe's ready line from its stdout, then only keeps the pipe
+   open. The keeper (probes/keeper.py) runs the workload as its child, restarts it after a crash and
+   holds it down after a stop, so the probe can be killed, stopped and started as faults.
 
-The probe ends when its stdin ends (the workload's own contract): when the harness closes the pipe
+The probe ends when its stdin ends (the keeper's and the workload's own contract): when the harness closes the pipe
 (remove), and when the harness dies however it dies (SIGKILL included): the pipe's writer is gone, ssh
 sends EOF, or the connection drops and sshd closes the session. The shell around it then removes
 its directory. `remove` also runs an explicit clean-up over a third connection: pkill of what this
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import re
 import shlex
 import subprocess
 import threading
@@ -37,6 +40,12 @@ from .zipapp import build
 INSTALL_TIMEOUT_S = 60.0
 REMOVE_TIMEOUT_S = 20.0
 STOP_WAIT_S = 10.0
+
+
+def regex_literal(text: str) -> str:
+    """`text` as a pattern that matches only itself, both for pgrep (POSIX ERE) and Python's re, and that
+    reads like the path it is in reports (re.escape would also escape every '-')."""
+    return re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", text)
 
 
 def ssh_argv(spec: str) -> list[str]:
@@ -78,10 +87,23 @@ class SshRuntime:
     def start_command(self, request: ProbeRequest) -> str:
         spec = request.spec
         d = self.site_dir(request)
-        args = ["--listen", spec.listen, *request.workload_args(f"{d}/data", spec.port)]
+        args = ["--keep", "--pid-file", f"{d}/keeper.pid", "--listen", spec.listen,
+                *request.workload_args(f"{d}/data", spec.port)]
         probe = " ".join(shlex.quote(a) for a in [spec.python, f"{d}/probe.pyz", *args])
         return (f"cd {shlex.quote(d)} && {{ {probe}; rc=$?; cd / && rm -rf -- {shlex.quote(d)} 2>/dev/null; "
                 f"rmdir -- {shlex.quote(self.run_dir(request))} 2>/dev/null; exit $rc; }}")
+
+    def site_facts(self, request: ProbeRequest) -> dict[str, str]:
+        """What the run takes for the site's own: its processes and data dir (the host checks'
+        labels.process and labels.data_dir), and how a `process: {probe: true}` grant kills, stops and
+        starts it (the workload below its keeper, and a SIGUSR1 to the keeper: probes/keeper.py)."""
+        d = self.site_dir(request)
+        probe = f"{d}/probe.pyz"
+        # the keeper by its pid file: a pattern would also hit the shell whose command line started it
+        pid_file = shlex.quote(f"{d}/keeper.pid")
+        return {"process": regex_literal(probe), "data_dir": f"{d}/data",
+                "fault_pattern": regex_literal(probe) + " --serve",
+                "fault_start": f"kill -USR1 \"$(cat {pid_file})\""}
 
     def cleanup_command(self, request: ProbeRequest) -> str:
         d = self.site_dir(request)
@@ -105,7 +127,8 @@ class SshRuntime:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen([*ssh, self.start_command(request)], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-        deployed = Deployed(request, url="", port=0, handle=proc, info={"log": str(log_path), "ssh": ssh})
+        deployed = Deployed(request, url="", port=0, handle=proc, info={
+            "log": str(log_path), "ssh": ssh, **self.site_facts(request)})
         try:
             ready = _ready_line(proc, log_path, READY_TIMEOUT_S)
         except ProbeError as exc:

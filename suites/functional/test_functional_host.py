@@ -32,7 +32,6 @@ from conformance.measure.host.sysctl import Sysctl, as_number, same_value
 @pytest.mark.edge_check("functional.process")
 def test_process(edge):
     hosts = site_hosts(edge.site, edge.params)
-    pattern = edge.params.get("process")
     running_all, count = True, 0
     for host in hosts:
         label = host_label(hosts, host)
@@ -41,7 +40,7 @@ def test_process(edge):
             scope = workload_scope(edge.site, host)
         if scope is None:
             edge.not_measured("no `process` param given, and the site names no process of its own "
-                              "(labels.pid, or labels.command on its docker:// host)",
+                              "(labels.process, labels.pid, or labels.command on its docker:// host)",
                               "give the requirement a `process` param (a name or command-line pattern of "
                               "the site's processes)")
         try:
@@ -55,7 +54,7 @@ def test_process(edge):
         for n in notes:
             edge.note(label + n)
         if scope.kind == "pattern":
-            found = [p for p in found if matches(pattern, p)]
+            found = [p for p in found if matches(scope.pattern or "", p)]
         count += len(found)
         running_all &= bool(found)
         shown = ", ".join(p.describe() for p in found[:5]) + (" ..." if len(found) > 5 else "")

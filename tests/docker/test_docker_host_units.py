@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from conformance.measure.host.edgehost import EdgeHost
+from conformance.measure.host.facts import Facts, parse_facts, probe_script
 from conformance.measure.host.processes import Proc, parse_ps
 from conformance.measure.host.site import Scope, is_site_container, site_data_dir, workload_scope
 from conformance.measure.host.sockets import Listener, docker_dns_listener
@@ -28,6 +29,9 @@ DOCKER = EdgeHost(f"docker://{CONTAINER}")
 OTHER = EdgeHost("docker://someone-elses-container")
 LOCAL = EdgeHost("local://")
 SSH = EdgeHost("ssh://box")
+SSH._facts = Facts()  # a server: no /.dockerenv
+SSH_CONTAINER = EdgeHost("ssh://root@127.0.0.1:2222")
+SSH_CONTAINER._facts = Facts(in_docker=True)  # a container with its own sshd (the SSH lab's sites)
 
 
 def test_only_dockers_dns_sockets_on_a_docker_host_are_excused():
@@ -41,6 +45,11 @@ def test_only_dockers_dns_sockets_on_a_docker_host_are_excused():
     assert not docker_dns_listener(DOCKER, Listener("tcp", "0.0.0.0", 45373))
     assert not docker_dns_listener(LOCAL, dns_tcp)
     assert not docker_dns_listener(SSH, dns_tcp)
+    # reached by ssh, but a container by its own word (/.dockerenv): the same resolver, the same excuse
+    assert docker_dns_listener(SSH_CONTAINER, dns_tcp)
+    assert not docker_dns_listener(SSH_CONTAINER, Listener("tcp", "127.0.0.11", 53, 7, "python3"))
+    assert parse_facts("tool ss /usr/bin/ss\nin-docker\n").in_docker and not parse_facts("proc\n").in_docker
+    assert "/.dockerenv" in probe_script()
 
 
 def test_the_data_dir_is_read_where_the_host_sees_it():

@@ -181,6 +181,7 @@ MALFORMED = [
      "sites[2].name", 'duplicate site name "e" (first declared at line 3)'),
     ("!sites:\n  - {name: a, role: central}\n  - {name: b, role: central}\n  - {name: e, role: edge}\n", 4,
      "sites[2]", "uplink: required, because the topology has 2 central sites"),
+    ("reach: shh\n", 5, "reach", 'unknown reach "shh" (did you mean "ssh"?) (allowed: control, ssh)'),
     ("!sites: []\n", 1, "sites", "expected a non-empty list of sites"),
     ("!sites:\n  - {name: c, role: central\n", 3, None, "invalid YAML"),
 ]

@@ -25,7 +25,7 @@ import pytest
 
 from tests.helpers.cli import CLI, cli_env, run_edge
 from tests.helpers.results import entry, validate_results
-from tests.helpers.sshlab import SshLab
+from tests.helpers.sshlab import TestLab
 from tests.helpers.waits import wait_for
 
 pytestmark = pytest.mark.docker
@@ -38,7 +38,7 @@ CUT_S, KILL_MARGIN_S = 3.0, 3.0  # RTL-RES-01's cut; a short dead-man margin for
 
 @pytest.fixture(scope="module")
 def lab(docker_client, site_image, tmp_path_factory):
-    lab = SshLab.start(docker_client, site_image.tag, tmp_path_factory.mktemp("sshlab"))
+    lab = TestLab.start(docker_client, site_image.tag, tmp_path_factory.mktemp("sshlab"))
     try:
         code, out = lab.sh("store-1", "command -v sshd nft && test -x /usr/local/bin/lab-python3")
         assert code == 0, f"the site image lacks sshd or nft (BASE_PACKAGES): {out}"
@@ -52,11 +52,11 @@ def _requirements(*ids: str) -> list[str]:
     return [a for rid in ids for a in ("--requirement", rid)]
 
 
-def _cut(lab: SshLab) -> str:
+def _cut(lab: TestLab) -> str:
     return lab.sh("store-1", "nft list ruleset 2>&1")[1]
 
 
-def _probes_left(lab: SshLab) -> dict[str, str]:
+def _probes_left(lab: TestLab) -> dict[str, str]:
     """Per site: probe processes and probe directories still there ('' when none)."""
     left = {}
     for site in lab.sites:
@@ -66,11 +66,11 @@ def _probes_left(lab: SshLab) -> dict[str, str]:
     return left
 
 
-def _clean(lab: SshLab) -> bool:
+def _clean(lab: TestLab) -> bool:
     return "edgeconf" not in _cut(lab) and not any(_probes_left(lab).values())
 
 
-def _reaches_central(lab: SshLab) -> bool:
+def _reaches_central(lab: TestLab) -> bool:
     """The store's packets reach central's address (ping: the probes may be gone, the cut drops ICMP too)."""
     return lab.sh("store-1", f"ping -c 1 -W 1 {lab.site('hq').address} >/dev/null")[0] == 0
 

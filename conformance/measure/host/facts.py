@@ -25,6 +25,7 @@ class Facts:
     pid1: str = ""
     clk_tck: int = 100
     page_size: int = 4096
+    in_docker: bool = False  # /.dockerenv: the host is a Docker container (however it is reached)
 
     def has(self, tool: str) -> bool:
         return tool in self.tools
@@ -41,6 +42,7 @@ def probe_script() -> str:
         "{ r=$(readlink -f \"$p\" 2>/dev/null); echo \"tool $t ${r:-$p}\"; }; done; "
         "[ -d /run/systemd/system ] && echo systemd-running; "
         "[ -r /proc/1/stat ] && echo proc; "
+        "[ -e /.dockerenv ] && echo in-docker; "
         "ps --version 2>&1 | head -n 1 | sed 's/^/psver /'; "
         "timeout 3 true >/dev/null 2>&1 && echo timeout-ok; "
         "echo \"uid $(id -u 2>/dev/null)\"; "
@@ -62,6 +64,8 @@ def parse_facts(text: str) -> Facts:
             f.systemd_running = True
         elif key == "proc":
             f.proc = True
+        elif key == "in-docker":
+            f.in_docker = True
         elif key == "psver":
             f.procps = "procps" in rest.lower()
         elif key == "timeout-ok":

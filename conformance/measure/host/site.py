@@ -2,7 +2,8 @@
 
 The scope of "the site's processes": the emulated site's process tree (labels.pid, children included,
 since emulated sites share one machine), the workload command of an emulated docker site's container,
-processes matching a `process` pattern, or the whole host (or container).
+processes matching a `process` pattern (the requirement's param, else the site's labels.process: a probe
+this run deployed, or what a target file names), or the whole host (or container).
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def resolve_site_root(site: Any, procs: list[Proc]) -> tuple[int | None, str | N
 def scope_for(site: Any, params: dict, host: EdgeHost, *, require_site: bool = False) -> Scope:
     """The processes a check looks at on `host`.
 
-    * `process` param: processes matching it (name or command-line regex), children included;
+    * `process` param, else labels.process: processes matching it (name or command-line regex), children
+      included;
     * an emulated local site (labels.pid on a local:// host): the site's process tree;
     * a docker:// host: the container is the site, so the whole container;
     * otherwise the whole host (or, with require_site, NotMeasured: the site's processes are unknown).
@@ -121,6 +123,9 @@ def scope_for(site: Any, params: dict, host: EdgeHost, *, require_site: bool = F
     pattern = params.get("process")
     if pattern:
         return Scope("pattern", f"processes matching {pattern!r}", pattern=str(pattern))
+    labelled = (site.labels or {}).get("process")
+    if labelled:
+        return Scope("pattern", f"the site's processes (labels.process {labelled!r})", pattern=str(labelled))
     if host.is_local and site_pid(site) is not None:
         return Scope("tree", f"site process tree (pid {site_pid(site)})", root=site_pid(site))
     if host.container:
@@ -161,13 +166,17 @@ def site_data_dir(site: Any, host: EdgeHost) -> str | None:
     """labels.data_dir where `host` sees it, or None.
 
     Local backend: a path on this machine (local:// hosts). Docker backend: a path inside the site's
-    container (/data), read through its docker:// host; on any other host it means nothing.
+    container (/data), read through its docker:// host; on any other host it means nothing. A real site
+    (no labels.pid, no labels.container): a path on its hosts (a deployed probe's data dir, or what the
+    target file says).
     """
     labels = site.labels or {}
     data_dir = labels.get("data_dir")
     if not data_dir:
         return None
-    if is_site_container(site, host) or (host.is_local and not labels.get("container")):
+    if labels.get("container"):
+        return str(data_dir) if is_site_container(site, host) else None
+    if host.is_local or site_pid(site) is None:
         return str(data_dir)
     return None
 

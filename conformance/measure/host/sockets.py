@@ -118,9 +118,13 @@ def docker_dns_listener(host: EdgeHost, sock: Listener) -> bool:
     dockerd answers the container's DNS at 127.0.0.11 (tcp and udp, random ports that iptables
     redirects :53 to) from sockets it opens in the container's network namespace; their owner is in
     another pid namespace, so no owner shows. It is Docker's, not the site's. A process of the
-    container listening on 127.0.0.11 has a visible owner (as root) and is not excused.
+    container listening on 127.0.0.11 has a visible owner (as root) and is not excused. The host is a
+    container when reached as docker://, or when it says so (/.dockerenv) however it is reached (a
+    container with its own sshd, as the SSH lab's sites).
     """
-    return host.container is not None and sock.address == DOCKER_DNS_ADDRESS and sock.pid is None
+    if sock.address != DOCKER_DNS_ADDRESS or sock.pid is not None:
+        return False
+    return host.container is not None or (not host.uses_psutil and host.facts.in_docker)
 
 
 # ---------------------------------------------------------------------------------------------

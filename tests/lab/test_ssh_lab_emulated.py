@@ -1,0 +1,110 @@
+"""The ssh-lab topology, by the real CLI: `edge-conformance run --profile retail --target emulated:ssh-lab
+--backend docker` brings up store servers (containers running only sshd) that the harness reaches ONLY
+through ssh, deploys the probes there without --deploy-probes, cuts a store's WAN with nft on the store
+and kills, pauses, stops and starts the probes through their keeper without --allow-faults (the lab is
+the run's own), and removes everything at the end.
+
+* healthy: every must of retail is measured and passes, except BASE-SEC-02 (a store server of the lab has
+  no management web interface: not-measured, saying so); the WAN cut, the kill and the stop are on the
+  sites, through ssh; the host checks read the probe as the site's process; nothing is left;
+* defects given as `--defect` fail the same musts as on the emulated deployment (drop-on-partition:
+  RTL-RES-06, no-fsync: RTL-RES-08, leak-personal: RTL-DATA-01) on that store only;
+* a SIGKILL of the harness: the lab's supervisor sees its stdin close and removes the lab.
+
+Slow (the module name) and marked docker: it skips without a Docker daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conformance.emulation.docker import LABEL_RUN
+from tests.helpers.cli import CLI, cli_env, run_edge
+from tests.helpers.results import entry, validate_results
+from tests.helpers.waits import wait_for
+
+pytestmark = pytest.mark.docker
+
+LAB = ("--target", "emulated:ssh-lab", "--backend", "docker")
+NO_MGMT = "BASE-SEC-02"  # the lab's servers have no management web interface
+
+
+def _lab_objects(client, run_id: str) -> dict[str, list[str]]:
+    flt = {"label": [f"{LABEL_RUN}={run_id}"]}
+    return {"containers": [c["Names"][0] for c in client.api.containers(all=True, filters=flt)],
+            "networks": [n["Name"] for n in client.api.networks(filters=flt)]}
+
+
+def test_retail_on_the_ssh_lab_measures_every_must_through_ssh_and_leaves_nothing(docker_client, site_image,
+                                                                                   tmp_path):
+    code, res, output = run_edge("--profile", "retail", *LAB, out=tmp_path / "out", timeout=420)
+    validate_results(res)
+    musts = [r for r in res["requirements"] if r["level"] == "must" and r["status"] != "not-applicable"]
+    bad = [(r["id"], r["site"], r["status"], r.get("message")) for r in musts
+           if r["status"] != "pass" and r["id"] != NO_MGMT]
+    assert not bad, (bad, output[-3000:])
+    for site in ("hq", "store-1", "store-2"):
+        r = entry(res, NO_MGMT, site)
+        assert r["status"] == "not-measured" and "declares no mgmt endpoint" in r["message"], r
+    assert code == 3 and res["verdict"] == "incomplete", (code, output[-2000:])
+    assert res["target"]["kind"] == "emulated" and res["target"]["lab"]["topology"] == "ssh-lab"
+    assert res["target"]["probes_deployed"] == ["hq", "store-1", "store-2"]
+    assert all(h.startswith("ssh://root@127.0.0.1:") for s in res["target"]["sites"] for h in s["hosts"])
+    cut = " ".join(entry(res, "RTL-RES-01", "store-1")["notes"])
+    assert "partition (drop, nft: " in cut and "on store-1" in cut and f"edgeconf:{res['run_id']}" in cut, cut
+    crash = " ".join(entry(res, "RTL-RES-08", "store-1")["notes"])
+    assert "kill store-1: SIGKILL to pid" in crash, crash
+    stop = " ".join(entry(res, "RTL-RES-06", "store-1")["notes"])
+    assert "stop on hq (ssh://root@127.0.0.1:" in stop and "undo stop on hq: removed" in stop, stop
+    host = " ".join(entry(res, "BASE-HOST-01", "store-1")["notes"])
+    assert "labels.process" in host and "probe" in host, host  # the probe is the site's process
+    assert wait_for(lambda: _lab_objects(docker_client, res["run_id"]) == {"containers": [], "networks": []}, 30,
+                    "the lab removed")
+
+
+def test_defects_fail_the_same_musts_on_their_store_only(docker_client, site_image, tmp_path):
+    rids = ("RTL-RES-06", "RTL-RES-08", "RTL-DATA-01")
+    code, res, output = run_edge("--profile", "retail", *LAB, "--defect", "store-1:drop-on-partition",
+                                 "--defect", "store-1:no-fsync", "--defect", "store-1:leak-personal",
+                                 *[a for rid in rids for a in ("--requirement", rid)], out=tmp_path / "out",
+                                 timeout=300)
+    for rid in rids:
+        assert entry(res, rid, "store-1")["status"] == "fail", (rid, entry(res, rid, "store-1"), output[-3000:])
+        assert entry(res, rid, "store-2")["status"] == "pass", (rid, entry(res, rid, "store-2"))
+    assert code == 1 and res["scope"]["defects"] == ["store-1:drop-on-partition", "store-1:no-fsync",
+                                                      "store-1:leak-personal"], (code, res["scope"])
+    assert wait_for(lambda: _lab_objects(docker_client, res["run_id"]) == {"containers": [], "networks": []}, 30,
+                    "the lab removed")
+
+
+def _lab_run_ids(client) -> set[str]:
+    flt = {"label": [LABEL_RUN]}
+    return {c["Labels"][LABEL_RUN] for c in client.api.containers(all=True, filters=flt)
+            if c["Names"][0].endswith("-hq")}  # only the lab names its central hq
+
+
+def test_sigkill_of_the_harness_removes_the_lab(docker_client, site_image, tmp_path):
+    before = _lab_run_ids(docker_client)
+    argv = [*CLI, "run", "--profile", "retail", *LAB, "--requirement", "RTL-RES-01", "--out", tmp_path / "out"]
+    run = subprocess.Popen([str(a) for a in argv], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)
+    try:
+        wait_for(lambda: _lab_run_ids(docker_client) - before or run.poll() is not None, 120, "the lab up",
+                 interval=0.2)
+        (run_id,) = _lab_run_ids(docker_client) - before
+        time.sleep(2.0)  # into the run
+        os.killpg(run.pid, signal.SIGKILL)  # the harness and its group; the lab's supervisor is in its own
+        run.communicate(timeout=10)
+        killed = time.monotonic()
+        wait_for(lambda: _lab_objects(docker_client, run_id) == {"containers": [], "networks": []}, 60,
+                 "the lab removed by its supervisor", interval=0.2)
+        print(f"SIGKILL of the harness: the SSH lab was gone {time.monotonic() - killed:.1f} s later")
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate(timeout=10)
