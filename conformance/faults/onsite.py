@@ -64,6 +64,7 @@ TAG_PREFIX = "edgeconf"
 DEADMAN_WORD = "edgeconf-deadman"      # in every remover's command line
 COMMAND_TIMEOUT_S = 20.0
 STOP_GRACE_S = 5.0
+NOTHING_TO_KILL = 3  # the kill script's exit status when no process matches
 # action -> the pair it belongs to, and the hooks that make a pair go through hooks
 PAIR_OF = {"partition": "cut", "heal": "cut", "degrade": "wan", "reset": "wan", "pause": "pause",
            "resume": "pause", "stop": "stop", "start": "stop", "kill": "kill", "restart": "restart"}
@@ -382,6 +383,18 @@ class OnSiteFaults(Faults):
             return True
         return bool(g.process.service or g.process.start)  # restart, stop, start
 
+    def require(self, *actions: str) -> None:
+        """As Faults.require; then the site's fault host is reached once (its facts and tools), so that
+        the first fault is one round trip: a crash lands right after the sales a check just made."""
+        super().require(*actions)
+        if any(not self._by_hook(a) for a in actions):
+            from ..measure.host.edgehost import HostUnavailable
+
+            try:
+                self.shell.tools()
+            except (FaultError, HostUnavailable):
+                pass  # said by the fault itself, when it runs
+
     def _supports(self, action: str) -> bool:
         if self._by_hook(action):
             return self.hooks is not None and self.hooks._supports(action)
@@ -561,8 +574,18 @@ class OnSiteFaults(Faults):
             self._service("kill --signal=KILL")
             self.log.append(f"kill {self.name}: SIGKILL to {self.grant.process.service}")
             return
-        pids = self._pids()
-        self.shell.check(f"kill -KILL {' '.join(pids)}", "kill")
+        # one round trip: the crash lands as close to the check's last acknowledged sale as ssh allows
+        pattern = self.grant.process.pattern or ""
+        if not pattern:
+            raise FaultError(f"site {self.name}: no process pattern to find the workload by")
+        script = (f"{pids_function(self.shell.host.marker)} pids=$(_ec_pids {shlex.quote(pattern)}); "
+                  f"[ -n \"$pids\" ] || exit {NOTHING_TO_KILL}; kill -KILL $pids; echo $pids")
+        rc, out, err = self.shell.run(script, f"kill {pattern!r}")
+        if rc == NOTHING_TO_KILL:
+            raise FaultError(f"no process on {self.shell.name} matches {pattern!r}")
+        if rc != 0:
+            raise FaultError(f"kill on {self.name} failed (exit {rc}): {_cause(err) or _cause(out) or 'no output'}")
+        pids = [p for p in out.split() if p.isdigit()]
         self.log.append(f"kill {self.name}: SIGKILL to pid {', '.join(pids)}")
 
     def _do_pause(self) -> None:

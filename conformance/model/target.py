@@ -84,6 +84,16 @@ _PROBE_WORD = re.compile(r"^[A-Za-z0-9_./+:@%-]+$")  # a path or an address: not
 
 
 @dataclass
+class DockerEngine:
+    """A probes section's `engine:`: the site's Docker engine reached over TCP with TLS (no ssh)."""
+
+    url: str        # tcp://HOST:PORT
+    ca_file: str    # absolute paths on the harness machine (relative ones: to the target file)
+    cert_file: str
+    key_file: str
+
+
+@dataclass
 class ProbeSpec:
     """A site's `probes:` section: how `run --deploy-probes` installs the reference workload there."""
 
@@ -97,6 +107,7 @@ class ProbeSpec:
     central_url: str | None = None  # edge: the central probe as this site reaches it
     defects: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    engine: DockerEngine | None = None  # docker runtime: the engine over TCP+TLS instead of the ssh host
 
 
 @dataclass
@@ -285,23 +296,28 @@ def _site_probes(doc: YamlDoc, path: tuple, raw: dict, defaults: dict) -> ProbeS
     def at(key: str) -> tuple:
         return path + (key,) if key in own or key not in defaults else ("probes", key)
 
-    hosts = list(raw.get("hosts") or [])
-    if not hosts:
-        raise doc.error(path, "a probe is installed through one of the site's hosts: give the site "
-                              "hosts: [ssh://user@host] (docs/real-targets.md, Probes)")
-    chosen = p.get("host")
-    host = next((h for h in hosts if chosen is None or chosen in h), None)
-    if host is None:
-        raise doc.error(at("host"), f'"{chosen}" is not part of any of the site\'s hosts'
-                                    f"{did_you_mean(str(chosen), hosts)} (hosts: {', '.join(hosts)})")
-    scheme = host.split("://", 1)[0]
-    if scheme not in ("ssh", "safe-ssh"):
-        raise doc.error(at("host"), f"probes are installed through an ssh:// host, not {scheme}://")
     runtime = p.get("runtime", "ssh")
+    engine = _docker_engine(doc, at("engine"), p["engine"], runtime) if p.get("engine") is not None else None
+    hosts = list(raw.get("hosts") or [])
+    host = ""
+    if engine is None:  # installed through one of the site's ssh hosts
+        if not hosts:
+            raise doc.error(path, "a probe is installed through one of the site's hosts: give the site "
+                                  "hosts: [ssh://user@host], or a docker probe an engine: (docs/real-targets.md, "
+                                  "Probes)")
+        chosen = p.get("host")
+        found = next((h for h in hosts if chosen is None or chosen in h), None)
+        if found is None:
+            raise doc.error(at("host"), f'"{chosen}" is not part of any of the site\'s hosts'
+                                        f"{did_you_mean(str(chosen), hosts)} (hosts: {', '.join(hosts)})")
+        host = found
+        scheme = host.split("://", 1)[0]
+        if scheme not in ("ssh", "safe-ssh"):
+            raise doc.error(at("host"), f"probes are installed through an ssh:// host, not {scheme}://")
     if runtime == "docker" and not p.get("port"):
         raise doc.error(at("port") if "port" in p else path, "a docker probe publishes a port of the site's "
                                                              "host: give port (1-65535)")
-    address = p.get("address") or urlsplit(host.split("?", 1)[0]).hostname or ""
+    address = p.get("address") or urlsplit(engine.url if engine else host.split("?", 1)[0]).hostname or ""
     for key, value in (("address", address), ("listen", p.get("listen")), ("python", p.get("python")),
                        ("dir", p.get("dir"))):
         if value is not None and not _PROBE_WORD.match(value):
@@ -327,7 +343,32 @@ def _site_probes(doc: YamlDoc, path: tuple, raw: dict, defaults: dict) -> ProbeS
     return ProbeSpec(host=host, address=address, listen=p.get("listen") or address,
                      runtime=runtime, port=int(p.get("port", 0)), python=p.get("python", "python3"),
                      dir=directory.rstrip("/") or "/", central_url=central_url, defects=defects,
-                     config=dict(p.get("config") or {}))
+                     config=dict(p.get("config") or {}), engine=engine)
+
+
+def _docker_engine(doc: YamlDoc, path: tuple, e: dict, runtime: str) -> DockerEngine:
+    """`engine: {url: tcp://HOST:PORT, ca_file, cert_file, key_file}`: TLS both ways, never plain TCP."""
+    if runtime != "docker":
+        raise doc.error(path, "an engine goes with runtime: docker")
+    url = str(e.get("url") or "")
+    if not re.fullmatch(r"tcp://[A-Za-z0-9.:\[\]_-]+:\d{1,5}", url):
+        raise doc.error(path + ("url",), f'"{url}" is not tcp://HOST:PORT (a Docker engine over TCP with TLS)')
+    missing = [k for k in ("ca_file", "cert_file", "key_file") if not e.get(k)]
+    if missing:
+        raise doc.error(path, f"an engine over TCP is reached with TLS only (both ways): give {', '.join(missing)}")
+    files = {k: _pem_file(doc, path + (k,), str(e[k])) for k in ("ca_file", "cert_file", "key_file")}
+    return DockerEngine(url=url, **files)
+
+
+def _pem_file(doc: YamlDoc, path: tuple, value: str) -> str:
+    """A PEM file's absolute path (relative: to the target file's directory); it must exist."""
+    file = Path(os.path.expanduser(value))
+    if not file.is_absolute():
+        base = Path(doc.source).parent if doc.source and not str(doc.source).startswith("<") else Path.cwd()
+        file = base / file
+    if not file.is_file():
+        raise doc.error(path, f"{file}: No such file")
+    return str(file.resolve())
 
 
 def _wire_probes(doc: YamlDoc, sites: list[Site]) -> None:

@@ -1,6 +1,12 @@
 """The docker probe runtime: the reference workload as a container on the site's own Docker engine, run
-by the site's docker CLI through the site's ssh host, attached: `docker run -i --rm` is the long-lived
-child of the harness's ssh, and its stdin the probe's life-line (docs/real-targets.md, "Probes").
+attached, `docker run -i --rm`, whose stdin is the probe's life-line (docs/real-targets.md, "Probes").
+The engine is reached one of two ways (`Engine`):
+
+* through the site's ssh host (default): the site's docker CLI, as the long-lived child of the harness's
+  ssh (`ssh HOST exec docker run ...`);
+* over TCP with TLS both ways (`probes.engine: {url: tcp://HOST:2376, ca_file, cert_file, key_file}`):
+  this machine's docker CLI with `-H URL --tlsverify` and the three files, as the harness's child; no
+  ssh, no docker CLI at the site.
 
 * the image is the docker backend's site image (conformance/emulation/docker/images.py: built by the
   harness machine's own Docker, cached by digest); when the site's engine lacks it, `docker save` here
@@ -11,8 +17,6 @@ child of the harness's ssh, and its stdin the probe's life-line (docs/real-targe
 * it ends when its stdin ends: the harness closes the pipe (remove), or dies (ssh sends EOF or the
   connection drops; the docker CLI then closes the container's stdin, `docker run -i` sets StdinOnce),
   and `--rm` removes it. `remove` also runs `docker rm -f` of that one name.
-
-An engine reached over TCP with TLS instead of the site's ssh host is planned.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shlex
 import subprocess
 
 from ..model.hostspec import split_spec
+from ..model.target import ProbeSpec
 from .base import READY_TIMEOUT_S, Deployed, ProbeError, ProbeRequest
 from .ssh import REMOVE_TIMEOUT_S, STOP_WAIT_S, _ready_line, _url_host, ssh_argv
 
@@ -36,6 +41,31 @@ BOOTSTRAP = ("import sys; from edge_workloads.lean import prepare_site_process; 
 
 def container_name(request: ProbeRequest) -> str:
     return f"{request.tag}-{request.site}"
+
+
+class Engine:
+    """How docker commands reach the site's engine: `argv(args)` runs `docker ARGS` there."""
+
+    def __init__(self, spec: ProbeSpec):
+        self.spec = spec
+        if spec.engine is not None:
+            e = spec.engine
+            self.via = f"docker engine {e.url} (TLS)"
+            self.ssh: list[str] = []
+            self.local = ["docker", "-H", e.url, "--tlsverify", "--tlscacert", e.ca_file, "--tlscert", e.cert_file,
+                          "--tlskey", e.key_file]
+        else:
+            self.via = f"docker through {split_spec(spec.host)[0]}"
+            self.ssh = ssh_argv(spec.host)  # LookupError: a host the ssh options cannot be built for
+            self.local = []
+
+    def argv(self, args: list[str], *, quiet: bool = False) -> list[str]:
+        if self.local:
+            return [*self.local, *args]
+        line = "exec " + " ".join(shlex.quote(a) for a in ["docker", *args])
+        if quiet:
+            line = " ".join(shlex.quote(a) for a in ["docker", *args]) + " >/dev/null 2>&1; true"
+        return [*self.ssh, line]
 
 
 class DockerRuntime:
@@ -56,30 +86,34 @@ class DockerRuntime:
                                  f"too): {exc}") from None
         return self._image
 
-    def start_command(self, request: ProbeRequest, image: str) -> str:
+    def run_args(self, request: ProbeRequest, image: str) -> list[str]:
+        """`docker ARGS` of the probe's container (attached: its stdin is the life-line)."""
         spec = request.spec
-        argv = ["docker", "run", "-i", "--rm", "--init", "--name", container_name(request),
+        return ["run", "-i", "--rm", "--init", "--name", container_name(request),
                 "--label", f"{LABEL_PROBE_RUN}={request.run_id}", "--label", f"{LABEL_SITE}={request.site}",
                 "-p", f"{_url_host(spec.listen)}:{spec.port}:{CONTAINER_PORT}", "--entrypoint", "python3", image,
                 "-c", BOOTSTRAP, *request.workload_args("/data", CONTAINER_PORT)]
-        return "exec " + " ".join(shlex.quote(a) for a in argv)
+
+    def start_command(self, request: ProbeRequest, image: str) -> str:
+        """The remote shell line of the ssh way (kept for the docs and tests that show it)."""
+        return "exec " + " ".join(shlex.quote(a) for a in ["docker", *self.run_args(request, image)])
 
     def deploy(self, request: ProbeRequest) -> Deployed:
         spec = request.spec
-        where = f"probe of site {request.site} (docker through {split_spec(spec.host)[0]})"
         try:
-            ssh = ssh_argv(spec.host)
+            engine = Engine(spec)
         except LookupError as exc:
-            raise ProbeError(f"{where}: {exc}") from None
+            raise ProbeError(f"probe of site {request.site}: {exc}") from None
+        where = f"probe of site {request.site} ({engine.via})"
         image = self.image()
-        self._ensure_image_there(ssh, image, where)
+        self._ensure_image_there(engine, image, where)
         request.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = request.log_dir / f"{request.site}.log"
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen([*ssh, self.start_command(request, image)], stdin=subprocess.PIPE,
+            proc = subprocess.Popen(engine.argv(self.run_args(request, image)), stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=log, start_new_session=True)
         deployed = Deployed(request, url="", port=spec.port, handle=proc,
-                            info={"log": str(log_path), "ssh": ssh, "container": container_name(request)})
+                            info={"log": str(log_path), "engine": engine, "container": container_name(request)})
         try:
             ready = _ready_line(proc, log_path, READY_TIMEOUT_S)
         except ProbeError as exc:
@@ -110,16 +144,14 @@ class DockerRuntime:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        ssh = deployed.info.get("ssh") or ssh_argv(deployed.request.spec.host)
-        name = shlex.quote(container_name(deployed.request))
+        engine = deployed.info.get("engine") or Engine(deployed.request.spec)
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-            subprocess.run([*ssh, f"docker rm -f {name} >/dev/null 2>&1; true"], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=REMOVE_TIMEOUT_S)
+            subprocess.run(engine.argv(["rm", "-f", container_name(deployed.request)], quiet=True),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=REMOVE_TIMEOUT_S)
 
-    def _ensure_image_there(self, ssh: list[str], image: str, where: str) -> None:
-        q = shlex.quote(image)
+    def _ensure_image_there(self, engine: Engine, image: str, where: str) -> None:
         try:
-            done = subprocess.run([*ssh, f"docker image inspect --format '{{{{.Id}}}}' {q}"],
+            done = subprocess.run(engine.argv(["image", "inspect", "--format", "{{.Id}}", image]),
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         except subprocess.TimeoutExpired:
             raise ProbeError(f"{where}: docker did not answer within 60 s") from None
@@ -127,11 +159,13 @@ class DockerRuntime:
             return
         said = done.stderr.decode("utf-8", "replace").strip()
         if "No such image" not in said:
+            who = ("the engine's URL and the TLS files" if engine.local
+                   else "the ssh user needs the docker CLI and access to the engine")
             raise ProbeError(f"{where}: the site's docker does not answer: {(said.splitlines() or ['?'])[-1]} "
-                             "(the ssh user needs the docker CLI and access to the engine)")
+                             f"({who})")
         save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
-            load = subprocess.run([*ssh, "docker load >/dev/null"], stdin=save.stdout, capture_output=True,
+            load = subprocess.run(engine.argv(["load", "--quiet"]), stdin=save.stdout, capture_output=True,
                                   timeout=LOAD_TIMEOUT_S)
         finally:
             if save.stdout:

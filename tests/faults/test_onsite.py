@@ -191,7 +191,16 @@ class FakeShell:
                 from conformance.faults import FaultError
 
                 raise FaultError(f"{what} on {self.name} failed (exit 2): {error}")
-        return "101 102\n" if "_ec_pids" in body and "kill" not in body else ""
+        return "101 102\n" if "_ec_pids" in body and "kill -KILL $pids" in body else \
+            ("101 102\n" if "_ec_pids" in body and "kill" not in body else "")
+
+    def run(self, body: str, what: str, timeout=None) -> tuple[int, str, str]:
+        from conformance.faults import FaultError
+
+        try:
+            return 0, self.check(body, what, timeout), ""
+        except FaultError as exc:
+            return 2, "", str(exc)
 
 
 def onsite(tmp_path, faults: str, shell: FakeShell) -> OnSiteFaults:
@@ -320,5 +329,6 @@ def test_stop_start_restart_with_a_pattern_and_its_start_command(tmp_path):
     assert start.startswith("( setsid nohup sh -c 'edge --serve")
     f.restart()
     assert "kill -TERM $pids" in shell.scripts[-1] and "( setsid nohup sh -c" in shell.scripts[-1]
-    f.kill()
-    assert shell.scripts[-1] == "kill -KILL 101 102"
+    f.kill()  # one round trip: find them and kill them in the same script
+    assert "pids=$(_ec_pids 'edge --serve')" in shell.scripts[-1] and "kill -KILL $pids" in shell.scripts[-1]
+    assert f.log[-1] == "kill store-1: SIGKILL to pid 101, 102"

@@ -51,6 +51,14 @@ def test_defaults_and_wiring(tmp_path):
     (None, {}, (HOST,), "sites[1].uplink", "has no central probe"),
     ({"central_url": "http://x:1"}, {}, (HOST,), "sites[0].probes.central_url", "an edge probe's"),
     ({}, {"config": {"no_such_setting": 1}}, (HOST,), "sites[1].probes.config", "no_such_setting"),
+    ({}, {"engine": {"url": "tcp://e:2376"}}, (HOST,), "sites[1].probes.engine", "goes with runtime: docker"),
+    ({}, {"runtime": "docker", "port": 1, "engine": {"url": "http://e:2375"}}, (HOST,),
+     "sites[1].probes.engine.url", "is not tcp://HOST:PORT"),
+    ({}, {"runtime": "docker", "port": 1, "engine": {"url": "tcp://e:2376"}}, (HOST,), "sites[1].probes.engine",
+     "TLS only (both ways): give ca_file, cert_file, key_file"),
+    ({}, {"runtime": "docker", "port": 1, "engine": {"url": "tcp://e:2376", "ca_file": "ca.pem",
+                                                     "cert_file": "c.pem", "key_file": "c.key"}}, (HOST,),
+     "sites[1].probes.engine.ca_file", "ca.pem: No such file"),
 ])
 def test_bad_sections_are_located(tmp_path, central, edge, hosts, field, needle):
     with pytest.raises(ConfigError) as err:
@@ -95,3 +103,18 @@ def test_deploy_probes_needs_a_probes_section(tmp_path):
     proc = run_cli("run", "--profile", "edge-baseline", "--target", "emulated", "--deploy-probes",
                    "--out", tmp_path / "out2")
     assert proc.returncode == 2 and "not on an emulated target" in proc.stderr, proc.stderr
+
+
+def test_an_engine_over_tls_needs_no_host_and_its_files_are_found_next_to_the_target(tmp_path):
+    for name in ("ca.pem", "c.pem", "c.key"):
+        (tmp_path / name).write_text("x")
+    engine = {"url": "tcp://10.0.0.9:2376", "ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "c.key"}
+    t = load_target(_write(tmp_path, {}, {"runtime": "docker", "port": 18081, "engine": engine}, edge_hosts=()))
+    spec = t.site("store-1").probes
+    assert spec.engine is not None and spec.engine.url == "tcp://10.0.0.9:2376" and spec.host == ""
+    assert spec.engine.ca_file == str(tmp_path / "ca.pem") and spec.address == "10.0.0.9"
+    from conformance.probes.docker import Engine
+
+    argv = Engine(spec).argv(["ps"])
+    assert argv == ["docker", "-H", "tcp://10.0.0.9:2376", "--tlsverify", "--tlscacert", str(tmp_path / "ca.pem"),
+                    "--tlscert", str(tmp_path / "c.pem"), "--tlskey", str(tmp_path / "c.key"), "ps"]
