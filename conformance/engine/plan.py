@@ -73,7 +73,7 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
     `narrowed_by` lists, in words, each option that leaves a requirement out of the run (the verdict of a
     narrowed run can only be incomplete or non-conformant); `changed_by` each that changes the
     deployment or the rules (defects, --strict, waivers, faults allowed)."""
-    emulation = target.emulation or {}
+    emulation = target.emulation or target.lab or {}  # an SSH lab is an emulated deployment too
     scope: dict[str, Any] = {
         "cli": sel.cli,
         "requirements": list(sel.requirements), "suites": list(sel.suites),
@@ -86,7 +86,7 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
         "defects": list(sel.defects),
         "backend": emulation.get("backend") or (sel.backend if is_emulated_ref(target_ref) else None),
         "topology": emulation.get("topology"),
-        "emulated": bool(target.emulation) or is_emulated_ref(target_ref),
+        "emulated": target.kind == "emulated" or is_emulated_ref(target_ref),
         "allow_faults": bool(sel.allow_faults),
         "probes": list(target.probes_deployed),
         "strict": bool(sel.strict),
