@@ -310,6 +310,27 @@ def test_remote_worker_joins_with_the_documented_command(target):
             joiner.kill()
 
 
+def test_workers_joining_at_the_same_moment_all_take_the_config(target):
+    # The join race: a worker the master counts ready before its config handler exists dropped the
+    # config ("Unknown message type received: conformance_config"); the master now sends it again.
+    # Four local workers and two remote ones, all started at once with the master.
+    port = _closed_port()
+    joiners = [subprocess.Popen([sys.executable, "-m", "conformance.measure.load", "--join", f"127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        result = run_load({"url": target.http, "rate": 120, "duration_s": 2, "scenario": "content",
+                           "workers": 4, "remote_workers": 2, "master_port": port, "users": 12,
+                           "guard": LAG_TOLERANT})
+        procs = result.generator["processes"]
+        assert len(procs) == 6 and {j.pid for j in joiners} <= {p["pid"] for p in procs}
+        assert all(p["requests"] > 0 for p in procs), procs
+        assert all(j.wait(timeout=15) == 0 for j in joiners)
+    finally:
+        for j in joiners:
+            if j.poll() is None:
+                j.kill()
+
+
 # ---- saturation guard ------------------------------------------------------------------------------
 
 

@@ -40,6 +40,8 @@ from .scenarios import scenario_spec
 
 MSG_CONFIG = "conformance_config"
 MSG_ACK = "conformance_config_ack"
+CONFIG_TIMEOUT_S = 15.0  # every worker acknowledges the config within this
+CONFIG_RESEND_S = 0.5    # the config again to those that have not (a worker joining drops the first)
 MSG_REPORT = "conformance_report"
 
 log = logging.getLogger("conformance.load.child")
@@ -161,8 +163,8 @@ def run_master(config: LoadConfig) -> dict[str, Any]:
         if not _wait(lambda: len(runner.clients.ready) >= expected, config.connect_timeout_s, local_died):
             raise RuntimeError(f"only {len(runner.clients.ready)} of {expected} workers connected "
                                f"within {config.connect_timeout_s:g} s")
-        runner.send_message(MSG_CONFIG, {"config": config.to_dict(), "total_users": config.total_users})
-        if not _wait(lambda: len(acks) >= expected, 15.0, local_died):
+        payload = {"config": config.to_dict(), "total_users": config.total_users}
+        if not configure_workers(runner, payload, acks, expected, CONFIG_TIMEOUT_S, local_died):
             raise RuntimeError(f"only {len(acks)} of {expected} workers accepted the config")
         runner.start(config.total_users, spawn_rate=_spawn_rate(config.total_users))
         window = config.duration_s + config.request_timeout_s + 15.0
@@ -179,12 +181,32 @@ def run_master(config: LoadConfig) -> dict[str, Any]:
                 proc.kill()
 
 
+def configure_workers(runner: Any, payload: dict, acks: set[str], expected: int, timeout_s: float,
+                      abort=lambda: False) -> bool:
+    """Send the config to every ready worker that has not acknowledged it, again every CONFIG_RESEND_S,
+    until `expected` have (or `timeout_s`). A worker that joins at the same moment as others is counted
+    ready by the master before it has registered its handler (Locust registers handlers on a runner that
+    is already connected), and drops a first config as "Unknown message type": it gets the next one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for node in list(runner.clients.ready):
+            if node.id not in acks:
+                runner.send_message(MSG_CONFIG, payload, client_id=node.id)
+        if _wait(lambda: len(acks) >= expected, CONFIG_RESEND_S, abort):
+            return True
+        if time.monotonic() >= deadline or abort():
+            return len(acks) >= expected
+
+
 def run_worker(master_host: str, master_port: int) -> None:
     env = Environment(user_classes=list(users.USER_CLASSES.values()))
     runner = env.create_worker_runner(master_host, master_port)  # connects (retries for a while)
     state: dict[str, Any] = {}
 
     def on_config(environment: Any, msg: Any, **_: Any) -> None:
+        if "session" in state:  # a resend that crossed our acknowledgement: acknowledge again
+            runner.send_message(MSG_ACK, None)
+            return
         config = LoadConfig.from_dict(msg.data["config"])
         _pin(config)
         state["config"], state["total_users"] = config, msg.data["total_users"]
