@@ -110,6 +110,14 @@ def main() -> None:
 @click.option("--deploy-probes", is_flag=True,
               help="Install the reference workloads on the sites whose target file has a probes: section, for "
                    "this run, and remove them afterwards (docs/real-targets.md, Probes).")
+@click.option("--load-workers", type=int, default=None, metavar="N",
+              help="Locust worker processes on this machine for each load measurement [default: the "
+                   "requirement's workers param, else 1].")
+@click.option("--load-remote-workers", type=int, default=0, metavar="M",
+              help="Also wait for M Locust workers on other machines in each load measurement (they run "
+                   "`python -m conformance.measure.load --join HOST:PORT --again`; docs/load.md).")
+@click.option("--load-master", metavar="HOST:PORT",
+              help="With --load-remote-workers: where each load measurement's Locust master listens.")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
 @click.option("--bundle", "make_bundle", is_flag=True,
               help="Also write a certification bundle (tar.gz) of the run into the output directory.")
@@ -120,7 +128,7 @@ def main() -> None:
                    "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
 def run(profiles, target, inventory, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
-        deploy_probes, verbose, make_bundle, sign_key, rerun_failed):
+        deploy_probes, load_workers, load_remote_workers, load_master, verbose, make_bundle, sign_key, rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -143,7 +151,8 @@ def run(profiles, target, inventory, suites, sites, requirements, out, strict, w
                       suites=list(suites),
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
                       defects=list(defects), requirements=list(requirements), verbose=verbose,
-                      allow_faults=allow_faults, deploy_probes=deploy_probes)
+                      allow_faults=allow_faults, deploy_probes=deploy_probes, load_workers=load_workers,
+                      load_remote_workers=load_remote_workers, load_master=load_master)
     if sign_key and not make_bundle:
         raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
     if sign_key:

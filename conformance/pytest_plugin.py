@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from .engine.loadspread import changed_by as spread_changed_by, load_spread_of
 from .engine.plan import (Case, Plan, Selection, make_plan, narrow, narrowed_by_pytest, not_collected,
                           record_options, run_scope, unmatched_waivers)
 from .model import results as R
@@ -134,6 +135,12 @@ class EdgeContext:
     @property
     def emulation(self) -> dict | None:
         return self.target.emulation
+
+    @property
+    def load_spread(self) -> dict:
+        """How the run spreads each load measurement over Locust workers (--edge-load-workers,
+        --edge-load-remote-workers, --edge-load-master): LoadConfig fields, empty when not given."""
+        return dict(self._session.load_spread)
 
     def shared(self, experiment: Callable[[EdgeContext, Recording], None]) -> None:
         """Run `experiment(edge, rec)` once per (site, check, params) in this run.
@@ -243,6 +250,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edge-deploy-probes", action="store_true", default=False,
                     help="install the reference workloads on the target file's probe sites for the run, and remove "
                          "them afterwards (docs/real-targets.md, Probes)")
+    group.addoption("--edge-load-workers", type=int, default=None, metavar="N",
+                    help="Locust worker processes on this machine for each load measurement (default: the "
+                         "requirement's workers param, else 1)")
+    group.addoption("--edge-load-remote-workers", type=int, default=0, metavar="M",
+                    help="Locust workers on other machines each load measurement waits for; they join with "
+                         "`python -m conformance.measure.load --join HOST:PORT --again` (docs/load.md)")
+    group.addoption("--edge-load-master", default=None, metavar="HOST:PORT",
+                    help="with --edge-load-remote-workers: where each load measurement's Locust master listens")
     group.addoption("--edge-only", action="append", default=[], metavar="REQ@SITE",
                     help="only check these requirement@site cases (e.g. BASE-FUN-01@store-1); repeatable")
     group.addoption("--edge-requirement", action="append", default=[], metavar="ID",
@@ -371,6 +386,7 @@ class EdgePlugin:
         self.plan: Plan = Plan(cases={}, entries=[])
         self.reports = not config.getoption("--edge-no-reports")
         self.allow_faults = bool(config.getoption("--edge-allow-faults"))
+        self.load_spread: dict = {}  # LoadConfig fields the run's load options set (load_spread_of)
         self.implemented: set[str] = set()  # checks some collected test implements
         self.shared: dict = {}  # EdgeContext.shared: (site, check, params) -> result
         self.advisories: list[str] = []
@@ -421,7 +437,14 @@ class EdgePlugin:
                 raise pytest.UsageError(f"{option} {target_ref}: {exc}") from None
 
             check_site_selectors(self.target, opt("--edge-site"), "--edge-site")
+            cli = bool(opt("--edge-run-id"))  # options named as `edge-conformance run` names them
+            self.load_spread = load_spread_of(
+                opt("--edge-load-workers"), opt("--edge-load-remote-workers"), opt("--edge-load-master"),
+                emulated=self.target.kind == "emulated", option="--load-" if cli else "--edge-load-")
             self.scope = run_scope(self._selection(), self.target, emulated_from or target_ref)
+            if self.load_spread:  # changes what generates the load: recorded, and named in every report
+                self.scope["load"] = dict(self.load_spread)
+                self.scope["changed_by"] += spread_changed_by(self.load_spread, "--load-" if cli else "--edge-load-")
             # The values of the variables the target (and the profiles' params) refer to, read now: no file
             # or line of this run holds them (model/secrets.py). A credential too short to redact is refused.
             secrets.check_lengths(self.target)

@@ -19,6 +19,7 @@ from ..model.waivers import load_waivers
 from . import outlock
 from .inventory import load_inventory
 from .lifecycle import open_target, reached_by_ssh
+from .loadspread import load_spread_of
 from .record import new_run_id
 
 
@@ -38,6 +39,9 @@ class RunOptions:
     verbose: int = 0
     allow_faults: bool = False
     deploy_probes: bool = False  # the reference workloads on the target's probe sites (engine/probes.py)
+    load_workers: int | None = None  # Locust workers per load measurement (engine/loadspread.py)
+    load_remote_workers: int = 0
+    load_master: str | None = None
     extra_pytest_args: list[str] = field(default_factory=list)
 
 
@@ -86,6 +90,8 @@ def validate_inputs(opts: RunOptions) -> None:
 
             probe_sites(target)
         secrets.check_lengths(target)  # a credential too short to redact: one line now, not after start
+    load_spread_of(opts.load_workers, opts.load_remote_workers, opts.load_master,
+                   emulated=is_emulated_ref(opts.target) and not opts.inventory)  # one line now, not after start
     if opts.waivers:
         load_waivers(opts.waivers)
     known = available_suites()
@@ -131,6 +137,12 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
         args.append("--edge-allow-faults")
     if opts.deploy_probes:
         args.append("--edge-deploy-probes")
+    if opts.load_workers is not None:
+        args += ["--edge-load-workers", str(opts.load_workers)]
+    if opts.load_remote_workers:
+        args += ["--edge-load-remote-workers", str(opts.load_remote_workers)]
+    if opts.load_master:
+        args += ["--edge-load-master", opts.load_master]
     if opts.waivers:
         args += ["--edge-waivers", str(opts.waivers)]
     return args + list(opts.extra_pytest_args) + paths

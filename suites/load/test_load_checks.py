@@ -226,7 +226,8 @@ def _starved_break(p50_us: float | None, p99_us: float, error_ratio: float, p99_
 
 def _config(edge, rate: float, duration: float, latency_bound_s: float | None):
     return load_config(edge.params, edge.endpoint(edge.params.get("endpoint") or "api"), rate, duration,
-                       timeout=_number(edge, "timeout", 5.0), latency_bound_s=latency_bound_s)
+                       timeout=_number(edge, "timeout", 5.0), latency_bound_s=latency_bound_s,
+                       spread=edge.load_spread)
 
 
 def _run(edge, config):

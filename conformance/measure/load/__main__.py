@@ -4,7 +4,9 @@ Exit codes: 0 measured and valid, 3 measured but not valid (generator saturated:
 nothing measured, 2 bad arguments or a refused target.
 
 `--join HOST:PORT` turns this machine into a worker of a master started elsewhere with
-`--remote-workers N --master-bind-host 0.0.0.0` (see docs/load.md).
+`--remote-workers N --master-bind-host 0.0.0.0` (see docs/load.md); with `--again` it joins the next
+master on HOST:PORT each time one ends (a run's load measurements each start their own master:
+`edge-conformance run --load-remote-workers M --load-master HOST:PORT`), until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="hard limit for the whole run, seconds")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--join", metavar="HOST:PORT", help="run as a worker of a master on HOST:PORT")
+    p.add_argument("--again", action="store_true",
+                   help="with --join: join the next master on HOST:PORT whenever one ends, until Ctrl-C")
     return p
 
 
@@ -86,13 +90,50 @@ def _summary(result) -> str:
     return "\n".join(lines)
 
 
+def _join_again(worker: list[str]) -> int:
+    """One worker per master, again and again: each ends when its master quits (or gives up on it)."""
+    import signal
+    import subprocess
+    import time
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    started = finished = 0
+    try:
+        while True:
+            child = subprocess.Popen(worker)
+            started += 1
+            try:
+                code = child.wait()
+            finally:
+                if child.poll() is None:
+                    child.terminate()
+                    try:
+                        child.wait(5)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
+            finished += 1
+            print(f"load worker: master done (worker exit {code}); joining the next one", file=sys.stderr,
+                  flush=True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print(f"load worker: stopped ({started} worker(s) started, {finished} finished)", file=sys.stderr,
+              flush=True)
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.join:
         host, _, port = args.join.rpartition(":")
+        worker = [sys.executable, "-m", "conformance.measure.load.child", "--worker",
+                  "--master-host", host or "127.0.0.1", "--master-port", port or "5557"]
+        if args.again:
+            return _join_again(worker)
         # Become the Locust worker in a fresh interpreter: locust must be imported first (gevent).
-        os.execv(sys.executable, [sys.executable, "-m", "conformance.measure.load.child", "--worker",
-                                  "--master-host", host or "127.0.0.1", "--master-port", port or "5557"])
+        os.execv(sys.executable, worker)
     if args.url is None and not args.config:
         _parser().error("--url is required")
     if args.rate is None and not args.config:

@@ -16,9 +16,10 @@ ENDPOINT_KEYS = {"name", "method", "path", "weight", "body"}
 
 
 def load_config(params: dict, base: str, rate: float, duration: float, *, timeout: float,
-                latency_bound_s: float | None):
+                latency_bound_s: float | None, spread: dict | None = None):
     """The driver's settings for `rate`/s over `duration` s at the site endpoint `base`; users cover
-    the rate at 1 s of latency, or 5x the latency bound judged (`users` in params overrides)."""
+    the rate at 1 s of latency, or 5x the latency bound judged (`users` in params overrides). `spread`:
+    the run's Locust workers (engine/loadspread.py), over the requirement's `workers` param."""
     from . import LoadConfig
     from .scenarios import SCENARIOS
 
@@ -42,6 +43,7 @@ def load_config(params: dict, base: str, rate: float, duration: float, *, timeou
                             "request_timeout_s": timeout, "guard": params.get("guard") or {}}
     if scenario == "tcp_echo":
         data["payload_bytes"] = params.get("payload_bytes") or 64
+    data.update(spread or {})
     try:
         probe = LoadConfig.from_dict({**data, "users": None})  # for requests per iteration and workers
         data["users"] = params.get("users") or users_for(probe, latency_bound_s)
