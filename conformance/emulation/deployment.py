@@ -464,13 +464,21 @@ def owned_control(control_url: str, run_id: str | None = None, *, root: str | No
                       "faults go only to a deployment this harness started", FAULT_REMEDY)
 
 
-def lab_not_ours(lab: dict[str, Any], *, root: str | None = None) -> str | None:
-    """None when `lab` (a target file's `lab:` block) is an SSH lab of the caller's state root whose
-    supervisor is alive; otherwise why not (a hand-written block, another root's run, a lab gone)."""
+def lab_not_ours(lab: dict[str, Any], target_path: str | None, *, root: str | None = None) -> str | None:
+    """None when `lab` (the `lab:` block of the target file at `target_path`) is an SSH lab of the
+    caller's state root whose supervisor is alive, and the file is the very one that lab's supervisor
+    wrote (a copy with other hosts vouches for nothing); otherwise why not (a hand-written block,
+    another root's run, an emulated deployment that is not a lab, a lab gone, another file)."""
     try:
-        owned_control(str(lab.get("control_url") or ""), str(lab.get("run_id") or ""), root=root)
+        entry = owned_control(str(lab.get("control_url") or ""), str(lab.get("run_id") or ""), root=root)
     except (NotMeasured, EmulationError) as exc:
         return str(exc.reason if isinstance(exc, NotMeasured) else exc)
+    if entry.get("reach") != "ssh":
+        return f"run {entry.get('run_id')} is an emulated deployment, not an SSH lab"
+    written = entry.get("target_file")
+    if not target_path or not written or Path(target_path).resolve() != Path(written).resolve():
+        return (f"{target_path or 'this target'} is not the target file SSH lab {entry.get('run_id')} wrote "
+                f"({written}): a copy of it vouches for nothing")
     return None
 
 

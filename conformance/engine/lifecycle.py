@@ -50,7 +50,7 @@ def open_target(ref: str, *, run_id: str, profiles: list, backend: str = "local"
         from ..emulation.deployment import lab_not_ours
         from .probes import deployed_probes
 
-        why = lab_not_ours(target.lab)
+        why = lab_not_ours(target.lab, target.path)
         if why:
             raise ConfigError(target.path or None, None, "lab", f"{why} (an SSH lab is started by --target "
                                                                 "emulated:ssh-lab --backend docker)")

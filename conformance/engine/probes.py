@@ -81,6 +81,8 @@ def _with_probes(target: Target, deployed: dict[str, Deployed]) -> Target:
             site.endpoints["wan"] = d.request.central_url
         # the probe is the site's own process and data for the host checks, unless the file says otherwise
         own = {k: d.info[k] for k in ("process", "data_dir") if d.info.get(k)}
+        if own:  # on the probe's host only: the site's other hosts do not run it (measure/host/site.py)
+            own["probe_host"] = d.request.spec.host
         if site.faults is not None and site.faults.process is not None and site.faults.process.probe:
             site.faults.process = _probe_grant(site.name, d)
         site.labels = {**own, **site.labels, "probe": {"runtime": site.probes.runtime if site.probes else "",
@@ -92,8 +94,8 @@ def _with_probes(target: Target, deployed: dict[str, Deployed]) -> Target:
 def _probe_grant(site: str, d: Deployed) -> ProcessGrant:
     """A `process: {probe: true}` grant made concrete: the probe's workload by its command line, started
     again through its keeper (a runtime without a keeper cannot take the grant)."""
-    pattern, start = d.info.get("fault_pattern"), d.info.get("fault_start")
-    if not pattern or not start:
+    pattern, start, stop = d.info.get("fault_pattern"), d.info.get("fault_start"), d.info.get("fault_stop")
+    if not pattern or not start or not stop:  # the target file refuses such a grant on load already
         raise ProbeError(f"site {site}: faults.process names the probe, but the {d.request.spec.runtime} probe "
                          "runtime has no keeper to stop and start it (use the ssh runtime, or a pattern grant)")
-    return ProcessGrant(pattern=str(pattern), start=str(start))
+    return ProcessGrant(pattern=str(pattern), start=str(start), stop=str(stop))

@@ -250,7 +250,7 @@ def _own_lab(target: Any) -> bool:
         return False
     from ..emulation.deployment import lab_not_ours
 
-    return lab_not_ours(lab) is None
+    return lab_not_ours(lab, getattr(target, "path", None)) is None
 
 
 def faults_for(target: Any, site: Any, allow_real: bool = False, run_id: str | None = None) -> Faults:

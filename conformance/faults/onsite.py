@@ -10,9 +10,11 @@
           wan: {peer: uplink, interface: eth1}         # partition, heal, degrade, reset
           process: {service: edge-stack}               # kill, pause, resume, restart, stop, start
           # process: {pattern: "edge-stack --serve", start: "/opt/edge/run.sh"}
+          # process: {probe: true}     # the probe --deploy-probes puts there, through its keeper
 
 Everything runs through the site's testinfra host (`conformance.measure.host.EdgeHost.run`, with its
-deadline), only with --allow-faults (`faults_for` refuses before anything is built otherwise).
+deadline), only with --allow-faults (`faults_for` refuses before anything is built otherwise), or on
+the SSH lab this run started (the registry vouches for the lab's own target file).
 
 * partition: drop every packet between the site and its peer(s) (output, input and forward) in
   the site's own packet filter: an nft table of our own (`inet edgeconf_<run>_<fault>`) when the
@@ -65,6 +67,7 @@ DEADMAN_WORD = "edgeconf-deadman"      # in every remover's command line
 COMMAND_TIMEOUT_S = 20.0
 STOP_GRACE_S = 5.0
 NOTHING_TO_KILL = 3  # the kill script's exit status when no process matches
+KILL_REFUSED = 4     # ... and when kill refused (another user's process, no sudo)
 # action -> the pair it belongs to, and the hooks that make a pair go through hooks
 PAIR_OF = {"partition": "cut", "heal": "cut", "degrade": "wan", "reset": "wan", "pause": "pause",
            "resume": "pause", "stop": "stop", "start": "stop", "kill": "kill", "restart": "restart"}
@@ -388,11 +391,9 @@ class OnSiteFaults(Faults):
         the first fault is one round trip: a crash lands right after the sales a check just made."""
         super().require(*actions)
         if any(not self._by_hook(a) for a in actions):
-            from ..measure.host.edgehost import HostUnavailable
-
             try:
                 self.shell.tools()
-            except (FaultError, HostUnavailable):
+            except MeasurementError:  # FaultError, HostUnavailable, HostLacks, a host's timeout
                 pass  # said by the fault itself, when it runs
 
     def _supports(self, action: str) -> bool:
@@ -554,10 +555,15 @@ class OnSiteFaults(Faults):
 
     # processes
 
-    def _pids(self) -> list[str]:
+    def _pattern(self) -> str:
+        """The grant's pattern; never an empty one (pgrep -f '' matches every process of the site)."""
         pattern = self.grant.process.pattern or ""
-        if not pattern:  # an empty pattern matches every process: never
+        if not pattern.strip():
             raise FaultError(f"site {self.name}: no process pattern to find the workload by")
+        return pattern
+
+    def _pids(self) -> list[str]:
+        pattern = self._pattern()
         out = self.shell.check(f"{pids_function(self.shell.host.marker)} _ec_pids {shlex.quote(pattern)}",
                                f"find processes matching {pattern!r}")
         pids = [p for p in out.split() if p.isdigit()]
@@ -575,14 +581,14 @@ class OnSiteFaults(Faults):
             self.log.append(f"kill {self.name}: SIGKILL to {self.grant.process.service}")
             return
         # one round trip: the crash lands as close to the check's last acknowledged sale as ssh allows
-        pattern = self.grant.process.pattern or ""
-        if not pattern:
-            raise FaultError(f"site {self.name}: no process pattern to find the workload by")
+        pattern = self._pattern()
         script = (f"{pids_function(self.shell.host.marker)} pids=$(_ec_pids {shlex.quote(pattern)}); "
-                  f"[ -n \"$pids\" ] || exit {NOTHING_TO_KILL}; kill -KILL $pids; echo $pids")
+                  f"[ -n \"$pids\" ] || exit {NOTHING_TO_KILL}; kill -KILL $pids || exit {KILL_REFUSED}; echo $pids")
         rc, out, err = self.shell.run(script, f"kill {pattern!r}")
         if rc == NOTHING_TO_KILL:
             raise FaultError(f"no process on {self.shell.name} matches {pattern!r}")
+        if rc == KILL_REFUSED:  # e.g. another user's process without sudo: the crash did not happen
+            raise FaultError(f"kill on {self.name}: SIGKILL refused: {_cause(err) or 'no output'} (sudo: true?)")
         if rc != 0:
             raise FaultError(f"kill on {self.name} failed (exit {rc}): {_cause(err) or _cause(out) or 'no output'}")
         pids = [p for p in out.split() if p.isdigit()]
@@ -612,8 +618,12 @@ class OnSiteFaults(Faults):
     def _stop_script(self) -> str:
         if self.grant.process.service:
             return f"systemctl stop {shlex.quote(self.grant.process.service)}"
-        pattern = shlex.quote(self.grant.process.pattern or "")
+        pattern = shlex.quote(self._pattern())
         grace = int(STOP_GRACE_S * 10)
+        if self.grant.process.stop:  # its supervisor stops it (the probe's keeper): wait until it is gone
+            return (f"{pids_function(self.shell.host.marker)} {self.grant.process.stop}; i=0; "
+                    f"while [ $i -lt {grace} ] && [ -n \"$(_ec_pids {pattern})\" ]; do sleep 0.1; i=$((i+1)); done; "
+                    "true")
         # nothing running is fine (stopped already); SIGTERM, then SIGKILL those of them left after the
         # grace (only those: a process that started meanwhile is not this stop's)
         return (f"{pids_function(self.shell.host.marker)} pids=$(_ec_pids {pattern}); "

@@ -84,6 +84,8 @@ def await_resync(site: Client, central: Client, name: str, tag: str, created: li
             # it has until the deadline to answer, like the data has to arrive
             if time.monotonic() >= deadline:
                 raise MeasurementError(f"{exc} (still no answer {timeout:g} s after the fault ended)") from None
+            time.sleep(0.2)
+            continue
         if time.monotonic() >= deadline:
             break
         time.sleep(0.2)

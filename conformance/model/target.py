@@ -58,6 +58,7 @@ class ProcessGrant:
     pattern: str | None = None  # a pgrep -f pattern of its command line
     service: str | None = None  # a systemd unit
     start: str | None = None    # with pattern: the shell command that starts it (restart, start)
+    stop: str | None = None     # with pattern: a command that stops it through its supervisor (the probe's keeper)
     # the probe this run deploys on the site (--deploy-probes): its keeper restarts it after a crash and
     # holds it down after a stop; engine/probes.py turns it into the probe's pattern and start
     probe: bool = False
@@ -280,6 +281,11 @@ def _build(doc: YamlDoc) -> Target:
             raise doc.error(("sites", i, "uplink"),
                             f'no site named "{s.uplink}"{did_you_mean(s.uplink, seen)}')
     _wire_probes(doc, sites)
+    for i, s in enumerate(sites):
+        if s.faults and s.faults.process and s.faults.process.probe and s.probes and s.probes.runtime != "ssh":
+            raise doc.error(("sites", i, "faults", "process", "probe"),
+                            f"the {s.probes.runtime} probe runtime has no keeper to stop and start the probe: "
+                            "use runtime ssh, or a pattern grant")
     return Target(name=data["name"], sites=sites, path=doc.source, emulation=data.get("emulation"),
                   lab=data.get("lab"))
 

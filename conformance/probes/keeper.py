@@ -12,6 +12,8 @@ probe can be injected and the probe's recovery measured (docs/real-targets.md, "
 * The child ends with status 0 or by SIGTERM (a stop): it stays down until SIGUSR1. It ends any other way
   (a crash, SIGKILL): it is started again after a backoff (RESTART_DELAY_S, doubling up to
   MAX_DELAY_S, back to the first after STABLE_S of life).
+* SIGUSR2: stop the child (SIGTERM, SIGKILL after STOP_GRACE_S) and hold it down, a pending restart
+  cancelled, until SIGUSR1 (a `stop`: whatever ends it then, it is not restarted).
 * SIGUSR1: start the child if it is not running (a `start` after a `stop`). The keeper's pid is in
   FILE (--pid-file) for that: a pattern would also match the shell that started the keeper.
 * EOF on stdin (the harness gone, or done), SIGTERM, SIGINT, SIGHUP: the child gets SIGTERM, then
@@ -68,6 +70,8 @@ class Keeper:
         self.announced = False
         self.done = threading.Event()
         self.start_wanted = threading.Event()
+        self.stop_wanted = threading.Event()
+        self.held = False  # stopped on purpose (SIGUSR2): not restarted until started (SIGUSR1)
         self.restarts = 0
         self.failed = 0  # the exit status when the first workload never became ready
 
@@ -121,7 +125,13 @@ class Keeper:
         self.done.set()
 
     def step(self) -> None:
-        """One turn: notice the child's end, restart it when due, start it when asked."""
+        """One turn: stop it when asked, notice the child's end, restart it when due, start it when asked."""
+        if self.stop_wanted.is_set():
+            self.stop_wanted.clear()
+            self.held, self.restart_at = True, None
+            log("stop asked: stopping the workload and holding it down until started (SIGUSR1)")
+            self.stop_child()
+            self.child = None
         now = time.monotonic()
         child = self.child
         if child is not None and child.poll() is not None:
@@ -132,7 +142,7 @@ class Keeper:
                 self.failed = code if code > 0 else 1
                 self.done.set()
                 return
-            if stays_down(code):
+            if self.held or stays_down(code):
                 log(f"workload ended with {code}: stays down until started (SIGUSR1)")
                 self.restart_at = None
             else:
@@ -145,7 +155,7 @@ class Keeper:
             self.start_wanted.clear()  # running already: nothing to start
         if self.child is None and self.start_wanted.is_set():
             self.start_wanted.clear()
-            self.restart_at = now
+            self.held, self.restart_at = False, now
         if self.child is None and self.restart_at is not None and now >= self.restart_at:
             self.restart_at = None
             self.restarts += 1
@@ -155,6 +165,7 @@ class Keeper:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: self.done.set())
         signal.signal(signal.SIGUSR1, lambda *_: self.start_wanted.set())
+        signal.signal(signal.SIGUSR2, lambda *_: self.stop_wanted.set())
         threading.Thread(target=self.watch_stdin, daemon=True).start()
         self.start()
         try:

@@ -94,16 +94,18 @@ class SshRuntime:
                 f"rmdir -- {shlex.quote(self.run_dir(request))} 2>/dev/null; exit $rc; }}")
 
     def site_facts(self, request: ProbeRequest) -> dict[str, str]:
-        """What the run takes for the site's own: its processes and data dir (the host checks'
-        labels.process and labels.data_dir), and how a `process: {probe: true}` grant kills, stops and
-        starts it (the workload below its keeper, and a SIGUSR1 to the keeper: probes/keeper.py)."""
+        """What the run takes for the site's own: its workload process and data dir (the host checks'
+        labels.process and labels.data_dir; the keeper is not the site's workload: with the workload
+        down, a process check must see it gone), and how a `process: {probe: true}` grant kills, stops
+        and starts it (the workload below its keeper; SIGUSR2 and SIGUSR1 to the keeper: probes/keeper.py)."""
         d = self.site_dir(request)
         probe = f"{d}/probe.pyz"
         # the keeper by its pid file: a pattern would also hit the shell whose command line started it
         pid_file = shlex.quote(f"{d}/keeper.pid")
-        return {"process": regex_literal(probe), "data_dir": f"{d}/data",
-                "fault_pattern": regex_literal(probe) + " --serve",
-                "fault_start": f"kill -USR1 \"$(cat {pid_file})\""}
+        workload = regex_literal(probe) + " --serve"  # the workload itself: not its keeper nor their shell
+        return {"process": workload, "data_dir": f"{d}/data", "fault_pattern": workload,
+                "fault_start": f"kill -USR1 \"$(cat {pid_file})\"",
+                "fault_stop": f"kill -USR2 \"$(cat {pid_file})\""}
 
     def cleanup_command(self, request: ProbeRequest) -> str:
         d = self.site_dir(request)

@@ -332,3 +332,28 @@ def test_stop_start_restart_with_a_pattern_and_its_start_command(tmp_path):
     f.kill()  # one round trip: find them and kill them in the same script
     assert "pids=$(_ec_pids 'edge --serve')" in shell.scripts[-1] and "kill -KILL $pids" in shell.scripts[-1]
     assert f.log[-1] == "kill store-1: SIGKILL to pid 101, 102"
+
+
+def test_a_kill_that_the_site_refuses_is_an_error_not_a_crash(tmp_path):
+    from conformance.faults import FaultError
+
+    class Refusing(FakeShell):
+        def run(self, body, what, timeout=None):
+            self.scripts.append(body)
+            return 4, "", "sh: kill: (101) - Operation not permitted"
+
+    f = onsite(tmp_path, "process: {pattern: 'edge --serve'}", Refusing())
+    with pytest.raises(FaultError, match=r"SIGKILL refused: sh: kill: \(101\) - Operation not permitted \(sudo: true\?\)"):
+        f.kill()
+    assert not any("SIGKILL to pid" in line for line in f.log)
+
+
+def test_a_stop_through_the_workload_s_supervisor_waits_for_it_to_go(tmp_path):
+    shell = FakeShell()
+    f = onsite(tmp_path, "process: {pattern: 'edge --serve', start: 'edge --serve'}", shell)
+    f.grant.process.stop = 'kill -USR2 "$(cat /tmp/k.pid)"'  # as a deployed probe's grant has it
+    with f.stopped(duration=1):
+        pass
+    stop = shell.scripts[0]
+    assert 'kill -USR2 "$(cat /tmp/k.pid)"' in stop and "kill -TERM $pids" not in stop
+    assert "_ec_pids 'edge --serve'" in stop  # and it waits until the workload is gone

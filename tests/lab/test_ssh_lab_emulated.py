@@ -20,8 +20,10 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conformance.emulation.docker import LABEL_RUN
 from tests.helpers.cli import CLI, cli_env, run_edge
@@ -108,3 +110,46 @@ def test_sigkill_of_the_harness_removes_the_lab(docker_client, site_image, tmp_p
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.communicate(timeout=10)
+
+
+def _up(tmp_path, topology: str, *backend: str) -> tuple[str, Path]:
+    state = tmp_path / f"state-{topology}"
+    up = subprocess.run([*CLI, "emulate", "up", topology, *backend, "--detach", "--state-dir", str(state)],
+                        capture_output=True, text=True, timeout=180, env=cli_env())
+    assert up.returncode == 0, up.stdout + up.stderr
+    return next(line.split()[-1] for line in up.stdout.splitlines() if line.startswith("run id:")), state
+
+
+def _down(run_id: str) -> None:
+    subprocess.run([*CLI, "emulate", "down", run_id], capture_output=True, text=True, timeout=120, env=cli_env())
+
+
+def test_only_the_lab_s_own_target_file_vouches_for_the_lab(docker_client, site_image, tmp_path):
+    """`emulate up ssh-lab` lists it (a registry entry like any deployment); a copy of its target file (say,
+    as a template for real stores), or a lab block naming a deployment that is not a lab, deploys nothing
+    and allows no fault: exit 2, one line."""
+    lab_id, lab_state = _up(tmp_path, "ssh-lab", "--backend", "docker")
+    retail_id, retail_state = _up(tmp_path, "retail")
+    try:
+        status = subprocess.run([*CLI, "emulate", "status"], capture_output=True, text=True, timeout=60,
+                                env=cli_env()).stdout
+        assert any(line.startswith(lab_id) and "ssh-lab" in line and "3 containers" in line
+                   for line in status.splitlines()), status
+        doc = yaml.safe_load((lab_state / "target.yaml").read_text())
+        copy = tmp_path / "copy.yaml"
+        copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+        args = ("--profile", "retail", "--requirement", "RTL-RES-01")
+        done = subprocess.run([*CLI, "run", *args, "--target", str(copy), "--out", str(tmp_path / "o1")],
+                              capture_output=True, text=True, timeout=120, env=cli_env())
+        assert done.returncode == 2 and "a copy of it vouches for nothing" in done.stderr, done.stderr[-2000:]
+        retail = yaml.safe_load((retail_state / "target.yaml").read_text())["emulation"]
+        doc["lab"] = {"run_id": retail["run_id"], "backend": "docker", "control_url": retail["control_url"]}
+        copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+        done = subprocess.run([*CLI, "run", *args, "--target", str(copy), "--out", str(tmp_path / "o2")],
+                              capture_output=True, text=True, timeout=120, env=cli_env())
+        assert done.returncode == 2 and "is an emulated deployment, not an SSH lab" in done.stderr, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+    finally:
+        _down(lab_id)
+        _down(retail_id)
+    assert _lab_objects(docker_client, lab_id) == {"containers": [], "networks": []}

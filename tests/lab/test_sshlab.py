@@ -111,3 +111,28 @@ def test_a_probe_grant_needs_a_probe_and_does_nothing_without_one(tmp_path):
         faults.require("kill")
     assert "faults.process names the probe, but this run deployed no probe on site store-1" in err.value.reason
     assert err.value.remedy == "pass --deploy-probes (the grant is for the probe the run deploys)"
+
+
+def test_a_probe_grant_needs_the_ssh_runtime_s_keeper(tmp_path):
+    from conformance.model.errors import ConfigError
+
+    doc = _lab(tmp_path).target_doc()
+    doc["sites"][1]["probes"].update({"runtime": "docker", "port": 18081})
+    with pytest.raises(ConfigError, match=r"sites\[1\]\.faults\.process\.probe: the docker probe runtime has no "
+                                          r"keeper to stop and start the probe"):
+        load_target(_write(tmp_path, doc))
+
+
+def test_a_deployed_probe_s_labels_describe_its_own_host_only():
+    from types import SimpleNamespace
+
+    from conformance.measure.host.edgehost import EdgeHost
+    from conformance.measure.host.site import scope_for, site_data_dir
+
+    site = SimpleNamespace(name="store-1", labels={"process": "probe --serve", "data_dir": "/tmp/p/data",
+                                                   "probe_host": "ssh://ops@app"})
+    app, db = EdgeHost("ssh://ops@app"), EdgeHost("ssh://ops@db")
+    assert scope_for(site, {}, app).pattern == "probe --serve" and site_data_dir(site, app) == "/tmp/p/data"
+    assert scope_for(site, {}, db).kind == "host" and site_data_dir(site, db) is None
+    own = SimpleNamespace(name="store-1", labels={"process": "edge-stack", "data_dir": "/var/lib/edge"})
+    assert scope_for(own, {}, db).pattern == "edge-stack" and site_data_dir(own, db) == "/var/lib/edge"

@@ -5,6 +5,8 @@ as the ssh runtime runs it on a site (`python3 probe.pyz --keep ...`):
 * SIGKILL of the workload (a crash): the keeper starts it again, on the same port, with the data the
   workload had acknowledged (its data dir is kept);
 * SIGTERM of the workload (a stop): it stays down; SIGUSR1 to the keeper (a start) brings it back;
+* SIGUSR2 to the keeper (a stop through it): the workload ends and stays down, also when it had crashed
+  and its restart was pending;
 * EOF on the keeper's stdin: keeper and workload are gone;
 * a workload that never becomes ready (a bad argument): the keeper ends with its status, no restart loop.
 Plus the keeper's pure rules (which exits are failures, the port kept on restarts) without processes.
@@ -113,9 +115,25 @@ def test_the_keeper_restarts_a_crash_holds_a_stop_and_ends_with_its_stdin(keeper
     assert len(_workloads(proc.pid)) == 1
 
     (third,) = _workloads(proc.pid)
+    os.kill(proc.pid, signal.SIGUSR2)  # a stop through the keeper: held down, whatever ends the workload
+    third.wait(15)
+    time.sleep(1.0)
+    assert _workloads(proc.pid) == [] and not _answers(port)
+    os.kill(proc.pid, signal.SIGUSR1)
+    wait_for(lambda: _answers(port), 15, "started again after the keeper's stop")
+
+    (fourth,) = _workloads(proc.pid)
+    os.kill(fourth.pid, signal.SIGKILL)  # a crash, and a stop during the restart's backoff: stays down
+    os.kill(proc.pid, signal.SIGUSR2)
+    time.sleep(1.5)
+    assert _workloads(proc.pid) == [] and not _answers(port)
+    os.kill(proc.pid, signal.SIGUSR1)
+    wait_for(lambda: _answers(port), 15, "started again")
+
+    (fifth,) = _workloads(proc.pid)
     proc.stdin.close()  # the harness gone: keeper and workload end
     proc.wait(15)
-    assert not psutil.pid_exists(third.pid) or third.status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(fifth.pid) or fifth.status() == psutil.STATUS_ZOMBIE
 
 
 def test_a_workload_that_never_comes_up_ends_the_keeper_with_its_status(tmp_path):
@@ -144,10 +162,11 @@ def test_the_ssh_runtime_names_the_probe_its_workload_and_its_keeper():
                                                       dir="/tmp"), "R", Path("/tmp"))
     runtime = SshRuntime()
     facts = runtime.site_facts(request)
-    assert facts["process"] == r"/tmp/edge-conformance-probe-R/hq/probe\.pyz"  # readable in reports
+    # the workload only (readable in reports): not its keeper nor the shell that started them
+    assert facts["process"] == facts["fault_pattern"] == r"/tmp/edge-conformance-probe-R/hq/probe\.pyz --serve"
     assert facts["data_dir"] == "/tmp/edge-conformance-probe-R/hq/data"
-    assert facts["fault_pattern"] == r"/tmp/edge-conformance-probe-R/hq/probe\.pyz --serve"  # the workload only
     assert facts["fault_start"] == 'kill -USR1 "$(cat /tmp/edge-conformance-probe-R/hq/keeper.pid)"'
+    assert facts["fault_stop"] == 'kill -USR2 "$(cat /tmp/edge-conformance-probe-R/hq/keeper.pid)"'
     assert "probe.pyz --keep --pid-file /tmp/edge-conformance-probe-R/hq/keeper.pid --listen 0.0.0.0" in \
         runtime.start_command(request)
     import re

@@ -44,6 +44,7 @@ SSHD_CONFIG = "/etc/ssh/edge-lab/sshd_config"
 ENTRYPOINT = ("mkdir -p /run/sshd && chmod 0755 /run/sshd && (usermod -p '*' root 2>/dev/null || true) && "
               f"exec /usr/sbin/sshd -D -e -f {SSHD_CONFIG}")
 SSHD_WAIT_S = 30.0
+PORT_ATTEMPTS = 5
 DEFAULT_MARGIN = "30 s"
 
 
@@ -51,10 +52,18 @@ class LabError(RuntimeError):
     """The lab could not be brought up (the message says which site and why)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports free right now (held open together, so never the same one twice)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _keygen(path: Path, comment: str) -> None:
@@ -97,6 +106,7 @@ class SshLab:
     client: Any = None
     network: Any = None
     name: str = "ssh-lab"
+    stopped: bool = False  # stop() was called: a bring-up in another thread ends at its next step
 
     @property
     def key(self) -> Path:
@@ -113,39 +123,73 @@ class SshLab:
     def start(cls, client: Any, image: str, root: Path,
               sites: Sequence[tuple[str, str, str | None, list[str]]], *, prefix: str,
               labels_of: Callable[[str | None, str], dict[str, str]], name: str = "ssh-lab") -> SshLab:
-        """Bring the lab up: `sites` are (name, role, uplink, defects); containers and the network are
-        named PREFIX-<site> and PREFIX and carry labels_of(site or None, kind). Everything made so far
-        is removed again if any site's sshd does not let us in within SSHD_WAIT_S."""
-        root.mkdir(parents=True, exist_ok=True)
-        os.chmod(root, 0o700)
+        """Bring a lab up (see bring_up)."""
         lab = cls(root, client=client, name=name)
-        _keygen(lab.key, "edge-lab-user")
+        lab.bring_up(image, sites, prefix=prefix, labels_of=labels_of)
+        return lab
+
+    def bring_up(self, image: str, sites: Sequence[tuple[str, str, str | None, list[str]]], *, prefix: str,
+                 labels_of: Callable[[str | None, str], dict[str, str]]) -> None:
+        """`sites` are (name, role, uplink, defects); containers and the network are named PREFIX-<site>
+        and PREFIX and carry labels_of(site or None, kind). Everything made so far is removed again, and
+        LabError says why, if Docker refuses (a port taken meanwhile is tried again with others) or any
+        site's sshd does not let us in within SSHD_WAIT_S. stop() from another thread ends it early."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        _keygen(self.key, "edge-lab-user")
         try:
-            lab.network = client.networks.create(prefix, driver="bridge", labels=labels_of(None, "network"))
+            self._check_stopped()
+            self.network = self.client.networks.create(prefix, driver="bridge", labels=labels_of(None, "network"))
             lines = []
             for site_name, role, uplink, defects in sites:
-                site = LabSite(site_name, role, _free_port(), _free_port(), uplink=uplink, defects=list(defects))
-                lab.sites.append(site)
-                _keygen(root / f"hostkey-{site_name}", f"edge-lab-{site_name}")
-                site.container = client.containers.create(
-                    image, name=f"{prefix}-{site_name}", labels=labels_of(site_name, "site"),
-                    network=lab.network.name, entrypoint=["sh", "-c", ENTRYPOINT], cap_add=["NET_ADMIN"],
-                    init=True, hostname=site_name,
-                    ports={"22/tcp": ("127.0.0.1", site.ssh_port),
-                           f"{site.probe_port}/tcp": ("127.0.0.1", site.probe_port)})
-                site.container.put_archive("/", lab._archive(site_name))
-                site.container.start()
-                pub = (root / f"hostkey-{site_name}.pub").read_text().split()[:2]
+                _keygen(self.root / f"hostkey-{site_name}", f"edge-lab-{site_name}")
+                site = self._start_site(image, LabSite(site_name, role, 0, 0, uplink=uplink, defects=list(defects)),
+                                        prefix, labels_of)
+                pub = (self.root / f"hostkey-{site_name}.pub").read_text().split()[:2]
                 lines.append(f"[127.0.0.1]:{site.ssh_port} {' '.join(pub)}\n")
-            lab.known_hosts.write_text("".join(lines))
-            for site in lab.sites:
+            self.known_hosts.write_text("".join(lines))
+            for site in self.sites:
+                self._check_stopped()
                 site.container.reload()
-                site.address = site.container.attrs["NetworkSettings"]["Networks"][lab.network.name]["IPAddress"]
-                lab._await_sshd(site, SSHD_WAIT_S)
-        except BaseException:
-            lab.stop()
+                site.address = site.container.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+                self._await_sshd(site, SSHD_WAIT_S)
+        except BaseException as exc:
+            self.stop()
+            if isinstance(exc, Exception) and not isinstance(exc, LabError):
+                raise LabError(f"the SSH lab could not be brought up: {exc}") from None
             raise
-        return lab
+
+    def _start_site(self, image: str, site: LabSite, prefix: str,
+                    labels_of: Callable[[str | None, str], dict[str, str]]) -> LabSite:
+        """Create and start one site's container on two free loopback ports; a port that another process
+        took between our check and Docker's publish is tried again with new ones."""
+        from docker.errors import APIError
+
+        for _attempt in range(PORT_ATTEMPTS):
+            self._check_stopped()
+            site.ssh_port, site.probe_port = _free_ports(2)
+            site.container = self.client.containers.create(
+                image, name=f"{prefix}-{site.name}", labels=labels_of(site.name, "site"),
+                network=self.network.name, entrypoint=["sh", "-c", ENTRYPOINT], cap_add=["NET_ADMIN"],
+                init=True, hostname=site.name,
+                ports={"22/tcp": ("127.0.0.1", site.ssh_port),
+                       f"{site.probe_port}/tcp": ("127.0.0.1", site.probe_port)})
+            if site not in self.sites:
+                self.sites.append(site)
+            site.container.put_archive("/", self._archive(site.name))
+            try:
+                site.container.start()
+                return site
+            except APIError as exc:
+                if "already allocated" not in str(exc) and "address already in use" not in str(exc).lower():
+                    raise
+                site.container.remove(force=True)
+                site.container = None
+        raise LabError(f"site {site.name}: no free loopback ports after {PORT_ATTEMPTS} attempts")
+
+    def _check_stopped(self) -> None:
+        if self.stopped:
+            raise LabError("the lab was stopped while it was coming up")
 
     def _archive(self, name: str) -> bytes:
         buf = io.BytesIO()
@@ -213,6 +257,7 @@ class SshLab:
 
     def stop(self) -> list[str]:
         """Remove the containers and the network; what could not be removed, one line each."""
+        self.stopped = True
         problems = []
         for site in self.sites:
             if site.container is not None:

@@ -52,10 +52,13 @@ class SshLabSupervisor(DockerSupervisor):
         await self._start_control_api()
         assert self.image is not None
         sites = [(s.name, s.role, s.uplink, list(s.defects)) for s in self.topology.sites]
+        # held before it starts: a bring-up cancelled (Ctrl-C, the timeout) is stopped by teardown, and the
+        # thread that brings it up ends at its next step
+        self.lab = SshLab(self._make_dir(self.state_dir / "lab"), client=self.client,
+                          name=f"emulated-{self.topology.name}")
         try:
-            self.lab = await asyncio.to_thread(
-                SshLab.start, self.client, self.image.tag, self._make_dir(self.state_dir / "lab"), sites,
-                prefix=f"edgeconf-{self.run_id}", labels_of=self._labels, name=f"emulated-{self.topology.name}")
+            await asyncio.to_thread(self.lab.bring_up, self.image.tag, sites, prefix=f"edgeconf-{self.run_id}",
+                                    labels_of=self._labels)
         except LabError as exc:
             raise BringUpError(str(exc)) from None
         log(f"SSH lab: {len(sites)} sites answering ssh in {time.monotonic() - started:.1f} s")
@@ -74,6 +77,9 @@ class SshLabSupervisor(DockerSupervisor):
         lab = {"run_id": self.run_id, "backend": self.backend_name, "topology": self.topology.name,
                "control_url": self.control_url, "state_dir": str(self.state_dir)}
         return self.lab.target_doc(extra={"lab": lab})
+
+    def _entry(self) -> dict[str, Any]:
+        return {**super()._entry(), "reach": "ssh"}  # lab_not_ours: only an SSH lab's entry vouches for a lab
 
     def _lab_sites(self) -> list[dict[str, Any]]:
         if self.lab is None:

@@ -82,6 +82,13 @@ def matches(pattern: str, proc: Proc) -> bool:
         return pattern in proc.cmdline
 
 
+def labels_apply(site: Any, host: EdgeHost) -> bool:
+    """labels.process and labels.data_dir of a deployed probe describe its host only (labels.probe_host);
+    a target file's own labels describe every host of the site."""
+    probe_host = (site.labels or {}).get("probe_host")
+    return not probe_host or probe_host == host.spec
+
+
 def site_pid(site: Any) -> int | None:
     raw = (site.labels or {}).get("pid")
     try:
@@ -123,7 +130,7 @@ def scope_for(site: Any, params: dict, host: EdgeHost, *, require_site: bool = F
     pattern = params.get("process")
     if pattern:
         return Scope("pattern", f"processes matching {pattern!r}", pattern=str(pattern))
-    labelled = (site.labels or {}).get("process")
+    labelled = (site.labels or {}).get("process") if labels_apply(site, host) else None
     if labelled:
         return Scope("pattern", f"the site's processes (labels.process {labelled!r})", pattern=str(labelled))
     if host.is_local and site_pid(site) is not None:
@@ -172,7 +179,7 @@ def site_data_dir(site: Any, host: EdgeHost) -> str | None:
     """
     labels = site.labels or {}
     data_dir = labels.get("data_dir")
-    if not data_dir:
+    if not data_dir or not labels_apply(site, host):
         return None
     if labels.get("container"):
         return str(data_dir) if is_site_container(site, host) else None
