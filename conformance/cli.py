@@ -118,6 +118,9 @@ def main() -> None:
                    "`python -m conformance.measure.load --join HOST:PORT --again`; docs/load.md).")
 @click.option("--load-master", metavar="HOST:PORT",
               help="With --load-remote-workers: where each load measurement's Locust master listens.")
+@click.option("--shard", metavar="K/N",
+              help="Measure shard K of N (the target's sites dealt round-robin) and join the N shards' results "
+                   "with `edge-conformance merge` (docs/ci.md).")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
 @click.option("--bundle", "make_bundle", is_flag=True,
               help="Also write a certification bundle (tar.gz) of the run into the output directory.")
@@ -128,7 +131,8 @@ def main() -> None:
                    "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
 def run(profiles, target, inventory, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
-        deploy_probes, load_workers, load_remote_workers, load_master, verbose, make_bundle, sign_key, rerun_failed):
+        deploy_probes, load_workers, load_remote_workers, load_master, shard, verbose, make_bundle, sign_key,
+        rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -152,7 +156,7 @@ def run(profiles, target, inventory, suites, sites, requirements, out, strict, w
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
                       defects=list(defects), requirements=list(requirements), verbose=verbose,
                       allow_faults=allow_faults, deploy_probes=deploy_probes, load_workers=load_workers,
-                      load_remote_workers=load_remote_workers, load_master=load_master)
+                      load_remote_workers=load_remote_workers, load_master=load_master, shard=shard)
     if sign_key and not make_bundle:
         raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
     if sign_key:
@@ -563,6 +567,44 @@ def emulate_down(run_ids, all_):
 
 # ------------------------------------------------------------------- certification (bundles, verify)
 # bundle, verify, compare, keygen, metrics: see docs/certification.md and ci/README.md.
+
+
+@main.command()
+@click.argument("shards", nargs=-1, required=True, metavar="SHARD_RESULTS...", type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the merged results.json and reports (made if missing; not one holding a "
+                   "results.json already).")
+@_friendly_errors
+def merge(shards, out):
+    """Join the results of every shard of a run (`run --shard K/N`) into one results.json and its reports.
+
+    Each SHARD_RESULTS is a shard's results.json or its output directory. Refused (exit 2) unless every
+    shard 1..N is there, from the same profiles, sites and rules. Bundle the merged directory with
+    `edge-conformance bundle OUT`; `verify` then recomputes every verdict as for any run.
+
+    \b
+    Examples:
+      edge-conformance merge shard-1/ shard-2/ shard-3/ --out merged/
+
+    Exit status: the merged verdict's (0 conformant, 1 non-conformant, 3 incomplete); 2 bad input.
+    """
+    from .engine.record import new_run_id
+    from .engine.shard import merge_shards, write_merged
+    from .model import results as R
+    from .report.writer import load_results
+
+    if (out / "results.json").exists():
+        raise ConfigError(str(out / "results.json"), None, "--out",
+                          "already holds a results.json: give a new directory")
+    loaded = []
+    for path in shards:
+        file = path / "results.json" if path.is_dir() else path
+        loaded.append((str(file), load_results(file, legacy=False)))
+    merged = merge_shards(loaded, new_run_id())
+    write_merged(out, merged)
+    click.echo(f"merged {len(loaded)} shards: verdict {merged['verdict']}")
+    click.echo(f"results: {out / 'results.json'}")
+    sys.exit(R.exit_code(merged["verdict"]))
 
 
 @main.command()

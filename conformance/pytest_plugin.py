@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from .engine.loadspread import changed_by as spread_changed_by, load_spread_of
+from .engine.shard import parse_shard
 from .engine.plan import (Case, Plan, Selection, make_plan, narrow, narrowed_by_pytest, not_collected,
                           record_options, run_scope, unmatched_waivers)
 from .model import results as R
@@ -258,6 +259,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "`python -m conformance.measure.load --join HOST:PORT --again` (docs/load.md)")
     group.addoption("--edge-load-master", default=None, metavar="HOST:PORT",
                     help="with --edge-load-remote-workers: where each load measurement's Locust master listens")
+    group.addoption("--edge-shard", default=None, metavar="K/N",
+                    help="measure shard K of N of the run (the target's sites dealt round-robin); join the "
+                         "shards' results with `edge-conformance merge` (docs/ci.md)")
     group.addoption("--edge-only", action="append", default=[], metavar="REQ@SITE",
                     help="only check these requirement@site cases (e.g. BASE-FUN-01@store-1); repeatable")
     group.addoption("--edge-requirement", action="append", default=[], metavar="ID",
@@ -489,6 +493,8 @@ class EdgePlugin:
             tests=_explicit_tests(config), defects=list(opt("--edge-defect")), backend=opt("--edge-backend"),
             allow_faults=self.allow_faults, deploy_probes=bool(opt("--edge-deploy-probes")),
             strict=bool(opt("--edge-strict")), waivers=opt("--edge-waivers"),
+            shard=parse_shard(opt("--edge-shard"), "--shard" if opt("--edge-run-id") else "--edge-shard")
+            if opt("--edge-shard") else None,
             cli=bool(opt("--edge-run-id")))  # started by `edge-conformance run` (its option names)
 
     def _check_waivers_match(self) -> None:

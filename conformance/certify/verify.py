@@ -401,6 +401,12 @@ def _run_dates(results: dict) -> dict[tuple, tuple[dt.date, dt.date]]:
 
     base = rng(results.get("started")) or (dt.date.today(), dt.date.today())
     out: dict[tuple, tuple[dt.date, dt.date]] = {("*",): base}
+    for shard in results.get("shards") or []:  # a merged run: each site's results came from its shard
+        r = rng(shard.get("started")) if isinstance(shard, dict) else None
+        sites = set(shard.get("sites") or []) if isinstance(shard, dict) else set()
+        for e in results.get("requirements") or []:
+            if r and isinstance(e, dict) and e.get("site") in sites:
+                out[(e.get("profile"), e.get("id"), e.get("site"))] = r
     for rerun in results.get("reruns") or []:
         r = rng(rerun.get("started"))
         for e in rerun.get("entries") or []:

@@ -52,6 +52,7 @@ class Selection:
     deploy_probes: bool = False
     strict: bool = False
     waivers: str | None = None
+    shard: tuple[int, int] | None = None  # --shard K/N (engine/shard.py)
     cli: bool = False  # started by `edge-conformance run`: options are named as it names them
 
 
@@ -92,6 +93,10 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
         "strict": bool(sel.strict),
         "waivers": sel.waivers,
     }
+    if sel.shard is not None:  # a deterministic share of the sites (engine/shard.py)
+        from .shard import shard_scope
+
+        scope["shard"] = shard_scope([site.name for site in target.sites], *sel.shard)
     # Our own selectors narrow the run by being given; pytest's (-k, -m, --deselect, --lf, test paths)
     # only when they leave out a requirement's test: see narrowed_by_pytest.
     narrowed = [f"{flag_} {' '.join(map(str, scope[key]))}" for key, flag_ in
@@ -100,6 +105,8 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
                  ("only", "--edge-only")) if scope[key]]
     if scope["collect_only"]:
         narrowed.append("--collect-only")
+    if scope.get("shard"):
+        narrowed.append(f"{flag(scope, 'shard')} {scope['shard']['index']}/{scope['shard']['count']}")
     changed = [f"--defect {d}" for d in scope["defects"]]
     if scope["strict"]:
         changed.append("--strict")
@@ -158,6 +165,9 @@ def narrow(scope: dict, why: str) -> bool:
 # -------------------------------------------------------------------------------------------- plan
 
 
+SHARD_REMEDY = "merge it with the other shards' results (edge-conformance merge)"
+
+
 def make_plan(profiles: list[Profile], target: Target, scope: dict) -> Plan:
     """Every (requirement, site) the profiles ask for, in profile order, starts as not-run; what the
     run's own options (scope: requirements, sites, only) leave out starts (and stays) not-measured.
@@ -181,8 +191,8 @@ def make_plan(profiles: list[Profile], target: Target, scope: dict) -> Plan:
                 case = Case(req, site)
                 why = left_out_by(case, scope)
                 if why:
-                    item = entry(req, site, V.Ended("not-measured", f"left out of this run ({why})",
-                                                    f"run it without {why.split(' ')[0]}"))
+                    remedy = SHARD_REMEDY if "shard" in why.split(" ")[0] else f"run it without {why.split(' ')[0]}"
+                    item = entry(req, site, V.Ended("not-measured", f"left out of this run ({why})", remedy))
                 else:
                     item = entry(req, site, V.Ended("not-run", "not run"))
                     plan.cases.setdefault(req.check, []).append(case)
@@ -229,6 +239,9 @@ def left_out_by(case: Case, scope: dict) -> str:
         return flag(scope, "site") + " " + " ".join(scope["sites"])
     if scope["only"] and case.id not in scope["only"]:
         return "--edge-only (a re-run of what did not pass)"
+    shard = scope.get("shard")
+    if shard and case.site.name not in shard["sites"]:
+        return f"{flag(scope, 'shard')} {shard['index']}/{shard['count']}"
     return ""
 
 

@@ -36,7 +36,7 @@ RERUN_STATUSES = ("fail", "error", "inconclusive", "not-run", "not-measured")
 PARTIAL_NAME = "rerun-results.json"
 # RunOptions fields a rerun takes from the previous run unless the command line gives them
 INHERITED = ("profiles", "target", "inventory", "suites", "sites", "requirements", "strict", "waivers", "defects",
-             "backend", "allow_faults", "deploy_probes", "load_workers", "load_remote_workers", "load_master")
+             "backend", "allow_faults", "deploy_probes", "load_workers", "load_remote_workers", "load_master", "shard")
 
 
 @dataclass
@@ -122,6 +122,9 @@ def plan(results_path: str | Path, opts: RunOptions, given: AbstractSet[str] = f
             raise ConfigError(source, None, "options.waivers", f"the previous run's waivers file {old['waivers']} "
                                                                "is not here (give --waivers)")
         changes["waivers"] = Path(old["waivers"])
+    shard = (prev.get("scope") or {}).get("shard") or {}  # a shard's re-run stays that shard
+    if "shard" not in given and shard.get("index"):
+        changes["shard"] = f"{shard['index']}/{shard['count']}"
     spread = (prev.get("scope") or {}).get("load") or {}  # the same Locust workers (engine/loadspread.py)
     if "load_workers" not in given and spread.get("workers"):
         changes["load_workers"] = int(spread["workers"])

@@ -20,6 +20,7 @@ from . import outlock
 from .inventory import load_inventory
 from .lifecycle import open_target, reached_by_ssh
 from .loadspread import load_spread_of
+from .shard import parse_shard
 from .record import new_run_id
 
 
@@ -42,6 +43,7 @@ class RunOptions:
     load_workers: int | None = None  # Locust workers per load measurement (engine/loadspread.py)
     load_remote_workers: int = 0
     load_master: str | None = None
+    shard: str | None = None  # K/N: a deterministic share of the sites (engine/shard.py)
     extra_pytest_args: list[str] = field(default_factory=list)
 
 
@@ -90,6 +92,8 @@ def validate_inputs(opts: RunOptions) -> None:
 
             probe_sites(target)
         secrets.check_lengths(target)  # a credential too short to redact: one line now, not after start
+    if opts.shard:
+        parse_shard(opts.shard)
     load_spread_of(opts.load_workers, opts.load_remote_workers, opts.load_master,
                    emulated=is_emulated_ref(opts.target) and not opts.inventory)  # one line now, not after start
     if opts.waivers:
@@ -143,6 +147,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
         args += ["--edge-load-remote-workers", str(opts.load_remote_workers)]
     if opts.load_master:
         args += ["--edge-load-master", opts.load_master]
+    if opts.shard:
+        args += ["--edge-shard", opts.shard]
     if opts.waivers:
         args += ["--edge-waivers", str(opts.waivers)]
     return args + list(opts.extra_pytest_args) + paths

@@ -18,6 +18,8 @@ GITHUB_WORKFLOW = CI / "github" / "workflow.yml"
 GITHUB_ACTION = CI / "github" / "action.yml"
 GITLAB = CI / "gitlab" / ".gitlab-ci.yml"
 JENKINS = CI / "jenkins" / "Jenkinsfile"
+SHARDED = (CI / "github" / "sharded.yml", CI / "gitlab" / "sharded.gitlab-ci.yml")
+JENKINS_SHARDED = CI / "jenkins" / "Jenkinsfile.sharded"
 JENKINS_STAGES = ("Install", "Validate", "Conformance", "Bundle", "Compare", "Gate")
 SCRIPT_KEYS = ("run", "script", "before_script", "after_script")
 
@@ -71,15 +73,16 @@ def _commands(script: str) -> list[list[str]]:
 
 def _all_commands() -> dict[str, list[list[str]]]:
     found = {}
-    for path in (GITHUB_WORKFLOW, GITHUB_ACTION, GITLAB):
+    for path in (GITHUB_WORKFLOW, GITHUB_ACTION, GITLAB, *SHARDED):
         found[path.name + ":" + path.parent.name] = [c for s in _scripts_in_yaml(_yaml(path)) for c in _commands(s)]
-    found["Jenkinsfile"] = [c for s in _scripts_in_jenkinsfile(JENKINS.read_text()) for c in _commands(s)]
+    for path in (JENKINS, JENKINS_SHARDED):
+        found[path.name] = [c for s in _scripts_in_jenkinsfile(path.read_text()) for c in _commands(s)]
     return found
 
 
 def test_templates_and_docs_are_there():
     readme = (CI / "README.md").read_text(encoding="utf-8")
-    for path in (GITHUB_WORKFLOW, GITHUB_ACTION, GITLAB, JENKINS):
+    for path in (GITHUB_WORKFLOW, GITHUB_ACTION, GITLAB, JENKINS, *SHARDED, JENKINS_SHARDED):
         assert path.is_file(), path
         assert str(path.relative_to(CI)) in readme, f"ci/README.md does not document {path.name}"
     assert (CI.parent / "docs" / "certification.md").is_file()
@@ -131,7 +134,7 @@ def test_every_command_the_templates_run_exists():
     for name, commands in found.items():
         assert commands, f"{name}: no edge-conformance command found"
     used = {c[0] for cmds in found.values() for c in cmds}
-    assert {"run", "bundle", "compare", "metrics", "profiles"} <= used
+    assert {"run", "bundle", "compare", "metrics", "profiles", "merge"} <= used
     runner = CliRunner()
     for name, commands in found.items():
         for args in commands:
@@ -146,3 +149,21 @@ def test_every_command_the_templates_run_exists():
             except click.UsageError as e:  # pragma: no cover - the assertion explains
                 pytest.fail(f"{name}: edge-conformance {' '.join(args)}: {e}")
             assert ctx is not None
+
+
+def test_sharded_templates_run_every_shard_then_merge_and_gate_on_the_merged_verdict():
+    for path in SHARDED:
+        commands = [c for s in _scripts_in_yaml(_yaml(path)) for c in _commands(s)]
+        runs = [c for c in commands if c[0] == "run"]
+        assert runs and all("--shard" in c for c in runs), (path, runs)
+        assert any(c[0] == "merge" for c in commands) and any(c[0] == "bundle" for c in commands), path
+    gh = _yaml(SHARDED[0])
+    assert gh["jobs"]["shard"]["strategy"]["fail-fast"] is False and gh["jobs"]["merge"]["needs"] == "shard"
+    assert gh["jobs"]["merge"]["steps"][-1]["run"] == "exit ${{ steps.merge.outputs.code }}"
+    gl = _yaml(SHARDED[1])
+    assert gl["edge-conformance-shard"]["parallel"] == 3 and gl["edge-conformance-merge"]["needs"] == [
+        "edge-conformance-shard"]
+    assert gl["edge-conformance-merge"]["artifacts"]["reports"]["junit"] == "merged/junit.xml"
+    text = JENKINS_SHARDED.read_text(encoding="utf-8")
+    assert "parallel branches" in text and "stash(" in text and "unstash(" in text and "junit(" in text
+    assert re.findall(r"stage\('([^']+)'\)", text) == ["Shards", "Merge"]
