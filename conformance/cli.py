@@ -120,7 +120,7 @@ def main() -> None:
               help="With --load-remote-workers: where each load measurement's Locust master listens.")
 @click.option("--shard", metavar="K/N",
               help="Measure shard K of N (the target's sites dealt round-robin) and join the N shards' results "
-                   "with `edge-conformance merge` (docs/ci.md).")
+                   "with `edge-conformance merge` (ci/README.md).")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
 @click.option("--bundle", "make_bundle", is_flag=True,
               help="Also write a certification bundle (tar.gz) of the run into the output directory.")

@@ -261,7 +261,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --edge-load-remote-workers: where each load measurement's Locust master listens")
     group.addoption("--edge-shard", default=None, metavar="K/N",
                     help="measure shard K of N of the run (the target's sites dealt round-robin); join the "
-                         "shards' results with `edge-conformance merge` (docs/ci.md)")
+                         "shards' results with `edge-conformance merge` (ci/README.md)")
     group.addoption("--edge-only", action="append", default=[], metavar="REQ@SITE",
                     help="only check these requirement@site cases (e.g. BASE-FUN-01@store-1); repeatable")
     group.addoption("--edge-requirement", action="append", default=[], metavar="ID",

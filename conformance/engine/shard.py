@@ -1,5 +1,5 @@
 """A run split over machines: `run --shard K/N` measures a deterministic share of the run, and
-`edge-conformance merge` joins the N shards' results.json into one record (docs/ci.md, "Splitting a
+`edge-conformance merge` joins the N shards' results.json into one record (ci/README.md, "Splitting a
 run over machines").
 
 The unit of a share is the site: the target's sites, in the target's order, are dealt round-robin
