@@ -389,6 +389,18 @@ def _wait_for_master_and_workers(harness: subprocess.Popen) -> set[int]:
     return seen | {p.pid for p in psutil.Process(harness.pid).children(recursive=True)}
 
 
+def _tree(root: int, seen: set[int]) -> str:
+    """What a failure message needs: the state and command of the harness and of what it started."""
+    out = []
+    for pid in [root, *sorted(seen)]:
+        try:
+            p = psutil.Process(pid)
+            out.append(f"{pid} {p.status()} {' '.join(p.cmdline())[:80]}")
+        except psutil.Error:
+            out.append(f"{pid} gone")
+    return "; ".join(out)
+
+
 def _all_gone(pids: set[int], within_s: float) -> list[int]:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline and not all(_gone(pid) for pid in pids):
@@ -403,7 +415,7 @@ def test_interrupted_run_kills_its_process_group(target, signum):
         seen = _wait_for_master_and_workers(harness)
         harness.send_signal(signum)
         ready, _, _ = select.select([harness.stdout], [], [], 20)
-        assert ready, "run_load did not return after the signal"
+        assert ready, f"run_load did not return after the signal; processes: {_tree(harness.pid, seen)}"
         line = harness.stdout.readline()
         assert line.startswith("run_load raised"), line
         assert {"SIGINT": "KeyboardInterrupt", "SIGTERM": "SystemExit"}[signum.name] in line

@@ -40,6 +40,7 @@ class FakeEdge(RecordingEdge):
         self.site = SimpleNamespace(name="s1")
         self._endpoints = endpoints or {"api": "http://127.0.0.1:8080/"}
         self.allowed_hosts = {"127.0.0.1"}
+        self.load_spread: dict = {}  # no --load-workers: the requirement's own params decide
 
     def endpoint(self, name=None):
         try:
@@ -344,3 +345,12 @@ def test_timeseries_rows_are_in_the_reports_shape():
     assert rows[0] == {"t": 0, "epoch": 10, "rps": 5, "p95_ms": 1.5, "users": 3, "active": 2, "errors_per_s": 1,
                        "offered": 6, "dropped": 0}
     assert rows[1]["p95_ms"] is None
+
+
+def test_the_run_s_load_spread_overrides_the_requirement_s_workers():
+    edge = FakeEdge({"rate": 100, "workers": 1})
+    edge.load_spread = {"workers": 3, "remote_workers": 2, "master_bind_host": "0.0.0.0", "master_port": 5557}
+    config = S._config(edge, 100.0, 2.0, latency_bound_s=None)
+    assert (config.workers, config.remote_workers, config.master_bind_host, config.master_port) == \
+        (3, 2, "0.0.0.0", 5557)
+    assert config.total_users >= 5  # at least one user per worker
