@@ -371,8 +371,10 @@ def _start_interruptible_harness(url: str) -> subprocess.Popen:
             print("run_load raised", type(exc).__name__, flush=True)
             time.sleep(30)
     """)
+    # SIGINT back to its default in the child: a harness started in the background of a shell without job
+    # control inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_master_and_workers(harness: subprocess.Popen) -> set[int]:
