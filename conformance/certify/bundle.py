@@ -339,13 +339,16 @@ def _topology(results: dict, warnings: list[str]) -> tuple[str, bytes] | None:
     name = target.get("topology") or (target.get("emulation") or {}).get("topology")
     if target.get("kind") != "emulated" or not name:
         return None
-    from ..model.topology import topologies_dir
+    from ..model.topology import generated_topology, topologies_dir
 
     path = topologies_dir() / f"{name}.yaml"
-    if not path.is_file():
-        warnings.append(f"topology {name} is not a built-in topology; not included")
-        return None
-    return name, path.read_bytes()
+    if path.is_file():
+        return name, path.read_bytes()
+    generated = re.fullmatch(r"fleet-(\d+)", str(name))  # fleet:N names its topology fleet-N
+    if generated:
+        return name, (generated_topology(f"fleet:{generated[1]}") or "").encode()
+    warnings.append(f"topology {name} is not a built-in topology; not included")
+    return None
 
 
 # ------------------------------------------------------------------------------------------ bundle

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from ..model.errors import ConfigError, NotMeasured
-from ..model.topology import apply_defects, load_topology, resolve_topology, topologies_dir
+from ..model.topology import apply_defects, generated_topology, load_topology, resolve_topology, topologies_dir
 from . import client, procs, state
 from .backends import BackendUnavailable, UnknownBackend, all_backends, supervisor_class
 
@@ -127,9 +127,13 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
         backend_cls = supervisor_class(backend, loaded.reach)
     except UnknownBackend as exc:
         raise ConfigError(None, None, "backend", str(exc)) from None
-    path = resolve_topology(topology).resolve()
-    # Built-ins travel by name (shown in ps and the target file); files by absolute path (cwd-proof).
-    ref = topology if path.parent == topologies_dir().resolve() else str(path)
+    # Built-ins and generated ones (fleet:N) travel by name (shown in ps and the target file); files by
+    # absolute path (cwd-proof).
+    if generated_topology(topology) is not None:
+        ref = topology
+    else:
+        path = resolve_topology(topology).resolve()
+        ref = topology if path.parent == topologies_dir().resolve() else str(path)
     try:  # e.g. docker's image build (about a minute, once), before the bring-up clock
         backend_cls.prepare(progress=lambda m: print(f"edge-conformance: {m}", file=sys.stderr, flush=True))
     except BackendUnavailable as exc:

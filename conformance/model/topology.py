@@ -37,7 +37,7 @@ from edge_workloads.settings import SettingsError, check_settings  # a site's se
 from .errors import ConfigError, did_you_mean
 from .linkparams import LinkParams  # the one class of a link's parameters, topology to relay
 from . import units
-from .yamlfile import YamlDoc, load_yaml
+from .yamlfile import YamlDoc, load_yaml, parse_yaml
 
 ROLES = ("central", "regional", "edge")
 # The site processes (edge_workloads, the reference workloads) implement these two behaviours.
@@ -151,10 +151,39 @@ def resolve_topology(ref: str) -> Path:
         return builtin
     names = list_topologies()
     raise ConfigError(None, None, "topology", f'unknown topology "{ref}"{did_you_mean(ref, names)}'
-                                              f" (built-in: {', '.join(names) or 'none'}; or give a path)")
+                                              f" (built-in: {', '.join(names) or 'none'}; fleet:N for central "
+                                              "and N stores; or give a path)")
+
+
+_GENERATED = re.compile(r"^fleet:(\d+)$")
+
+
+def generated_topology(ref: str) -> str | None:
+    """The YAML of a generated topology (`fleet:N`: central and N stores store-1 .. store-N, zero-padded,
+    with fleet-50's links and budgets), or None when `ref` names none. A fleet beyond what this
+    machine's backend can bring up fails at bring-up, not here."""
+    m = _GENERATED.match(ref.strip())
+    if m is None:
+        return None
+    count = int(m[1])
+    if not 1 <= count < MAX_SITES:
+        raise ConfigError(None, None, "topology", f"fleet:N takes 1 to {MAX_SITES - 1} stores, got {count}")
+    width = len(str(count))
+    return (f"# fleet:{count}, generated: the fleet-50 topology with {count} stores (links and budgets as "
+            "fleet-50.yaml)\n"
+            f"name: fleet-{count}\n"
+            f"description: Central site and {count} stores with retail WAN links (generated)\n"
+            "sites:\n"
+            "  - {name: central, role: central, resources: {cpus: 2, memory: 512 MiB}}\n"
+            f"  - {{name: \"store-[{1:0{width}d}-{count}]\", role: edge, resources: {{cpus: 0.25, memory: 64 MiB}}}}\n"
+            "wan: {default_delay: 20 ms, default_jitter: 2 ms, default_loss: 0.1 %, default_rate: 10 Mbit/s}\n"
+            "access: {delay: 1 ms, rate: 100 Mbit/s}\n")
 
 
 def load_topology(name_or_path: str | Path) -> Topology:
+    text = generated_topology(str(name_or_path))
+    if text is not None:
+        return parse_topology(parse_yaml(text, str(name_or_path)), default_name=str(name_or_path))
     path = resolve_topology(str(name_or_path))
     builtin = path.resolve().parent == topologies_dir().resolve()
     display = f"topologies/{path.name}" if builtin else str(path)

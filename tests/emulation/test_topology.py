@@ -296,3 +296,25 @@ def test_the_model_imports_nothing_of_ours_outside_model():
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
             assert not (module or "").startswith("conformance") or module.startswith("conformance.model")
+
+
+def test_fleet_n_is_generated_with_fleet_50_s_links():
+    from conformance.certify.bundle import _topology
+    from conformance.model.topology import generated_topology
+
+    fleet = load_topology("fleet:120")
+    assert fleet.name == "fleet-120" and len(fleet.sites) == 121
+    assert [s.name for s in fleet.sites[:2]] == ["central", "store-001"] and fleet.sites[-1].name == "store-120"
+    wan = links(fleet)["wan:store-007"]
+    assert wan.delay_ms == 20.0 and wan.bandwidth_bps == 10_000_000 and links(fleet)["access:store-007"].delay_ms == 1.0
+    assert [s.name for s in load_topology("fleet:3").sites] == ["central", "store-1", "store-2", "store-3"]
+    for bad in ("fleet:0", "fleet:1000"):
+        with pytest.raises(ConfigError, match="fleet:N takes 1 to 999 stores"):
+            load_topology(bad)
+    assert generated_topology("retail") is None
+    with pytest.raises(ConfigError, match="fleet:N for central and N stores"):
+        load_topology("fleeet")
+    # a bundle of a run on it embeds the generated topology (it is no file of the package)
+    warnings: list[str] = []
+    name, text = _topology({"target": {"kind": "emulated", "topology": "fleet-120"}}, warnings)
+    assert name == "fleet-120" and b"store-[001-120]" in text and not warnings
