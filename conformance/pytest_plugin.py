@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from .engine.loadspread import changed_by as spread_changed_by, load_spread_of
+from .engine.loadspread import load_spread_of
 from .engine.shard import parse_shard
 from .engine.plan import (Case, Plan, Selection, make_plan, narrow, narrowed_by_pytest, not_collected,
                           record_options, run_scope, unmatched_waivers)
@@ -446,9 +446,6 @@ class EdgePlugin:
                 opt("--edge-load-workers"), opt("--edge-load-remote-workers"), opt("--edge-load-master"),
                 emulated=self.target.kind == "emulated", option="--load-" if cli else "--edge-load-")
             self.scope = run_scope(self._selection(), self.target, emulated_from or target_ref)
-            if self.load_spread:  # changes what generates the load: recorded, and named in every report
-                self.scope["load"] = dict(self.load_spread)
-                self.scope["changed_by"] += spread_changed_by(self.load_spread, "--load-" if cli else "--edge-load-")
             # The values of the variables the target (and the profiles' params) refer to, read now: no file
             # or line of this run holds them (model/secrets.py). A credential too short to redact is refused.
             secrets.check_lengths(self.target)
@@ -493,6 +490,7 @@ class EdgePlugin:
             tests=_explicit_tests(config), defects=list(opt("--edge-defect")), backend=opt("--edge-backend"),
             allow_faults=self.allow_faults, deploy_probes=bool(opt("--edge-deploy-probes")),
             strict=bool(opt("--edge-strict")), waivers=opt("--edge-waivers"),
+            load=dict(self.load_spread),
             shard=parse_shard(opt("--edge-shard"), "--shard" if opt("--edge-run-id") else "--edge-shard")
             if opt("--edge-shard") else None,
             cli=bool(opt("--edge-run-id")))  # started by `edge-conformance run` (its option names)

@@ -53,6 +53,7 @@ class Selection:
     strict: bool = False
     waivers: str | None = None
     shard: tuple[int, int] | None = None  # --shard K/N (engine/shard.py)
+    load: dict = field(default_factory=dict)  # --load-workers ... as LoadConfig fields (engine/loadspread.py)
     cli: bool = False  # started by `edge-conformance run`: options are named as it names them
 
 
@@ -116,6 +117,11 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
         changed.append("--allow-faults")
     if sel.deploy_probes:
         changed.append(f"{flag(scope, 'deploy-probes')} ({', '.join(scope['probes'])})")
+    if sel.load:  # changes what generates the load: recorded, and named in every report
+        from .loadspread import changed_by as load_changed_by
+
+        scope["load"] = dict(sel.load)
+        changed += load_changed_by(sel.load, flag(scope, "load-"))
     scope["narrowed_by"], scope["changed_by"] = narrowed, changed
     scope["full"] = not narrowed
     return scope

@@ -366,12 +366,18 @@ def _docker_engine(doc: YamlDoc, path: tuple, e: dict, runtime: str) -> DockerEn
     return DockerEngine(url=url, **files)
 
 
+def _beside_target(doc: YamlDoc, value: str) -> Path:
+    """A path as written in the target file: `~` expanded, a relative one relative to the file's directory."""
+    file = Path(os.path.expanduser(value))
+    if file.is_absolute():
+        return file
+    base = Path(doc.source).parent if doc.source and not str(doc.source).startswith("<") else Path.cwd()
+    return base / file
+
+
 def _pem_file(doc: YamlDoc, path: tuple, value: str) -> str:
     """A PEM file's absolute path (relative: to the target file's directory); it must exist."""
-    file = Path(os.path.expanduser(value))
-    if not file.is_absolute():
-        base = Path(doc.source).parent if doc.source and not str(doc.source).startswith("<") else Path.cwd()
-        file = base / file
+    file = _beside_target(doc, value)
     if not file.is_file():
         raise doc.error(path, f"{file}: No such file")
     return str(file.resolve())
@@ -584,10 +590,7 @@ def _ca_file(doc: YamlDoc, path: tuple, value: str | None) -> str | None:
         return None
     if not value.strip():
         raise doc.error(path, "expected the path of a PEM CA bundle, got an empty string")
-    file = Path(os.path.expanduser(value))
-    if not file.is_absolute():
-        base = Path(doc.source).parent if doc.source and not str(doc.source).startswith("<") else Path.cwd()
-        file = base / file
+    file = _beside_target(doc, value)
     if not file.exists():
         raise doc.error(path, f"{file}: No such file or directory")
     try:  # bounded, regular files only: a FIFO or /dev/zero here must not hang the run

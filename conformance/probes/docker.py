@@ -94,10 +94,6 @@ class DockerRuntime:
                 "-p", f"{_url_host(spec.listen)}:{spec.port}:{CONTAINER_PORT}", "--entrypoint", "python3", image,
                 "-c", BOOTSTRAP, *request.workload_args("/data", CONTAINER_PORT)]
 
-    def start_command(self, request: ProbeRequest, image: str) -> str:
-        """The remote shell line of the ssh way (kept for the docs and tests that show it)."""
-        return "exec " + " ".join(shlex.quote(a) for a in ["docker", *self.run_args(request, image)])
-
     def deploy(self, request: ProbeRequest) -> Deployed:
         spec = request.spec
         try:

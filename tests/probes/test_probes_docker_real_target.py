@@ -93,6 +93,19 @@ def _wait_none(run_id: str, within: float) -> list[str]:
     return left
 
 
+def _await_probes(proc, out, count: int, within: float = 60) -> str:
+    """The run id of a run in progress once its `count` probe containers are up (results.json is first
+    written then); fails with the run's output if it ends first."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        run_id = (read_json(out / "results.json") or {}).get("run_id")
+        if run_id and len(_containers(run_id)) == count:
+            return run_id
+        assert proc.poll() is None, proc.communicate()[0][-2000:]
+        time.sleep(0.3)
+    pytest.fail("the probes did not come up")
+
+
 def test_docker_probes_are_measured_and_removed(bed, gateway, tmp_path):
     started = time.monotonic()
     code, res, output = run_edge("--profile", _profile(tmp_path), "--target", _target(bed, gateway, tmp_path),
@@ -114,15 +127,7 @@ def test_sigkill_of_the_harness_leaves_no_container(bed, gateway, tmp_path):
                      "--requirement", "REG", "--out", tmp_path / "out")
     run_id: str | None = None
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # results.json is first written once the probes are up
-            run_id = (read_json(tmp_path / "out" / "results.json") or {}).get("run_id")
-            if run_id and len(_containers(run_id)) == 2:
-                break
-            assert proc.poll() is None, proc.communicate()[0][-2000:]
-            time.sleep(0.3)
-        else:
-            pytest.fail("the probes did not come up")
+        run_id = _await_probes(proc, tmp_path / "out", 2)
         time.sleep(1.0)
         killed = time.monotonic()
         os.kill(proc.pid, signal.SIGKILL)

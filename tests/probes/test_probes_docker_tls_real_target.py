@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 import yaml
@@ -18,7 +17,8 @@ import yaml
 from tests.helpers.cli import popen_cli, run_cli, run_edge
 from tests.helpers.results import entry, read_json, validate_results
 from tests.helpers.tlsdocker import TlsDocker, make_pki
-from tests.probes.test_probes_docker_real_target import _containers, _port, _profile, _wait_none, gateway  # noqa: F401
+from tests.probes.test_probes_docker_real_target import (  # noqa: F401 - gateway: a fixture
+    _await_probes, _containers, _port, _profile, _wait_none, gateway)
 
 pytestmark = pytest.mark.docker
 
@@ -58,17 +58,8 @@ def test_sigkill_of_the_harness_leaves_no_container(engine, gateway, tmp_path): 
     target = _target(engine, gateway, tmp_path, edge_defects=["no-heartbeat"])
     proc = popen_cli("run", "--profile", _profile(tmp_path, within="60 s"), "--target", target, "--deploy-probes",
                      "--requirement", "REG", "--out", tmp_path / "out")
-    run_id = None
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            run_id = (read_json(tmp_path / "out" / "results.json") or {}).get("run_id")
-            if run_id and len(_containers(run_id)) == 2:
-                break
-            assert proc.poll() is None, proc.communicate()[0][-2000:]
-            time.sleep(0.3)
-        else:
-            pytest.fail("the probes did not come up")
+        run_id = _await_probes(proc, tmp_path / "out", 2)
         os.kill(proc.pid, signal.SIGKILL)  # the local docker CLIs lose their parent; their attach ends
         proc.wait(10)
         left = _wait_none(run_id, 20)
