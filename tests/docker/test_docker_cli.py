@@ -20,7 +20,10 @@ def test_run_against_retail_on_docker(site_image, docker_client, tmp_path, dk):
                                  "--suite", "functional", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     # narrowed to --suite functional: incomplete (exit 3), with every functional must passing
-    assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
+    said = done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.returncode == 3, said
+    # exit 3 is also a deployment that could not come up: then there is no results.json, and the why is in `said`
+    assert (out / "results.json").is_file(), said
     results = json.loads((out / "results.json").read_text())
     assert results["verdict"] == "incomplete" and results["scope"]["narrowed_by"] == ["--suite functional"]
     functional = [r for r in results["requirements"] if r["suite"] == "functional" and r["level"] == "must"]
