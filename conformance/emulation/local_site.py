@@ -2,7 +2,8 @@
 whose restart policy, Restart=on-failure, it follows).
 
 The site is `python -m edge_workloads ...` in a session of its own: signals go to the whole group, so
-a site that forks cannot leak grandchildren. A SIGTERM from outside the API makes the site stop
+a site that forks cannot leak grandchildren. In a large deployment the same program is forked by the
+deployment's fork server (forkserver.py) instead of exec'd: a process of its own all the same. A SIGTERM from outside the API makes the site stop
 cleanly (status 0), so it stays down, as systemd's on-failure policy does for SIGTERM.
 
 A restarted site gets its old port back (`--port N`, and its management port), so the WAN and access
@@ -31,12 +32,14 @@ STOP_GRACE_S = 5.0
 
 class LocalSite(Site):
     def __init__(self, spec: SiteSpec, *, run_id: str, data_dir: Path, log_path: Path,
-                 start_timeout: float, on_change: Callable[[], None] | None = None, mgmt: Any = None):
+                 start_timeout: float, on_change: Callable[[], None] | None = None, mgmt: Any = None,
+                 forkserver: Any = None):
         super().__init__(spec, run_id=run_id, start_timeout=start_timeout, on_change=on_change, mgmt=mgmt)
+        self.forkserver = forkserver          # forkserver.ForkServer: forked, not exec'd (large fleets)
         self.data_dir = data_dir
         self.log_path = log_path
         self.mgmt_port = 0 if mgmt is not None else None  # 0 until first start, then kept
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: Any = None                 # asyncio's Process, or a forkserver.ForkedProcess
         self.last_pid: int | None = None      # the latest process, also once it is gone
 
     # ------------------------------------------------------------------ argv
@@ -64,7 +67,7 @@ class LocalSite(Site):
         self.state = state
         self.data_dir.mkdir(parents=True, exist_ok=True)
         proc, ready = await procs.spawn(self.argv(), run_id=self.run_id, log_path=self.log_path,
-                                        timeout=self.start_timeout)
+                                        timeout=self.start_timeout, forkserver=self.forkserver)
         if self.closing:  # the deployment started going down while we waited
             await procs.reap(proc)
             raise procs.SpawnError("deployment is shutting down")
@@ -101,7 +104,7 @@ class LocalSite(Site):
     async def _remove(self, keep_logs_to: Any = None) -> None:
         await self._halt()  # the log is a file of the state dir already
 
-    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+    async def _watch(self, proc: Any) -> None:
         code = await proc.wait()
         if proc is not self.proc or not self.want_running or self.closing:
             return  # a stop/restart through the API, or shutdown: they own what happens next

@@ -50,19 +50,26 @@ def module_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-async def spawn(argv: list[str], *, run_id: str, log_path: Path, timeout: float
-                ) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+async def spawn(argv: list[str], *, run_id: str, log_path: Path, timeout: float,
+                pass_fds: tuple[int, ...] = (), extra_env: dict[str, str] | None = None,
+                forkserver: Any = None) -> tuple[Any, dict[str, Any]]:
     """Start a child and wait for its one-line JSON ready message.
 
     stdin is a pipe we never write: when we die, the child reads EOF and exits. stderr goes straight
     to `log_path` (appended, so restarts keep the history); stdout after the ready line is copied
-    there too, so a chatty child can never block on a full pipe.
+    there too, so a chatty child can never block on a full pipe. With a `forkserver`
+    (forkserver.ForkServer) a site is forked by it instead of exec'd: the same contract, a
+    ForkedProcess instead of asyncio's Process.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
-            env=child_env(run_id), start_new_session=True, limit=1 << 20)
+    if forkserver is not None:
+        proc = await forkserver.spawn(argv, log_path)
+    else:
+        with open(log_path, "ab") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+                env={**child_env(run_id), **(extra_env or {})}, start_new_session=True, limit=1 << 20,
+                pass_fds=pass_fds)
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout)
     except TimeoutError:

@@ -61,6 +61,9 @@ class Supervisor(ABC):
     `reset_links`, and the class-level hooks the harness calls before or without a supervisor."""
 
     backend_name: ClassVar[str]
+    # How the sites run: "exec" (a process each, started the ordinary way), "fork" (a process each,
+    # forked by the fork server: the local backend's large deployments) or "container" (docker).
+    site_processes = "exec"
 
     def __init__(self, topology: Topology, *, topology_ref: str, run_id: str, state_dir: Path,
                  owns_state_dir: bool, detach: bool = False, keep: bool = False,
@@ -288,7 +291,7 @@ class Supervisor(ABC):
             entry.update({k: v for k, v in live.get(link.name, {}).items() if k != "name"})
             links.append(entry)
         return {"run_id": self.run_id, "backend": self.backend_name, "topology": self.topology.name,
-                "pid": os.getpid(),
+                "site_processes": self.site_processes, "pid": os.getpid(),
                 "state": "stopping" if self.stopping.is_set() else ("running" if self.ready else "starting"),
                 "control_url": self.control_url, "target_file": str(self.target_file),
                 "state_dir": str(self.state_dir),
@@ -332,6 +335,7 @@ class Supervisor(ABC):
             sites.append(entry)
         return {"name": f"emulated-{self.topology.name}",
                 "emulation": {"run_id": self.run_id, "backend": self.backend_name, "topology": self.topology.name,
+                              "site_processes": self.site_processes,
                               "control_url": self.control_url, "state_dir": str(self.state_dir)},
                 "sites": sites}
 

@@ -59,6 +59,7 @@ class Channel:
 
 class DockerSupervisor(Supervisor):
     backend_name = "docker"
+    site_processes = "container"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
