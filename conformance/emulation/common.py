@@ -45,3 +45,17 @@ async def gather_all(aws: Iterable[Awaitable[Any]]) -> None:
 
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def raise_open_files_limit() -> None:
+    """Open files up to the hard limit: a thousand sites are two pipes each to the supervisor and two
+    relays each in linkd, past the usual soft limit of 1024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536),
+                                                        hard))
+        except (ValueError, OSError):
+            pass   # as high as we may: a smaller deployment still fits

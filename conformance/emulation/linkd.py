@@ -48,6 +48,7 @@ from typing import Any
 
 from aiohttp import web
 
+from conformance.emulation.common import raise_open_files_limit
 from conformance.emulation.link import Link, LinkParams, new_event_loop
 
 PARENT_POLL_S = 1.0
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None, *, daemon_cls: type[LinkDaemon] = LinkDa
     parent = os.getppid()
     args = parser.parse_args(argv)
     _reduce_timer_slack()
+    raise_open_files_limit()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             return runner.run(serve(args.run_id, parent, daemon_cls))

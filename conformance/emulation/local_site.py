@@ -3,8 +3,9 @@ whose restart policy, Restart=on-failure, it follows).
 
 The site is `python -m edge_workloads ...` in a session of its own: signals go to the whole group, so
 a site that forks cannot leak grandchildren. In a large deployment the same program is forked by the
-deployment's fork server (forkserver.py) instead of exec'd: a process of its own all the same. A SIGTERM from outside the API makes the site stop
-cleanly (status 0), so it stays down, as systemd's on-failure policy does for SIGTERM.
+deployment's fork server (forkserver.py) instead of exec'd: a process of its own all the same. A
+SIGTERM from outside the API makes the site stop cleanly (status 0), so it stays down, as systemd's
+on-failure policy does for SIGTERM.
 
 A restarted site gets its old port back (`--port N`, and its management port), so the WAN and access
 links in front of it and the target file stay valid; the port is briefly free, and if something else

@@ -23,7 +23,7 @@ from ..model.errors import ConfigError
 from ..model.topology import apply_defects, load_topology
 from . import state
 from .backends import BACKENDS, DEFAULT, UnknownBackend, supervisor_class
-from .common import emit
+from .common import emit, raise_open_files_limit
 from .supervisor import DEFAULT_TIMEOUT_S
 
 PROG = "python -m conformance.emulation.supervise"
@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run_id = args.run_id or state.new_run_id()
+    raise_open_files_limit()
     try:
         topology = apply_defects(load_topology(args.topology), args.defect)
         cls = supervisor_class(args.backend, topology.reach)

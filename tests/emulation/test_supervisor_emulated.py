@@ -29,6 +29,7 @@ import yaml
 
 from conformance.emulation import list_running, start_deployment, stop_run
 from conformance.emulation import state as emu_state
+from conformance.emulation.forkserver import mode_for
 from conformance.emulation.procs import RUN_ID_ENV, find_labelled
 from conformance.faults.emulated import EmulatedFaults, FaultError
 from conformance.model.errors import ConfigError
@@ -116,7 +117,8 @@ def test_target_file_has_the_agreed_shape_and_passes_the_target_parser(retail, t
     assert list(raw) == ["name", "emulation", "sites"]
     assert raw["name"] == "emulated-retail"
     assert raw["emulation"] == {"run_id": retail.run_id, "backend": "local", "topology": "retail",
-                                "control_url": retail.control_url, "state_dir": str(retail.state_dir)}
+                                "control_url": retail.control_url, "state_dir": str(retail.state_dir),
+                                "site_processes": mode_for(4)}  # exec, unless forced to fork
     assert [s.name for s in target.sites] == ["central", "store-1", "store-2", "store-3"]
     status = {s["name"]: s for s in retail.status()["sites"]}
     for site, entry in zip(target.sites, raw["sites"]):
