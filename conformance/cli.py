@@ -121,6 +121,10 @@ def main() -> None:
 @click.option("--shard", metavar="K/N",
               help="Measure shard K of N (the target's sites dealt round-robin) and join the N shards' results "
                    "with `edge-conformance merge` (ci/README.md).")
+@click.option("--workers", "-n", "workers", metavar="N|auto",
+              help="Spread the checks over N pytest-xdist worker processes on this machine (auto: one per core); "
+                   "a site's checks stay on one worker, faults, fleet, load and uplink checks run alone, and "
+                   "the verdicts are a serial run's.")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
 @click.option("--bundle", "make_bundle", is_flag=True,
               help="Also write a certification bundle (tar.gz) of the run into the output directory.")
@@ -131,8 +135,8 @@ def main() -> None:
                    "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
 def run(profiles, target, inventory, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
-        deploy_probes, load_workers, load_remote_workers, load_master, shard, verbose, make_bundle, sign_key,
-        rerun_failed):
+        deploy_probes, load_workers, load_remote_workers, load_master, shard, workers, verbose, make_bundle,
+        sign_key, rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -156,7 +160,8 @@ def run(profiles, target, inventory, suites, sites, requirements, out, strict, w
                       sites=list(sites), out=out, strict=strict, waivers=waivers, backend=backend,
                       defects=list(defects), requirements=list(requirements), verbose=verbose,
                       allow_faults=allow_faults, deploy_probes=deploy_probes, load_workers=load_workers,
-                      load_remote_workers=load_remote_workers, load_master=load_master, shard=shard)
+                      load_remote_workers=load_remote_workers, load_master=load_master, shard=shard,
+                      workers=workers)
     if sign_key and not make_bundle:
         raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
     if sign_key:
@@ -305,6 +310,9 @@ def profiles_explain(ref, requirement):
             click.echo(f"  params:    {shown}")
         if r.quorum is not None:
             click.echo(f"  fleet:     at least {r.quorum * 100:g}% of sites must pass")
+        if r.sample is not None:
+            click.echo(f"  sample:    {r.sample.text} of those sites (the same ones every run), the quorum judged "
+                       f"at {r.sample.confidence_text} confidence")
         click.echo(f"  rationale: {r.rationale or '-'}")
         click.echo(f"  source:    {r.source or '-'}")
         click.echo(f"  defined:   {r.origin}\n")

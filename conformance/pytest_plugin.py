@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from .engine.loadspread import load_spread_of
+from .engine.parallel import ENTRY_ATTR, WORKER_INPUT, WORKER_OUTPUT
 from .engine.shard import parse_shard
 from .engine.plan import (Case, Plan, Selection, make_plan, narrow, narrowed_by_pytest, not_collected,
                           record_options, run_scope, unmatched_waivers)
@@ -284,18 +285,22 @@ def pytest_addhooks(pluginmanager) -> None:
         pluginmanager.set_blocked("locust")
 
 
-def _refuse_xdist(config: pytest.Config) -> None:
-    """pytest-xdist runs tests in worker processes that would each open the target (three emulated
-    deployments for -n 2) and record verdicts the controller never sees. Until the plugin shares one
-    deployment and gathers verdicts on the controller, a distributed run is refused, never run lossy."""
-    numprocesses = getattr(config.option, "numprocesses", None)
-    dist = getattr(config.option, "dist", "no")
-    if numprocesses or (dist and dist != "no") or getattr(config.option, "tx", None):
-        pytest.exit("edge-conformance: pytest-xdist (-n/--dist) is not supported with --edge-profile: "
-                    "run without -n, or split the run with --edge-site/--edge-requirement across CI jobs",
+def _xdist_role(config: pytest.Config) -> str | None:
+    """'controller', 'worker' or None; a distributed run that could not keep a serial run's promise is
+    refused before anything starts (engine/parallel.py)."""
+    from .engine import parallel
+
+    role = parallel.xdist_role(config)
+    try:
+        if role == "controller":
+            config.option.dist = parallel.check_distribution(
+                config.option, deploy_probes=bool(config.getoption("--edge-deploy-probes")))
+    except parallel.ParallelRefused as exc:
+        pytest.exit(f"edge-conformance: {exc}", returncode=R.EXIT_USAGE)
+    if role == "worker" and parallel.WORKER_INPUT not in config.workerinput:
+        pytest.exit("edge-conformance: this pytest-xdist worker was not started by an edge-conformance run",
                     returncode=R.EXIT_USAGE)
-    if hasattr(config, "workerinput"):  # a worker started some other way
-        pytest.exit("edge-conformance: cannot run inside a pytest-xdist worker", returncode=R.EXIT_USAGE)
+    return role
 
 
 def _block_locust(config: pytest.Config) -> None:
@@ -350,14 +355,18 @@ def pytest_configure(config: pytest.Config) -> None:
     _block_locust(config)
     if not config.getoption("--edge-profile"):
         return
-    _refuse_xdist(config)  # before anything is started: workers would each bring up a deployment
+    role = _xdist_role(config)  # before anything is started: a refused distribution must not leak a deployment
     _select_suites(config)  # before anything is started: a bad --edge-suite must not leak a deployment
-    plugin = EdgePlugin(config)
+    plugin = EdgePlugin(config, role)
     try:
         plugin.open()  # on any failure, whatever it started is undone before this raises
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    if role is not None:
+        from .engine import xdist_hooks
+
+        xdist_hooks.register(config, plugin)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -379,8 +388,9 @@ class EdgePlugin:
     error in the run, or when the run ends before its session starts.
     """
 
-    def __init__(self, config: pytest.Config):
+    def __init__(self, config: pytest.Config, role: str | None = None):
         self.config = config
+        self.role = role  # None, or pytest-xdist's "controller" or "worker" (engine/parallel.py)
         self._stack = contextlib.ExitStack()
         self.profiles: list[Profile] = []
         self.target: Target | None = None
@@ -417,10 +427,12 @@ class EdgePlugin:
             expired = []
             if opt("--edge-waivers"):
                 self.waivers, expired = split_active(load_waivers(opt("--edge-waivers")))
-            run_id = opt("--edge-run-id") or new_run_id()
-            out_dir = Path(opt("--edge-out")) if opt("--edge-out") else Path.cwd() / "edge-results" / run_id
-            # Held until the reports are written (sessionfinish); re-entrant under `edge-conformance run`.
-            stack.callback(outlock.release, outlock.acquire(out_dir, run_id, option="--edge-out"))
+            given = self.config.workerinput[WORKER_INPUT] if self.role == "worker" else {}
+            run_id = given.get("run_id") or opt("--edge-run-id") or new_run_id()
+            out_dir = Path(given.get("out_dir") or opt("--edge-out") or Path.cwd() / "edge-results" / run_id)
+            if self.role != "worker":  # a worker's controller holds it, and writes every file there
+                # Held until the reports are written (sessionfinish); re-entrant under `edge-conformance run`.
+                stack.callback(outlock.release, outlock.acquire(out_dir, run_id, option="--edge-out"))
 
             inventory = opt("--edge-inventory")
             if inventory and opt("--edge-target"):
@@ -428,10 +440,14 @@ class EdgePlugin:
                                   "Ansible inventory (--edge-inventory), not both: a site is described in one place")
             target_ref = inventory or opt("--edge-target") or "emulated"
             emulated_from = opt("--edge-emulated-from")
+            if given:  # the controller's target, already up: its file, never a second deployment
+                target_ref, emulated_from = given["target_file"], given["target_ref"]
+                inventory = target_ref if given.get("inventory") else None
             target_cm = lifecycle.open_target(
                 target_ref, run_id=run_id, profiles=self.profiles, backend=opt("--edge-backend"),
                 defects=[] if emulated_from else opt("--edge-defect"), inventory=inventory,
-                deploy_probes=bool(opt("--edge-deploy-probes")), probe_log_dir=out_dir / "probes")
+                deploy_probes=bool(opt("--edge-deploy-probes")) and not given, probe_log_dir=out_dir / "probes",
+                **({"lab_probes": False} if given else {}))
             try:
                 self.target = stack.enter_context(target_cm)
             except ConfigError:
@@ -449,7 +465,8 @@ class EdgePlugin:
             # The values of the variables the target (and the profiles' params) refer to, read now: no file
             # or line of this run holds them (model/secrets.py). A credential too short to redact is refused.
             secrets.check_lengths(self.target)
-            self.record = RunRecord(out_dir / "results.json", run_id, [p.summary() for p in self.profiles],
+            self.record = RunRecord(None if given else out_dir / "results.json", run_id,
+                                    [p.summary() for p in self.profiles],
                                     self.target.redacted(),
                                     {**record_options(self.scope, target_ref),
                                      **({"inventory": inventory} if inventory else {})},
@@ -491,6 +508,7 @@ class EdgePlugin:
             allow_faults=self.allow_faults, deploy_probes=bool(opt("--edge-deploy-probes")),
             strict=bool(opt("--edge-strict")), waivers=opt("--edge-waivers"),
             load=dict(self.load_spread),
+            workers=len(getattr(config.option, "tx", None) or []) if self.role == "controller" else 0,
             shard=parse_shard(opt("--edge-shard"), "--shard" if opt("--edge-run-id") else "--edge-shard")
             if opt("--edge-shard") else None,
             cli=bool(opt("--edge-run-id")))  # started by `edge-conformance run` (its option names)
@@ -614,6 +632,8 @@ class EdgePlugin:
                 self.record.add_applied_waiver({**d.waiver, "site": entry["site"]})
             if d.advisory:
                 self.advisories.append(d.message)
+            if self.role == "worker":  # xdist carries the report, and this, to the controller
+                setattr(report, ENTRY_ATTR, json.dumps(entry, default=str))
         return report
 
     @pytest.hookimpl(tryfirst=True)
@@ -630,6 +650,12 @@ class EdgePlugin:
 
     # -- end of the run ----------------------------------------------------------------------------
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.role == "worker":  # the controller records and reports; it gets what was decided here
+            from .engine.xdist_hooks import worker_output
+
+            self.config.workeroutput[WORKER_OUTPUT] = worker_output(self)
+            self.close()
+            return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         try:
             self.record.finish("interrupted" if interrupted else "finished")
@@ -648,6 +674,8 @@ class EdgePlugin:
             session.exitstatus = code
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        if self.role == "worker":
+            return
         from .report.terminal import render_terminal
 
         tr = terminalreporter

@@ -17,6 +17,8 @@ from ..model import results as R
 from ..model import verdict as V
 from ..model.errors import ConfigError, did_you_mean
 from ..model.profile import Profile, Requirement
+from ..model.recompute import fleet_expect, sampling_record
+from ..model.sampling import not_in_sample_reason, sample_of
 from ..model.target import Site, Target, is_emulated_ref
 
 NO_SITE = "(none)"  # the site of a requirement that applies to no site of the target
@@ -54,6 +56,7 @@ class Selection:
     waivers: str | None = None
     shard: tuple[int, int] | None = None  # --shard K/N (engine/shard.py)
     load: dict = field(default_factory=dict)  # --load-workers ... as LoadConfig fields (engine/loadspread.py)
+    workers: int = 0  # -n N: pytest-xdist workers (engine/parallel.py); 0 without
     cli: bool = False  # started by `edge-conformance run`: options are named as it names them
 
 
@@ -122,6 +125,11 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
 
         scope["load"] = dict(sel.load)
         changed += load_changed_by(sel.load, flag(scope, "load-"))
+    if sel.workers:  # how the run was executed: recorded and shown, though the verdicts are a serial run's
+        from .parallel import changed_by as parallel_changed_by
+
+        scope["parallel"] = {"workers": sel.workers, "dist": "loadgroup"}
+        changed.append(parallel_changed_by(sel.workers))
     scope["narrowed_by"], scope["changed_by"] = narrowed, changed
     scope["full"] = not narrowed
     return scope
@@ -193,8 +201,14 @@ def make_plan(profiles: list[Profile], target: Target, scope: dict) -> Plan:
             if not sites:
                 plan.entries.append(no_site_entry(req))
                 continue
+            # A sampled quorum measures only its deterministic sample (model/sampling.py), whatever the
+            # options: the other sites are planned not-run, marked `sampled: false`, and stay so.
+            sample = set(sample_of(req.id, req.sample, [s.name for s in sites])) if req.sample else None
             for site in sites:
                 case = Case(req, site)
+                if sample is not None and site.name not in sample:
+                    plan.entries.append(not_sampled_entry(req, site, len(sample), len(sites)))
+                    continue
                 why = left_out_by(case, scope)
                 if why:
                     remedy = SHARD_REMEDY if "shard" in why.split(" ")[0] else f"run it without {why.split(' ')[0]}"
@@ -204,9 +218,11 @@ def make_plan(profiles: list[Profile], target: Target, scope: dict) -> Plan:
                     plan.cases.setdefault(req.check, []).append(case)
                 if req.quorum is not None:
                     item["fleet_member"] = True
+                if sample is not None:
+                    item["sampled"] = True
                 plan.entries.append(item)
             if req.quorum is not None:
-                plan.entries.append(fleet_entry(req))
+                plan.entries.append(fleet_entry(req, len(sites)))
     return plan
 
 
@@ -260,12 +276,24 @@ def no_site_entry(req: Requirement) -> dict:
                                     f"add a {roles} site to the target"))
 
 
-def fleet_entry(req: Requirement) -> dict:
-    """The aggregate verdict of a quorum requirement (`sites: 95%`) over its per-site results."""
+def fleet_entry(req: Requirement, population: int) -> dict:
+    """The aggregate verdict of a quorum requirement (`sites: 95%`) over its per-site results; with a
+    sample, its `sampling` record (the figures are filled in from the members, model/recompute.py)."""
     fleet = Site(name=R.FLEET_SITE, role=R.FLEET_SITE)
     item = entry(req, fleet, V.Ended("not-run", "not run"))
     item["quorum"] = req.quorum
-    item["expect"] = f"sites_passing >= {(req.quorum or 0) * 100:g} % (each site: {req.expect.text})"
+    item["expect"] = fleet_expect(req)
+    if req.sample is not None:
+        item["sampling"] = sampling_record(req.sample, population)
+    return item
+
+
+def not_sampled_entry(req: Requirement, site: Site, sample: int, population: int) -> dict:
+    """A site of a sampled quorum that is not in the sample: nothing is measured there (not-run, with
+    the reason), and it is no gap in the fleet's verdict (`sampled: false`)."""
+    item = entry(req, site, V.Ended("not-run", not_in_sample_reason(sample, population, req.sample)))
+    item["fleet_member"] = True
+    item["sampled"] = False
     return item
 
 

@@ -63,9 +63,9 @@ CHEAP_SAVE_S = 0.02  # a save this quick (a small run; fsync alone takes a few m
 class RunRecord:
     """results.json in memory, saved after every change, or at most SAVE_BUDGET of the time."""
 
-    def __init__(self, path: Path, run_id: str, profiles: list[dict], target: dict | None,
+    def __init__(self, path: Path | None, run_id: str, profiles: list[dict], target: dict | None,
                  options: dict[str, Any], secrets: dict[str, str] | None = None):
-        self.path = path
+        self.path = path  # None: kept in memory only (a pytest-xdist worker's: the controller saves)
         self.secrets = dict(secrets or {})  # variable -> value: never written (see _serialise)
         self._lock = threading.Lock()
         self.data: dict[str, Any] = {
@@ -86,6 +86,7 @@ class RunRecord:
             "waivers": {"applied": [], "expired": []},
         }
         self._index: dict[tuple[str, str, str], int] = {}
+        self.updated: set[tuple[str, str, str]] = set()  # the entries changed since planned
         self._save_cost = 0.0  # seconds the last save took
         self._saved_at = 0.0  # monotonic time the last save ended
         self._pending: threading.Timer | None = None  # a save put off to keep within SAVE_BUDGET
@@ -106,9 +107,26 @@ class RunRecord:
         with self._lock:
             entry = self.data["requirements"][self._index[(profile, rid, site)]]
             entry.update(fields)
+            self.updated.add((profile, rid, site))
             self._refresh()
             self._save_soon()
             return entry
+
+    def replace(self, entry: dict) -> dict | None:
+        """Put a whole entry decided elsewhere (a pytest-xdist worker's) in place of the planned one;
+        None when this run planned no such entry."""
+        key = (entry.get("profile"), entry.get("id"), entry.get("site"))
+        with self._lock:
+            index = self._index.get(key)  # type: ignore[arg-type]
+            if index is None:
+                return None
+            mine = self.data["requirements"][index]
+            mine.clear()
+            mine.update(entry)
+            self.updated.add(key)  # type: ignore[arg-type]
+            self._refresh()
+            self._save_soon()
+            return mine
 
     def add_applied_waiver(self, waiver: dict) -> None:
         with self._lock:  # a put-off save may be serialising self.data in the timer thread
@@ -167,6 +185,8 @@ class RunRecord:
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
+        if self.path is None:
+            return
         started = time.monotonic()
         write_atomic(self.path, self._serialise(), mode=RESULTS_MODE)
         self._saved_at = time.monotonic()

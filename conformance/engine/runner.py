@@ -44,6 +44,7 @@ class RunOptions:
     load_remote_workers: int = 0
     load_master: str | None = None
     shard: str | None = None  # K/N: a deterministic share of the sites (engine/shard.py)
+    workers: str | None = None  # -n N|auto: pytest-xdist workers on this machine (engine/parallel.py)
     extra_pytest_args: list[str] = field(default_factory=list)
 
 
@@ -94,6 +95,11 @@ def validate_inputs(opts: RunOptions) -> None:
         secrets.check_lengths(target)  # a credential too short to redact: one line now, not after start
     if opts.shard:
         parse_shard(opts.shard)
+    if opts.workers is not None:
+        parse_workers(opts.workers)
+        if opts.deploy_probes:
+            raise ConfigError(None, None, "-n", "--deploy-probes with -n: the probes are deployed for one process; "
+                                                "run without -n, or split the run with --shard K/N")
     load_spread_of(opts.load_workers, opts.load_remote_workers, opts.load_master,
                    emulated=is_emulated_ref(opts.target) and not opts.inventory)  # one line now, not after start
     if opts.waivers:
@@ -102,6 +108,19 @@ def validate_inputs(opts: RunOptions) -> None:
     for s in opts.suites:
         if s not in known:
             raise ConfigError(None, None, "--suite", f'unknown suite "{s}" (suites: {", ".join(known)})')
+
+
+def parse_workers(text: str) -> int | str:
+    """-n N (1..64) or auto (one per core)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise ConfigError(None, None, "-n", f"{text!r}: give a number of workers from 1 to 64, or auto")
+    return n
 
 
 def available_suites() -> list[str]:
@@ -149,6 +168,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
         args += ["--edge-load-master", opts.load_master]
     if opts.shard:
         args += ["--edge-shard", opts.shard]
+    if opts.workers is not None:  # xdist is loaded by name: plugin autoload is off (see below)
+        args += ["-p", "xdist.plugin", "-n", str(parse_workers(opts.workers))]
     if opts.waivers:
         args += ["--edge-waivers", str(opts.waivers)]
     return args + list(opts.extra_pytest_args) + paths
