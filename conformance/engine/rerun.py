@@ -52,6 +52,8 @@ def select(results: dict) -> list[str]:
     for r in results.get("requirements") or []:
         if is_fleet_entry(r):
             continue  # a quorum's aggregate: its sites are re-run, and it is recomputed from them
+        if R.is_unsampled(r):
+            continue  # outside a sampled quorum's sample: never measured, by design (model/sampling.py)
         if r.get("status") in RERUN_STATUSES and not _left_out_by_scope(r):
             case = f"{r.get('id')}@{r.get('site')}"
             if case not in out:

@@ -19,6 +19,7 @@ from . import catalog
 from . import expect as E
 from .errors import ConfigError, did_you_mean
 from .paths import profiles_dir
+from .sampling import Sampling, SamplingError, parse_sampling
 from .schema_errors import validate as schema_validate
 from .units import UnitError, parse_quantity
 from .yamlfile import YamlDoc, load_yaml
@@ -38,6 +39,7 @@ class Requirement:
     rationale: str = ""
     source: str = ""
     quorum: float | None = None  # fleet rule: share of sites (0..1) that must pass
+    sample: Sampling | None = None  # with a quorum: measure only a sample of the sites (model/sampling.py)
     profile: str = ""
     origin: str = ""  # file:line where it was (last) defined
     raw_params: dict[str, Any] = field(default_factory=dict, repr=False)  # as written, for overrides
@@ -212,6 +214,9 @@ def _merge_override(base: dict, override: dict) -> dict:
                 "expect": r.expect.text, "rationale": r.rationale, "source": r.source}
         if r.quorum is not None:
             base["sites"] = f"{r.quorum * 100:g}%"
+        if r.sample is not None:
+            base["sample"] = r.sample.raw
+            base["confidence"] = f"{r.sample.confidence * 100:g}%"
     merged = {**base, **override}
     if "params" in base and "params" in override and override["params"] is not None:
         merged["params"] = {**base["params"], **override["params"]}
@@ -246,10 +251,21 @@ def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str) -
         quorum = float(raw["sites"].strip().rstrip("%")) / 100.0
         if not 0 < quorum <= 1:
             raise err("sites", "a quorum is a share of sites between 0 % (excluded) and 100 %")
+    sample = None
+    if "confidence" in raw and "sample" not in raw:
+        raise err("confidence", 'a confidence goes with a sample (sample: "10%" or a number of sites)')
+    if "sample" in raw:
+        if quorum is None:
+            raise err("sample", 'a sample needs a fleet quorum to judge: add sites: "N%" (the share of the '
+                                "fleet that must pass)")
+        try:
+            sample = parse_sampling(raw["sample"], raw.get("confidence"))
+        except SamplingError as exc:
+            raise err(exc.field, str(exc)) from None
     req = Requirement(
         id=raw["id"], title=raw["title"], level=raw["level"], check=check, applies_to=applies,
         params=params, expect=expectation, rationale=str(raw.get("rationale", "")).strip(),
-        source=str(raw.get("source", "")).strip(), quorum=quorum, profile=profile_id,
+        source=str(raw.get("source", "")).strip(), quorum=quorum, sample=sample, profile=profile_id,
         origin=f"{doc.source}:{doc.line(where) or '?'}", raw_params=raw_params,
     )
     return req

@@ -3,8 +3,8 @@
 Profiles are compared as loaded: inheritance resolved, params validated and completed with the check's
 defaults, so `duration: 3 s` and `duration: 3000 ms` are the same and a changed parent shows up in
 every child. Requirements are matched by id. For a requirement present in both, these fields are
-compared: check, level, expect, params (key by key), applies_to, the fleet quorum (`sites`), and the
-title, rationale and source texts.
+compared: check, level, expect, params (key by key), applies_to, the fleet quorum (`sites`) and its
+sample (`sample` with its confidence), and the title, rationale and source texts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from .profile import Profile, Requirement
 
 # The fields that change what is checked or how it is judged, then the texts.
-FIELDS = ("check", "level", "expect", "params", "applies_to", "sites", "title", "rationale", "source")
+FIELDS = ("check", "level", "expect", "params", "applies_to", "sites", "sample", "title", "rationale", "source")
 TEXT_FIELDS = ("rationale", "source")
 
 
@@ -55,6 +55,10 @@ def _quorum(r: Requirement) -> str | None:
     return None if r.quorum is None else f"{r.quorum * 100:g}%"
 
 
+def _sample(r: Requirement) -> str | None:
+    return None if r.sample is None else f"{r.sample.text} at {r.sample.confidence_text} confidence"
+
+
 def _shown_param(r: Requirement, key: str) -> Any:
     """A param as the profile wrote it (durations with their unit), else the effective default."""
     if key in r.raw_params:
@@ -79,6 +83,8 @@ def compare_requirements(old: Requirement, new: Requirement) -> list[Change]:
             a, b = sorted(old.applies_to), sorted(new.applies_to)
         elif name == "sites":
             a, b = _quorum(old), _quorum(new)
+        elif name == "sample":
+            a, b = _sample(old), _sample(new)
         else:
             a, b = getattr(old, name), getattr(new, name)
         if a != b:
@@ -128,6 +134,7 @@ def _fmt(value: Any, limit: int = 80) -> str:
 def _summary(r: Requirement) -> str:
     applies = ", ".join(r.applies_to) or "every site"
     quorum = f", {r.quorum * 100:g}% of sites" if r.quorum is not None else ""
+    quorum += f", sample {_sample(r)}" if r.sample is not None else ""
     return f"{r.id} [{r.level}] {r.check}: {r.expect.text}  ({applies}{quorum})  {r.title}"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import expect as E
 from . import results as R
+from . import sampling as S
 from . import verdict as V
 from .verdict import Decision, notes_suffix, waived_message  # noqa: F401 - re-exported for callers
 
@@ -157,13 +158,31 @@ def is_fleet_entry(entry: dict) -> bool:
 
 
 def fleet_expect(requirement: Any) -> str:
-    return f"sites_passing >= {requirement.quorum * 100:g} % (each site: {requirement.expect.text})"
+    text = f"sites_passing >= {(requirement.quorum or 0) * 100:g} % (each site: {requirement.expect.text}"
+    sample = getattr(requirement, "sample", None)
+    if sample is not None:
+        text += f"; sampled: {sample.text} of the sites, judged at {sample.confidence_text} confidence"
+    return text + ")"
+
+
+def sampling_record(sample: S.Sampling, population: int) -> dict:
+    """A sampled fleet entry's `sampling` before any site decided (plan), as the profile sets it."""
+    k = sample.size(population)
+    return {"size": sample.raw, "confidence": sample.confidence, "population": population, "sample": k,
+            "census": k >= population, "passed": 0, "failed": 0, "undecided": k, "lower": 0.0, "upper": 1.0}
+
+
+def fleet_members(fleet: dict, requirements: list[dict]) -> list[dict]:
+    return [r for r in requirements if r.get("fleet_member") and r.get("id") == fleet.get("id")
+            and r.get("profile") == fleet.get("profile")]
 
 
 def fleet_fields(fleet: dict, requirements: list[dict]) -> dict:
-    """status, measured, message, advisory of a fleet entry from its members (engine.record's rule)."""
-    members = [r for r in requirements if r.get("fleet_member") and r.get("id") == fleet.get("id")
-               and r.get("profile") == fleet.get("profile")]
+    """status, measured, message, advisory of a fleet entry from its members (engine.record's rule);
+    and `sampling` for a sampled one."""
+    members = fleet_members(fleet, requirements)
+    if isinstance(fleet.get("sampling"), dict):
+        return _sampled_fleet_fields(fleet, members)
     status, passing, failing, n = R.fleet_outcome(members, fleet["quorum"])
     share = (passing / n * 100.0) if n else 0.0
     return {"status": status,
@@ -171,6 +190,44 @@ def fleet_fields(fleet: dict, requirements: list[dict]) -> dict:
             "message": (f"{fleet['id']} fleet: {passing} of {n} sites pass ({share:.4g} %), "
                         f"{failing} fail; expected at least {fleet['quorum'] * 100:g} %"),
             "advisory": V.is_advisory(str(fleet.get("level")), status)}
+
+
+def _sampled_fleet_fields(fleet: dict, members: list[dict]) -> dict:
+    """A sampled quorum (model/sampling.py): judged on the confidence bounds of the fleet's pass share."""
+    record = fleet["sampling"]
+    quorum = float(fleet["quorum"])
+    try:
+        confidence = float(record.get("confidence"))
+    except (TypeError, ValueError):
+        confidence = S.DEFAULT_CONFIDENCE
+    if not 0 < confidence < 1:
+        confidence = S.DEFAULT_CONFIDENCE
+    o = R.sampled_fleet_outcome(members, quorum, confidence)
+    n = o.passed + o.failed + o.undecided
+    population = len(members)
+    size = record.get("size")
+    sampling = {"size": size, "confidence": confidence, "population": population, "sample": o.sample,
+                "census": o.sample >= population, "passed": o.passed, "failed": o.failed,
+                "undecided": o.undecided, "lower": round(o.lower, S.BOUND_DIGITS),
+                "upper": round(o.upper, S.BOUND_DIGITS)}
+    share = (o.passed / n * 100.0) if n else 0.0
+    conf, wanted = S.percent(confidence), f"{quorum * 100:g} %"
+    head = (f"{fleet['id']} fleet: sampled {o.sample:,} of {population:,} sites (sample: {S.size_text(size)}), "
+            f"{o.passed} pass, {o.failed} fail" + (f", {o.undecided} not decided" if o.undecided else ""))
+    if o.status == "pass":
+        said = f"pass share >= {S.percent_down(o.lower)} at {conf} confidence; expected at least {wanted}"
+    elif o.status == "fail":
+        said = f"pass share <= {S.percent_up(o.upper)} at {conf} confidence; expected at least {wanted}"
+    elif o.status == R.NOT_APPLICABLE:
+        said = "it applies to no site of the sample"
+    else:
+        said = (f"the sample cannot tell at {conf} confidence: between {S.percent_down(o.lower)} and "
+                f"{S.percent_up(o.upper)} of the fleet passes, the quorum is {wanted}")
+    measured = {"sites_passing": {"value": round(share, 4), "unit": "%"}, "sites": {"value": n, "unit": ""},
+                "pass_share_lower": {"value": round(o.lower * 100.0, 4), "unit": "%"},
+                "pass_share_upper": {"value": round(o.upper * 100.0, 4), "unit": "%"}}
+    return {"status": o.status, "measured": measured, "message": f"{head}; {said}",
+            "advisory": V.is_advisory(str(fleet.get("level")), o.status), "sampling": sampling}
 
 
 def refresh_fleets(requirements: list[dict]) -> None:
@@ -192,7 +249,16 @@ def check_fleet_entry(entry: dict, requirement: Any, requirements: list[dict]) -
     if entry.get("expect") != fleet_expect(requirement):
         problems.append(f'{key}: results say expect "{entry.get("expect")}", '
                         f'the profile gives "{fleet_expect(requirement)}"')
-    want = fleet_fields({**entry, "quorum": requirement.quorum, "level": requirement.level}, requirements)
+    sample = getattr(requirement, "sample", None)
+    members = fleet_members(entry, requirements)
+    problems += check_sample(entry, requirement, members)
+    basis = {**entry, "quorum": requirement.quorum, "level": requirement.level}
+    basis.pop("sampling", None)
+    if sample is not None:  # judged as the profile samples it, whatever the entry says
+        basis["sampling"] = sampling_record(sample, len(members))
+    want = fleet_fields(basis, requirements)
+    if sample is not None and isinstance(entry.get("sampling"), dict):
+        problems += _sampling_differences(key, entry["sampling"], want["sampling"])
     if entry.get("status") != want["status"]:
         problems.append(f"{key}: results say {entry.get('status')}, "
                         f"its sites give {want['status']} ({want['message']})")
@@ -203,3 +269,69 @@ def check_fleet_entry(entry: dict, requirement: Any, requirements: list[dict]) -
                         f"expected {str(want['advisory']).lower()}")
     return problems
 
+
+
+# ---------------------------------------------------------------------------- sampled fleet entries
+
+_FIGURES = ("population", "sample", "census", "passed", "failed", "undecided")
+
+
+def check_sample(fleet: dict, requirement: Any, members: list[dict]) -> list[str]:
+    """A sampled quorum's sample as the rule takes it (model/sampling.py): every member says whether it
+    is in the sample, and says it right; a site outside it measured nothing. [] when it holds."""
+    key = f"{fleet.get('id')}@{fleet.get('site')}"
+    sample = getattr(requirement, "sample", None)
+    problems: list[str] = []
+    if sample is None:
+        if "sampling" in fleet:
+            problems.append(f"{key}: results say it was judged on a sample, but the profile gives "
+                            f"{fleet.get('id')} no sample")
+        problems += [f"{m.get('id')}@{m.get('site')}: results say sampled = {str(m.get('sampled')).lower()}, but the "
+                     f"profile gives {m.get('id')} no sample" for m in members if "sampled" in m]
+        return problems
+    if not isinstance(fleet.get("sampling"), dict):
+        problems.append(f"{key}: the profile samples {fleet.get('id')} (sample: {sample.text}), "
+                        "but results have no sampling record")
+    record = fleet.get("sampling") if isinstance(fleet.get("sampling"), dict) else {}
+    if record and record.get("size") != sample.raw:
+        problems.append(f"{key}: results say sample {record.get('size')!r}, the profile says {sample.raw!r}")
+    if record and not _close(record.get("confidence"), sample.confidence, 1e-9):
+        problems.append(f"{key}: results say confidence {record.get('confidence')}, "
+                        f"the profile says {sample.confidence:g}")
+    names = [str(m.get("site")) for m in members]
+    chosen = set(S.sample_of(str(fleet.get("id")), sample, names))
+    rule = f"{len(chosen):,} of {len(names):,} sites, ranked by sha256 of requirement id and site name"
+    for m in members:
+        label, claimed = f"{m.get('id')}@{m.get('site')}", m.get("sampled")
+        if claimed is True and m.get("site") not in chosen:
+            problems.append(f"{label}: results say it was in the sample, but the sample is not that site ({rule})")
+        elif claimed is False and m.get("site") in chosen:
+            problems.append(f"{label}: results say it was not in the sample, but the sample takes it ({rule})")
+        elif claimed not in (True, False):
+            problems.append(f"{label}: results do not say whether it was in the sample (sampled: true or false)")
+        ended = m.get("ended") if isinstance(m.get("ended"), dict) else {}
+        if claimed is False and (m.get("status") != "not-run" or ended.get("how") != "not-run" or m.get("measured")):
+            problems.append(f"{label}: results say it was not in the sample, yet record a result "
+                            f"(status {m.get('status')})")
+        elif claimed is False and ended.get("reason") != S.not_in_sample_reason(len(chosen), len(names), sample):
+            problems.append(f'{label}: results say it was not run because "{ended.get("reason")}", the sample '
+                            f'rule says "{S.not_in_sample_reason(len(chosen), len(names), sample)}"')
+    return problems
+
+
+def _close(a: Any, b: float, tolerance: float) -> bool:
+    return isinstance(a, (int, float)) and not isinstance(a, bool) and abs(float(a) - b) <= tolerance
+
+
+def _sampling_differences(key: str, recorded: dict, want: dict) -> list[str]:
+    """The figures and bounds a sampled fleet entry records against those its sites give (bounds within
+    a millionth: another machine's libm may differ in the last digit)."""
+    out = []
+    for name in _FIGURES:
+        if recorded.get(name) != want.get(name):
+            out.append(f"{key}: results say sampling {name} = {recorded.get(name)}, its sites give {want.get(name)}")
+    for name in ("lower", "upper"):
+        if not _close(recorded.get(name), float(want[name]), 2e-6):
+            out.append(f"{key}: results say the {name} bound is {recorded.get(name)}, its sites give {want[name]} "
+                       f"at {S.percent(float(want['confidence']))} confidence")
+    return out

@@ -10,6 +10,9 @@ incomplete when a must is error, inconclusive, not-measured or not-run; otherwis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from . import sampling as S
 from .verdict import NOT_APPLICABLE, STATUSES, UNDECIDED
 
 SCHEMA = "edge-conformance/results/v2"
@@ -59,12 +62,53 @@ def fleet_outcome(members: list[dict], quorum: float) -> tuple[str, int, int, in
         return "pass", passing, failing, n
     if (n - failing) < quorum * n - 1e-9:
         return "fail", passing, failing, n
+    return _undecided_status(applicable), passing, failing, n
+
+
+def _undecided_status(applicable: list[dict]) -> str:
+    """A fleet neither rule decides: not-run while sites are pending, not-measured when every undecided
+    site could not be measured, otherwise inconclusive."""
     undecided = [m["status"] for m in applicable if m["status"] not in ("pass", "waived", "fail")]
     if "not-run" in undecided:
-        return "not-run", passing, failing, n
+        return "not-run"
     if undecided and all(s == "not-measured" for s in undecided):
-        return "not-measured", passing, failing, n
-    return "inconclusive", passing, failing, n
+        return "not-measured"
+    return "inconclusive"
+
+
+def is_unsampled(entry: dict) -> bool:
+    """A site of a sampled quorum requirement that is not in its sample (model/sampling.py): nothing was
+    measured there, by design; not a gap in the fleet's verdict, nor something the options left out."""
+    return bool(entry.get("fleet_member")) and entry.get("sampled") is False
+
+
+@dataclass(frozen=True)
+class SampledOutcome:
+    status: str
+    passed: int
+    failed: int
+    undecided: int
+    sample: int  # the members in the sample (those it turned out not to apply to included)
+    lower: float
+    upper: float
+
+
+def sampled_fleet_outcome(members: list[dict], quorum: float, confidence: float) -> SampledOutcome:
+    """The quorum rule of a sampled requirement, over all its per-site results: only the sample's count
+    (`sampled` is not false), judged on the confidence bounds of the fleet's pass share
+    (model/sampling.py judge); what the bounds leave undecided follows fleet_outcome's undecided rules."""
+    sample = [m for m in members if m.get("sampled") is not False]
+    applicable = [m for m in sample if m["status"] not in (NOT_APPLICABLE, *LEGACY_STATUSES)]
+    passing = sum(m["status"] in ("pass", "waived") for m in applicable)
+    failing = sum(m["status"] == "fail" for m in applicable)
+    undecided = len(applicable) - passing - failing
+    census = len(sample) >= len(members)
+    j = S.judge(passing, failing, undecided, quorum, confidence, census=census)
+    if not applicable:
+        status = NOT_APPLICABLE
+    else:
+        status = j.status or _undecided_status(applicable)
+    return SampledOutcome(status, passing, failing, undecided, len(sample), j.lower, j.upper)
 
 
 def counts_toward_verdict(r: dict) -> bool:
