@@ -223,9 +223,8 @@ def _sampled_fleet_fields(fleet: dict, members: list[dict]) -> dict:
     else:
         said = (f"the sample cannot tell at {conf} confidence: between {S.percent_down(o.lower)} and "
                 f"{S.percent_up(o.upper)} of the fleet passes, the quorum is {wanted}")
-    measured = {"sites_passing": {"value": round(share, 4), "unit": "%"}, "sites": {"value": n, "unit": ""},
-                "pass_share_lower": {"value": round(o.lower * 100.0, 4), "unit": "%"},
-                "pass_share_upper": {"value": round(o.upper * 100.0, 4), "unit": "%"}}
+    # the sample's own figures; the bounds on the fleet's share are the `sampling` record's
+    measured = {"sites_passing": {"value": round(share, 4), "unit": "%"}, "sites": {"value": n, "unit": ""}}
     return {"status": o.status, "measured": measured, "message": f"{head}; {said}",
             "advisory": V.is_advisory(str(fleet.get("level")), o.status), "sampling": sampling}
 

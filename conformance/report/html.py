@@ -57,6 +57,7 @@ def _page(results: dict) -> dict:
                          for reason, remedy, group in V.not_measured_groups(
                              [r for r in reqs if V.status(r) == "not-measured"])],
         "rows": rows,
+        "sampled": [{"row": by_identity[id(r)], "outside": outside} for r, _, outside in V.sampled_fleets(results)],
         "sites": sorted({row["site"] for row in rows}),
         "levels": V.LEVELS,
         "statuses": V.statuses_present(results),
@@ -91,6 +92,8 @@ def _row(i: int, r: dict, strict: bool) -> dict:
         "measured": V.measured_items(r),
         "expect": V.expected(r),
         "message": V.message(r),
+        "sampling": V.sampling_text(r),  # a sampled fleet: the sample and its confidence
+        "unsampled": V.is_unsampled(r),  # a site outside a fleet's sample: not run by design
         "source": V.clean(r.get("source")),
         "rationale": V.clean(r.get("rationale")),
         "notes": [V.clean(n) for n in V.as_list(r.get("notes"))],

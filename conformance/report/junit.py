@@ -122,6 +122,8 @@ def _skip_message(r: dict, message: str) -> str:
 def _details(r: dict) -> str:
     lines = [f"measured: {V.fmt_measured(r) or 'nothing'}", f"expected: {V.expected(r) or '?'}",
              f"level: {V.level(r)}"]
+    if V.sampling_text(r):
+        lines.append(f"sampling: {V.sampling_text(r)}")
     if r.get("source"):
         lines.append(f"source: {V.clean(r['source'])}")
     lines.extend(f"note: {V.clean(n)}" for n in V.as_list(r.get("notes")))

@@ -50,6 +50,7 @@ def render_markdown(results: dict) -> str:
     lines += _scope(scope)
     lines += _summary(results)
     lines += _problems(results)
+    lines += _sampled(results)
     lines += _full_table(results)
     lines += _not_applicable(results)
     lines += _worst_latency(results)
@@ -95,8 +96,26 @@ def _problems(results: dict) -> list[str]:
             lines.append(f"- **{text(V.label(r))}** ({V.level(r)}, {V.status(r)}): {text(V.message(r))}")
             lines.append(f"  - measured: {text(V.fmt_measured(r)) or 'nothing'}; "
                          f"expected: {text(V.expected(r)) or '?'}")
+            if V.sampling_text(r):
+                lines.append(f"  - {text(V.sampling_text(r))}")
         lines.append("")
     return lines
+
+
+def _sampled(results: dict) -> list[str]:
+    """Fleet requirements judged on a sample: how big, at what confidence, and the sites it left alone."""
+    fleets = V.sampled_fleets(results)
+    if not fleets:
+        return []
+    lines = [f"## Sampled fleet requirements ({len(fleets)})", "",
+             "Judged on a deterministic sample of their sites at a stated confidence. The sites outside the "
+             "sample were not measured, by design: they are `not-run` and no gap in the verdict.", ""]
+    for r, summary, outside in fleets:
+        quorum = r.get("quorum")
+        wanted = f"; quorum {quorum * 100:g} %" if isinstance(quorum, (int, float)) else ""
+        rest = f"; {outside} sites not in the sample" if outside else ""
+        lines.append(f"- **{text(V.label(r))}** ({V.level(r)}, {V.status(r)}): {text(summary)}{text(wanted)}{rest}")
+    return lines + [""]
 
 
 def _not_measured(reqs: list[dict]) -> list[str]:

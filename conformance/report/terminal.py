@@ -54,6 +54,7 @@ def render_terminal(results: dict, color: bool) -> str:
     out = _scope_lines(results, color)
     out += [_table(results, color), ""]
     out += _result_lines(results, color)
+    out += _sampled_lines(results)
     out += _verdict_lines(results, color)
     return "\n".join(out) + "\n"
 
@@ -79,17 +80,36 @@ def _table(results: dict, color: bool) -> str:
     used = sum(max(len(header) + 2, *map(len, cells)) for header, cells in
                (("requirement@site", labels), ("level", ["should"]), ("status", [w for w, _ in words]))) + 3 * 2
     room = max(WIDTH - used, 20)
-    rows = [[label, V.level(r), _paint(word, key, color), _cut(_line(V.fmt_measured(r)), room)]
+    rows = [[label, V.level(r), _paint(word, key, color), _cut(_line(_measured(r)), room)]
             for label, r, (word, key) in zip(labels, reqs, words)]
     return tabulate(rows, headers=["requirement@site", "level", "status", "measured"], tablefmt="simple",
                     disable_numparse=True)
+
+
+def _measured(r: dict) -> str:
+    """The measured column: a sampled fleet says how it was sampled first; a site outside the sample why
+    nothing is there."""
+    if V.is_unsampled(r):
+        return "(not in the sample)"
+    sampled = V.sampling_text(r)
+    return f"{sampled}; {V.fmt_measured(r)}" if sampled else V.fmt_measured(r)
+
+
+def _sampled_lines(results: dict) -> list[str]:
+    """One line per sampled fleet requirement, whatever its status: the sample and its confidence."""
+    lines = []
+    for r, summary, outside in V.sampled_fleets(results):
+        rest = f" ({outside} sites not in the sample, not measured by design)" if outside else ""
+        lines.append(f"  {_line(V.label(r))} {V.status(r)}: {_line(summary)}{rest}")
+    return [f"sampled ({len(lines)}):", *lines, ""] if lines else []
 
 
 def _result_lines(results: dict, color: bool) -> list[str]:
     """One line per result that did not pass (its message says why, and for a not-measured result what
     would measure it); not-applicable results as one count. At most MAX_LINES."""
     strict = V.strict(results)
-    reqs = [r for r in V.requirements(results) if V.status(r) in _LINE_ORDER]
+    # Sites outside a fleet's sample were not run by design: counted in _sampled_lines, not listed here.
+    reqs = [r for r in V.requirements(results) if V.status(r) in _LINE_ORDER and not V.is_unsampled(r)]
     # Blocking results before advisory ones, then by status, waived last; stable, so in profile order.
     reqs.sort(key=lambda r: (V.status(r) == "waived", not (strict or V.level(r) == "must"),
                              _LINE_ORDER[V.status(r)]))

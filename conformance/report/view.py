@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ..model import results as R
+from ..model import sampling as MS
 from ..model import units as U
 from ..model import verdict as MV
 
@@ -87,6 +88,30 @@ def ended(r: dict) -> tuple[str, str]:
     if not reason:
         reason = message(r)
     return reason, remedy
+
+
+def is_unsampled(r: dict) -> bool:
+    """A site outside a sampled quorum's sample: not run by design, neither a gap nor left out."""
+    return R.is_unsampled(r)
+
+
+def sampling_text(r: dict) -> str:
+    """'sampled 100 of 1,000 sites; pass share >= 96.4 % at 95 % confidence' for the fleet entry of a
+    sampled quorum requirement; '' for any other entry."""
+    if r.get("site") != R.FLEET_SITE or not isinstance(r.get("sampling"), dict):
+        return ""
+    return clean(MS.summary(r["sampling"], status(r)))
+
+
+def sampled_fleets(results: dict) -> list[tuple[dict, str, int]]:
+    """(fleet entry, its sampling text, how many of its sites were outside the sample), in order."""
+    reqs = requirements(results)
+    outside: dict[tuple, int] = {}
+    for r in reqs:
+        if is_unsampled(r):
+            key = (r.get("profile"), r.get("id"))
+            outside[key] = outside.get(key, 0) + 1
+    return [(r, text, outside.get((r.get("profile"), r.get("id")), 0)) for r in reqs if (text := sampling_text(r))]
 
 
 def verdict_word(results: dict) -> str:
@@ -303,7 +328,7 @@ def profile_titles(results: dict) -> list[str]:
 def state_note(results: dict) -> str:
     """'' for a finished run; otherwise why the verdict may be partial."""
     state = results.get("state")
-    not_run = sum(1 for r in requirements(results) if status(r) == "not-run")
+    not_run = sum(1 for r in requirements(results) if status(r) == "not-run" and not is_unsampled(r))
     if state == "interrupted":
         return f"The run was interrupted: {not_run} requirement checks did not run."
     if state == "running":

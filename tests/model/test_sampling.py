@@ -222,7 +222,7 @@ def test_sites_outside_the_sample_are_no_gap():
                                   "lower": 0.970487, "upper": 1.0}
     assert fields["message"] == ("Q fleet: sampled 100 of 1,000 sites (sample: 10 %), 100 pass, 0 fail; pass share "
                                  ">= 97.04 % at 95 % confidence; expected at least 95 %")
-    assert fields["measured"]["pass_share_lower"] == {"value": 97.0487, "unit": "%"}
+    assert fields["measured"] == {"sites_passing": {"value": 100.0, "unit": "%"}, "sites": {"value": 100, "unit": ""}}
     assert S.summary(fields["sampling"], "pass") == "sampled 100 of 1,000 sites; pass share >= 97.04 % at 95 % confidence"
 
 
