@@ -311,7 +311,8 @@ def profiles_explain(ref, requirement):
         if r.quorum is not None:
             click.echo(f"  fleet:     at least {r.quorum * 100:g}% of sites must pass")
         if r.sample is not None:
-            click.echo(f"  sample:    {r.sample.text} of those sites (the same ones every run), the quorum judged "
+            size = f"{r.sample.count:,}" if r.sample.count is not None else r.sample.text
+            click.echo(f"  sample:    {size} of those sites (the same ones every run), the quorum judged "
                        f"at {r.sample.confidence_text} confidence")
         click.echo(f"  rationale: {r.rationale or '-'}")
         click.echo(f"  source:    {r.source or '-'}")

@@ -268,3 +268,17 @@ def test_outside_the_sample_is_told_apart():
     assert not R.is_unsampled({"fleet_member": True})
     assert S.not_in_sample_reason(100, 1000, S.Sampling(share=0.1)) == \
         "not in the sample: 100 of 1,000 sites (sample: 10 %)"
+
+
+def test_profiles_diff_and_explain_show_the_sample(tmp_path):
+    from conformance.model.profile_diff import diff_profiles, render
+    from tests.helpers.cli import run_cli
+
+    (tmp_path / "a.yaml").write_text(REQ + '    sites: "95%"\n    sample: "10%"\n')
+    (tmp_path / "b.yaml").write_text(REQ + '    sites: "95%"\n    sample: 100\n    confidence: "99%"\n')
+    d = diff_profiles(load_profile(str(tmp_path / "a.yaml")), load_profile(str(tmp_path / "b.yaml")))
+    assert "sample: 10 % at 95 % confidence -> 100 sites at 99 % confidence" in render(d)
+    proc = run_cli("profiles", "explain", str(tmp_path / "b.yaml"), "R-1")
+    assert proc.returncode == 0, proc.stderr
+    assert "sample:    100 of those sites (the same ones every run), the quorum judged at 99 % confidence" \
+        in proc.stdout
