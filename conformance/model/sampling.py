@@ -168,7 +168,27 @@ def binomial_sum(lo: int, hi: int, n: int, p: float) -> float:
         return 1.0 if hi == n else 0.0
     lp, lq = math.log(p), math.log1p(-p)
     logc = _log_comb(n)
-    return min(1.0, math.fsum(math.exp(logc[i] + i * lp + (n - i) * lq) for i in range(lo, hi + 1)))
+
+    def term(i: int) -> float:
+        return math.exp(logc[i] + i * lp + (n - i) * lq)
+
+    # The terms rise to the mode and fall after it: start at the term of [lo, hi] nearest the mode and
+    # walk outwards until they no longer count (a fleet-size n then costs tens of terms, not n).
+    start = min(max(int((n + 1) * p), lo), hi)
+    terms = [term(start)]
+    for step in (1, -1):
+        i, total = start + step, terms[0]
+        while lo <= i <= hi:
+            t = term(i)
+            terms.append(t)
+            total += t
+            if t <= total * _NEGLIGIBLE:
+                break
+            i += step
+    return min(1.0, math.fsum(terms))
+
+
+_NEGLIGIBLE = 1e-20  # a term this small beside the sum so far, and all beyond it, change nothing
 
 
 _ITERATIONS = 64  # bisection steps: 2**-64 is below a double's resolution on [0, 1]
