@@ -173,6 +173,16 @@ def test_bounds_against_an_exact_brute_force_sum(x, n, c):
     assert _cdf(x, n, high - eps) > alpha > _cdf(x, n, high + eps)
 
 
+@pytest.mark.parametrize("lo,hi,n,p", [(0, 3, 40, "0.9"), (35, 40, 40, "0.1"), (10, 30, 40, "0.5"), (0, 200, 200, "0.97"),
+                                       (190, 200, 200, "0.97"), (0, 0, 7, "0.3"), (7, 7, 7, "0.3")])
+def test_binomial_sum_is_the_exact_sum(lo, hi, n, p):
+    """Whether the mode lies inside [lo, hi], below or above it, the walk from the mode adds what the
+    exact rational sum gives."""
+    q = Fraction(p)
+    exact = sum(math.comb(n, i) * q ** i * (1 - q) ** (n - i) for i in range(lo, hi + 1))
+    assert S.binomial_sum(lo, hi, n, float(q)) == pytest.approx(float(exact), rel=1e-12, abs=1e-300)
+
+
 def test_binomial_sum_adds_up():
     assert S.binomial_sum(0, 100, 100, 0.37) == pytest.approx(1.0)
     assert S.binomial_sum(97, 100, 100, 0.9) == pytest.approx(float(_tail_at_least(97, 100, Fraction(9, 10))))
