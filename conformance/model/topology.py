@@ -50,6 +50,7 @@ DEFECTS = tuple(WORKLOAD_DEFECTS)
 CENTRAL_DEFECTS = tuple(d for d in DEFECTS if d in WORKLOAD_CENTRAL_DEFECTS)
 CLIENTS = "clients"  # the pseudo-site at the far end of every access link
 MAX_SITES = 1000
+FLEET_CHATTER_SITES = 250  # generated fleets: about this many heartbeats (and config polls) per second at central
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the site process accepts these
 _RANGE = re.compile(r"\[(\d+)-(\d+)\]")
 
@@ -169,13 +170,20 @@ def generated_topology(ref: str) -> str | None:
     if not 1 <= count < MAX_SITES:
         raise ConfigError(None, None, "topology", f"fleet:N takes 1 to {MAX_SITES - 1} stores, got {count}")
     width = len(str(count))
+    # A fleet's stores heartbeat and poll central for config every second; beyond FLEET_CHATTER_SITES
+    # the interval grows with the fleet, so central sees about that many of each per second (as a real
+    # fleet is tuned), up to 4 s: within the naas fleet checks' 5 s and 10 s budgets.
+    interval = min(4.0, math.ceil(2 * count / FLEET_CHATTER_SITES) / 2) if count > FLEET_CHATTER_SITES else None
+    config = (f", config: {{heartbeat_interval_s: {interval:g}, config_poll_interval_s: {interval:g}}}"
+              if interval else "")
     return (f"# fleet:{count}, generated: the fleet-50 topology with {count} stores (links and budgets as "
             "fleet-50.yaml)\n"
             f"name: fleet-{count}\n"
             f"description: Central site and {count} stores with retail WAN links (generated)\n"
             "sites:\n"
             "  - {name: central, role: central, resources: {cpus: 2, memory: 512 MiB}}\n"
-            f"  - {{name: \"store-[{1:0{width}d}-{count}]\", role: edge, resources: {{cpus: 0.25, memory: 64 MiB}}}}\n"
+            f"  - {{name: \"store-[{1:0{width}d}-{count}]\", role: edge, resources: {{cpus: 0.25, memory: 64 MiB}}"
+            f"{config}}}\n"
             "wan: {default_delay: 20 ms, default_jitter: 2 ms, default_loss: 0.1 %, default_rate: 10 Mbit/s}\n"
             "access: {delay: 1 ms, rate: 100 Mbit/s}\n")
 

@@ -318,3 +318,15 @@ def test_fleet_n_is_generated_with_fleet_50_s_links():
     warnings: list[str] = []
     name, text = _topology({"target": {"kind": "emulated", "topology": "fleet-120"}}, warnings)
     assert name == "fleet-120" and b"store-[001-120]" in text and not warnings
+
+
+def test_a_large_generated_fleet_heartbeats_less_often_so_central_sees_the_same_rate():
+    from conformance.model.topology import FLEET_CHATTER_SITES
+
+    assert load_topology(f"fleet:{FLEET_CHATTER_SITES}").sites[1].config == {}   # every second, as fleet-50
+    for count, interval in ((300, 1.5), (500, 2.0), (999, 4.0)):
+        store = load_topology(f"fleet:{count}").sites[1]
+        assert store.config == {"heartbeat_interval_s": interval, "config_poll_interval_s": interval}, count
+        # about FLEET_CHATTER_SITES heartbeats a second, never slower than naas's 5 s registry budget allows
+        assert count / interval <= FLEET_CHATTER_SITES and interval <= 4.0
+    assert load_topology("fleet:999").sites[0].config == {}   # central has nothing to poll
