@@ -219,13 +219,26 @@ def test_a_requirement_for_a_role_the_target_lacks_is_not_measured(edge_run):
     assert run.data["verdict"] == "incomplete"
 
 
-def test_xdist_is_refused_at_start(pytester, edge_run):
+def test_xdist_workers_record_through_the_controller(pytester, edge_run):
     pytest.importorskip("xdist")
-    edge_run([req("REQ-1")])  # writes profile.yaml, target.yaml and the checks
+    edge_run([req("REQ-1"), req("REQ-2", "fail")])  # writes profile.yaml, target.yaml and the checks
     result = pytester.runpytest_subprocess("-p", "no:locust", "-n", "2", "--edge-profile", "profile.yaml",
                                            "--edge-target", "target.yaml", "--edge-out", "out-x", "test_mine.py")
+    data = json.loads((pytester.path / "out-x" / "results.json").read_text())
+    assert result.ret == 1 and data["verdict"] == "non-conformant"
+    assert {e["id"]: e["status"] for e in data["requirements"]} == {"REQ-1": "pass", "REQ-2": "fail"}
+    assert data["scope"]["parallel"] == {"workers": 2, "dist": "loadgroup"}
+    assert data["state"] == "finished"
+
+
+def test_a_distribution_that_would_run_checks_twice_is_refused_at_start(pytester, edge_run):
+    pytest.importorskip("xdist")
+    edge_run([req("REQ-1")])
+    result = pytester.runpytest_subprocess("-p", "no:locust", "-n", "2", "--dist", "each", "--edge-profile",
+                                           "profile.yaml", "--edge-target", "target.yaml", "--edge-out", "out-x",
+                                           "test_mine.py")
     assert result.ret == 2
-    result.stderr.fnmatch_lines(["*pytest-xdist (-n/--dist) is not supported with --edge-profile*"])
+    result.stderr.fnmatch_lines(["*--dist each: checks are spread by site*"])
     assert not (pytester.path / "out-x").exists()  # nothing started, nothing written
 
 
