@@ -2,6 +2,7 @@
 
     python benchmarks/link_fidelity.py [--duration 10] [--rate 200] [--delays 5,20]
                                        [--bandwidths 8000000,10000000] [--bulk-seconds 3]
+                                       [--open-links 1000]
 
 Everything runs on 127.0.0.1: a small TCP server (a child process: echo, sink and source modes),
 the real daemon (`python -m conformance.emulation.linkd`, another child) and the probes here.
@@ -13,7 +14,9 @@ taken in the same run, so the machine's load is in both:
   omission) into HDR histograms in microseconds.  The targets (direct, and one link per delay)
   are probed at the same time, taking turns request by request, so a burst of load from other
   processes hits them all alike (a paired comparison).  Goal for one-way delay d: the added RTT
-  (link minus direct) is within 1 ms of 2d at p50 and within 2 ms of 2d at p99.
+  (link minus direct) is within 1 ms of 2d at p50 and within 2 ms of 2d at p99. With --open-links N,
+  N more links (20 ms, each with a connection open through it) are in linkd during that phase: a
+  fleet's worth of links beside the ones measured.
 * bandwidth: a bulk upload and a bulk download of --bulk-seconds worth of bytes through a link
   capped at each rate.  Goal: achieved rate within 5 % of the cap.
 * throughput: unshaped bulk upload and download for --bulk-seconds, direct and through a link.
@@ -266,6 +269,8 @@ def main() -> int:
     parser.add_argument("--delays", default="5,20", help="one-way delays (ms) to test")
     parser.add_argument("--bandwidths", default="8000000,10000000", help="caps (bit/s) to test")
     parser.add_argument("--bulk-seconds", type=float, default=3.0, help="length of each bulk transfer")
+    parser.add_argument("--open-links", type=int, default=0, help="links (each with an open connection) in "
+                                                                   "linkd beside the measured ones")
     args = parser.parse_args()
     if args.serve:
         _serve()
@@ -297,6 +302,7 @@ def run(args: argparse.Namespace, server_port: int, control: int, linkd: psutil.
             "connections": CONNECTIONS,
             "message_bytes": MESSAGE,
             "bulk_seconds": args.bulk_seconds,
+            "open_links": args.open_links,
         },
     }
 
@@ -306,11 +312,18 @@ def run(args: argparse.Namespace, server_port: int, control: int, linkd: psutil.
     for delay in delays:
         link = api(control, "PUT", f"/links/lat{delay:g}", {"upstream": upstream, "delay_ms": delay})
         targets[f"delay_{delay:g}ms"] = link["listen_port"]
+    beside = []  # a fleet's links, each with a connection open through it
+    for i in range(args.open_links):
+        link = api(control, "PUT", f"/links/open{i}", {"upstream": upstream, "delay_ms": 20})
+        beside.append(socket.create_connection(("127.0.0.1", link["listen_port"]), timeout=5))
     cpu0 = linkd.cpu_times()
     wall0 = time.perf_counter()
     probed, late_sends = probe(targets, args.rate, args.duration)
     cpu1 = linkd.cpu_times()
     wall = time.perf_counter() - wall0
+    for i, sock in enumerate(beside):
+        sock.close()
+        api(control, "DELETE", f"/links/open{i}")
     for delay in delays:
         api(control, "DELETE", f"/links/lat{delay:g}")
     latency: dict = {}

@@ -47,6 +47,7 @@ from . import client, procs, state
 from .backends import BackendUnavailable, UnknownBackend, all_backends, supervisor_class
 
 SUPERVISOR_MODULE = "conformance.emulation.supervise"
+BRING_UP_S_PER_SITE = 0.15  # the least bring-up timeout per site: 150 s for 1,000 sites
 SHUTDOWN_REQUEST_TIMEOUT_S = 5.0
 _live: weakref.WeakSet[Deployment] = weakref.WeakSet()
 
@@ -123,6 +124,9 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
     supervisor running after this process exits (stop it with stop_run or stop_all).
     """
     loaded = apply_defects(load_topology(topology), list(defects))  # every input error, before any process
+    # A thousand sites take about a minute on 2 cores, and longer on a busy runner: the bring-up
+    # budget grows with the deployment (never below what was asked).
+    timeout = max(timeout, BRING_UP_S_PER_SITE * len(loaded.sites))
     try:
         backend_cls = supervisor_class(backend, loaded.reach)
     except UnknownBackend as exc:
