@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conformance.emulation import list_running
+from conformance.emulation.procs import find_labelled
 from conformance.model.paths import suites_dir
 
 CLI = [sys.executable, "-m", "conformance.cli"]
@@ -96,3 +100,32 @@ def test_a_distribution_that_cannot_keep_the_promise_is_refused_before_anything_
     assert done.returncode == 2
     assert "--dist each: checks are spread by site" in done.stdout + done.stderr
     assert {d.run_id for d in list_running()} == before
+
+
+def test_sigterm_ends_a_distributed_run_and_leaves_nothing(tmp_path):
+    """A cancelled CI job: the controller and its workers stop, what was decided is kept, nothing is left."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(CLI + ["run", "--out", str(out), "-n", "2", "--suite", "functional", "--suite", "latency"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:   # until some verdicts are in
+            if (out / "results.json").is_file():
+                decided = [e for e in json.loads((out / "results.json").read_text())["requirements"]
+                           if e["status"] == "pass"]
+                if decided:
+                    break
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)   # as a CI runner cancels a job: the whole group
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    results = json.loads((out / "results.json").read_text())
+    assert proc.returncode == 3, output[-3000:]
+    assert results["state"] == "interrupted" and results["verdict"] == "incomplete"
+    assert any(e["status"] == "pass" for e in results["requirements"])   # what was decided is kept
+    assert not [d for d in list_running() if d.run_id == results["run_id"]]
+    assert not find_labelled(results["run_id"]).get(results["run_id"])
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if "xdist" in " ".join(p.info["cmdline"] or []) and str(out) in " ".join(p.info["cmdline"] or [])]
