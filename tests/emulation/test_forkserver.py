@@ -5,6 +5,7 @@ no site."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import urllib.request
@@ -28,6 +29,16 @@ def answers(port: int) -> bool:
         return reply.status == 200
 
 
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path):
+    """A fork server for the test, stopped at its end whatever happened."""
+    server = F.ForkServer(run_id=RUN_ID, log_path=tmp_path / "forkserver.log", timeout=30)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
 async def start(server: F.ForkServer, tmp_path: Path, name: str):
     return await procs.spawn(site_argv(tmp_path / name, name), run_id=RUN_ID, log_path=tmp_path / f"{name}.log",
                              timeout=30, forkserver=server)
@@ -48,8 +59,7 @@ def test_mode_is_chosen_by_size_and_can_be_forced(monkeypatch):
 
 def test_a_forked_site_is_a_process_of_its_own(tmp_path):
     async def scenario():
-        server = F.ForkServer(run_id=RUN_ID, log_path=tmp_path / "forkserver.log", timeout=30)
-        try:
+        async with serving(tmp_path) as server:
             one, ready_one = await start(server, tmp_path, "one")
             two, ready_two = await start(server, tmp_path, "two")
             assert ready_one["pid"] == one.pid and ready_two["pid"] == two.pid and one.pid != two.pid
@@ -67,8 +77,6 @@ def test_a_forked_site_is_a_process_of_its_own(tmp_path):
             assert answers(ready_two["port"])
             # a stop: SIGTERM ends it cleanly, with status 0
             assert await procs.reap(two) == 0
-        finally:
-            await server.close()
         assert server.server is not None and server.server.returncode is not None
 
     asyncio.run(scenario())
@@ -76,23 +84,19 @@ def test_a_forked_site_is_a_process_of_its_own(tmp_path):
 
 def test_a_site_ends_when_its_life_line_closes(tmp_path):
     async def scenario():
-        server = F.ForkServer(run_id=RUN_ID, log_path=tmp_path / "forkserver.log", timeout=30)
-        try:
+        async with serving(tmp_path) as server:
             site, _ = await start(server, tmp_path, "site")
             os.close(site._stdin_fd)           # what the harness's death does to it
             site._stdin_fd = os.open(os.devnull, os.O_RDONLY)  # something for ended() to close
             assert await asyncio.wait_for(site.wait(), 10) == 0
             assert "stdin closed" in (tmp_path / "site.log").read_text()
-        finally:
-            await server.close()
 
     asyncio.run(scenario())
 
 
 def test_the_sites_outlive_their_fork_server_and_a_new_one_takes_over(tmp_path):
     async def scenario():
-        server = F.ForkServer(run_id=RUN_ID, log_path=tmp_path / "forkserver.log", timeout=30)
-        try:
+        async with serving(tmp_path) as server:
             site, ready = await start(server, tmp_path, "site")
             first_server = server.server
             assert first_server is not None
@@ -105,49 +109,38 @@ def test_the_sites_outlive_their_fork_server_and_a_new_one_takes_over(tmp_path):
             again, ready_again = await start(server, tmp_path, "again")
             assert server.server is not first_server and answers(ready_again["port"])
             await procs.reap(again)
-        finally:
-            await server.close()
 
     asyncio.run(scenario())
 
 
 def test_only_sites_are_forked(tmp_path):
     async def scenario():
-        server = F.ForkServer(run_id=RUN_ID, log_path=tmp_path / "forkserver.log", timeout=30)
-        try:
+        async with serving(tmp_path) as server:
             with pytest.raises(F.ForkServerError, match="sites only"):
                 await server.spawn(procs.module_argv("http.server"), tmp_path / "x.log")
             assert server.server is None       # refused before anything started
-        finally:
-            await server.close()
 
     asyncio.run(scenario())
 
 
 def test_a_child_that_fails_to_start_reports_its_status(tmp_path):
     async def scenario():
-        server = F.ForkServer(run_id=RUN_ID, log_path=tmp_path / "forkserver.log", timeout=30)
-        try:
+        async with serving(tmp_path) as server:
             argv = procs.module_argv("edge_workloads", "--role", "edge", "--name", "x", "--data-dir", str(tmp_path))
             with pytest.raises(procs.SpawnError, match="status 2"):   # --central-url missing: exit 2
                 await procs.spawn(argv, run_id=RUN_ID, log_path=tmp_path / "x.log", timeout=30, forkserver=server)
             assert "--central-url is required" in (tmp_path / "x.log").read_text()
-        finally:
-            await server.close()
 
     asyncio.run(scenario())
 
 
 def test_the_server_is_labelled_as_every_process_of_a_deployment(tmp_path):
     async def scenario():
-        server = F.ForkServer(run_id=RUN_ID, log_path=tmp_path / "forkserver.log", timeout=30)
-        try:
+        async with serving(tmp_path) as server:
             await server._ensure_started()
             assert server.server is not None and psutil.pid_exists(server.server.pid)
             cmd = " ".join(psutil.Process(server.server.pid).cmdline())
             assert "edge_workloads.forkserver" in cmd
             assert server.server.pid in {p.pid for p in procs.find_labelled(RUN_ID).get(RUN_ID, [])}
-        finally:
-            await server.close()
 
     asyncio.run(scenario())
