@@ -291,6 +291,7 @@ def fleet_entry(req: Requirement, population: int) -> dict:
 def not_sampled_entry(req: Requirement, site: Site, sample: int, population: int) -> dict:
     """A site of a sampled quorum that is not in the sample: nothing is measured there (not-run, with
     the reason), and it is no gap in the fleet's verdict (`sampled: false`)."""
+    assert req.sample is not None, "only a sampled requirement leaves sites out of its sample"
     item = entry(req, site, V.Ended("not-run", not_in_sample_reason(sample, population, req.sample)))
     item["fleet_member"] = True
     item["sampled"] = False

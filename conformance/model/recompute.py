@@ -308,7 +308,7 @@ def check_sample(fleet: dict, requirement: Any, members: list[dict]) -> list[str
             problems.append(f"{label}: results say it was not in the sample, but the sample takes it ({rule})")
         elif claimed not in (True, False):
             problems.append(f"{label}: results do not say whether it was in the sample (sampled: true or false)")
-        ended = m.get("ended") if isinstance(m.get("ended"), dict) else {}
+        ended: dict = m["ended"] if isinstance(m.get("ended"), dict) else {}
         if claimed is False and (m.get("status") != "not-run" or ended.get("how") != "not-run" or m.get("measured")):
             problems.append(f"{label}: results say it was not in the sample, yet record a result "
                             f"(status {m.get('status')})")
