@@ -14,7 +14,7 @@ from typing import Any
 
 from ...model.errors import NotMeasured
 from .edgehost import DEFAULT_TIMEOUT, EdgeHost
-from .processes import Proc, Processes, descendants
+from .processes import Proc, Processes, descendants, local_tree
 
 
 def site_hosts(site: Any, params: dict) -> list[EdgeHost]:
@@ -146,6 +146,11 @@ def scope_for(site: Any, params: dict, host: EdgeHost, *, require_site: bool = F
 
 def site_processes(site: Any, host: EdgeHost, scope: Scope) -> tuple[list[Proc], list[str]]:
     """The processes of `scope` on `host`, and notes (a restarted emulated site is followed)."""
+    if scope.kind == "tree" and scope.root is not None and host.uses_psutil:
+        tree = local_tree(scope.root)
+        data_dir = str((site.labels or {}).get("data_dir") or "")
+        if tree and (not data_dir or data_dir in tree[0].cmdline):  # still the site: its tree is enough
+            return tree, []
     procs = Processes.of(host).snapshot()
     notes: list[str] = []
     if scope.kind == "tree":

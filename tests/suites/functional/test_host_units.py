@@ -190,3 +190,39 @@ def test_container_of():
     assert container_of("docker://root@edge-1?timeout=3") == "edge-1"
     assert container_of("ssh://u@h") is None
     assert redact_spec("ssh://u:pw@h") == "ssh://u:***@h"
+
+
+def test_a_local_site_tree_is_read_from_its_own_processes_as_the_whole_table_gives_it(tmp_path):
+    """site_processes reads a local site's tree from its processes alone (a thousand sites make the whole
+    table a second's work per check): the same processes and figures as the table gives, a restarted or
+    recycled pid still followed through the table."""
+    import subprocess
+    import sys
+
+    from conformance.measure.host.site import site_processes
+
+    data_dir = str(tmp_path / "site-data")
+    script = ("import subprocess, sys, time; "
+              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)")
+    site_proc = subprocess.Popen([sys.executable, "-c", script, "--data-dir", data_dir])
+    try:
+        host = EdgeHost("local://")
+        site = SimpleNamespace(labels={"pid": site_proc.pid, "data_dir": data_dir})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:   # until the grandchild is there
+            fast, notes = site_processes(site, host, Scope("tree", "t", root=site_proc.pid))
+            if len(fast) == 2:
+                break
+            time.sleep(0.05)
+        whole = Scope("tree", "t", root=site_proc.pid).select(Processes.of(host).snapshot())
+        assert {p.pid for p in fast} == {p.pid for p in whole} and len(fast) == 2 and notes == []
+        assert all(p.rss and p.cpu is not None and p.cmdline for p in fast)
+        # a pid that is not the site any more (its data dir not on the command line): the whole table decides
+        stranger = SimpleNamespace(labels={"pid": site_proc.pid, "data_dir": str(tmp_path / "other")})
+        procs, notes = site_processes(stranger, host, Scope("tree", "t", root=site_proc.pid))
+        assert procs == [] and "not running" in notes[0]
+    finally:
+        for child in __import__("psutil").Process(site_proc.pid).children(recursive=True):
+            child.kill()
+        site_proc.kill()
+        site_proc.wait()
