@@ -10,8 +10,7 @@ import pytest
 
 from conformance.measure.host.disk import world_readable
 from conformance.measure.host.site import host_label, scope_for, site_data_dir, site_hosts
-from conformance.measure.host.sockets import (DOCKER_DNS_ADDRESS, Listener, Sockets, docker_dns_listener,
-                                              owned_by_site)
+from conformance.measure.host.sockets import DOCKER_DNS_ADDRESS, Listener, docker_dns_listener, site_listeners
 
 # ---------------------------------------------------------------------------------------------
 # security.listening_ports
@@ -58,10 +57,7 @@ def test_listening_ports(edge):
     for host in hosts:
         label = host_label(hosts, host)
         scope = scope_for(edge.site, p, host)
-        socks, notes = Sockets.of(host).listeners()
-        for n in notes:
-            edge.note(n)
-        socks, notes = owned_by_site(edge.site, host, scope, socks)
+        socks, notes = site_listeners(edge.site, host, scope)
         for n in notes:
             edge.note(label + n)
         socks = [s for s in socks if s.proto in protos]

@@ -17,7 +17,8 @@ from conformance.measure.host.package import Package
 from conformance.measure.host.processes import LocalProcesses, ProcProcesses, Processes, PsProcesses
 from conformance.measure.host.service import (OpenRCService, Service, SysvService, SystemdService,
                                               UpstartService)
-from conformance.measure.host.sockets import CommandSockets, LocalSockets, Sockets
+from conformance.measure.host.site import Scope
+from conformance.measure.host.sockets import CommandSockets, LocalSockets, Sockets, site_listeners
 from conformance.measure.host.sysctl import Sysctl, as_number, same_value
 from conformance.model.errors import MeasurementError
 
@@ -231,6 +232,49 @@ def test_sockets_through_ss_then_netstat():
     infra.answers = {"ss -ltun": (1, ""), "netstat -ltunp": (0, netstat)}
     socks, notes = Sockets.of(host).listeners()
     assert [(s.port, s.pid, s.process) for s in socks] == [(80, 9, "nginx")] and notes == []
+
+
+def _listening_child(tmp_path, name):
+    """A child that listens on a TCP port of its own (and its parent, to be a process tree)."""
+    import subprocess
+    import sys
+    import time
+
+    ready = tmp_path / f"{name}.port"
+    code = ("import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+            "open(sys.argv[1], 'w').write(str(s.getsockname()[1])); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ready)])
+    for _ in range(500):
+        if ready.exists() and ready.read_text():
+            return proc, int(ready.read_text())
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError("the listening child did not start")
+
+
+def test_a_local_site_sockets_are_read_from_its_own_processes_only(tmp_path, monkeypatch):
+    import psutil
+
+    site_proc, site_port = _listening_child(tmp_path, "site")
+    neighbour, neighbour_port = _listening_child(tmp_path, "neighbour")
+    try:
+        # beside a thousand sites the whole machine's socket table costs a second per check: not read
+        def whole_table(*args, **kwargs):
+            raise AssertionError("the whole machine's socket table was read for one site")
+        monkeypatch.setattr(psutil, "net_connections", whole_table)
+        host = EdgeHost("local://", prefer_psutil=True)
+        site = SimpleNamespace(name="s1", labels={"pid": site_proc.pid})
+        socks, notes = site_listeners(site, host, Scope("tree", "site process tree", root=site_proc.pid))
+        assert [(s.proto, s.port, s.pid) for s in socks] == [("tcp", site_port, site_proc.pid)], socks
+        assert neighbour_port not in {s.port for s in socks} and notes == []
+        site_proc.kill()
+        site_proc.wait()
+        with pytest.raises(MeasurementError, match="no process of site process tree is running"):
+            site_listeners(site, host, Scope("tree", "site process tree", root=site_proc.pid))
+    finally:
+        for p in (site_proc, neighbour):
+            p.kill()
+            p.wait()
 
 
 # ---------------------------------------------------------------------------------------------
