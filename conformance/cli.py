@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .completion import complete_profile, complete_suite, complete_target, complete_topology
 from .model import results as R
 from .model.errors import ConfigError
 
@@ -67,7 +68,7 @@ def _sigterm_as_interrupt() -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="edge-conformance")
+@click.version_option(__version__, "-V", "--version", prog_name="edge-conformance")
 def main() -> None:
     """Check an edge deployment against edge-computing requirement profiles.
 
@@ -84,15 +85,16 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--profile", "-p", "profiles", multiple=True, metavar="NAME|PATH",
+@click.option("--profile", "-p", "profiles", multiple=True, metavar="NAME|PATH", shell_complete=complete_profile,
               help="Requirement profile (shipped name or YAML path); repeatable. Default: edge-baseline.")
 @click.option("--target", "-t", default="emulated", show_default=True, metavar="PATH|emulated[:TOPOLOGY]",
+              shell_complete=complete_target,
               help="Target file of a real deployment, or an emulated one brought up for this run.")
 @click.option("--inventory", "-i", type=click.Path(path_type=Path), metavar="FILE|DIR",
               help="Ansible inventory (INI or YAML) whose hosts are the sites, instead of --target: groups "
                    "central/regional/edge or edge_conformance_role give the roles (docs/real-targets.md). "
                    "Needs ansible-core (the `ansible` extra).")
-@click.option("--suite", "-s", "suites", multiple=True, metavar="SUITE",
+@click.option("--suite", "-s", "suites", multiple=True, metavar="SUITE", shell_complete=complete_suite,
               help="Only run these suites (functional, latency, ...); repeatable.")
 @click.option("--site", "sites", multiple=True, metavar="NAME|ROLE", help="Only check these sites; repeatable.")
 @click.option("--requirement", "-r", "requirements", multiple=True, metavar="ID",
@@ -230,7 +232,7 @@ def profiles_list():
 
 
 @profiles.command("show")
-@click.argument("ref", metavar="NAME|PATH")
+@click.argument("ref", metavar="NAME|PATH", shell_complete=complete_profile)
 @_friendly_errors
 def profiles_show(ref):
     """Show a profile's requirements (with inherited ones resolved).
@@ -252,7 +254,7 @@ def profiles_show(ref):
 
 
 @profiles.command("validate")
-@click.argument("refs", nargs=-1, required=True, metavar="NAME|PATH...")
+@click.argument("refs", nargs=-1, required=True, metavar="NAME|PATH...", shell_complete=complete_profile)
 @_friendly_errors
 def profiles_validate(refs):
     """Validate profiles strictly; the first problem is printed as file:line: field: message.
@@ -269,7 +271,7 @@ def profiles_validate(refs):
 
 
 @profiles.command("explain")
-@click.argument("ref", metavar="PROFILE|REQUIREMENT-ID")
+@click.argument("ref", metavar="PROFILE|REQUIREMENT-ID", shell_complete=complete_profile)
 @click.argument("requirement", required=False, metavar="[REQUIREMENT-ID]")
 @_friendly_errors
 def profiles_explain(ref, requirement):
@@ -364,7 +366,7 @@ def profiles_diff(a, b):
 
 
 @profiles.command("coverage")
-@click.argument("refs", nargs=-1, metavar="[NAME|PATH...]")
+@click.argument("refs", nargs=-1, metavar="[NAME|PATH...]", shell_complete=complete_profile)
 @click.option("--tests", "extra", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
               help="Also scan these test files or directories (your own custom.* checks); repeatable.")
 @_friendly_errors
@@ -448,7 +450,7 @@ def emulate() -> None:
 
 
 @emulate.command("up")
-@click.argument("topology", default="retail", metavar="[TOPOLOGY]")
+@click.argument("topology", default="retail", metavar="[TOPOLOGY]", shell_complete=complete_topology)
 @click.option("--detach", is_flag=True, help="Return once it is up and leave it running (stop with `emulate down`).")
 @click.option("--defect", "defects", multiple=True, metavar="[SITE:]DEFECT", help="Switch on a defect; repeatable.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),

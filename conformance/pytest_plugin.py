@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from .engine import ini
 from .engine.loadspread import load_spread_of
 from .engine.parallel import ENTRY_ATTR, WORKER_INPUT, WORKER_OUTPUT
 from .engine.shard import parse_shard
@@ -271,6 +272,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # `edge-conformance run` brings an emulated deployment up itself and hands pytest its target file:
     # these tell the plugin what that file came from, so the scope records it (nothing is applied).
     group.addoption("--edge-emulated-from", default=None, help=argparse_suppress())
+    ini.add_ini(parser)  # edge_<option> in pytest.ini / pyproject.toml: defaults for the options above
 
 
 def argparse_suppress() -> str:
@@ -353,7 +355,9 @@ def run_plugin(config: pytest.Config) -> EdgePlugin | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(name): the edge-conformance check this test implements")
     _block_locust(config)
+    ini.apply_ini(config)
     if not config.getoption("--edge-profile"):
+        _refuse_options_without_profile(config)
         return
     role = _xdist_role(config)  # before anything is started: a refused distribution must not leak a deployment
     _select_suites(config)  # before anything is started: a bad --edge-suite must not leak a deployment
@@ -367,6 +371,16 @@ def pytest_configure(config: pytest.Config) -> None:
         from .engine import xdist_hooks
 
         xdist_hooks.register(config, plugin)
+
+
+def _refuse_options_without_profile(config: pytest.Config) -> None:
+    """--edge-target (or any run option) without --edge-profile would collect nothing and say only "no
+    tests ran": name what is missing instead."""
+    given = [o.option for o in ini.INI_OPTIONS if o.option != "--edge-profile" and ini.given(config, o)]
+    if given:
+        raise pytest.UsageError(f"{given[0]} needs --edge-profile: name the requirement profile(s) to check, e.g. "
+                                "--edge-profile edge-baseline (`edge-conformance profiles list` shows them), "
+                                "or edge_profile in pytest.ini")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -399,6 +413,7 @@ class EdgePlugin:
         self.scope: dict = {}  # what narrowed or changed the run (results.json "scope"; engine/plan.py)
         self.plan: Plan = Plan(cases={}, entries=[])
         self.reports = not config.getoption("--edge-no-reports")
+        self.writes = False  # results.json and reports (not on a pytest-xdist worker, nor with --collect-only)
         self.allow_faults = bool(config.getoption("--edge-allow-faults"))
         self.load_spread: dict = {}  # LoadConfig fields the run's load options set (load_spread_of)
         self.implemented: set[str] = set()  # checks some collected test implements
@@ -430,7 +445,10 @@ class EdgePlugin:
             given = self.config.workerinput[WORKER_INPUT] if self.role == "worker" else {}
             run_id = given.get("run_id") or opt("--edge-run-id") or new_run_id()
             out_dir = Path(given.get("out_dir") or opt("--edge-out") or Path.cwd() / "edge-results" / run_id)
-            if self.role != "worker":  # a worker's controller holds it, and writes every file there
+            # --collect-only lists what would run: it measures nothing, so it writes nothing (no lock, no
+            # results.json, no reports) and leaves --out as it was.
+            self.writes = self.role != "worker" and not self.config.option.collectonly
+            if self.writes:  # a worker's controller holds it, and writes every file there
                 # Held until the reports are written (sessionfinish); re-entrant under `edge-conformance run`.
                 stack.callback(outlock.release, outlock.acquire(out_dir, run_id, option="--edge-out"))
 
@@ -465,7 +483,7 @@ class EdgePlugin:
             # The values of the variables the target (and the profiles' params) refer to, read now: no file
             # or line of this run holds them (model/secrets.py). A credential too short to redact is refused.
             secrets.check_lengths(self.target)
-            self.record = RunRecord(None if given else out_dir / "results.json", run_id,
+            self.record = RunRecord(out_dir / "results.json" if self.writes else None, run_id,
                                     [p.summary() for p in self.profiles],
                                     self.target.redacted(),
                                     {**record_options(self.scope, target_ref),
@@ -656,6 +674,9 @@ class EdgePlugin:
             self.config.workeroutput[WORKER_OUTPUT] = worker_output(self)
             self.close()
             return
+        if not self.writes:  # --collect-only: nothing was measured, pytest's own exit status stands
+            self.close()
+            return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         try:
             self.record.finish("interrupted" if interrupted else "finished")
@@ -679,6 +700,11 @@ class EdgePlugin:
         from .report.terminal import render_terminal
 
         tr = terminalreporter
+        if not self.writes:
+            planned = sum(len(cases) for cases in self.plan.cases.values())
+            tr.write_line(f"edge-conformance: --collect-only: nothing measured and nothing written "
+                          f"({planned} requirement@site cases planned)")
+            return
         tr.section("edge-conformance")
         tr.write(secrets.redact(render_terminal(self.record.data, color=tr.hasmarkup), self.record.secrets) + "\n")
         tr.write_line(f"results: {self.record.path}")

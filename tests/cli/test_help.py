@@ -46,8 +46,27 @@ def test_console_script_and_version():
     assert exe, "the edge-conformance console script is not installed"
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, env=cli_env(), timeout=60)
     assert proc.returncode == 0 and "edge-conformance run" in proc.stdout
-    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, env=cli_env(), timeout=60)
-    assert proc.returncode == 0 and "edge-conformance" in proc.stdout
+    for flag in ("--version", "-V"):
+        proc = subprocess.run([exe, flag], capture_output=True, text=True, env=cli_env(), timeout=60)
+        assert proc.returncode == 0 and proc.stdout.startswith("edge-conformance, version"), (flag, proc.stderr)
+
+
+def _complete(*words: str) -> list[tuple[str, str]]:
+    """What the shell's completion gets for the last word (click's bash protocol: "type,value" lines)."""
+    env = {**cli_env(), "_EDGE_CONFORMANCE_COMPLETE": "bash_complete",
+           "COMP_WORDS": " ".join(("edge-conformance",) + words), "COMP_CWORD": str(len(words))}
+    proc = subprocess.run([shutil.which("edge-conformance")], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return [tuple(line.split(",", 1)) for line in proc.stdout.splitlines()]
+
+
+def test_shell_completion_offers_profiles_topologies_and_suites():
+    assert ("plain", "retail") in _complete("run", "--profile", "ret")
+    assert ("plain", "naas") in _complete("profiles", "explain", "n")
+    assert ("file", "my") in _complete("run", "--profile", "my")  # the user's own YAML: the shell's files
+    assert ("plain", "emulated:satcom") in _complete("run", "--target", "emulated:s")
+    assert {("plain", "satcom"), ("plain", "ssh-lab")} <= set(_complete("emulate", "up", "s"))
+    assert _complete("run", "--suite", "lat") == [("plain", "latency")]
 
 
 def test_bad_arguments_exit_2():

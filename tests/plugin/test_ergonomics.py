@@ -1,0 +1,75 @@
+"""pytest ergonomics: defaults in pytest.ini, a missing --edge-profile named, --collect-only writes nothing."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import yaml
+
+from tests.plugin.sandbox import CHECKS, FAST, SITES, req
+
+
+def _files(pytester):
+    (pytester.path / "profile.yaml").write_text(yaml.safe_dump(
+        {"id": "mine", "version": "1", "title": "Mine", "requirements": [req("REQ-1", "pass")]}, sort_keys=False))
+    (pytester.path / "target.yaml").write_text(yaml.safe_dump({"name": "lab", "sites": SITES}, sort_keys=False))
+    test_file = pytester.path / "test_mine.py"
+    test_file.write_text(textwrap.dedent(CHECKS))
+    return test_file
+
+
+def test_defaults_come_from_pytest_ini_relative_to_it_and_the_command_line_wins(pytester, monkeypatch):
+    test_file = _files(pytester)
+    pytester.makeini("""
+        [pytest]
+        edge_profile = profile.yaml
+        edge_target = target.yaml
+        edge_out = out
+        edge_site = site-a
+        edge_strict = true
+    """)
+    sub = pytester.path / "deeper" / "down"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)  # relative paths are the ini file's, wherever pytest runs from
+    result = pytester.runpytest_inprocess("-p", "no:locust", *FAST, "--edge-no-reports", str(test_file))
+    data = json.loads((pytester.path / "out" / "results.json").read_text())
+    assert result.ret == 0, result.stdout.str()
+    assert data["verdict"] == "conformant"
+    assert data["options"]["strict"] is True and data["scope"]["sites"] == ["site-a"]
+
+    other = pytester.path / "other"
+    result = pytester.runpytest_inprocess("-p", "no:locust", *FAST, "--edge-no-reports", "--edge-out", str(other),
+                                          str(test_file))
+    assert result.ret == 0 and (other / "results.json").exists()
+
+
+def test_a_bad_ini_value_is_named_with_its_file_and_key(pytester):
+    test_file = _files(pytester)
+    ini = pytester.makeini("""
+        [pytest]
+        edge_profile = profile.yaml
+        edge_load_workers = many
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:locust", *FAST, str(test_file))
+    assert result.ret == 4  # pytest's usage error
+    result.stderr.fnmatch_lines([f"*{ini}: edge_load_workers: expected a whole number, got 'many'*"])
+
+
+def test_a_target_without_a_profile_names_what_is_missing(pytester):
+    test_file = _files(pytester)
+    result = pytester.runpytest_inprocess("-p", "no:locust", *FAST, "--edge-target", "target.yaml", str(test_file))
+    assert result.ret == 4, result.stdout.str()
+    result.stderr.fnmatch_lines(["*--edge-target needs --edge-profile*edge-conformance profiles list*"])
+
+
+def test_collect_only_lists_the_cases_and_writes_nothing(pytester):
+    test_file = _files(pytester)
+    out = pytester.path / "out"
+    result = pytester.runpytest_inprocess("-p", "no:locust", *FAST, "--edge-profile", "profile.yaml",
+                                          "--edge-target", "target.yaml", "--edge-out", str(out), "--collect-only",
+                                          "-q", str(test_file))
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_x[[]REQ-1@site-a[]]*",
+                                 "*--collect-only: nothing measured and nothing written (1 requirement@site cases*"])
+    assert not out.exists()
