@@ -69,11 +69,18 @@ def moments(histogram: HdrHistogram) -> tuple[float, float]:
     total = histogram.get_total_count()
     if not total:
         return 0.0, 0.0
-    buckets = [(histogram._hdr_median_equiv_value(histogram.get_value_from_index(i)), c)
+    buckets = [(median_equivalent_value(histogram, histogram.get_value_from_index(i)), c)
                for i, c in enumerate(histogram.counts[:]) if c]
     mean = sum(v * c for v, c in buckets) / total
     variance = sum((v - mean) ** 2 * c for v, c in buckets) / total
     return mean, math.sqrt(variance)
+
+
+def median_equivalent_value(histogram: HdrHistogram, value: int) -> int:
+    """The middle of the bucket `value` falls in: the value hdrh's own mean stands each count for
+    (its private `_hdr_median_equiv_value`), from the public bucket bounds."""
+    low = histogram.get_lowest_equivalent_value(value)
+    return low + ((histogram.get_highest_equivalent_value(value) - low + 1) >> 1)
 
 
 def encode(histogram: HdrHistogram) -> str:
