@@ -469,12 +469,15 @@ def emulate_up(topology, detach, defects, state_dir, timeout, backend):
       edge-conformance emulate up edge-stack --backend docker --detach
       pytest --edge-target <the printed target file> --edge-profile edge-baseline
       edge-conformance emulate down RUN_ID
-    Topologies: retail, iot, satcom, mec, fleet-50, edge-stack (docker), or a YAML file.
+    Topologies: retail, iot, satcom, mec, urllc, fleet-50, fleet:N (any size), edge-stack and ssh-lab
+    (docker), or a YAML file.
     """
     from .emulation import start_deployment
 
+    from .report.progress import bring_up_printer
+
     dep = start_deployment(topology, state_dir=state_dir, defects=list(defects), timeout=timeout,
-                           detach=detach, keep=state_dir is not None, backend=backend)
+                           detach=detach, keep=state_dir is not None, backend=backend, progress=bring_up_printer())
     click.echo(f"run id:      {dep.run_id}\nbackend:     {backend}\ntarget file: {dep.target_file}\n"
                f"control:     {dep.control_url}")
     if detach:

@@ -44,6 +44,7 @@ from .model import verdict as V
 from .model.errors import ConfigError, Inconclusive, MeasurementError, NotApplicable, NotMeasured
 from .model.profile import Profile
 from .model.target import Target, check_site_selectors
+from .report.progress import bring_up_printer
 
 MARKER = "edge_check"
 CASE_ARG = "_edge_case"
@@ -345,6 +346,7 @@ def _select_suites(config: pytest.Config) -> None:
 
 
 PLUGIN_NAME = "edge-conformance-run"  # the EdgePlugin of this run, in config.pluginmanager
+PROGRESS_NAME = "edge-conformance-progress"  # its live progress (report/progress.py), on the controller
 
 
 def run_plugin(config: pytest.Config) -> EdgePlugin | None:
@@ -465,6 +467,7 @@ class EdgePlugin:
                 target_ref, run_id=run_id, profiles=self.profiles, backend=opt("--edge-backend"),
                 defects=[] if emulated_from else opt("--edge-defect"), inventory=inventory,
                 deploy_probes=bool(opt("--edge-deploy-probes")) and not given, probe_log_dir=out_dir / "probes",
+                progress=None if given else bring_up_printer(),
                 **({"lab_probes": False} if given else {}))
             try:
                 self.target = stack.enter_context(target_cm)
@@ -553,6 +556,12 @@ class EdgePlugin:
         d = V.decide(case.requirement, case.site.name, ended=ended)
         self.record.update(case.requirement.profile, case.requirement.id, case.site.name, status=d.status,
                            message=d.message, advisory=d.advisory, ended=ended.to_dict())
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.role != "worker":  # pytest's terminal reporter exists by now
+            from .report import progress
+
+            progress.register(self.config, PROGRESS_NAME, lambda text: secrets.redact(text, self.record.secrets))
 
     # -- collection --------------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -664,6 +673,9 @@ class EdgePlugin:
                   "not-applicable": "-", "not-run": "r"}[status]
         category = {"pass": "passed", "fail": "failed"}.get(status, status)
         word = {"pass": "PASSED", "fail": "FAILED"}.get(status, status.upper())
+        progress = config.pluginmanager.get_plugin(PROGRESS_NAME)
+        if progress is not None and progress.letters_hidden:  # its lines say it (report/progress.py)
+            letter = ""
         return category, letter, word + advisory
 
     # -- end of the run ----------------------------------------------------------------------------
@@ -706,7 +718,10 @@ class EdgePlugin:
                           f"({planned} requirement@site cases planned)")
             return
         tr.section("edge-conformance")
-        tr.write(secrets.redact(render_terminal(self.record.data, color=tr.hasmarkup), self.record.secrets) + "\n")
+        # A terminal's own width; a CI log or a file gets the table's default (report/terminal.py WIDTH).
+        width = config.get_terminal_writer().fullwidth if sys.stdout.isatty() else None
+        text = render_terminal(self.record.data, color=tr.hasmarkup, **({"width": width} if width else {}))
+        tr.write(secrets.redact(text, self.record.secrets) + "\n")
         tr.write_line(f"results: {self.record.path}")
 
 
@@ -787,6 +802,7 @@ def _apply_to_report(item: pytest.Item, report, d: V.Decision, known: dict[str, 
     item.stash[_STATUS] = d
     report.edge_status = d.status
     report.edge_advisory = d.advisory or not blocking_allowed
+    report.edge_message = secrets.redact(d.message, known)  # the live progress's reason line
     outcome = PYTEST_OUTCOME[d.status]
     # known: the run's secret values; what pytest prints of the result holds none of them either
     message = secrets.redact(d.message, known)

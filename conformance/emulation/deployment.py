@@ -36,6 +36,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -116,12 +117,15 @@ class Deployment:
 
 def start_deployment(topology: str, state_dir: Path | None = None, run_id: str | None = None,
                      defects: list[str] | tuple[str, ...] = (), timeout: float = 60.0, *,
-                     backend: str = "local", keep: bool = False, detach: bool = False) -> Deployment:
+                     backend: str = "local", keep: bool = False, detach: bool = False,
+                     progress: Callable[[dict[str, Any]], None] | None = None) -> Deployment:
     """Bring up `topology` (built-in name or YAML path) and return when every site is healthy.
 
     Bad topologies and defect specs raise ConfigError before anything starts; a failed bring-up
     raises EmulationError after everything started so far has been removed. `detach` leaves the
-    supervisor running after this process exits (stop it with stop_run or stop_all).
+    supervisor running after this process exits (stop it with stop_run or stop_all). `progress` is
+    called with each bring-up progress report ({"phase": "started"|"healthy", "done", "total",
+    "topology"}; report/progress.py bring_up_printer shows them).
     """
     loaded = apply_defects(load_topology(topology), list(defects))  # every input error, before any process
     # A thousand sites take about a minute on 2 cores, and longer on a busy runner: the bring-up
@@ -160,7 +164,7 @@ def start_deployment(topology: str, state_dir: Path | None = None, run_id: str |
                             stdout=subprocess.PIPE, stderr=stderr_file or subprocess.DEVNULL,
                             env=procs.child_env(run_id), start_new_session=True, close_fds=True)
     try:
-        ready = _read_ready(proc, timeout + 15.0)  # the supervisor enforces `timeout` itself
+        ready = _read_ready(proc, timeout + 15.0, progress)  # the supervisor enforces `timeout` itself
     except BaseException:  # Ctrl-C while waiting: the supervisor must not finish bringing it up
         _abandon(proc, run_id)
         if stderr_file is not None:
@@ -191,14 +195,28 @@ def _abandon(proc: subprocess.Popen, run_id: str) -> None:
     _sweep(run_id)
 
 
-def _read_ready(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
-    """The supervisor's one JSON line, or a synthetic failure if it died or stayed silent."""
+def _read_ready(proc: subprocess.Popen, timeout: float,
+                progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The supervisor's ready line, or a synthetic failure if it died or stayed silent. The progress
+    lines before it ({"progress": {...}}) go to `progress`."""
     deadline = time.monotonic() + timeout
     buf = b""
     fd = proc.stdout.fileno()
     with selectors.DefaultSelector() as sel:
         sel.register(fd, selectors.EVENT_READ)
-        while b"\n" not in buf:
+        while True:
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    return {"ready": False, "error": f"supervisor printed {line[:200]!r} instead of a ready line"}
+                if not isinstance(message, dict):
+                    return {"ready": False, "error": f"bad ready line {message!r}"}
+                if "progress" not in message:
+                    return message
+                if progress is not None and isinstance(message["progress"], dict):
+                    progress(message["progress"])
             left = deadline - time.monotonic()
             if left <= 0:
                 return {"ready": False, "error": f"supervisor gave no ready line within {timeout:g} s"}
@@ -208,11 +226,6 @@ def _read_ready(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
             if not chunk:
                 return {"ready": False, "error": f"supervisor exited with status {proc.wait()} before it was ready"}
             buf += chunk
-    try:
-        message = json.loads(buf.split(b"\n", 1)[0])
-    except ValueError:
-        return {"ready": False, "error": f"supervisor printed {buf[:200]!r} instead of a ready line"}
-    return message if isinstance(message, dict) else {"ready": False, "error": f"bad ready line {message!r}"}
 
 
 def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:

@@ -44,12 +44,13 @@ from . import pki, procs, state
 from .backends import BackendUnavailable
 from .common import emit, log, utc_now
 from .linkctl import Linkd, LinkdError
-from .site import EXITED, Site
+from .site import EXITED, STARTING, STOPPED, Site
 
 DEFAULT_TIMEOUT_S = 60.0
 HEALTH_POLL_S = 0.1
 HEALTH_REQUEST_TIMEOUT_S = 5.0
 RESTART_START_TIMEOUT_S = 30.0
+PROGRESS_EVERY_S = 1.0  # bring-up progress lines on stdout, before the ready line
 
 
 class BringUpError(RuntimeError):
@@ -193,12 +194,35 @@ class Supervisor(ABC):
         started = time.monotonic()
         await self._start_control_api()
         self.mgmt = await asyncio.to_thread(self._prepare_mgmt)  # before any site starts
-        await self._start_sites()
-        for s in self.sites.values():
-            s.start_timeout = RESTART_START_TIMEOUT_S
-        # Leave a second of the budget to report which sites are unhealthy, and why.
-        await self._wait_healthy(started + self.timeout - 1.0)
+        reporter = asyncio.get_running_loop().create_task(self._report_progress())
+        try:
+            await self._start_sites()
+            for s in self.sites.values():
+                s.start_timeout = RESTART_START_TIMEOUT_S
+            self._phase = "healthy"
+            # Leave a second of the budget to report which sites are unhealthy, and why.
+            await self._wait_healthy(started + self.timeout - 1.0)
+        finally:
+            reporter.cancel()
+        self._emit_progress()
         log(f"{len(self.sites)} sites and {len(self.links)} links up in {time.monotonic() - started:.1f} s")
+
+    _phase = "started"  # bring-up: sites started, then sites healthy (the progress lines)
+    _healthy = 0  # sites whose health checks have all answered
+
+    async def _report_progress(self) -> None:
+        """A progress line (before the ready line) every PROGRESS_EVERY_S while the sites come up: a
+        thousand sites take a minute, and the harness shows how far they are."""
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            self._emit_progress()
+
+    def _emit_progress(self) -> None:
+        total = len(self.topology.sites)
+        done = self._healthy if self._phase == "healthy" else \
+            sum(1 for s in self.sites.values() if s.state not in (STARTING, STOPPED))
+        emit({"progress": {"phase": self._phase, "done": min(done, total), "total": total,
+                           "topology": self.topology.name}})
 
     @abstractmethod
     async def _start_sites(self) -> None:
@@ -223,9 +247,20 @@ class Supervisor(ABC):
                            f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}{s.health_path}"))
         connector = aiohttp.TCPConnector(force_close=True, limit=32)
         timeout = aiohttp.ClientTimeout(total=HEALTH_REQUEST_TIMEOUT_S)
+        answered: dict[str, int] = {}
+
+        async def poll(what: str, url: str, session: aiohttp.ClientSession) -> str | None:
+            problem = await _poll_health(session, url, deadline)
+            site = what.split(" (", 1)[0]
+            answered[site] = answered.get(site, 0) + 1
+            if not problem and answered[site] == 2:  # direct and through its access link
+                self._healthy += 1
+            return problem
+
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            problems = await asyncio.gather(*(_poll_health(session, url, deadline) for _, url in checks),
+            problems = await asyncio.gather(*(poll(what, url, session) for what, url in checks),
                                             *(_until_exited(s, deadline) for s in exits))
+        self._healthy += len(exits)
         checks += [(f"{s.name} (exits-after-start)", "") for s in exits]
         bad = [f"{what}: {problem}" for (what, _), problem in zip(checks, problems) if problem]
         if bad:

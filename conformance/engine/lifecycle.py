@@ -11,7 +11,7 @@ one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..model.errors import ConfigError
@@ -38,12 +38,15 @@ def topology_for(ref: str, profiles: list) -> str:
 def open_target(ref: str, *, run_id: str, profiles: list, backend: str = "local",
                 defects: list[str] | None = None, state_dir: Path | None = None,
                 inventory: str | None = None, deploy_probes: bool = False,
-                probe_log_dir: Path | None = None, lab_probes: bool = True) -> Iterator[Target]:
+                probe_log_dir: Path | None = None, lab_probes: bool = True,
+                progress: Callable[[dict], None] | None = None) -> Iterator[Target]:
     """The target for the length of the run. An SSH lab (topology reach: ssh) gets its probes deployed
     here, without --deploy-probes, once the registry confirms this harness started it; `lab_probes`
-    False leaves that to whoever opens the lab's target file next (`run` hands it to pytest)."""
+    False leaves that to whoever opens the lab's target file next (`run` hands it to pytest). `progress`
+    hears how far an emulated deployment's bring-up is (emulation/deployment.py start_deployment)."""
     with _opened(ref, run_id=run_id, profiles=profiles, backend=backend, defects=defects, state_dir=state_dir,
-                 inventory=inventory, deploy_probes=deploy_probes, probe_log_dir=probe_log_dir) as target:
+                 inventory=inventory, deploy_probes=deploy_probes, probe_log_dir=probe_log_dir,
+                 progress=progress) as target:
         if not (target.lab and lab_probes):
             yield target
             return
@@ -62,7 +65,7 @@ def open_target(ref: str, *, run_id: str, profiles: list, backend: str = "local"
 @contextlib.contextmanager
 def _opened(ref: str, *, run_id: str, profiles: list, backend: str, defects: list[str] | None,
             state_dir: Path | None, inventory: str | None, deploy_probes: bool,
-            probe_log_dir: Path | None) -> Iterator[Target]:
+            probe_log_dir: Path | None, progress: Callable[[dict], None] | None = None) -> Iterator[Target]:
     if deploy_probes and not reached_by_ssh(ref, profiles):
         # the reference workloads on the real sites, for the run (engine/probes.py)
         if inventory or is_emulated_ref(ref):
@@ -99,7 +102,7 @@ def _opened(ref: str, *, run_id: str, profiles: list, backend: str, defects: lis
         raise ConfigError(None, None, "--target", f"{EMULATED_PREFIX} targets are not available in this "
                                                   "build (conformance.emulation is missing)") from None
     deployment = start_deployment(topology, state_dir=state_dir, run_id=run_id, defects=list(defects or []),
-                                  backend=backend)  # raises EmulationError if it cannot come up
+                                  backend=backend, progress=progress)  # EmulationError if it cannot come up
     try:
         yield load_target(deployment.target_file)
     finally:

@@ -16,6 +16,7 @@ from ..model.paths import suites_dir
 from ..model.profile import load_profile
 from ..model.target import check_site_selectors, is_emulated_ref, load_target
 from ..model.waivers import load_waivers
+from ..report.progress import bring_up_printer
 from . import outlock
 from .inventory import load_inventory
 from .lifecycle import open_target, reached_by_ssh
@@ -134,6 +135,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
     paths = [] if opts.suites else [str(root)]
     args = ["-c", str(root / "pytest.ini"), "--rootdir", str(root), "-p", "no:locust",
             "--import-mode=importlib", "--tb=no", "-rN", "--no-header",
+            # the run's progress lines replace pytest's dots and its [nn%] column (report/progress.py)
+            "-o", "console_output_style=classic",
             # testinfra may already be imported (target validation), so pytest cannot rewrite it.
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
             *(["--edge-inventory", str(opts.inventory)] if opts.inventory else ["--edge-target", opts.target]),
@@ -212,7 +215,8 @@ def _run_locked(opts: RunOptions, run_id: str, out_dir: Path, profiles: list) ->
     try:
         target_cm = open_target(opts.target, run_id=run_id, profiles=profiles, backend=opts.backend,
                                 defects=opts.defects, inventory=str(opts.inventory) if opts.inventory else None,
-                                lab_probes=False)  # pytest's plugin deploys an SSH lab's probes
+                                lab_probes=False,  # pytest's plugin deploys an SSH lab's probes
+                                progress=bring_up_printer())
         target = target_cm.__enter__()
     except ConfigError:
         raise

@@ -49,10 +49,12 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 1)] + "..."
 
 
-def render_terminal(results: dict, color: bool) -> str:
+def render_terminal(results: dict, color: bool, width: int = WIDTH) -> str:
+    """`width`: the terminal's columns (WIDTH for a log or a file); the table's measured column gets what
+    the others leave of it."""
     # V.clean strips escape sequences: target text must not be able to drive the user's terminal.
     out = _scope_lines(results, color)
-    out += [_table(results, color), ""]
+    out += [_table(results, color, width), ""]
     out += _result_lines(results, color)
     out += _sampled_lines(results)
     out += _verdict_lines(results, color)
@@ -68,18 +70,18 @@ def _scope_lines(results: dict, color: bool) -> list[str]:
     return lines + [""]
 
 
-def _table(results: dict, color: bool) -> str:
+def _table(results: dict, color: bool, width: int = WIDTH) -> str:
     reqs = V.requirements(results)
     if not reqs:
         return "(no requirement results)"
     strict = V.strict(results)
-    labels = [_cut(_line(V.label(r)), LABEL_WIDTH) for r in reqs]
+    labels = [_cut(_line(V.label(r)), min(LABEL_WIDTH, max(width // 3, 16))) for r in reqs]
     words = [_status_word(r, strict) for r in reqs]
-    # The measured column gets what is left of WIDTH. tabulate makes a column as wide as its widest
+    # The measured column gets what is left of the width. tabulate makes a column as wide as its widest
     # cell or its header plus two, and puts two spaces between columns.
     used = sum(max(len(header) + 2, *map(len, cells)) for header, cells in
                (("requirement@site", labels), ("level", ["should"]), ("status", [w for w, _ in words]))) + 3 * 2
-    room = max(WIDTH - used, 20)
+    room = max(width - used, 12)
     rows = [[label, V.level(r), _paint(word, key, color), _cut(_line(_measured(r)), room)]
             for label, r, (word, key) in zip(labels, reqs, words)]
     return tabulate(rows, headers=["requirement@site", "level", "status", "measured"], tablefmt="simple",

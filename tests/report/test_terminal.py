@@ -3,6 +3,8 @@ reason; coloured only on request, immune to escape sequences from a target."""
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 from conformance.report import terminal as T
@@ -130,14 +132,15 @@ def test_huge_runs_are_capped_with_a_pointer_to_the_summary():
     assert "verdict: NON-CONFORMANT: 1500 musts failed (1500 fail)" in out
 
 
-def test_table_fits_in_120_columns(non_conformant):
+@pytest.mark.parametrize("width", [None, 100, 80])
+def test_table_fits_the_terminal_width(non_conformant, width):
     non_conformant["requirements"][0]["measured"] = {f"metric_{i}": {"value": i * 1.5, "unit": "ms"}
                                                     for i in range(40)}
     non_conformant["requirements"][1]["site"] = "a-very-long-site-name-" * 5
-    lines = render_terminal(non_conformant, color=False).splitlines()
+    lines = render_terminal(non_conformant, color=False, **({"width": width} if width else {})).splitlines()
     table = lines[lines.index(next(line for line in lines if line.startswith("requirement@site"))):]
     table = table[:table.index("")]
-    assert max(len(line) for line in table) <= T.WIDTH
+    assert max(len(line) for line in table) <= (width or T.WIDTH)  # a log or a file: T.WIDTH (120)
     assert any(line.endswith("...") for line in table)
 
 
