@@ -7,7 +7,9 @@ A metric's bad direction comes from the requirement's expectation: for `p99 <= 2
 are shown but never regress on their own. A change is a regression when it goes the bad way by more
 than the tolerance (relative, `10%`, or absolute, `2 ms`; per metric with `p99=5%`) and by more than the
 noise floor, a share of the expectation's limit (default 2 %: a health probe going from 1 ms to 3 ms
-against a 500 ms limit is noise, a p99 going from 9 ms to 14 ms against 20 ms is not). A status that
+against a 500 ms limit is noise, a p99 going from 9 ms to 14 ms against 20 ms is not), and, for a
+percentile with its raw histogram in both runs, by more than the two runs' own sampling noise: when
+their 95 % confidence intervals overlap it is "within noise", not a regression (noise.py). A status that
 gets worse (pass -> fail, pass -> error ...) is a regression whatever the numbers. A result of BASE that
 NEW does not have is a regression too, and so is a must that a partial NEW left out (--requirement,
 --suite, -k ...) unless `accept_partial`; new results are listed.
@@ -40,6 +42,7 @@ from ..model.verdict import left_out_by_scope
 from ..report import view as V
 from ..report.markdown import cell, text
 from ..report.writer import check_document, parse_results
+from . import noise
 
 DEFAULT_TOLERANCE = "10%"
 DEFAULT_NOISE = 0.02
@@ -61,8 +64,8 @@ SKIP_SPLIT = ("skip", "not-applicable", "not-measured")
 # more than one refusal would, and keeps compare usable on a profile that dropped a requirement (one
 # regression row each, to accept by taking NEW as the new base).
 REGRESSIONS = ("worse", "removed", "left-out", "regression")
-KIND_ORDER = {"worse": 0, "removed": 1, "left-out": 2, "regression": 3, "new": 4, "better": 5, "improvement": 6,
-              "changed": 7, "metric-added": 8, "metric-removed": 8, "same": 9}
+KIND_ORDER = {"worse": 0, "removed": 1, "left-out": 2, "regression": 3, "noise": 4, "new": 4, "better": 5,
+              "improvement": 6, "changed": 7, "metric-added": 8, "metric-removed": 8, "same": 9}
 _LEVEL_ORDER = {"must": 0, "should": 1, "may": 2}
 _TOL = re.compile(r"^\s*(?:(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)\s*=\s*)?(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>\S*)\s*$")
 
@@ -181,7 +184,11 @@ def _no_constant(name: str) -> Any:
 def _slim_result(d: dict) -> dict:
     # object_hook: called for every object, innermost first; a result is an object with these three
     if "status" in d and "id" in d and "site" in d:
-        return {k: d[k] for k in RESULT_FIELDS if k in d}
+        slim = {k: d[k] for k in RESULT_FIELDS if k in d}
+        hist = noise.histogram_of(d)  # the raw histogram a percentile's noise band is read from
+        if hist is not None:
+            slim["raw"] = {"latency": {"histogram": hist[0], "unit": hist[1]}}
+        return slim
     return d
 
 
@@ -424,7 +431,7 @@ def locate(text: str, path: tuple) -> int | None:
 
 @dataclass(slots=True)
 class Row:
-    kind: str  # worse | removed | left-out | regression | new | better | improvement | changed | metric-* | same
+    kind: str  # worse|removed|left-out|regression|noise|new|better|improvement|changed|metric-*|same
     id: str
     site: str
     level: str
@@ -614,16 +621,37 @@ def _metric_rows(key: tuple, b: dict, n: dict, default: Tolerance, per: dict[str
             kind = "changed"
         else:
             kind = "regression" if bad else "improvement"
+        within = _within_noise(b, n, metric, bv[1], dim) if kind == "regression" else None
         if tol.absolute is not None:
             score = abs(delta) / tol.absolute if tol.absolute else math.inf
         else:
             score = abs(rel) / tol.relative if tol.relative else math.inf
+        change = _pct(rel) if base_b else ("" if not delta else _pct(math.inf))
+        if within:
+            kind, change = "noise", f"{change} {within}"
         rows.append(Row(kind, base=U.format_value(*bv), new=U.format_value(new_in_base_unit, bv[1]),
-                        change=_pct(rel) if base_b else ("" if not delta else _pct(math.inf)),
+                        change=change,
                         base_value=bv[0], new_value=new_in_base_unit, unit=bv[1],
                         relative=None if math.isinf(rel) else rel, tolerance=tol.text,
                         score=min(score, 1e9), **common))
     return rows
+
+
+def _within_noise(b: dict, n: dict, metric: str, unit: str, dim: str) -> str | None:
+    """"(within noise: ...)" when the two runs' histograms cannot tell the percentiles apart (noise.py)."""
+    found = noise.bands(b, n, metric)
+    if found is None or not noise.overlap(found[0], found[1]):
+        return None
+    base_band, new_band, hist_unit = found
+
+    def shown(x: noise.Band) -> str:
+        try:
+            low, high = (U.from_base(U.to_base(v, hist_unit, dim), unit, dim) for v in (x.low, x.high))
+        except U.UnitError:
+            return "?"
+        return f"{U.format_value(low, unit)}-{U.format_value(high, unit)}"
+    return (f"(within noise: 95 % intervals from {base_band.samples} and {new_band.samples} samples overlap, "
+            f"base {shown(base_band)}, new {shown(new_band)})")
 
 
 def _status_row(key: tuple, bs: str, ns: str, n: dict) -> Row:
@@ -729,7 +757,7 @@ def compare_runs(base: dict, new: dict, tolerances: list[str] | tuple[str, ...] 
 _FLAG = {"worse": "REGRESSION", "regression": "REGRESSION", "removed": "REGRESSION (missing)",
          "left-out": "REGRESSION (left out)", "new": "new",
          "better": "better", "improvement": "improved", "changed": "changed", "metric-added": "new metric",
-         "metric-removed": "metric gone", "same": "within tolerance"}
+         "metric-removed": "metric gone", "same": "within tolerance", "noise": "within noise"}
 
 
 def render_markdown(c: Comparison, show_all: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import json
 
 import pytest
@@ -108,3 +109,49 @@ def test_hostile_text_cannot_break_the_table():
     new = _results(_req("A|<b>x</b>", p99=(50.0, "ms")))
     md = C.render_markdown(C.compare_runs(base, new))
     assert "A\\|&lt;b>x&lt;/b>@store-1" in md
+
+
+def _latency_run(seed, scale=1.0, n=1300, run_id="r"):
+    """A latency result as the latency suite records it: percentiles, samples and the raw histogram of a
+    healthy store (a log-normal around 3 ms with a tail), `scale` times slower."""
+    import random
+
+    from conformance.measure.latency.histogram import encode, new_histogram
+
+    rnd, hist = random.Random(seed), new_histogram()
+    for _ in range(n):
+        hist.record_value(int(scale * rnd.lognormvariate(math.log(3000), 0.45)))
+    ms = {m: hist.get_value_at_percentile(q) / 1000.0 for m, q in (("p50", 50.0), ("p99", 99.0))}
+    entry = _req("LAT-01", expect="p50 <= 10 ms and p99 <= 20 ms", p50=(ms["p50"], "ms"), p99=(ms["p99"], "ms"),
+                 samples=(n, ""))
+    entry["raw"] = {"latency": {"histogram": encode(hist), "unit": "us"}}
+    return _results(entry, run_id=run_id)
+
+
+def test_a_percentile_that_moves_within_the_runs_own_noise_is_not_a_regression():
+    runs = {seed: _latency_run(seed, run_id=f"r{seed}") for seed in range(12)}
+    p99 = {seed: r["requirements"][0]["measured"]["p99"]["value"] for seed, r in runs.items()}
+    base, new = min(p99, key=p99.get), max(p99, key=p99.get)  # the two healthy runs furthest apart
+    assert p99[new] > 1.1 * p99[base]  # beyond the default 10 %: a regression by tolerance alone
+    c = C.compare_runs(runs[base], runs[new])
+    row = next(r for r in c.rows if r.metric == "p99")
+    assert row.kind == "noise" and not c.regressions, row
+    assert "within noise: 95 % intervals from 1300 and 1300 samples overlap" in row.change
+    assert "| within noise | LAT-01@store-1 | must | p99 |" in C.render_markdown(c)
+    # the CLI reads the runs slimmed (raw measurements dropped as they are parsed): the histograms stay
+    slim = [json.loads(json.dumps(runs[seed]), object_hook=C._slim_result) for seed in (base, new)]
+    assert [r.kind for r in C.compare_runs(*slim).rows if r.metric == "p99"] == ["noise"]
+    # without the histograms only the tolerance is left: the same pair is a regression
+    for run in slim:
+        del run["requirements"][0]["raw"]
+    assert [r.metric for r in C.compare_runs(*slim).regressions] == ["p99"]
+
+
+def test_a_real_slowdown_is_still_a_regression_and_no_histogram_means_tolerance_alone():
+    base, slower = _latency_run(1), _latency_run(2, scale=1.5)
+    c = C.compare_runs(base, slower)
+    assert {r.metric for r in c.regressions} == {"p50", "p99"}  # intervals far apart
+    for run in (base, slower):
+        del run["requirements"][0]["raw"]
+    no_raw = C.compare_runs(base, slower)
+    assert {r.metric for r in no_raw.regressions} == {"p50", "p99"}
