@@ -427,7 +427,7 @@ class EdgePlugin:
     # -- lifetime ----------------------------------------------------------------------------------
     def open(self) -> None:
         """Load the profiles and waivers, lock the output directory, open the target and plan the run."""
-        from .engine import lifecycle, outlock
+        from .engine import lifecycle, outdir, outlock
         from .engine.record import RunRecord, new_run_id
         from .model.profile import load_profile
         from .model.waivers import load_waivers, split_active
@@ -446,13 +446,15 @@ class EdgePlugin:
                 self.waivers, expired = split_active(load_waivers(opt("--edge-waivers")))
             given = self.config.workerinput[WORKER_INPUT] if self.role == "worker" else {}
             run_id = given.get("run_id") or opt("--edge-run-id") or new_run_id()
-            out_dir = Path(given.get("out_dir") or opt("--edge-out") or Path.cwd() / "edge-results" / run_id)
+            out_dir = Path(given.get("out_dir") or opt("--edge-out") or outdir.default_out_dir(run_id))
             # --collect-only lists what would run: it measures nothing, so it writes nothing (no lock, no
             # results.json, no reports) and leaves --out as it was.
             self.writes = self.role != "worker" and not self.config.option.collectonly
             if self.writes:  # a worker's controller holds it, and writes every file there
                 # Held until the reports are written (sessionfinish); re-entrant under `edge-conformance run`.
                 stack.callback(outlock.release, outlock.acquire(out_dir, run_id, option="--edge-out"))
+                if not (opt("--edge-out") or opt("--edge-run-id")):  # `run` points it itself
+                    outdir.point_latest(out_dir)
 
             inventory = opt("--edge-inventory")
             if inventory and opt("--edge-target"):

@@ -18,6 +18,7 @@ from ..model.target import check_site_selectors, is_emulated_ref, load_target
 from ..model.waivers import load_waivers
 from ..report.progress import bring_up_printer
 from . import outlock
+from .outdir import default_out_dir, point_latest
 from .inventory import load_inventory
 from .lifecycle import open_target, reached_by_ssh
 from .loadspread import load_spread_of
@@ -199,10 +200,12 @@ class TargetUnavailable(Exception):
 def run(opts: RunOptions) -> RunOutcome:
     validate_inputs(opts)
     run_id = new_run_id()
-    out_dir = Path(opts.out) if opts.out else Path.cwd() / "edge-results" / run_id
+    out_dir = Path(opts.out) if opts.out else default_out_dir(run_id)
     profiles = [load_profile(ref) for ref in opts.profiles]
     # Before anything starts: an unwritable --out, or one another run is writing into, is one line.
     lock = outlock.acquire(out_dir, run_id)
+    if not opts.out:
+        point_latest(out_dir)  # ./edge-results/latest: this run, from its start
     try:
         return _run_locked(opts, run_id, out_dir, profiles)
     finally:

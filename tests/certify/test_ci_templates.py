@@ -97,6 +97,18 @@ def test_github_workflow_and_action():
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"].startswith("always()") and "report.html" in upload["with"]["path"]
+    # JUnit as a check run, pip's cache, the output directory only through $EDGE_OUT
+    junit = next(s for s in steps if s.get("uses", "").startswith("mikepenz/action-junit-report@"))
+    assert junit["if"].startswith("always()") and junit["with"]["report_paths"] == "${{ env.EDGE_OUT }}/junit.xml"
+    assert wf["permissions"]["checks"] == "write"
+    setup = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["with"]["cache"] == "pip"
+    text = GITHUB_WORKFLOW.read_text(encoding="utf-8")
+    assert text.count("edge-results") == 1  # its one definition: EDGE_OUT
+    # the comparison gates: no pipe that would hide compare's exit code, and the last step reads it
+    compare = next(s for s in steps if s.get("id") == "compare")
+    assert "| tee" not in compare["run"] and "exit-code=$code" in compare["run"]
+    assert "steps.compare.outputs.exit-code" in str(steps[-1]) and "exit 1" in steps[-1]["run"]
 
     action = _yaml(GITHUB_ACTION)
     assert action["runs"]["using"] == "composite"
@@ -109,7 +121,9 @@ def test_gitlab_reports():
     ci = _yaml(GITLAB)
     job = ci["edge-conformance"]
     assert job["artifacts"]["when"] == "always"
-    assert job["artifacts"]["reports"] == {"junit": "edge-results/junit.xml", "metrics": "edge-results/metrics.txt"}
+    assert job["artifacts"]["reports"] == {"junit": "$EDGE_OUT/junit.xml", "metrics": "$EDGE_OUT/metrics.txt"}
+    assert job["script"][0] == 'rm -rf "$EDGE_OUT"'  # never an older run's reports
+    assert GITLAB.read_text(encoding="utf-8").count("edge-results") == 1
     assert set(ci["stages"]) >= {job["stage"], ci["edge-conformance-compare"]["stage"]}
 
 
@@ -127,6 +141,9 @@ def test_jenkinsfile_structure():
     for step in ("junit(", "archiveArtifacts(", "publishHTML("):
         assert step in code
     assert "NoSuchMethodError" in code  # works without the HTML Publisher plugin
+    # the output directory is emptied before the run: a refused run (exit 2) publishes no older junit.xml
+    assert code.index("dir(env.EDGE_OUT) { deleteDir() }") < code.index("edge-conformance\" run")
+    assert code.count("edge-results") == 1
 
 
 def test_every_command_the_templates_run_exists():

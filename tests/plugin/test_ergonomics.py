@@ -73,3 +73,18 @@ def test_collect_only_lists_the_cases_and_writes_nothing(pytester):
     result.stdout.fnmatch_lines(["*test_x[[]REQ-1@site-a[]]*",
                                  "*--collect-only: nothing measured and nothing written (1 requirement@site cases*"])
     assert not out.exists()
+
+
+def test_without_an_output_directory_the_run_goes_to_edge_results_and_latest_follows(pytester):
+    test_file = _files(pytester)
+    seen: set = set()
+    for _ in range(2):
+        result = pytester.runpytest_inprocess("-p", "no:locust", *FAST, "--edge-profile", "profile.yaml",
+                                              "--edge-target", "target.yaml", "--edge-no-reports", str(test_file))
+        assert result.ret == 0, result.stdout.str()
+        runs = {p for p in (pytester.path / "edge-results").iterdir() if p.name != "latest"}
+        (newest,) = runs - seen  # the run that just ended
+        seen = runs
+        latest = pytester.path / "edge-results" / "latest"
+        assert latest.resolve() == newest.resolve() and (latest / "results.json").is_file()
+    assert len(seen) == 2
