@@ -403,21 +403,25 @@ def profiles_coverage(refs, extra):
 
 
 @main.command()
-@click.argument("results_file", metavar="RESULTS.json", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("results_file", metavar="RESULTS.json|RUN_DIR", type=click.Path(path_type=Path))
 @click.option("--format", "-f", "fmt", type=click.Choice(["junit", "md", "html", "terminal", "all"]),
               default="terminal", show_default=True)
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Write to this file (or directory with --format all) instead of standard output.")
 @_friendly_errors
 def report(results_file, fmt, out):
-    """Re-render reports from a results.json.
+    """Re-render reports from a results.json (or a run's output directory).
 
     \b
     Examples:
       edge-conformance report edge-results/20261126T1200Z-ab12cd/results.json --format md
+      edge-conformance report edge-results/latest --format md
       edge-conformance report results.json --format all --out reports/
     """
     from .report import writer
+
+    if results_file.is_dir():
+        results_file = results_file / "results.json"
 
     if out and fmt != "all":  # refused before the work: a directory, a FIFO, the results file itself
         writer.check_output_path(out, protect=[results_file])

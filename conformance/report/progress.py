@@ -5,8 +5,8 @@ Instead of pytest's dots, the user sees where the run is and why a result did no
 - on a terminal, one status line rewritten in place (done/total, elapsed, an estimate of the time
   left, the current suite and requirement@site), with a line above it for every result that is not a
   pass;
-- when the output is not a terminal, or in CI (`CI` set), plain lines: one when a suite starts, one for
-  every result that is not a pass, and a progress line at most every PLAIN_EVERY_S seconds.
+- when the output is not a terminal, or in CI (`CI` set), plain lines: one when a suite first starts,
+  one for every result that is not a pass, and a progress line at most every PLAIN_EVERY_S seconds.
 
 This is with -q, as `edge-conformance run` calls pytest. Without -q, pytest's own file names and dots
 (or its -v lines) stay, and the header and the reason lines are added to them. Bring-up of an emulated
@@ -90,6 +90,7 @@ class LiveProgress:
         self.redact = redact
         self.estimate = Estimate()
         self.suite = ""
+        self.suites_seen: set[str] = set()
         self.current = ""
         self.last_plain = 0.0
         self.status_shown = False
@@ -116,8 +117,9 @@ class LiveProgress:
     def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
         suite, case = where(nodeid)
         self.current = case
-        if suite != self.suite:
-            self.suite = suite
+        self.suite = suite
+        if suite not in self.suites_seen:  # once per suite (under -n the workers' suites interleave)
+            self.suites_seen.add(suite)
             if self.quiet and not self.live:
                 self._line(f"edge-conformance: {self.estimate.text()} {suite}")
         self._status()

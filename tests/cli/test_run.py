@@ -70,6 +70,19 @@ def test_run_conformant_exit_0(tmp_path, http_url):
     assert proc.returncode == 1
 
 
+def test_run_without_out_writes_under_edge_results_and_latest_names_it(tmp_path, http_url):
+    profile = write_profile(tmp_path / "p.yaml", [
+        "{id: R-OK, title: healthy, level: must, check: functional.http, params: {path: /health}, "
+        "expect: status == 200}"])
+    target = write_target(tmp_path / "t.yaml", {"api": http_url})
+    proc = run_cli("run", "-p", profile, "-t", target, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    latest = tmp_path / "edge-results" / "latest"
+    data = json.loads((latest / "results.json").read_text(encoding="utf-8"))
+    assert latest.is_symlink() and latest.resolve().name == data["run_id"]
+    assert run_cli("report", "edge-results/latest", "--format", "md", cwd=tmp_path).returncode == 0
+
+
 def test_requirement_option_checks_only_those_ids(tmp_path, http_url):
     profile = write_profile(tmp_path / "p.yaml", [
         "{id: R-OK, title: healthy, level: must, check: functional.http, params: {path: /health}, "

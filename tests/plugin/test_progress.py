@@ -104,3 +104,21 @@ def test_bring_up_progress_lines_come_before_the_ready_line(capsys):
         show(p)
     assert capsys.readouterr().err.splitlines() == ["edge-conformance: bringing up t: 1/3 sites started",
                                                     "edge-conformance: bringing up t: 3/3 sites healthy"]
+
+
+def test_interleaved_suites_under_xdist_print_one_line_each_not_one_per_check(monkeypatch):
+    from types import SimpleNamespace
+
+    from conformance.report.progress import LiveProgress
+
+    lines = []
+    tr = SimpleNamespace(write_line=lines.append, rewrite=lambda *a, **k: None)
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: tr),
+                             option=SimpleNamespace(verbose=-1))
+    monkeypatch.setattr(sys, "stdout", open(os.devnull, "w"))  # not a terminal: plain lines
+    progress = LiveProgress(config, redact=str)
+    progress.pytest_xdist_node_collection_finished(None, [f"s/test.py::t[R{i}@s{i}]" for i in range(100)])
+    for i in range(100):
+        progress.pytest_runtest_logstart(f"{('security', 'functional')[i % 2]}/test_x.py::t[R@s{i}]", ("", 0, ""))
+        progress.pytest_runtest_logreport(SimpleNamespace(when="teardown", nodeid="x", outcome="passed"))
+    assert [line.split("] ")[-1] for line in lines[1:]] == ["0:00 security", "0:00 functional"]
