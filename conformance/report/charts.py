@@ -51,6 +51,7 @@ def _style(colors=(_BLUE, _ORANGE, _RED, _GREEN)) -> Style:
 
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _THRESHOLD_STROKE = {"width": 2, "dasharray": "6, 4"}
+_SERVICE_STROKE = {"width": 2, "dasharray": "2, 3"}
 
 
 def _strip_scripts_and_comments(root):
@@ -109,24 +110,33 @@ def latency_chart(r: dict) -> str | None:
     hist = L.decode(raw.get("histogram"))
     if hist is None:
         return None
-    series = [("latency", L.spectrum(hist, raw.get("unit")), _BLUE)]
+    latency = L.spectrum(hist, raw.get("unit"))
+    series = [("latency", latency, _BLUE, None)]
     service = L.decode(raw.get("service_histogram"))
     if service is not None:
-        series.append(("service time (uncorrected)", L.spectrum(service, raw.get("unit")), _ORANGE))
+        service_points = L.spectrum(service, raw.get("unit"))
+        if service_points == latency:  # nothing was corrected: one line, named for both
+            series = [("latency (= service time: no request waited)", latency, _BLUE, None)]
+        else:  # dashed, so that where the two meet the corrected latency still shows
+            series.append(("service time (uncorrected)", service_points, _ORANGE, _SERVICE_STROKE))
     threshold = _number(raw.get("threshold_us"))
     threshold_ms = threshold / 1000.0 if threshold and threshold > 0 else None
-    values = [max(ms, _FLOOR_MS) for _, points, _ in series for _, ms in points] + [threshold_ms or _FLOOR_MS]
-    colors = [color for _, _, color in series] + [_RED]
+    values = [max(ms, _FLOOR_MS) for _, points, _, _ in series for _, ms in points] + [threshold_ms or _FLOOR_MS]
+    colors = [color for _, _, color, _ in series] + [_RED]
+    # The x axis ends at the data (the sample count decides how many nines it resolves), not at 99.999 %.
+    nines = max(x for _, points, _, _ in series for x, _ in points)
     chart = _chart(
         pygal.XY, f"{label(r)}: latency by percentile", logarithmic=True, style=_style(colors),
-        x_title="percentile", y_title="latency (ms)",
-        x_labels=[10.0 ** n for n in range(int(L.MAX_NINES) + 1)], y_labels=_log_labels(min(values), max(values)),
+        x_title="percentile", y_title="latency (ms)", xrange=(1.0, 10.0 ** nines),
+        x_labels=[10.0 ** n for n in range(int(math.floor(nines + 1e-9)) + 1)],
+        y_labels=_log_labels(min(values), max(values)),
         x_value_formatter=_percentile_label, value_formatter=lambda v: f"{v:.3g} ms",
     )
-    for name, points, _ in series:
-        chart.add(name, [(10.0 ** x, max(ms, _FLOOR_MS)) for x, ms in points])
+    for name, points, _, stroke in series:
+        extra = {"stroke_style": stroke} if stroke else {}
+        chart.add(name, [(10.0 ** x, max(ms, _FLOOR_MS)) for x, ms in points], **extra)
     if threshold_ms:
-        right = 10.0 ** max(x for _, points, _ in series for x, _ in points)
+        right = 10.0 ** nines
         chart.add(f"threshold {threshold_ms:g} ms", [(1.0, threshold_ms), (right, threshold_ms)],
                   stroke_style=_THRESHOLD_STROKE)
     return _render(chart)
@@ -159,7 +169,10 @@ def timeseries_chart(r: dict) -> str | None:
     rows = [row for row in rows if _number(row.get("t")) is not None]
     if not rows:
         return None
-    rows = _thin(sorted(rows, key=lambda row: row["t"]))
+    rows = _whole_seconds(sorted(rows, key=lambda row: row["t"]))
+    if not rows:
+        return None
+    rows = _thin(rows)
     chart = _chart(pygal.XY, f"{label(r)}: load over time", x_title="time (s)", include_x_axis=True,
                    y_title="requests/s", value_formatter=lambda v: f"{v:.3g}")
     series = [("throughput (rps)", _points(rows, "t", "rps"), False),
@@ -167,6 +180,13 @@ def timeseries_chart(r: dict) -> str | None:
     if any(_number(row.get("errors_per_s")) for row in rows):
         series.append(("errors/s", _points(rows, "t", "errors_per_s"), False))
     return _render_series(chart, series)
+
+
+def _whole_seconds(rows: list[dict]) -> list[dict]:
+    """The seconds of the run that were measured whole. The first and the last second of a run are
+    partial (the load started or stopped inside them): drawn, they look like dips that never happened
+    (22 and 28 rps in a steady 50 rps run). With three rows or fewer there is nothing to leave out."""
+    return rows[1:-1] if len(rows) > 3 else rows
 
 
 def _render_series(chart, series: list[tuple[str, list, bool]]) -> str | None:

@@ -68,6 +68,7 @@ def _page(results: dict) -> dict:
         "profiles": [_profile(p) for p in V.as_list(results.get("profiles"))],
         "target": _target(results),
         "host": _host(results),
+        "calibration_histogram": V.clean(V.as_dict(results.get("calibration")).get("histogram") or ""),
         "options": _options(results),
     }
 
@@ -171,7 +172,8 @@ def _host(results: dict) -> list[tuple[str, str]]:
     if isinstance(mem, (int, float)) and mem > 0:
         facts.append(("memory", f"{mem / 1024 ** 3:.1f} GiB"))
     calibration = V.as_dict(results.get("calibration"))
-    facts += [(f"calibration {V.clean(k)}", V.fmt_value(v)) for k, v in calibration.items()]
+    # The encoded histogram is data, not a fact to read: a collapsed section of its own (calibration_histogram).
+    facts += [(f"calibration {V.clean(k)}", V.fmt_value(v)) for k, v in calibration.items() if k != "histogram"]
     return facts
 
 

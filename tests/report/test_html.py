@@ -265,3 +265,50 @@ def test_options_not_given_are_not_shown(non_conformant):
     options = dict(re.findall(r"<tr><th>option ([^<]+)</th><td>([^<]*)</td></tr>", html))
     assert options == {"strict": "False", "sites": "store-1", "backend": "process"}
     assert "all" not in options.values() and "none" not in options.values()
+
+
+def _chart_of(html: str, title_part: str) -> str:
+    return next(svg for svg in re.findall(r"<svg.*?</svg>", html, re.S) if title_part in svg)
+
+
+def test_the_service_time_line_is_dashed_or_merged_with_the_latency_line(with_raw):
+    first = _chart_of(render_html(with_raw), "latency by percentile")
+    assert "service time (uncorrected)" in first and "stroke-dasharray:2,3" in first
+    lat = with_raw["requirements"][0]["raw"]["latency"]
+    lat["service_histogram"] = lat["histogram"]  # nothing corrected: the two spectra are the same
+    one = _chart_of(render_html(with_raw), "latency by percentile")
+    assert "service time (uncorrected)" not in one and "latency (= service time: no request waited)" in one
+
+
+def _x_axis_labels(svg: str) -> list[str]:
+    axis = svg[svg.find('<g class="axis x"'):]
+    axis = axis[:axis.find('<g class="axis y')]
+    return re.findall(r'<text [^>]*>([^<]+)</text>', axis)
+
+
+def test_the_percentile_axis_ends_where_the_data_do(with_raw):
+    svg = _chart_of(render_html(with_raw), "latency by percentile")  # 20,000 samples: up to 99.995 %
+    ticks = [t for t in _x_axis_labels(svg) if t.endswith("%")]
+    assert ticks == ["0%", "90%", "99%", "99.9%", "99.99%"]  # not on to 99.999 %
+
+
+def test_the_partial_first_and_last_seconds_of_a_load_run_are_not_drawn(with_raw):
+    r = with_raw["requirements"][2]
+    r["raw"]["timeseries"] = [{"t": float(t), "rps": rps, "p95_ms": 10.0} for t, rps in
+                              enumerate([22.0, 50.0, 50.0, 50.0, 50.0, 28.0])]
+    svg = _chart_of(render_html(with_raw), "load over time")
+    lines = re.findall(r'<path d="M([^"]*)" class="line reactive nofill"', svg)
+    ys = {round(float(xy.split()[1]), 3) for line in lines for xy in re.findall(r"[0-9.]+ [0-9.]+", line)}
+    assert len(lines) == 2 and all(len(re.findall(r"[0-9.]+ [0-9.]+", line)) == 4 for line in lines), lines
+    assert len(ys) == 1  # a flat 50 rps line (and a flat p95): no dip at either end
+
+
+def test_no_encoded_data_in_the_page_and_the_filter_form_stays_hidden_without_javascript(non_conformant):
+    non_conformant["calibration"] = {"p50_us": 120, "p99_us": 300, "histogram": "HISTFAAAA" + "x" * 2000}
+    html = render_html(non_conformant)
+    host = re.search(r"<h2>Host and options</h2>.*?</table>", html, re.S).group(0)
+    assert "HISTFAAAA" not in host and "calibration p50_us" in host
+    assert re.search(r'<details id="calibration-histogram">.*<pre class="encoded">HISTFAAAA', html, re.S)
+    # a display rule on #filters would override the hidden attribute: the form would show and do nothing
+    assert "#filters[hidden] { display: none; }" in html.replace("tr[hidden], ", "")
+    assert '<div class="scroll">\n<table id="results">' in html
