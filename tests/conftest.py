@@ -1,6 +1,6 @@
 """The harness's own tests: which are slow.
 
-`python -m pytest` (the README's test command, the fast lane) runs everything but the `slow` and
+`python -m pytest -n auto` (the README's test command, the fast lane) runs everything but the `slow` and
 `mutation` tests; CI runs the slow ones in a step of their own (`python -m pytest -m "slow and not
 mutation"`, .ci/run). A test is slow, automatically (no `pytest.mark.slow` written by hand), when
 

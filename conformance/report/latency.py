@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
+from ..measure.hdr import HdrHistogram
 
 from ..model import expect as E
 from ..model import units as U

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hdrh.histogram import HdrHistogram
+from ..hdr import HdrHistogram
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour: nothing a run records is out of range (hdrh drops those silently)

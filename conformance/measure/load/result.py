@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
+from ..hdr import HdrHistogram
 
 from . import guard, histograms
 from .config import LoadConfig
