@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,8 @@ INI_OPTIONS = (
     IniOption("--edge-requirement", "list"),
 )
 
-_INI_TYPE = {"list": "args", "bool": "bool", "int": "string", "string": "string"}
+# pytest's ini types; "int" values are read as strings, so that a bad one is named with its file and key
+_INI_TYPE: dict[str, Any] = {"list": "args", "bool": "bool", "int": "string", "string": "string"}
 
 
 def add_ini(parser: pytest.Parser) -> None:
