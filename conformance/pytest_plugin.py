@@ -501,6 +501,10 @@ class EdgePlugin:
                 self.record.plan(item)
             self._check_waivers_match()
             self.record.save()
+            if self.writes and self.reports:  # results.json is this run's now: so are the reports, or none
+                from .report.writer import remove_reports
+
+                remove_reports(out_dir)
             self._stack = stack.pop_all()
 
     def close(self) -> None:

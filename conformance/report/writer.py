@@ -90,6 +90,23 @@ def write_reports(results: dict, out_dir: Path, formats: Iterable[str] = DEFAULT
     return written
 
 
+def remove_reports(out_dir: Path) -> list[Path]:
+    """Remove an earlier run's reports (junit.xml, summary.md, report.html) from a run's directory as the
+    new run starts: its results.json is the new run's from its first second, and a run that ends before
+    it writes its own reports (Ctrl-C, a crash, a killed job) must not leave the old ones looking like
+    its own. Only the files this harness writes there, and only regular files."""
+    removed = []
+    for name in FILES.values():
+        path = Path(out_dir) / name
+        try:
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass  # not ours to fight over: the new run's reports overwrite it at the end
+    return removed
+
+
 # What `report` suggests to someone who gave a directory for one report; other commands (`metrics`)
 # write exactly one file and pass directory_hint="".
 ALL_INTO_DIRECTORY = " (or --format all --out DIR to write every report into a directory)"

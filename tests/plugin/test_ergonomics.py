@@ -88,3 +88,32 @@ def test_without_an_output_directory_the_run_goes_to_edge_results_and_latest_fol
         latest = pytester.path / "edge-results" / "latest"
         assert latest.resolve() == newest.resolve() and (latest / "results.json").is_file()
     assert len(seen) == 2
+
+
+def test_an_earlier_runs_reports_are_gone_once_the_new_run_starts(pytester):
+    """results.json is the new run's from its start; a run killed before it writes its reports must not
+    leave the earlier run's beside it. The check itself looks into the output directory mid-run."""
+    _files(pytester)
+    out = pytester.path / "out"
+    out.mkdir()
+    for name in ("junit.xml", "summary.md", "report.html"):
+        (out / name).write_text("an earlier run's")
+    (out / "mine.txt").write_text("the user's")
+    check = pytester.path / "test_look.py"
+    check.write_text(textwrap.dedent(f"""
+        import pathlib
+        import pytest
+
+        @pytest.mark.edge_check("custom.thing")
+        def test_x(edge):
+            out = pathlib.Path({str(out)!r})
+            edge.note("present: " + ",".join(sorted(p.name for p in out.iterdir())))
+            edge.record("value", 2)
+    """))
+    args = ["-p", "no:locust", *FAST, "--edge-profile", "profile.yaml", "--edge-target", "target.yaml",
+            "--edge-out", str(out)]
+    assert pytester.runpytest_inprocess(*args, "--collect-only", str(check)).ret == 0
+    assert (out / "junit.xml").read_text() == "an earlier run's"  # --collect-only touches nothing
+    assert pytester.runpytest_inprocess(*args, str(check)).ret == 0
+    notes = json.loads((out / "results.json").read_text())["requirements"][0]["notes"]
+    assert any(n.startswith("present: ") and "junit.xml" not in n and "mine.txt" in n for n in notes), notes
