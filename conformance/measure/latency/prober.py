@@ -224,8 +224,12 @@ class _ProbeRun:
                 out.first_measured_ns = intended
 
             await sleep_until(intended, spin_ns)
-            if now_ns() - intended > behind_limit_ns:  # the sender itself woke up this far behind
-                out.gave_up = "prober"
+            now = now_ns()
+            if now - intended > behind_limit_ns:
+                # This far behind on waking: the lateness until the last wait for a slot ended is the
+                # target's (its backpressure), the rest the sender's own. Name the larger share.
+                target_share = backpressure_until - intended
+                out.gave_up = "slots" if target_share > (now - intended) / 2 else "prober"
                 out.unsent += measured
                 continue
             queued = self.slots.locked()
