@@ -9,6 +9,7 @@ titles and legends, which pygal writes through ElementTree and so escapes.
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 import re
 import sys
@@ -80,10 +81,40 @@ def _chart(kind, title: str, **config: Any):
     return chart
 
 
+# The CSS properties pygal's stylesheet sets that SVG also takes as presentation attributes; the rest
+# (transitions, user-select, font smoothing) only animate or tune, and are dropped.
+PRESENTATION = ("fill", "fill-opacity", "font-family", "font-size", "font-weight", "opacity", "stroke",
+                "stroke-dasharray", "stroke-linecap", "stroke-linejoin", "stroke-opacity", "stroke-width",
+                "text-anchor", "dominant-baseline", "visibility", "display")
+_STYLE_ELEMENT = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+_STYLE_ATTRIBUTE = re.compile(r' style="([^"]*)"')
+
+
+def _as_presentation_attributes(svg: str) -> str:
+    """pygal styles its SVG with a <style> element; a Content-Security-Policy without 'unsafe-inline'
+    for styles (Jenkins' default for archived HTML: style-src 'self') blocks it, and every shape turns
+    black. So the stylesheet is applied here (css-inline resolves the selectors and their precedence)
+    and each declaration becomes an attribute (fill="#1f77b4"), which no policy blocks."""
+    import css_inline
+
+    css = "\n".join(_STYLE_ELEMENT.findall(svg))
+    inlined = css_inline.inline_fragment(_STYLE_ELEMENT.sub("", svg), css)
+
+    def attributes(m: re.Match) -> str:
+        out = []
+        for declaration in html.unescape(m[1]).split(";"):
+            name, _, value = declaration.partition(":")
+            name, value = name.strip().lower(), value.replace("!important", "").strip()
+            if name in PRESENTATION and value:
+                out.append(f' {name}="{html.escape(value, quote=True)}"')
+        return "".join(out)
+    return _STYLE_ATTRIBUTE.sub(attributes, inlined)
+
+
 def _render(chart) -> str:
     # One legend row: pygal sizes the bottom margin wrongly when there are fewer series than columns.
     chart.legend_at_bottom_columns = max(1, len(chart.raw_series))
-    svg = chart.render(is_unicode=True)
+    svg = _as_presentation_attributes(chart.render(is_unicode=True))
     # pygal names each chart with a random uuid; derive it from the content instead, so the same
     # results render the same report (bundles compare re-rendered reports byte for byte).
     uuids = sorted(set(_UUID.findall(svg)))

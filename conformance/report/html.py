@@ -34,6 +34,12 @@ def render_html(results: dict) -> str:
     return _env().get_template("report.html.j2").render(page=_page(results), nonce=secrets.token_urlsafe(18))
 
 
+def render_css(results: dict) -> str:
+    """report.css, written beside report.html: the page's stylesheet, for servers whose
+    Content-Security-Policy refuses the inline copy (the same rules; the results do not change it)."""
+    return _env().get_template("report.css").render() + "\n"  # what report.html.j2 includes, as a file
+
+
 def _page(results: dict) -> dict:
     reqs = V.requirements(results)
     strict = V.strict(results)

@@ -44,6 +44,7 @@ RENDERERS: dict[str, Renderer] = {
     "junit": Renderer("junit.xml", ".junit", "render_junit"),
     "md": Renderer("summary.md", ".markdown", "render_markdown"),
     "html": Renderer("report.html", ".html", "render_html"),
+    "css": Renderer("report.css", ".html", "render_css"),  # report.html's stylesheet, for strict CSPs
     "terminal": Renderer(None, ".terminal", "render_terminal"),
 }
 FILES = {name: r.file for name, r in RENDERERS.items() if r.file}  # the formats written into a run's directory

@@ -42,11 +42,15 @@ def test_self_contained_no_external_references(any_results):
     assert not EXTERNAL_ATTR.search(html), EXTERNAL_ATTR.search(html).group(0)
     assert not CSS_URL.search(html) and "@import" not in html
     tags = Tags(html)
-    assert not tags.named("link") and not tags.named("iframe") and not tags.named("img")
-    for _, attrs in tags.tags:  # belt and braces: no attribute value points to another place
+    # One link only: report.css beside it, the same rules as the inline <style> (for strict CSPs)
+    assert tags.named("link") == [{"rel": "stylesheet", "href": "report.css"}]
+    assert not tags.named("iframe") and not tags.named("img")
+    for tag, attrs in tags.tags:  # belt and braces: no attribute value points to another place
         for name, value in attrs.items():
-            if name in ("href", "src", "xlink:href"):
+            if name in ("href", "src", "xlink:href") and tag != "link":
                 assert (value or "").startswith("#"), (name, value)
+    from conformance.report.html import render_css
+    assert render_css(any_results).rstrip("\n") in html  # the file alone is the whole report
 
 
 def test_charts_carry_no_pygal_script_or_cdn(with_raw):
@@ -273,7 +277,7 @@ def _chart_of(html: str, title_part: str) -> str:
 
 def test_the_service_time_line_is_dashed_or_merged_with_the_latency_line(with_raw):
     first = _chart_of(render_html(with_raw), "latency by percentile")
-    assert "service time (uncorrected)" in first and "stroke-dasharray:2,3" in first
+    assert "service time (uncorrected)" in first and re.search(r'<g class="series serie-1[^>]*stroke-dasharray="2,3"', first)
     lat = with_raw["requirements"][0]["raw"]["latency"]
     lat["service_histogram"] = lat["histogram"]  # nothing corrected: the two spectra are the same
     one = _chart_of(render_html(with_raw), "latency by percentile")
@@ -297,7 +301,7 @@ def test_the_partial_first_and_last_seconds_of_a_load_run_are_not_drawn(with_raw
     r["raw"]["timeseries"] = [{"t": float(t), "rps": rps, "p95_ms": 10.0} for t, rps in
                               enumerate([22.0, 50.0, 50.0, 50.0, 50.0, 28.0])]
     svg = _chart_of(render_html(with_raw), "load over time")
-    lines = re.findall(r'<path d="M([^"]*)" class="line reactive nofill"', svg)
+    lines = re.findall(r'<path class="line reactive nofill" d="M([^"]*)"', svg)
     ys = {round(float(xy.split()[1]), 3) for line in lines for xy in re.findall(r"[0-9.]+ [0-9.]+", line)}
     assert len(lines) == 2 and all(len(re.findall(r"[0-9.]+ [0-9.]+", line)) == 4 for line in lines), lines
     assert len(ys) == 1  # a flat 50 rps line (and a flat p95): no dip at either end
@@ -312,3 +316,12 @@ def test_no_encoded_data_in_the_page_and_the_filter_form_stays_hidden_without_ja
     # a display rule on #filters would override the hidden attribute: the form would show and do nothing
     assert "#filters[hidden] { display: none; }" in html.replace("tr[hidden], ", "")
     assert '<div class="scroll">\n<table id="results">' in html
+
+
+def test_charts_carry_their_styles_as_attributes_that_no_content_security_policy_blocks(with_raw):
+    """Jenkins serves archived HTML with style-src 'self': a <style> element (pygal's) is blocked and
+    every shape turns black. The charts hold no style element and no style attribute."""
+    for svg in re.findall(r"<svg.*?</svg>", render_html(with_raw), re.S):
+        assert "<style" not in svg and " style=" not in svg
+        assert re.search(r'<g class="series serie-0 color-0" stroke="#1f77b4" fill="#1f77b4">', svg), svg[:500]
+        assert 'class="line reactive nofill"' not in svg or 'fill="none"' in svg  # lines stay unfilled

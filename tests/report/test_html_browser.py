@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conformance.report.html import render_html
+from conformance.report.writer import write_reports
 from tests.report.samples import sample_with_raw
 
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
@@ -29,8 +29,7 @@ def browser():
 def test_the_report_fits_the_screen_with_legible_charts_and_no_errors(browser, tmp_path, width):
     results = sample_with_raw()
     results["calibration"] = {"p50_us": 120, "p99_us": 300, "histogram": "HISTFAAAA" + "x" * 3000}
-    page_file = tmp_path / "report.html"
-    page_file.write_text(render_html(results), encoding="utf-8")
+    page_file = write_reports(results, tmp_path, formats=["html", "css"])["html"]
     page = browser.new_page(viewport={"width": width, "height": 900})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -41,4 +40,47 @@ def test_the_report_fits_the_screen_with_legible_charts_and_no_errors(browser, t
     assert smallest >= 8, smallest  # chart labels readable, not scaled down to a few pixels
     assert page.locator("#filters").is_visible()  # JavaScript on: the filters work
     assert errors == []
+    page.close()
+
+
+# Jenkins' default Content-Security-Policy for archived and published HTML
+JENKINS_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'self';"
+
+
+@pytest.fixture
+def served_with_jenkins_csp(tmp_path):
+    """The run's report directory served over HTTP with Jenkins' header, as Jenkins serves artifacts."""
+    import functools
+    import http.server
+    import threading
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self):
+            self.send_header("Content-Security-Policy", JENKINS_CSP)
+            super().end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}/report.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_under_jenkins_csp_the_page_is_styled_and_the_charts_keep_their_colours(browser, served_with_jenkins_csp):
+    out, url = served_with_jenkins_csp
+    write_reports(sample_with_raw(), out)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(url)
+    # report.css applies (the inline <style> is refused): the non-conformant banner is red
+    assert page.evaluate("getComputedStyle(document.getElementById('verdict')).backgroundColor") == "rgb(207, 34, 46)"
+    # the charts' colours are attributes, which no policy blocks: the latency line is blue, not black
+    stroke = page.evaluate("getComputedStyle(document.querySelector('.chart g.series.serie-0 path')).stroke")
+    fill = page.evaluate("getComputedStyle(document.querySelector('.chart g.series.serie-0 path')).fill")
+    assert stroke == "rgb(31, 119, 180)" and fill == "none", (stroke, fill)
+    assert not page.locator("#filters").is_visible()  # scripts are sandboxed off: no dead filter form
     page.close()

@@ -13,11 +13,11 @@ from conformance.report.writer import RENDERERS, Renderer
 
 
 def test_the_registry_holds_the_run_contract_and_the_terminal():
-    assert list(RENDERERS) == ["junit", "md", "html", "terminal"]
+    assert list(RENDERERS) == ["junit", "md", "html", "css", "terminal"]
     assert {name: r.file for name, r in RENDERERS.items()} == {
-        "junit": "junit.xml", "md": "summary.md", "html": "report.html", "terminal": None}
+        "junit": "junit.xml", "md": "summary.md", "html": "report.html", "css": "report.css", "terminal": None}
     assert writer.FILES == {name: r.file for name, r in RENDERERS.items() if r.file}
-    assert writer.DEFAULT_FORMATS == ("junit", "md", "html")
+    assert writer.DEFAULT_FORMATS == ("junit", "md", "html", "css")
 
 
 @pytest.mark.parametrize("fmt", ["junit", "md", "html"])

@@ -72,7 +72,7 @@ def test_an_existing_report_is_replaced(run, tmp_path):
     assert out.read_text().startswith("# Edge conformance: NON-CONFORMANT")
     code, stdout, _ = _report(run, "--format", "all", "--out", tmp_path / "new" / "reports")
     assert code == 0 and sorted(p.name for p in (tmp_path / "new" / "reports").iterdir()) == \
-        ["junit.xml", "report.html", "summary.md"]
+        ["junit.xml", "report.css", "report.html", "summary.md"]
 
 
 def test_write_report_file_api(tmp_path):

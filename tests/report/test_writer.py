@@ -15,11 +15,12 @@ from conformance.report.writer import load_results, write_reports
 def test_writes_the_three_contract_files(tmp_path, non_conformant):
     written = write_reports(non_conformant, tmp_path / "out")
     assert written == {"junit": tmp_path / "out" / "junit.xml", "md": tmp_path / "out" / "summary.md",
-                       "html": tmp_path / "out" / "report.html"}
+                       "html": tmp_path / "out" / "report.html", "css": tmp_path / "out" / "report.css"}
     assert written["junit"].read_text().startswith("<?xml")
     assert written["md"].read_text().startswith("# Edge conformance: NON-CONFORMANT")
     assert "<!DOCTYPE html>" in written["html"].read_text()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["junit.xml", "report.html", "summary.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["junit.xml", "report.css", "report.html",
+                                                                    "summary.md"]
 
 
 def test_only_requested_formats(tmp_path, conformant):
@@ -124,7 +125,8 @@ def test_load_results_not_utf8(tmp_path):
 
 
 def test_formats_match_the_run_contract():
-    assert writer.FILES == {"junit": "junit.xml", "md": "summary.md", "html": "report.html"}
+    # the run's contract files, and report.html's stylesheet beside it (for strict Content-Security-Policies)
+    assert writer.FILES == {"junit": "junit.xml", "md": "summary.md", "html": "report.html", "css": "report.css"}
 
 
 @pytest.mark.parametrize("fmt,start", [("junit", "<?xml"), ("md", "# Edge conformance"), ("html", "<!DOCTYPE html>"),
