@@ -84,3 +84,15 @@ def test_under_jenkins_csp_the_page_is_styled_and_the_charts_keep_their_colours(
     assert stroke == "rgb(31, 119, 180)" and fill == "none", (stroke, fill)
     assert not page.locator("#filters").is_visible()  # scripts are sandboxed off: no dead filter form
     page.close()
+
+
+def test_printed_to_a4_nothing_is_cut_and_the_details_are_on_paper(browser, tmp_path):
+    page_file = write_reports(sample_with_raw(), tmp_path, formats=["html", "css"])["html"]
+    page = browser.new_page(viewport={"width": 794, "height": 1123})  # A4 at 96 dpi
+    page.goto(page_file.as_uri())
+    page.emulate_media(media="print")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 794  # digests and URLs wrap
+    assert not page.locator("#filters").is_visible()
+    assert page.locator("details table.facts").first.is_visible()  # source and rationale, not a closed toggle
+    assert page.pdf(format="A4").startswith(b"%PDF")
+    page.close()
