@@ -567,7 +567,7 @@ class EdgePlugin:
         if self.role != "worker":  # pytest's terminal reporter exists by now
             from .report import progress
 
-            progress.register(self.config, PROGRESS_NAME, lambda text: secrets.redact(text, self.record.secrets))
+            progress.register(self.config, PROGRESS_NAME)
 
     # -- collection --------------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -715,7 +715,7 @@ class EdgePlugin:
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         if self.role == "worker":
             return
-        from .report.terminal import render_terminal
+        from .report.terminal import WIDTH, render_terminal
 
         tr = terminalreporter
         if not self.writes:
@@ -725,8 +725,8 @@ class EdgePlugin:
             return
         tr.section("edge-conformance")
         # A terminal's own width; a CI log or a file gets the table's default (report/terminal.py WIDTH).
-        width = config.get_terminal_writer().fullwidth if sys.stdout.isatty() else None
-        text = render_terminal(self.record.data, color=tr.hasmarkup, **({"width": width} if width else {}))
+        width = config.get_terminal_writer().fullwidth if sys.stdout.isatty() else WIDTH
+        text = render_terminal(self.record.data, color=tr.hasmarkup, width=width)
         tr.write(secrets.redact(text, self.record.secrets) + "\n")
         tr.write_line(f"results: {self.record.path}")
 
@@ -808,10 +808,10 @@ def _apply_to_report(item: pytest.Item, report, d: V.Decision, known: dict[str, 
     item.stash[_STATUS] = d
     report.edge_status = d.status
     report.edge_advisory = d.advisory or not blocking_allowed
-    report.edge_message = secrets.redact(d.message, known)  # the live progress's reason line
-    outcome = PYTEST_OUTCOME[d.status]
     # known: the run's secret values; what pytest prints of the result holds none of them either
     message = secrets.redact(d.message, known)
+    report.edge_message = message  # the live progress's reason line
+    outcome = PYTEST_OUTCOME[d.status]
     report.sections = [(title, secrets.redact(text, known)) for title, text in report.sections]
     if outcome == "passed":
         report.outcome, report.longrepr = "passed", None

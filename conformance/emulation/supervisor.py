@@ -83,6 +83,8 @@ class Supervisor(ABC):
         self.link_ports: dict[str, int] = {}
         self.control_url = ""
         self.ready = False
+        self._phase = "started"  # bring-up: sites started, then sites healthy (the progress lines)
+        self._healthy = 0  # sites whose health checks have all answered
         self.stopping = asyncio.Event()
         self.stop_reason = ""
         self.created: list[Path] = []   # what we made inside a state dir we do not own
@@ -207,9 +209,6 @@ class Supervisor(ABC):
         self._emit_progress()
         log(f"{len(self.sites)} sites and {len(self.links)} links up in {time.monotonic() - started:.1f} s")
 
-    _phase = "started"  # bring-up: sites started, then sites healthy (the progress lines)
-    _healthy = 0  # sites whose health checks have all answered
-
     async def _report_progress(self) -> None:
         """A progress line (before the ready line) every PROGRESS_EVERY_S while the sites come up: a
         thousand sites take a minute, and the harness shows how far they are."""
@@ -237,32 +236,32 @@ class Supervisor(ABC):
         site is waited for until it has exited with status 0 (the restart policy leaves it down, as
         systemd would), so checks always see that steady state, never its first second.
         """
-        checks, exits = [], []
+        checks, exits = [], []  # checks: (site, which way, url)
+        unanswered: dict[str, int] = {}  # site -> its checks not yet answered (progress: healthy sites)
         for s in self.sites.values():
             if "exits-after-start" in s.spec.defects:
                 exits.append(s)
                 continue
-            checks.append((f"{s.name} (direct)", s.health_url))
-            checks.append((f"{s.name} (access link)",
+            checks.append((s.name, "direct", s.health_url))
+            checks.append((s.name, "access link",
                            f"http://127.0.0.1:{self.link_ports[f'access:{s.name}']}{s.health_path}"))
+            unanswered[s.name] = 2
         connector = aiohttp.TCPConnector(force_close=True, limit=32)
         timeout = aiohttp.ClientTimeout(total=HEALTH_REQUEST_TIMEOUT_S)
-        answered: dict[str, int] = {}
 
-        async def poll(what: str, url: str, session: aiohttp.ClientSession) -> str | None:
+        async def poll(site: str, url: str, session: aiohttp.ClientSession) -> str | None:
             problem = await _poll_health(session, url, deadline)
-            site = what.split(" (", 1)[0]
-            answered[site] = answered.get(site, 0) + 1
-            if not problem and answered[site] == 2:  # direct and through its access link
-                self._healthy += 1
+            if not problem:
+                unanswered[site] -= 1
+                self._healthy += unanswered[site] == 0  # direct and through its access link
             return problem
 
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            problems = await asyncio.gather(*(poll(what, url, session) for what, url in checks),
+            problems = await asyncio.gather(*(poll(site, url, session) for site, _, url in checks),
                                             *(_until_exited(s, deadline) for s in exits))
         self._healthy += len(exits)
-        checks += [(f"{s.name} (exits-after-start)", "") for s in exits]
-        bad = [f"{what}: {problem}" for (what, _), problem in zip(checks, problems) if problem]
+        checks += [(s.name, "exits-after-start", "") for s in exits]
+        bad = [f"{site} ({way}): {problem}" for (site, way, _), problem in zip(checks, problems) if problem]
         if bad:
             raise BringUpError(f"{len(bad)} health check(s) failing: " + "; ".join(bad[:5]))
 

@@ -1,8 +1,9 @@
 """Inline SVG charts (pygal) for the HTML report: latency spectrum, load over time, parameter sweeps.
 
 report.html must be one self-contained file that opens offline, so every chart is post-processed:
-pygal's <script> elements (an external tooltip script by default, plus a config blob) are removed and
-its CSS licence comments, which hold URLs, are dropped. Text from the target reaches pygal only as
+pygal's <script> elements (an external tooltip script by default, plus a config blob) and XML comments
+are removed, and its stylesheet (whose licence comments hold URLs) is applied as SVG presentation
+attributes and dropped (_as_presentation_attributes). Text from the target reaches pygal only as
 titles and legends, which pygal writes through ElementTree and so escapes.
 """
 
@@ -50,23 +51,19 @@ def _style(colors=(_BLUE, _ORANGE, _RED, _GREEN)) -> Style:
     return Style(colors=tuple(colors), **_STYLE)
 
 
-_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _THRESHOLD_STROKE = {"width": 2, "dasharray": "6, 4"}
 _SERVICE_STROKE = {"width": 2, "dasharray": "2, 3"}
 
 
 def _strip_scripts_and_comments(root):
-    """xml filter: drop every <script>, XML comment and CSS comment (they hold URLs) from pygal's tree."""
+    """xml filter: drop every <script> and XML comment from pygal's tree (the <style> goes later, applied)."""
     for parent in list(root.iter()):
         for child in list(parent):
             if not isinstance(child.tag, str):  # a comment or processing instruction
                 parent.remove(child)
                 continue
-            tag = child.tag.rsplit("}", 1)[-1]
-            if tag == "script":
+            if child.tag.rsplit("}", 1)[-1] == "script":
                 parent.remove(child)
-            elif tag == "style" and child.text:
-                child.text = _CSS_COMMENT.sub("", child.text)
     return root
 
 

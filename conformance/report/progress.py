@@ -80,14 +80,13 @@ class Estimate:
 class LiveProgress:
     """The pytest plugin object (registered by the run's plugin on the controller, never on a worker)."""
 
-    def __init__(self, config: pytest.Config, redact: Callable[[str], str]):
+    def __init__(self, config: pytest.Config):
         self.config = config
         self.tr = config.pluginmanager.get_plugin("terminalreporter")
         self.live = live_terminal(sys.stdout)
         # -q (as `run` calls pytest): our lines replace pytest's letters. Otherwise pytest's own file
         # names and dots (or -v lines) stay, and only the header and the reasons are added.
         self.quiet = config.option.verbose < 0
-        self.redact = redact
         self.estimate = Estimate()
         self.suite = ""
         self.suites_seen: set[str] = set()
@@ -128,8 +127,9 @@ class LiveProgress:
     def pytest_runtest_logreport(self, report) -> None:
         status = getattr(report, "edge_status", None)
         if status in WORDS and (report.when == "call" or report.outcome != "passed"):
-            message = getattr(report, "edge_message", "") or where(report.nodeid)[1]  # it names the case
-            self._line(f"  {WORDS[status]:<12} {V.clean(self.redact(' '.join(message.split())))}")
+            # the run's plugin put it there redacted; it names the requirement and site
+            message = getattr(report, "edge_message", "") or where(report.nodeid)[1]
+            self._line(f"  {WORDS[status]:<12} {V.clean(' '.join(message.split()))}")
         if report.when == "teardown":
             self.estimate.done += 1
             self._status()
@@ -168,11 +168,11 @@ class LiveProgress:
             self.status_shown = False
 
 
-def register(config: pytest.Config, name: str, redact: Callable[[str], str]) -> None:
+def register(config: pytest.Config, name: str) -> None:
     """Show the run's progress (not with --collect-only, nor without pytest's terminal output)."""
     if config.pluginmanager.get_plugin("terminalreporter") is None or config.option.collectonly:
         return
-    config.pluginmanager.register(LiveProgress(config, redact), name)
+    config.pluginmanager.register(LiveProgress(config), name)
 
 
 def bring_up_printer(stream: TextIO = sys.stderr) -> Callable[[dict], None]:

@@ -116,7 +116,7 @@ def test_interleaved_suites_under_xdist_print_one_line_each_not_one_per_check(mo
     config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: tr),
                              option=SimpleNamespace(verbose=-1))
     monkeypatch.setattr(sys, "stdout", open(os.devnull, "w"))  # not a terminal: plain lines
-    progress = LiveProgress(config, redact=str)
+    progress = LiveProgress(config)
     progress.pytest_xdist_node_collection_finished(None, [f"s/test.py::t[R{i}@s{i}]" for i in range(100)])
     for i in range(100):
         progress.pytest_runtest_logstart(f"{('security', 'functional')[i % 2]}/test_x.py::t[R@s{i}]", ("", 0, ""))

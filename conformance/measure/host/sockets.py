@@ -228,6 +228,16 @@ def parse_netstat(text: str) -> list[Listener]:
     return list(dict.fromkeys(found))
 
 
+def _running_processes(site: Any, host: EdgeHost, scope: Scope) -> tuple[list[Proc], list[str]]:
+    """The processes of `scope`, and notes; MeasurementError when none runs (checking nobody's sockets
+    would be a wrong pass)."""
+    procs, notes = site_processes(site, host, scope)
+    if not procs:
+        raise MeasurementError(f"host {host.name}: no process of {scope.text} is running; "
+                               "cannot tell what the site listens on")
+    return procs, notes
+
+
 def owned_by_site(site: Any, host: EdgeHost, scope: Scope, socks: list[Listener]) -> tuple[list[Listener], list[str]]:
     """The sockets of `socks` that processes of `scope` own (all of them for the whole host), and notes.
 
@@ -237,10 +247,7 @@ def owned_by_site(site: Any, host: EdgeHost, scope: Scope, socks: list[Listener]
     """
     if scope.kind == "host":
         return list(socks), []
-    procs, notes = site_processes(site, host, scope)
-    if not procs:
-        raise MeasurementError(f"host {host.name}: no process of {scope.text} is running; "
-                               "cannot tell what the site listens on")
+    procs, notes = _running_processes(site, host, scope)
     pids = {p.pid for p in procs}
     hidden = [s for s in socks if s.pid is None]
     if hidden and not host.is_root:
@@ -260,10 +267,7 @@ def site_listeners(site: Any, host: EdgeHost, scope: Scope) -> tuple[list[Listen
     """
     reader = Sockets.of(host)
     if scope.kind != "host" and isinstance(reader, LocalSockets):
-        procs, notes = site_processes(site, host, scope)
-        if not procs:
-            raise MeasurementError(f"host {host.name}: no process of {scope.text} is running; "
-                                   "cannot tell what the site listens on")
+        procs, notes = _running_processes(site, host, scope)
         return reader.listeners_of(procs), notes
     socks, notes = reader.listeners()
     mine, more = owned_by_site(site, host, scope, socks)
