@@ -36,12 +36,6 @@ def topology_names() -> list[str]:
     return list(list_topologies()) + list(GENERATED_TOPOLOGIES)
 
 
-def suite_names() -> list[str]:
-    from .model.paths import suites_dir
-
-    return sorted(p.name for p in suites_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-
-
 def complete_profile(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     return _matching(profile_names(), incomplete, "shipped profile") + _paths(incomplete)
 
@@ -56,4 +50,6 @@ def complete_topology(ctx: click.Context, param: click.Parameter, incomplete: st
 
 
 def complete_suite(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    from .model.paths import suite_names
+
     return _matching(suite_names(), incomplete, "suite")

@@ -327,13 +327,13 @@ def _explicit_tests(config: pytest.Config) -> list[str]:
 
 def _select_suites(config: pytest.Config) -> None:
     """Without test paths, collect the shipped suites; --edge-suite adds chosen ones."""
-    from .model.paths import suites_dir
+    from .model.paths import suite_names, suites_dir
 
     root = suites_dir()
     wanted = config.getoption("--edge-suite")
     for name in wanted:
         if not (root / name).is_dir():
-            known = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+            known = suite_names()
             raise pytest.UsageError(f"--edge-suite: unknown suite \"{name}\" (suites: {', '.join(known)})")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(root / n) for n in wanted] if wanted else [str(root)]

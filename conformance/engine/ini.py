@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from ..model.profile import is_path_ref
+
 
 @dataclass(frozen=True)
 class IniOption:
@@ -115,6 +117,6 @@ def _from_ini_dir(inipath: Path, value: str, o: IniOption) -> str:
         return value
     if o.option == "--edge-target" and value.startswith("emulated"):
         return value
-    if o.option == "--edge-profile" and not ("/" in value or value.endswith((".yaml", ".yml"))):
-        return value  # a shipped profile's name (model/profile.py resolve_ref)
+    if o.option == "--edge-profile" and not is_path_ref(value):
+        return value  # a shipped profile's name
     return str(inipath.parent / value)

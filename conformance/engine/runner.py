@@ -12,7 +12,7 @@ import pytest
 from ..model import results as R
 from ..model import secrets
 from ..model.errors import ConfigError, did_you_mean
-from ..model.paths import suites_dir
+from ..model.paths import suite_names, suites_dir
 from ..model.profile import load_profile
 from ..model.target import check_site_selectors, is_emulated_ref, load_target
 from ..model.waivers import load_waivers
@@ -106,7 +106,7 @@ def validate_inputs(opts: RunOptions) -> None:
                    emulated=is_emulated_ref(opts.target) and not opts.inventory)  # one line now, not after start
     if opts.waivers:
         load_waivers(opts.waivers)
-    known = available_suites()
+    known = suite_names()
     for s in opts.suites:
         if s not in known:
             raise ConfigError(None, None, "--suite", f'unknown suite "{s}" (suites: {", ".join(known)})')
@@ -123,11 +123,6 @@ def parse_workers(text: str) -> int | str:
     if not 1 <= n <= 64:
         raise ConfigError(None, None, "-n", f"{text!r}: give a number of workers from 1 to 64, or auto")
     return n
-
-
-def available_suites() -> list[str]:
-    root = suites_dir()
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 
 
 def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:

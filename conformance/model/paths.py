@@ -27,5 +27,10 @@ def suites_dir() -> Path:
     return _data_dir("suites")
 
 
+def suite_names() -> list[str]:
+    """The shipped suites (functional, latency, ...): the directories of suites_dir()."""
+    return sorted(p.name for p in suites_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
 def schemas_dir() -> Path:
     return Path(__file__).resolve().parent / "schemas"

@@ -87,10 +87,14 @@ def list_profiles() -> list[Path]:
     return sorted(profiles_dir().glob("*.yaml"))
 
 
+def is_path_ref(ref: str) -> bool:
+    """A profile reference names a YAML file (else a shipped profile's name)."""
+    return "/" in ref or ref.endswith((".yaml", ".yml"))
+
+
 def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
     """A profile reference is a shipped profile's name or a path to a YAML file."""
-    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
-    if looks_like_path:
+    if is_path_ref(ref):
         p = Path(ref)
         if not p.is_absolute() and relative_to is not None:
             return relative_to / p  # `extends: ../x.yaml` is relative to the extending file
