@@ -44,11 +44,13 @@ def traceability() -> tuple[str, int, int]:
         if not own:
             continue
         lines.append(f"\n**{p.id}** ({p.title}; topology `{p.topology or 'retail'}`)\n")
-        lines.append("| id | level | check | expect | source |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("| id | level | check | expect | cites | basis |")
+        lines.append("|---|---|---|---|---|---|")
         for r in own:
             quorum = f" (sites: {r.quorum * 100:g}%)" if r.quorum is not None else ""
-            lines.append(f"| {r.id} | {r.level} | {r.check} | `{_cell(r.expect.text)}`{quorum} | {_cell(r.source)} |")
+            cites = "; ".join(c.text for c in r.cites) or r.source
+            lines.append(f"| {r.id} | {r.level} | {r.check} | `{_cell(r.expect.text)}`{quorum} | {_cell(cites)} "
+                         f"| {_cell(r.basis.text)} |")
             count += 1
     return "\n".join(lines).strip() + "\n", len(profiles), count
 

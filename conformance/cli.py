@@ -127,6 +127,9 @@ def main() -> None:
               help="Spread the checks over N pytest-xdist worker processes on this machine (auto: one per core); "
                    "a site's checks stay on one worker, faults, fleet, load and uplink checks run alone, and "
                    "the verdicts are a serial run's.")
+@click.option("--duration-scale", metavar="FACTOR",
+              help="Multiply every outage's length by FACTOR (720, 1/100): run a quick profile's cuts for hours, or "
+                   "rehearse a full-length profile (retail-full ...) in minutes; recorded in every report.")
 @click.option("--verbose", "-v", count=True, help="More pytest output.")
 @click.option("--bundle", "make_bundle", is_flag=True,
               help="Also write a certification bundle (tar.gz) of the run into the output directory.")
@@ -137,8 +140,8 @@ def main() -> None:
                    "profiles, target and options unless given here) and merge the results.")
 @_friendly_errors
 def run(profiles, target, inventory, suites, sites, requirements, out, strict, waivers, backend, defects, allow_faults,
-        deploy_probes, load_workers, load_remote_workers, load_master, shard, workers, verbose, make_bundle,
-        sign_key, rerun_failed):
+        deploy_probes, load_workers, load_remote_workers, load_master, shard, workers, duration_scale, verbose,
+        make_bundle, sign_key, rerun_failed):
     """Run profiles against a target and write results.json, junit.xml, summary.md, report.html.
 
     \b
@@ -163,7 +166,7 @@ def run(profiles, target, inventory, suites, sites, requirements, out, strict, w
                       defects=list(defects), requirements=list(requirements), verbose=verbose,
                       allow_faults=allow_faults, deploy_probes=deploy_probes, load_workers=load_workers,
                       load_remote_workers=load_remote_workers, load_master=load_master, shard=shard,
-                      workers=workers)
+                      workers=workers, duration_scale=duration_scale)
     if sign_key and not make_bundle:
         raise ConfigError(None, None, "--sign-key", "signs the bundle: give --bundle too")
     if sign_key:
@@ -275,7 +278,7 @@ def profiles_validate(refs):
 @click.argument("requirement", required=False, metavar="[REQUIREMENT-ID]")
 @_friendly_errors
 def profiles_explain(ref, requirement):
-    """Explain requirements: what is checked, the expectation, rationale and source.
+    """Explain requirements: what is checked, the expectation, rationale, full citations and basis.
 
     \b
     Examples:
@@ -285,6 +288,7 @@ def profiles_explain(ref, requirement):
     """
     from .model import catalog
     from .model.profile import list_profiles, load_profile
+    from .model.sources import describe_basis, registry
 
     if requirement is None and not _looks_like_profile(ref):
         found = []
@@ -317,7 +321,13 @@ def profiles_explain(ref, requirement):
             click.echo(f"  sample:    {size} of those sites (the same ones every run), the quorum judged "
                        f"at {r.sample.confidence_text} confidence")
         click.echo(f"  rationale: {r.rationale or '-'}")
-        click.echo(f"  source:    {r.source or '-'}")
+        known = {**registry(), **p.sources}
+        for c in r.cites:
+            click.echo(f"  cites:     {c.text}")
+            click.echo(f"             = {known[c.key].citation()}")
+        click.echo(f"  basis:     {describe_basis(r.basis)}")
+        if r.source or not r.cites:
+            click.echo(f"  source:    {r.source or '-'}")
         click.echo(f"  defined:   {r.origin}\n")
 
 
@@ -325,6 +335,44 @@ def _looks_like_profile(ref: str) -> bool:
     from .model.paths import profiles_dir
 
     return "/" in ref or ref.endswith((".yaml", ".yml")) or (profiles_dir() / f"{ref}.yaml").exists()
+
+
+@profiles.command("sources")
+@click.argument("refs", nargs=-1, metavar="[NAME|PATH...]", shell_complete=complete_profile)
+@click.option("--markdown", is_flag=True, help="Print docs/sources.md: the registry with who cites each source.")
+@_friendly_errors
+def profiles_sources(refs, markdown):
+    """List the sources requirements cite: the registry (profiles/sources.yaml) and profiles' own.
+
+    With profiles named, only the sources they cite, and the requirements citing each.
+
+    \b
+    Examples:
+      edge-conformance profiles sources
+      edge-conformance profiles sources retail
+      edge-conformance profiles sources --markdown > docs/sources.md
+    """
+    from .model.profile import list_profiles, load_profile
+    from .model.sources import registry, render_markdown
+
+    loaded = [load_profile(r) for r in refs] if refs else [load_profile(str(p)) for p in list_profiles()]
+    cited_by: dict[str, list[str]] = {}
+    known = dict(registry())
+    for p in loaded:
+        known.update(p.sources)
+        for r in p.requirements:
+            if r.profile != p.id:
+                continue  # an inherited requirement is listed under the profile that defines it
+            for key in dict.fromkeys(c.key for c in r.cites):
+                cited_by.setdefault(key, []).append(f"{p.id} {r.id}")
+    if markdown:
+        click.echo(render_markdown(registry(), cited_by), nl=False)
+        return
+    keys = sorted(cited_by if refs else known, key=str.lower)
+    for key in keys:
+        click.echo(f"{key}: {known[key].citation()}")
+        if cited_by.get(key):
+            click.echo(f"  cited by {len(cited_by[key])}: {', '.join(cited_by[key])}")
 
 
 @profiles.command("checks")

@@ -35,6 +35,7 @@ import pytest
 from .engine import ini
 from .engine.loadspread import load_spread_of
 from .engine.parallel import ENTRY_ATTR, WORKER_INPUT, WORKER_OUTPUT
+from .engine.record import now_iso
 from .engine.shard import parse_shard
 from .engine.plan import (Case, Plan, Selection, make_plan, narrow, narrowed_by_pytest, not_collected,
                           record_options, run_scope, unmatched_waivers)
@@ -95,6 +96,12 @@ class EdgeContext:
         if kind not in V.VALIDITY_KINDS:
             raise ValueError(f"unknown validity evidence {kind!r} (known: {', '.join(V.VALIDITY_KINDS)})")
         self.validity.append({"kind": kind, **fields})
+
+    def checkpoint(self, progress: dict[str, Any]) -> None:
+        """Write what a long check measured so far into results.json now (the entry's raw `checkpoint`;
+        its status stays not-run until the check ends), so a crash hours into an outage keeps the
+        evidence. Only the process that writes results.json can: under -n the worker's are dropped."""
+        self._session.checkpoint(self.requirement, self.site.name, progress)
 
     # -- outcomes other than a measurement ---------------------------------------------------
     def inconclusive(self, reason: str) -> None:
@@ -269,6 +276,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="only check these requirement@site cases (e.g. BASE-FUN-01@store-1); repeatable")
     group.addoption("--edge-requirement", action="append", default=[], metavar="ID",
                     help="only check these requirements (e.g. BASE-FUN-01), on every site; repeatable")
+    group.addoption("--edge-duration-scale", default=None, metavar="FACTOR",
+                    help="multiply every outage's length by FACTOR (720, 1/100): a quick profile's cuts run for "
+                         "hours, a full-length profile is rehearsed in minutes; recorded (docs/resilience.md)")
     group.addoption("--edge-no-reports", action="store_true", default=False, help=argparse_suppress())
     # `edge-conformance run` brings an emulated deployment up itself and hands pytest its target file:
     # these tell the plugin what that file came from, so the scope records it (nothing is applied).
@@ -430,12 +440,16 @@ class EdgePlugin:
         from .engine import lifecycle, outdir, outlock
         from .engine.record import RunRecord, new_run_id
         from .model.profile import load_profile
+        from .model.scaling import scale_profile
         from .model.waivers import load_waivers, split_active
 
         opt = self.config.getoption
         with contextlib.ExitStack() as stack:
             self._install_sigterm(stack)  # before the target is brought up, so SIGTERM then also cleans up
-            self.profiles = [load_profile(ref) for ref in opt("--edge-profile")]
+            self.duration_scale = _duration_scale(opt("--edge-duration-scale"), bool(opt("--edge-run-id")))
+            self.profiles = [scale_profile(load_profile(ref), self.duration_scale,
+                                           "--duration-scale" if opt("--edge-run-id") else "--edge-duration-scale")
+                             for ref in opt("--edge-profile")]
             seen = set()
             for p in self.profiles:
                 if p.id in seen:
@@ -507,6 +521,15 @@ class EdgePlugin:
                 remove_reports(out_dir)
             self._stack = stack.pop_all()
 
+    def checkpoint(self, requirement, site: str, progress: dict[str, Any]) -> None:
+        if not self.writes:
+            return
+        self.record.update(requirement.profile, requirement.id, site,
+                           raw={"checkpoint": {"at": now_iso(), **progress}})
+        shown = self.config.pluginmanager.get_plugin(PROGRESS_NAME)
+        if shown is not None and progress.get("summary"):
+            shown.checkpoint(f"{requirement.id}@{site}: {progress['summary']}")
+
     def close(self) -> None:
         """Close the target, release the output lock, restore SIGTERM (once; later calls do nothing)."""
         self._stack.close()
@@ -538,6 +561,7 @@ class EdgePlugin:
             workers=len(getattr(config.option, "tx", None) or []) if self.role == "controller" else 0,
             shard=parse_shard(opt("--edge-shard"), "--shard" if opt("--edge-run-id") else "--edge-shard")
             if opt("--edge-shard") else None,
+            duration_scale=self.duration_scale,
             cli=bool(opt("--edge-run-id")))  # started by `edge-conformance run` (its option names)
 
     def _check_waivers_match(self) -> None:
@@ -771,6 +795,17 @@ _START = pytest.StashKey[float]()
 
 # ---------------------------------------------------------------------------------------------
 # verdicts: what pytest shows of them
+
+
+def _duration_scale(text: str | None, cli: bool) -> float:
+    from .model.scaling import parse_factor
+
+    if text in (None, ""):
+        return 1.0
+    try:
+        return parse_factor(str(text))
+    except ValueError as exc:
+        raise ConfigError(None, None, "--duration-scale" if cli else "--edge-duration-scale", str(exc)) from None
 
 
 def _how_it_ended(call: pytest.CallInfo, report) -> V.Ended:

@@ -36,6 +36,7 @@ class TokenIssuer:
         app.router.add_get("/auth/keys", self.list_keys)
         app.router.add_post("/auth/keys/rotate", self.rotate)
         app.router.add_get("/auth/check", self.check)
+        app.router.add_post("/auth/renew", self.renew)
 
     async def start(self) -> None:
         self.keys = await asyncio.to_thread(self._read_keys)
@@ -95,6 +96,16 @@ class TokenIssuer:
         self.site.metrics.inc("auth_checks_total", result="valid")
         return reply({"valid": True, "subject": claims.get("sub"), "expires_at": claims["exp"],
                       "kid": tokens.key_id(token), "validated_by": "central"})
+
+    async def renew(self, request: web.Request) -> web.Response:
+        try:
+            token, expires, claims = tokens.renew(tokens.bearer(request.headers.get("Authorization")),
+                                                  {k["kid"]: k for k in self.keys}, self.keys[0],
+                                                  self.site.settings.token_ttl_s)
+        except tokens.InvalidToken as exc:
+            return reply({"renewed": False, "error": str(exc)}, status=401)
+        self.site.metrics.inc("tokens_issued_total")
+        return reply({"token": token, "expires_at": expires, "subject": claims.get("sub"), "renewed_by": "central"})
 
     async def _add_key(self) -> None:
         keys = [tokens.new_key(), *self.keys][:KEEP_KEYS]

@@ -28,6 +28,13 @@ DEFECTS: dict[str, str] = {
     "no-cache": "the content cache never stores anything: every GET is a MISS fetched from central",
     "health-waits-on-wan": "GET /health calls central over the WAN first and answers 503 when it cannot",
     "blocking-io": "every request blocks the event loop for ~8 ms (a synchronous call in async code)",
+    # what only a long outage shows (resilience.long_outage)
+    "unbounded-backlog": "every sale also keeps a 256 KiB send buffer in memory that is never freed: memory "
+                         "grows with the backlog, without bound",
+    "renew-at-central-only": "POST /auth/renew is passed on to central: a token that runs out during an "
+                             "outage cannot be renewed",
+    "forwarder-no-reconnect": "the sales forwarder gives up after its first failed attempt and never "
+                              "reconnects (until the site restarts): nothing is forwarded after a cut",
     # the real components of an edge-stack site (docker backend, `stack:` in the topology): they change
     # the nginx and mosquitto configuration siteinit writes; the workload process itself ignores them
     "nginx-no-stale": "the site's nginx cache never serves an expired copy: no proxy_cache_use_stale, so "

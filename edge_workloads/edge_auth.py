@@ -2,7 +2,10 @@
 
 A site must keep authenticating users while its WAN is down, so validation never calls central. Keys
 come from GET {central}/auth/keys in the background and are kept in the data dir, so even a site
-restarted during a partition still validates.
+restarted during a partition still validates. A token that would expire during a long outage is
+renewed at the site (POST /auth/renew): the holder of a still-valid token gets a fresh one for the
+same subject and lifetime, signed with the newest cached key. The keys are shared secrets the site
+already holds to validate, so renewing there gives it no power it did not have.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ class EdgeAuth:
         self.keys_fetched_at: float | None = None
         self._want_refresh = asyncio.Event()
         site.metrics.counter("auth_checks_total", "Token checks, by result (valid, invalid, unavailable).")
+        site.metrics.counter("auth_renewals_total", "Token renewals, by where (edge, central, unavailable).")
         site.metrics.gauge("auth_keys_cached", "Signing keys cached at the site.", lambda: len(self.keys))
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/auth/check", self.check)
         app.router.add_get("/auth/keys/status", self.keys_status)
+        app.router.add_post("/auth/renew", self.renew)
 
     async def start(self) -> None:
         cached = await self.site.db.get_json(KEYS_KV)
@@ -56,6 +61,33 @@ class EdgeAuth:
         self.site.metrics.inc("auth_checks_total", result="valid")
         return reply({"valid": True, "subject": claims.get("sub"), "expires_at": claims["exp"],
                       "kid": tokens.key_id(tokens.bearer(authorization)), "validated_by": "edge"})
+
+    async def renew(self, request: web.Request) -> web.Response:
+        authorization = request.headers.get("Authorization")
+        if self.site.has("renew-at-central-only"):
+            return await self._renew_at_central(authorization)
+        newest = max(self.keys.values(), key=lambda k: k.get("created", 0), default=None)
+        if newest is None:
+            return error(503, "no signing keys cached yet", renewed=False)
+        try:
+            token, expires, claims = tokens.renew(tokens.bearer(authorization), self.keys, newest,
+                                                  self.site.settings.token_ttl_s)
+        except tokens.InvalidToken as exc:
+            return reply({"renewed": False, "error": str(exc)}, status=401)
+        self.site.metrics.inc("auth_renewals_total", result="edge")
+        return reply({"token": token, "expires_at": expires, "subject": claims.get("sub"), "renewed_by": "edge"})
+
+    async def _renew_at_central(self, authorization: str | None) -> web.Response:
+        """The defect: renewal is a WAN round trip, so a token that runs out during an outage cannot be
+        renewed and its holder is locked out until the WAN is back."""
+        try:
+            answer = await self.central.call("POST", "/auth/renew", channel="auth",
+                                             headers={"Authorization": authorization or ""})
+        except WanError as exc:
+            self.site.metrics.inc("auth_renewals_total", result="unavailable")
+            return error(503, f"cannot renew: {exc}", renewed=False)
+        self.site.metrics.inc("auth_renewals_total", result="central")
+        return web.Response(body=answer.body, status=answer.status, content_type="application/json")
 
     async def keys_status(self, _request: web.Request) -> web.Response:
         return reply({"kids": sorted(self.keys), "fetched_at": self.keys_fetched_at})

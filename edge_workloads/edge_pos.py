@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .context import Site
+from .context import Site, log
 from .digest import canonical_json, payload_digest, summary_digest
 from .jsonhttp import BadRequest, error, read_json, reply, require_object
 from .privacy import anonymise, is_local_only
@@ -40,6 +40,7 @@ CREATE INDEX IF NOT EXISTS pos_tx_state ON pos_tx (state, seq);
 """
 
 STATES = ("pending", "forwarded", "local", "dropped")
+SEND_BUFFER_BYTES = 256 * 1024   # unbounded-backlog defect: what each sale keeps in memory
 # Fields the site sets on every record; the rest is the till's request as sent.
 SITE_FIELDS = ("site", "created_at")
 
@@ -57,6 +58,8 @@ class PosService:
         self._writer = GroupCommit(site.db, _insert)
         # no-fsync defect: acknowledged sales that only live in memory until the lazy writer runs.
         self._unwritten: dict[str, tuple] = {}
+        # unbounded-backlog defect: a send buffer per sale, kept for good (see create)
+        self._send_buffers: list[bytes] = []
         m = site.metrics
         m.counter("pos_transactions_total", "POS transactions accepted.")
         m.counter("pos_forwarded_total", "POS transactions acknowledged by central.")
@@ -115,6 +118,8 @@ class PosService:
                 self.site.metrics.inc("pos_transactions_total")
             return reply(_created(row), status=201, headers=_location(row))
 
+        if self.site.has("unbounded-backlog"):   # the defect: memory that grows with every sale, never freed
+            self._send_buffers.append(bytes([len(self._send_buffers) % 251 + 1]) * SEND_BUFFER_BYTES)
         outcome, existing = await self._writer.submit(row, _comparable(record))
         if outcome == "conflict":
             return error(409, f"transaction {record['id']} already exists with different content")
@@ -176,6 +181,9 @@ class PosService:
                 self.forward_failures += 1
                 self.last_forward_error = str(exc)
                 self.site.metrics.inc("pos_forward_failures_total")
+                if self.site.has("forwarder-no-reconnect"):   # the defect: the forwarder is gone for good
+                    log(self.site.name, f"forwarder-no-reconnect defect: giving up on central after: {exc}")
+                    return
                 if self.site.has("drop-on-partition"):
                     await self._mark(batch, "dropped")
                     self.site.metrics.inc("pos_dropped_total", len(batch))

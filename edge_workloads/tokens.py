@@ -61,6 +61,18 @@ def verify(token: str, keys: dict[str, dict[str, Any]], now: float | None = None
     return claims
 
 
+def renew(token: str, keys: dict[str, dict[str, Any]], signing_key: dict[str, Any], max_ttl_s: float,
+          now: float | None = None) -> tuple[str, float, dict[str, Any]]:
+    """A fresh token for the subject of a still-valid `token`, with its lifetime (at most max_ttl_s),
+    signed with `signing_key`: (token, expires_at, the old claims). InvalidToken for an invalid one:
+    only a holder of a valid token renews, so renewal extends a session, never starts one."""
+    claims = verify(token, keys, now)
+    lifetime = float(claims["exp"]) - float(claims.get("iat", claims["exp"]))
+    ttl = min(max(lifetime, 1.0), max_ttl_s)
+    fresh, expires = issue(signing_key, str(claims.get("sub", "")), ttl, now)
+    return fresh, expires, claims
+
+
 def bearer(authorization: str | None) -> str:
     if not authorization or not authorization.startswith("Bearer "):
         raise InvalidToken("missing Authorization: Bearer token")

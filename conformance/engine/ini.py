@@ -59,6 +59,7 @@ INI_OPTIONS = (
     IniOption("--edge-shard", "string"),
     IniOption("--edge-only", "list"),
     IniOption("--edge-requirement", "list"),
+    IniOption("--edge-duration-scale", "string"),
 )
 
 # pytest's ini types; "int" values are read as strings, so that a bad one is named with its file and key

@@ -57,6 +57,7 @@ class Selection:
     shard: tuple[int, int] | None = None  # --shard K/N (engine/shard.py)
     load: dict = field(default_factory=dict)  # --load-workers ... as LoadConfig fields (engine/loadspread.py)
     workers: int = 0  # -n N: pytest-xdist workers (engine/parallel.py); 0 without
+    duration_scale: float = 1.0  # --duration-scale (model/scaling.py): every outage's length multiplied
     cli: bool = False  # started by `edge-conformance run`: options are named as it names them
 
 
@@ -96,6 +97,7 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
         "probes": list(target.probes_deployed),
         "strict": bool(sel.strict),
         "waivers": sel.waivers,
+        "duration_scale": sel.duration_scale,
     }
     if sel.shard is not None:  # a deterministic share of the sites (engine/shard.py)
         from .shard import shard_scope
@@ -118,6 +120,12 @@ def run_scope(sel: Selection, target: Target, target_ref: str) -> dict:
         changed.append(f"--waivers {scope['waivers']}")
     if scope["allow_faults"]:
         changed.append("--allow-faults")
+    if sel.duration_scale != 1:  # the outages ran longer or shorter than the profiles say
+        from ..model.scaling import describe
+
+        factor = sel.duration_scale
+        changed.append(f"{flag(scope, 'duration-scale')} {factor:g} "
+                       f"(every outage {describe(factor)} its profile's length)")
     if sel.deploy_probes:
         changed.append(f"{flag(scope, 'deploy-probes')} ({', '.join(scope['probes'])})")
     if sel.load:  # changes what generates the load: recorded, and named in every report
@@ -142,6 +150,8 @@ def record_options(scope: dict, target_ref: str) -> dict:
                "backend": scope["backend"], "allow_faults": scope["allow_faults"]}
     if scope.get("probes"):
         options["deploy_probes"] = True
+    if scope.get("duration_scale", 1) != 1:
+        options["duration_scale"] = scope["duration_scale"]
     for key in ("only", "requirements", "keyword", "markers", "deselect", "tests"):
         if scope.get(key):
             options[key] = scope[key]
@@ -304,9 +314,10 @@ def entry(req: Requirement, site: Site, ended: V.Ended) -> dict:
     return {"id": req.id, "title": req.title, "profile": req.profile, "site": site.name,
             "role": site.role, "level": req.level, "check": req.check, "suite": req.suite,
             "status": d.status, "advisory": d.advisory, "expect": req.expect.text, "measured": {},
-            "message": d.message, "ended": ended.to_dict(), "validity": [], "source": req.source,
+            "message": d.message, "ended": ended.to_dict(), "validity": [], "source": req.source_text,
+            "cites": [c.to_dict() for c in req.cites], "basis": req.basis.to_dict(),
             "rationale": req.rationale, "duration": 0.0, "params": req.params, "waiver": None, "notes": [],
-            "raw": {}}
+            "raw": {}, **({"scaled": req.unscaled} if req.unscaled else {})}
 
 
 # ------------------------------------------------------------------------------- after collection

@@ -36,7 +36,8 @@ RERUN_STATUSES = ("fail", "error", "inconclusive", "not-run", "not-measured")
 PARTIAL_NAME = "rerun-results.json"
 # RunOptions fields a rerun takes from the previous run unless the command line gives them
 INHERITED = ("profiles", "target", "inventory", "suites", "sites", "requirements", "strict", "waivers", "defects",
-             "backend", "allow_faults", "deploy_probes", "load_workers", "load_remote_workers", "load_master", "shard")
+             "backend", "allow_faults", "deploy_probes", "load_workers", "load_remote_workers", "load_master", "shard",
+             "duration_scale")
 
 
 @dataclass
@@ -124,6 +125,8 @@ def plan(results_path: str | Path, opts: RunOptions, given: AbstractSet[str] = f
             raise ConfigError(source, None, "options.waivers", f"the previous run's waivers file {old['waivers']} "
                                                                "is not here (give --waivers)")
         changes["waivers"] = Path(old["waivers"])
+    if "duration_scale" not in given and old.get("duration_scale"):  # the same outage lengths
+        changes["duration_scale"] = str(old["duration_scale"])
     shard = (prev.get("scope") or {}).get("shard") or {}  # a shard's re-run stays that shard
     if "shard" not in given and shard.get("index"):
         changes["shard"] = f"{shard['index']}/{shard['count']}"

@@ -47,6 +47,7 @@ class RunOptions:
     load_master: str | None = None
     shard: str | None = None  # K/N: a deterministic share of the sites (engine/shard.py)
     workers: str | None = None  # -n N|auto: pytest-xdist workers on this machine (engine/parallel.py)
+    duration_scale: str | None = None  # every outage's length multiplied (model/scaling.py)
     extra_pytest_args: list[str] = field(default_factory=list)
 
 
@@ -60,10 +61,18 @@ class RunOutcome:
 
 def validate_inputs(opts: RunOptions) -> None:
     """Fail fast, with one located line, before anything is started."""
+    from ..model.scaling import parse_factor, scale_profile
+
+    factor = 1.0
+    if opts.duration_scale:
+        try:
+            factor = parse_factor(opts.duration_scale)
+        except ValueError as exc:
+            raise ConfigError(None, None, "--duration-scale", str(exc)) from None
     known_ids: list[str] = []
     for ref in opts.profiles:
         try:
-            known_ids += [r.id for r in load_profile(ref).requirements]
+            known_ids += [r.id for r in scale_profile(load_profile(ref), factor).requirements]
         except ConfigError as exc:
             if exc.source is None and exc.field is None:
                 exc.field = "--profile"
@@ -167,6 +176,8 @@ def pytest_args(opts: RunOptions, run_id: str, out_dir: Path) -> list[str]:
         args += ["--edge-load-master", opts.load_master]
     if opts.shard:
         args += ["--edge-shard", opts.shard]
+    if opts.duration_scale:
+        args += ["--edge-duration-scale", str(opts.duration_scale)]
     if opts.workers is not None:  # xdist is loaded by name: plugin autoload is off (see below)
         args += ["-p", "xdist.plugin", "-n", str(parse_workers(opts.workers))]
     if opts.waivers:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .profile import Profile, Requirement
+from .sources import basis_shares
 
 MARKER = "edge_check"
 
@@ -131,6 +132,7 @@ def render(rows: list[CoverageRow], profiles: list[Profile]) -> str:
         mine = by_profile.get(p.id, [])
         covered = sum(r.covered for r in mine)
         lines.append(f"{p.id} {p.version} ({p.path}): {covered} of {len(mine)} requirements covered")
+        lines.append(f"  thresholds: {basis_shares([r.requirement.basis.kind for r in mine])}")
         width = max((len(r.requirement.id) for r in mine), default=10)
         cwidth = max((len(r.requirement.check) for r in mine), default=10)
         for row in mine:
@@ -138,10 +140,10 @@ def render(rows: list[CoverageRow], profiles: list[Profile]) -> str:
             where = (", ".join(i.node for i in row.implementations) if row.covered
                      else f"NOT COVERED: no suite test implements {r.check}")
             origin = f"  <- {row.inherited_from}" if row.inherited_from else ""
-            lines.append(f"  {r.id:<{width}}  {r.level:<6}  {r.check:<{cwidth}}  {where}{origin}")
+            lines.append(f"  {r.id:<{width}}  {r.level:<6}  {r.basis.kind:<8}  {r.check:<{cwidth}}  {where}{origin}")
         lines.append("")
     total = len(rows)
     missing = [r for r in rows if not r.covered]
     lines.append(f"{len(profiles)} profiles, {total} requirements: {total - len(missing)} covered, "
-                 f"{len(missing)} not covered")
+                 f"{len(missing)} not covered; thresholds: {basis_shares([r.requirement.basis.kind for r in rows])}")
     return "\n".join(lines) + "\n"

@@ -21,6 +21,8 @@ from .errors import ConfigError, did_you_mean
 from .paths import profiles_dir
 from .sampling import Sampling, SamplingError, parse_sampling
 from .schema_errors import validate as schema_validate
+from .sources import (REGISTRY_FILE, UNSTATED, Basis, Citation, Source, check_citation, parse_basis, read_sources,
+                      registry)
 from .units import UnitError, parse_quantity
 from .yamlfile import YamlDoc, load_yaml
 
@@ -37,12 +39,22 @@ class Requirement:
     params: dict[str, Any]
     expect: E.Expectation
     rationale: str = ""
-    source: str = ""
+    source: str = ""  # free text of profiles written before cites and basis
+    cites: list[Citation] = field(default_factory=list)
+    basis: Basis = UNSTATED
     quorum: float | None = None  # fleet rule: share of sites (0..1) that must pass
     sample: Sampling | None = None  # with a quorum: measure only a sample of the sites (model/sampling.py)
     profile: str = ""
     origin: str = ""  # file:line where it was (last) defined
     raw_params: dict[str, Any] = field(default_factory=dict, repr=False)  # as written, for overrides
+    unscaled: dict[str, float] = field(default_factory=dict)  # --duration-scale: param -> the profile's seconds
+
+    @property
+    def source_text(self) -> str:
+        """Citations and basis on one line (results.json `source`, JUnit, Markdown)."""
+        if not self.cites and self.basis is UNSTATED:
+            return self.source
+        return "; ".join([c.text for c in self.cites] + [self.basis.text])
 
     @property
     def suite(self) -> str:
@@ -69,7 +81,7 @@ class Profile:
     title: str
     description: str
     requirements: list[Requirement]
-    sources: list[dict] = field(default_factory=list)
+    sources: dict[str, Source] = field(default_factory=dict)  # the profile chain's own, not the registry's
     topology: str | None = None
     path: str = ""
     sha256: str = ""
@@ -78,13 +90,21 @@ class Profile:
     def requirement(self, rid: str) -> Requirement | None:
         return next((r for r in self.requirements if r.id == rid), None)
 
+    def cited_sources(self) -> dict[str, Source]:
+        """Every source its requirements cite, with the full citation, in key order."""
+        known = {**registry(), **self.sources}
+        keys = sorted({c.key for r in self.requirements for c in r.cites}, key=str.lower)
+        return {k: known[k] for k in keys if k in known}
+
     def summary(self) -> dict:
         return {"id": self.id, "version": self.version, "title": self.title, "sha256": self.sha256,
-                "source": self.path, "extends": [c.id for c in self.chain[1:]]}
+                "source": self.path, "extends": [c.id for c in self.chain[1:]],
+                "sources": [s.to_dict() for s in self.cited_sources().values()]}
 
 
 def list_profiles() -> list[Path]:
-    return sorted(profiles_dir().glob("*.yaml"))
+    """The shipped profiles (profiles/*.yaml but the bibliography, sources.yaml)."""
+    return sorted(p for p in profiles_dir().glob("*.yaml") if p.name != REGISTRY_FILE)
 
 
 def is_path_ref(ref: str) -> bool:
@@ -155,6 +175,13 @@ def _load(path: Path, seen: tuple[str, ...], resolve: Resolver = resolve_ref) ->
                 raise doc.error(("extends",), exc.message) from None
             raise
 
+    own_sources = read_sources(doc, ("sources",), data.get("sources") or [])
+    for i, key in enumerate(own_sources):
+        if key in registry():
+            raise doc.error(("sources", i, "key"), f'source "{key}" is already in profiles/sources.yaml '
+                                                   f"({registry()[key].citation()}): cite it, or use another key")
+    known_sources = {**registry(), **(parent.sources if parent else {}), **own_sources}
+
     raw_reqs: dict[str, tuple[dict, tuple, YamlDoc]] = {}
     order: list[str] = []
     if parent:
@@ -179,7 +206,7 @@ def _load(path: Path, seen: tuple[str, ...], resolve: Resolver = resolve_ref) ->
         if "__parsed__" in raw:
             requirements.append(raw["__parsed__"])
         else:
-            requirements.append(_build_requirement(raw, where, rdoc, data["id"]))
+            requirements.append(_build_requirement(raw, where, rdoc, data["id"], known_sources))
     if not requirements:
         raise doc.error(("requirements",), "a profile needs at least one requirement")
 
@@ -187,7 +214,7 @@ def _load(path: Path, seen: tuple[str, ...], resolve: Resolver = resolve_ref) ->
     return Profile(
         id=data["id"], version=str(data["version"]), title=data["title"],
         description=str(data.get("description", "")).strip(), requirements=requirements,
-        sources=list(data.get("sources") or []) + (parent.sources if parent else []),
+        sources={**(parent.sources if parent else {}), **own_sources},
         topology=data.get("topology") or (parent.topology if parent else None),
         path=display, sha256=_chain_digest(chain), chain=chain,
     )
@@ -215,7 +242,8 @@ def _merge_override(base: dict, override: dict) -> dict:
         r: Requirement = base["__parsed__"]
         base = {"id": r.id, "title": r.title, "level": r.level, "check": r.check,
                 "applies_to": list(r.applies_to), "params": dict(r.raw_params),
-                "expect": r.expect.text, "rationale": r.rationale, "source": r.source}
+                "expect": r.expect.text, "rationale": r.rationale, "source": r.source,
+                "__cites__": r.cites, "__basis__": r.basis}
         if r.quorum is not None:
             base["sites"] = f"{r.quorum * 100:g}%"
         if r.sample is not None:
@@ -227,7 +255,8 @@ def _merge_override(base: dict, override: dict) -> dict:
     return merged
 
 
-def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str) -> Requirement:
+def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str,
+                       known_sources: dict[str, Source] | None = None) -> Requirement:
     def err(key: str | None, message: str) -> ConfigError:
         return doc.error(where + ((key,) if key else ()), message)
 
@@ -266,13 +295,27 @@ def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str) -
             sample = parse_sampling(raw["sample"], raw.get("confidence"))
         except SamplingError as exc:
             raise err(exc.field, str(exc)) from None
+    cites, basis = _sourcing(raw, where, doc, known_sources if known_sources is not None else registry())
     req = Requirement(
         id=raw["id"], title=raw["title"], level=raw["level"], check=check, applies_to=applies,
         params=params, expect=expectation, rationale=str(raw.get("rationale", "")).strip(),
-        source=str(raw.get("source", "")).strip(), quorum=quorum, sample=sample, profile=profile_id,
+        source=str(raw.get("source", "")).strip(), cites=cites, basis=basis, quorum=quorum, sample=sample,
+        profile=profile_id,
         origin=f"{doc.source}:{doc.line(where) or '?'}", raw_params=raw_params,
     )
     return req
+
+
+def _sourcing(raw: dict, where: tuple, doc: YamlDoc, known: dict[str, Source]) -> tuple[list[Citation], Basis]:
+    """The requirement's citations (each key known) and basis; an inherited one's come parsed."""
+    if "cites" in raw:
+        cites = [check_citation(doc, where + ("cites", i), text, known) for i, text in enumerate(raw["cites"])]
+    else:
+        cites = list(raw.get("__cites__") or [])
+    basis = parse_basis(raw["basis"]) if "basis" in raw else raw.get("__basis__") or UNSTATED
+    if basis.kind != "assumed" and basis is not UNSTATED and not cites:
+        raise doc.error(where + ("basis",), f"a basis of {basis.kind} needs the source: add cites")
+    return cites, basis
 
 
 _KIND_CHECKS = {

@@ -54,6 +54,9 @@ def _to_config_error(doc: YamlDoc, error: jsonschema.ValidationError) -> ConfigE
     if v == "pattern":
         return doc.error(path, f'"{error.instance}" is not valid here'
                                f"{_pattern_hint(error.schema.get('description', ''))}")
+    if v == "oneOf" and path and path[-1] == "basis":
+        return doc.error(path, 'expected "source", {derived: "the arithmetic"} or {assumed: "the reason"}, '
+                               f"got {_describe(error.instance)}")
     if v == "oneOf":
         return doc.error(path, f"expected a string or a list of strings, got {_describe(error.instance)}")
     if v in ("minItems", "minLength"):

@@ -39,8 +39,12 @@ NOT_APPLICABLE = "not-applicable"
 ENDINGS = ("measured", "assertion", "error", "not-measured", "not-applicable", "not-run")
 
 # Kinds of validity evidence (results.json entry "validity": a list of {"kind": ..., ...}). `invalid`
-# may name the `metrics` it invalidates (else it invalidates the whole measurement).
-VALIDITY_KINDS = ("invalid", "samples", "lower_bound", "pressure")
+# may name the `metrics` it invalidates (else it invalidates the whole measurement). `floor` is what a
+# metric reads when nothing it measures happens (its noise, in `unit`): an upper bound closer to it
+# than FLOOR_RATIO times cannot tell the site from the measurement, so it is inconclusive, unless the
+# value is over the bound by more than FLOOR_RATIO floors (no noise explains that: it fails).
+VALIDITY_KINDS = ("invalid", "samples", "lower_bound", "pressure", "floor")
+FLOOR_RATIO = 3.0
 
 # ------------------------------------------------------------------------------------- sample counts
 
@@ -181,6 +185,7 @@ def decide(requirement: Any, site: str, *, measured: dict[str, tuple[float, str]
         return made("error", f"{prefix}: {text}{suffix}", detail=text, outcomes=outcomes)
 
     reason = (_too_few_samples(requirement, outcomes, validity) or _lower_bound(outcomes, validity)
+              or _below_floor(outcomes, requirement.metric_dimensions, validity)
               or _starved(outcomes, measured, validity))
     if reason:
         return made("inconclusive", f"{prefix}: inconclusive: {reason}{suffix}", outcomes=outcomes)
@@ -268,6 +273,32 @@ def _lower_bound(outcomes: list[E.Outcome], validity: list[dict]) -> str:
     shown = o.comparison.show(o.measured) if o.measured is not None else "not measured"
     return (f"{o.comparison.metric} is only a lower bound ({shown}, {why}): "
             f"{o.comparison.text.strip()} cannot be decided")
+
+
+def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity: list[dict]) -> str:
+    """An upper bound within FLOOR_RATIO of the metric's measurement floor cannot be decided (unless
+    another comparison fails: then the requirement fails on that one)."""
+    floors = {v.get("metric"): v for v in validity if v.get("kind") == "floor"}
+    undecided = ""
+    for o in outcomes:
+        f = floors.get(o.comparison.metric)
+        value = f.get("value") if f else None
+        if f is None or o.comparison.op not in ("<", "<=") or not isinstance(value, (int, float)) or value <= 0:
+            continue
+        c = o.comparison
+        dim = dimensions.get(c.metric) or E._dimension_of(str(f.get("unit") or ""), c.unit)
+        try:
+            floor = U.from_base(U.to_base(float(value), str(f.get("unit") or ""), dim), c.unit, dim)
+        except (ValueError, U.UnitError):
+            continue
+        beyond_noise = o.measured is not None and o.measured > c.value + FLOOR_RATIO * floor
+        if c.value < FLOOR_RATIO * floor and not beyond_noise and not undecided:
+            why = f" ({f['reason']})" if f.get("reason") else ""
+            undecided = (f"{c.metric}: the budget {c.bound_text()} is under {FLOOR_RATIO:g}x the measurement floor "
+                         f"{c.show(floor)}{why}")
+    if undecided and any(o.ok is False and o.comparison.metric not in floors for o in outcomes):
+        return ""
+    return undecided
 
 
 def pressure_figures(item: dict) -> str:

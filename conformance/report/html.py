@@ -43,7 +43,8 @@ def render_css(results: dict) -> str:
 def _page(results: dict) -> dict:
     reqs = V.requirements(results)
     strict = V.strict(results)
-    rows = [_row(i, r, strict) for i, r in enumerate(reqs)]
+    sources = V.source_index(results)
+    rows = [_row(i, r, strict, sources) for i, r in enumerate(reqs)]
     by_identity = {id(r): row for r, row in zip(reqs, rows)}  # problem_groups returns these same dicts
     scope = V.Scope(results)
     return {
@@ -72,6 +73,8 @@ def _page(results: dict) -> dict:
         "fmt": V.fmt_value,
         "waivers": _waivers(results),
         "profiles": [_profile(p) for p in V.as_list(results.get("profiles"))],
+        "sources": [{"key": k, "citation": V.clean(s.get("citation")), "note": V.clean(s.get("note"))}
+                    for k, s in sorted(sources.items(), key=lambda kv: kv[0].lower())],
         "target": _target(results),
         "host": _host(results),
         "calibration_histogram": V.clean(V.as_dict(results.get("calibration")).get("histogram") or ""),
@@ -79,7 +82,7 @@ def _page(results: dict) -> dict:
     }
 
 
-def _row(i: int, r: dict, strict: bool) -> dict:
+def _row(i: int, r: dict, strict: bool, sources: dict[str, dict]) -> dict:
     charts = [svg for svg in (C.latency_chart(r), C.timeseries_chart(r)) if svg] + C.sweep_charts(r)
     params = V.as_dict(r.get("params"))
     return {
@@ -101,7 +104,10 @@ def _row(i: int, r: dict, strict: bool) -> dict:
         "message": V.message(r),
         "sampling": V.sampling_text(r),  # a sampled fleet: the sample and its confidence
         "unsampled": V.is_unsampled(r),  # a site outside a fleet's sample: not run by design
-        "source": V.clean(r.get("source")),
+        # Cited sources in full; the free-text `source` only for entries of profiles without `cites`.
+        "cites": V.citations(r, sources),
+        "basis": V.basis_text(r),
+        "source": "" if r.get("cites") else V.clean(r.get("source")),
         "rationale": V.clean(r.get("rationale")),
         "notes": [V.clean(n) for n in V.as_list(r.get("notes"))],
         "params": V.clean(json.dumps(params, indent=1, sort_keys=True, default=str)) if params else "",

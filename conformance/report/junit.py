@@ -126,6 +126,8 @@ def _details(r: dict) -> str:
         lines.append(f"sampling: {V.sampling_text(r)}")
     if r.get("source"):
         lines.append(f"source: {V.clean(r['source'])}")
+    if V.basis_text(r):
+        lines.append(f"basis: {V.basis_text(r)}")
     lines.extend(f"note: {V.clean(n)}" for n in V.as_list(r.get("notes")))
     return "\n".join(lines)
 

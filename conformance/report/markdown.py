@@ -98,6 +98,8 @@ def _problems(results: dict) -> list[str]:
                          f"expected: {text(V.expected(r)) or '?'}")
             if V.sampling_text(r):
                 lines.append(f"  - {text(V.sampling_text(r))}")
+            if V.basis_text(r):  # a failure against a source's figure weighs more than one against ours
+                lines.append(f"  - threshold: {text(V.basis_text(r))}")
         lines.append("")
     return lines
 

@@ -137,6 +137,17 @@ class LiveProgress:
     def pytest_sessionfinish(self) -> None:
         self._clear()
 
+    def checkpoint(self, text: str) -> None:
+        """A long check's own progress ('RTL-LONG-01@store-1: cut 40 % ...'), as the status line on a
+        terminal, else as a plain line (the check calls it every twentieth of its cut)."""
+        line = f"{self.estimate.text()} {self.suite} {V.clean(text)}"
+        if self.live and self.quiet:
+            width = self.config.get_terminal_writer().fullwidth
+            self.tr.rewrite(line[: max(width - 1, 10)], erase=True)
+            self.status_shown = True
+        else:
+            self._line(f"edge-conformance: {line}")
+
     # -- output ------------------------------------------------------------------------------------
     def _collected(self, nodeids: list[str]) -> None:
         self.estimate.total = len(nodeids)

@@ -29,6 +29,11 @@ import pytest
 from conformance.measure.cutoff import WORKLOADS, CutOff
 from conformance.measure.health import healthy, settled_health, wait_healthy
 from conformance.measure.pacing import sleep_until
+from conformance.measure import footprint as F
+from conformance.measure.host.disk import disk_used
+from conformance.measure.host.site import scope_for, site_data_dir, site_hosts
+from conformance.measure.longoutage import GrowthSampler, TokenKeeper, growth
+from conformance.measure.outagelength import fmt_seconds, outage_note
 from conformance.measure.pressure import PressureWindow, TreeCpu, own_site_pid, record_pressure
 from conformance.measure.recovery import crash, hang
 from conformance.measure.resync import await_resync, before_fault
@@ -37,7 +42,7 @@ from conformance.measure.siteapi import central_client, site_client
 from conformance.measure.steady import SteadyProbe, figures, invalid_evidence, latency_raw
 from conformance.measure.wansweep import OPERATIONS, sweep, sweep_figures, sweeps_of
 from conformance.model.catalog.resilience import CUT_MODES  # what a WAN cut does to connections
-from conformance.model.errors import MeasurementError
+from conformance.model.errors import MeasurementError, NotMeasured
 
 
 def _tag(kind: str) -> str:
@@ -58,9 +63,10 @@ def _fault_log(rec, faults) -> None:
             rec.note(line)
 
 
-def _scaled(rec, params: dict, what: str, seconds: float) -> None:
-    if params.get("scaled_from"):
-        rec.note(f"scaled down: the {seconds:g} s {what} stands for {params['scaled_from']}")
+def _scaled(rec, edge, what: str, seconds: float) -> None:
+    note = outage_note(edge.requirement.unscaled, edge.params, what, seconds)
+    if note:
+        rec.note(note)
 
 
 def _put(rec, metrics: list[tuple[str, Any, str]], notes: list[str]) -> None:
@@ -114,7 +120,7 @@ def _partition(edge, rec) -> None:
     healed_at = time.monotonic()
     _fault_log(rec, faults)
     rec.note(f"WAN cut ({cut_mode}) for {healed_at - cut_at:.1f} s")
-    _scaled(rec, p, "cut", duration)
+    _scaled(rec, edge, "cut", duration)
 
     result = probe.join()
     record_pressure(rec, window.stop(), site_cpu.cores())
@@ -179,7 +185,7 @@ def _resync(edge, rec) -> None:
     healed_at = time.monotonic()
     _fault_log(rec, injector)
     rec.note(f"{what} for {healed_at - began:.1f} s")
-    _scaled(rec, p, "outage", duration)
+    _scaled(rec, edge, "outage", duration)
 
     created = poster.accepted
     rec.record("created", len(created))
@@ -322,3 +328,151 @@ def _flap(edge, rec) -> None:
     if not healthy(health):
         rec.note(f"after the flapping GET /health -> {health.describe()}")
     rec.attach("flap", {k: v for k, v in out.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# resilience.long_outage
+
+
+@pytest.mark.edge_check("resilience.long_outage")
+def test_long_outage(edge, request):
+    edge.shared(_long_outage)
+
+
+MiB = 2**20
+
+
+def _growth_reader(edge) -> tuple[Any, str | None]:
+    """A function reading (memory, disk) of the site, and why there is none (no host, no data dir)."""
+    try:
+        host = site_hosts(edge.site, edge.params)[0]
+    except NotMeasured as exc:
+        return None, f"{exc.reason}; to measure memory and disk growth: {exc.remedy}"
+    scope = scope_for(edge.site, edge.params, host)
+    data_dir = site_data_dir(edge.site, host)
+
+    def read() -> tuple[float | None, float | None]:
+        memory, _ = F.memory_used(edge.site, host, scope)
+        return float(memory), float(disk_used(host, [data_dir])) if data_dir else None
+
+    return read, None if data_dir else "the site declares no data dir (labels.data_dir): disk growth not measured"
+
+
+def _long_outage(edge, rec) -> None:
+    p = edge.params
+    cut_mode = _cut_mode(p)
+    faults = edge.faults
+    faults.require("partition", "heal")
+    site = site_client(edge)
+    central_site, central = central_client(edge)
+    name = edge.site.name
+    duration = float(p["duration"])
+    real = float(edge.requirement.unscaled.get("duration", duration))  # what the cut stands for
+    token_ttl = float(p.get("token_ttl") or duration / 3)
+    baseline = float(p.get("baseline") or min(max(duration / 10, 3.0), 300.0))
+    every = float(p.get("sample_every") or min(max(duration / 60, 0.5), 60.0))
+    checkpoint_every = float(p.get("checkpoint_every") or max(duration / 20, 10.0))
+    rate = max(float(p["pos_rate"]), 1.0 / duration)
+    op_timeout = float(p["op_timeout"])
+    tag = _tag("long")
+
+    read, unmeasured = _growth_reader(edge)
+    if unmeasured:
+        rec.note(unmeasured)
+    in_sync, notes = before_fault(site, central, name, min(float(p["timeout"]), 10.0), "outage")
+    _put(rec, [], notes)
+    keeper = TokenKeeper(site, central, f"{tag}-user", token_ttl, op_timeout)
+    keeper.obtain()
+    sampler = GrowthSampler(read, every).start() if read else None
+    # The warm-up: the same sales with the WAN up, so first-time allocations are not taken for growth.
+    warmup = Poster(site, _tag("warm"), rate, op_timeout).start(until=time.monotonic() + baseline)
+    warmup.join()
+    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))
+    poster = Poster(site, tag, rate, op_timeout)
+    with faults.partitioned(cut_mode, duration=duration):
+        cut_at = time.monotonic()
+        if sampler:
+            sampler.mark_cut()
+        keeper.start()
+        poster.start(until=cut_at + duration)
+        next_checkpoint = cut_at + checkpoint_every
+        while time.monotonic() < cut_at + duration:
+            sleep_until(min(next_checkpoint, cut_at + duration))
+            if time.monotonic() >= next_checkpoint:
+                edge.checkpoint(_progress(sampler, poster, keeper, cut_at, duration, real))
+                next_checkpoint += checkpoint_every
+        poster.stop.set()
+        keeper.stop()
+        # The session outlived its first token: the site must accept the renewed one now.
+        late = keeper.check() if keeper.first_expiry is not None and time.time() > keeper.first_expiry else None
+    healed_at = time.monotonic()
+    _fault_log(rec, faults)
+    rec.note(f"WAN cut ({cut_mode}) for {healed_at - cut_at:.1f} s")
+    _scaled(rec, edge, "cut", duration)
+    if sampler:
+        sampler.stop()
+
+    poster.join()
+    created = poster.accepted
+    rec.record("created", len(created))
+    if late is None:
+        rec.note(f"the first token (lifetime {token_ttl:g} s) had not run out by the end of the cut: give "
+                 "token_ttl shorter than the cut")
+    else:
+        rec.record("auth_ok", late.ok and not keeper.failures)
+        rec.record("renewals", keeper.renewals)
+        rec.note(f"token: lifetime {token_ttl:g} s, renewed {keeper.renewals} times at the site during the cut; "
+                 f"after the first token's expiry the site answered {late.describe()}")
+        for failure in keeper.failures[:3]:
+            rec.note(f"token {failure}")
+
+    if sampler:
+        samples, cut_index = sampler.snapshot()
+        for which, metric in ((1, "memory"), (2, "disk")):
+            g = growth(samples, cut_index, which, duration, real)
+            if g.measured is None:
+                rec.note(f"{metric}: too few samples during the cut ({g.samples}) to measure growth")
+                continue
+            rec.record(f"{metric}_growth", g.measured / MiB, "MiB")
+            rec.record(f"{metric}_projected", g.projected / MiB, "MiB")
+            noise = f" (the samples' scatter alone could read {g.noise_projected / MiB:.1f} MiB)" \
+                if g.noise_projected is not None else ""
+            rec.note(f"{metric}: {g.measured / MiB:+.1f} MiB over the {duration:g} s cut ({g.rate / 1024:+.1f} KiB/s "
+                     f"from {g.samples} samples), {g.projected / MiB:.1f} MiB over {fmt_seconds(real)}{noise}")
+            if g.noise_projected:
+                rec.evidence("floor", metric=f"{metric}_projected", value=round(g.noise_projected / MiB, 3),
+                             unit="MiB", reason="what the samples' scatter alone could project to")
+            rec.attach(f"{metric}_series", {"unit": "B", "cut_s": duration, "samples": g.series})
+        if sampler.errors:
+            rec.note(f"{len(sampler.errors)} samples failed, e.g. {sampler.errors[0]}")
+
+    if not created:
+        raise MeasurementError(f"no sale was accepted during the cut ({poster.statuses()}; e.g. "
+                               f"{poster.first_failure()}): no backlog to catch up")
+    out, notes = await_resync(site, central, name, tag, created, healed_at, float(p["timeout"]),
+                              float(p["settle"]), in_sync)
+    _put(rec, [], notes)
+    record_pressure(rec, window.stop(), site_cpu.cores())
+    rec.record("delivered_ratio", out["delivered"] / len(created), "ratio")
+    rec.record("duplicates", out["duplicates"])
+    rec.record("catch_up_time", out["sync_time"], "s")
+    rec.attach("long_outage", {"duration_s": round(healed_at - cut_at, 3), "real_s": real, "created": len(created),
+                               "renewals": keeper.renewals, "token_ttl_s": token_ttl})
+
+
+def _progress(sampler, poster, keeper, cut_at: float, duration: float, real: float) -> dict:
+    """What a checkpoint says: how far into the cut, sales made, renewals, the latest memory and disk."""
+    elapsed = time.monotonic() - cut_at
+    stands = f", standing for {fmt_seconds(real)}" if real != duration else ""
+    summary = (f"cut {elapsed / duration:.0%} ({fmt_seconds(round(elapsed))} of {fmt_seconds(duration)}{stands}), "
+               f"{poster.count or len(poster.results)} sales, {keeper.renewals} token renewals")
+    progress = {"summary": summary, "elapsed_s": round(elapsed, 1), "cut_s": duration, "real_s": real,
+                "sales_attempted": poster.count or len(poster.results), "renewals": keeper.renewals,
+                "renewal_failures": len(keeper.failures)}
+    if sampler:
+        samples, cut_index = sampler.snapshot()
+        during = [s for s in samples[cut_index:] if s[1] is not None]
+        if during:
+            progress["memory_bytes"], progress["disk_bytes"] = during[-1][1], during[-1][2]
+            progress["memory_bytes_at_cut"], progress["disk_bytes_at_cut"] = during[0][1], during[0][2]
+    return progress

@@ -24,6 +24,7 @@ import pytest
 
 from conformance.measure.httpcache import CACHE_HEADERS, HttpCache
 from conformance.measure.mqtt import Mqtt, payload, tally, wait_for
+from conformance.measure.outagelength import outage_note
 from conformance.measure.pacing import sleep_until
 from conformance.model.catalog.stack import CUT_MODES
 from conformance.model.errors import MeasurementError
@@ -74,9 +75,10 @@ def _fault_log(rec, faults) -> None:
             rec.note(line)
 
 
-def _scaled(rec, params: dict, seconds: float) -> None:
-    if params.get("scaled_from"):
-        rec.note(f"scaled down: the {seconds:g} s cut stands for {params['scaled_from']}")
+def _scaled(rec, edge, seconds: float) -> None:
+    note = outage_note(edge.requirement.unscaled, edge.params, "cut", seconds)
+    if note:
+        rec.note(note)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +127,7 @@ def _http_cache(edge, rec) -> None:
     _fault_log(rec, faults)
     rec.note(f"WAN cut ({cut_mode}) for {healed_at - cut_at:.1f} s; the copies were read from "
              f"{ttl:g} s after their fetch on")
-    _scaled(rec, p, healed_at - cut_at)
+    _scaled(rec, edge, healed_at - cut_at)
     metrics, notes, evidence = cache.cut_figures(reads)
     _put(rec, metrics, notes)
     for item in evidence:
@@ -204,7 +206,7 @@ def _mqtt_bridge(edge, rec) -> None:
         _fault_log(rec, faults)
         rec.note(f"WAN cut ({cut_mode}) for {healed_at - cut_at:.1f} s; {len(acked)} of {count} messages "
                  f"published at QoS 1 on {topic!r} were acknowledged by the site's broker")
-        _scaled(rec, p, healed_at - cut_at)
+        _scaled(rec, edge, healed_at - cut_at)
         if refused:
             rec.note(f"{len(refused)} messages were not acknowledged by the site's broker, e.g. {refused[0]}; "
                      "only acknowledged ones must reach central")

@@ -56,6 +56,18 @@ def test_wheel_install_works_without_a_checkout(tmp_path, http_url):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert any(line.startswith("edge-baseline ") for line in proc.stdout.splitlines())
+    assert "sources" not in [line.split()[0] for line in proc.stdout.splitlines()]  # the bibliography is no profile
+
+    # The bibliography ships too: every requirement of every profile explained with its full citation.
+    names = [line.split()[0] for line in proc.stdout.splitlines()]
+    for name in names:
+        proc = subprocess.run([exe, "profiles", "explain", name], cwd=elsewhere, capture_output=True, text=True,
+                              env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        blocks = [b for b in proc.stdout.split("\n\n") if b.strip()]
+        for block in blocks:
+            assert "  cites:     " in block and "             = " in block, block
+            assert "  basis:     " in block and "basis not stated" not in block, block
 
     target = write_target(elsewhere / "T.yaml", {"api": http_url})
     proc = subprocess.run([exe, "run", "--target", "T.yaml", "--out", "out"], cwd=elsewhere, capture_output=True,

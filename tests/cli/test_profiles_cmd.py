@@ -60,15 +60,28 @@ def test_explain():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.startswith("BASE-FUN-01 (edge-baseline")
-    for label in ("check:", "expect:", "rationale:", "source:", "defined:"):
+    for label in ("check:", "expect:", "rationale:", "cites:", "basis:", "defined:"):
         assert label in out
     assert "functional.http" in out and "OSF-2018" in out
+    # the full citation under the key and place
+    assert '= B. Cohen, G. Kathirvel' in out and '"Cloud Edge Computing: Beyond the Data Center", 2018.' in out
     # by requirement id alone, searched in every shipped profile
     proc = run_cli("profiles", "explain", "BASE-FUN-02")
     assert proc.returncode == 0 and proc.stdout.startswith("BASE-FUN-02 (edge-baseline")
     # the whole profile
     proc = run_cli("profiles", "explain", "edge-baseline")
     assert proc.returncode == 0 and proc.stdout.count("rationale:") >= 3
+
+
+def test_sources_lists_the_bibliography_and_who_cites_it():
+    proc = run_cli("profiles", "sources", "retail")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("OSF-2018: ") and "Beyond the Data Center" in line for line in lines)
+    cited = next(line for line in lines if line.startswith("  cited by") and "retail RTL-RES-02" in line)
+    assert cited
+    everything = run_cli("profiles", "sources")
+    assert everything.returncode == 0 and "3GPP-TS-22.186: " in everything.stdout
 
 
 def test_explain_unknown_requirement():

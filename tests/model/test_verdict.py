@@ -341,3 +341,38 @@ def test_invalid_evidence_naming_metrics_applies_only_to_them():
     assert decide(req("p99 <= 50 ms"), ms(p50=1, p99=2), validity=invalid).status == "inconclusive"
     other = req("mean <= 50 ms")
     assert decide(other, ms(p50=1, mean=2), validity=invalid).status == "pass"
+
+
+# ---------------------------------------------------------------------------------------------
+# a measurement floor (the growth a long outage's samples could read with nothing growing)
+
+
+def floor(value: float, metric: str = "memory_projected", unit: str = "MiB") -> dict:
+    return {"kind": "floor", "metric": metric, "value": value, "unit": unit, "reason": "the samples' scatter"}
+
+
+@pytest.mark.parametrize("budget, measured, status", [
+    ("64 MiB", 10, "pass"),          # budget 64 >= 3 x 20: decided
+    ("64 MiB", 500, "fail"),
+    ("50 MiB", 10, "inconclusive"),  # budget 50 < 3 x 20: the noise alone could break it
+    ("50 MiB", 100, "inconclusive"),  # over the budget by less than 3 floors: noise may explain it
+    ("50 MiB", 500, "fail"),          # over it by far more than any noise: decided
+])
+def test_an_upper_bound_near_the_measurement_floor_is_inconclusive(budget, measured, status):
+    d = decide(req(f"memory_projected <= {budget}", check="resilience.long_outage"),
+               {"memory_projected": (measured, "MiB")}, validity=[floor(20)])
+    assert d.status == status, d.message
+    if status == "inconclusive":
+        assert f"the budget <= {budget} is under 3x the measurement floor 20 MiB (the samples' scatter)" in d.message
+
+
+def test_a_floor_in_other_units_is_converted_and_other_metrics_are_untouched():
+    d = decide(req("memory_projected <= 1 GiB and auth_ok == true", check="resilience.long_outage"),
+               {"memory_projected": (10, "MiB"), "auth_ok": (0, "")}, validity=[floor(400, unit="MiB")])
+    assert d.status == "fail" and "auth_ok" in d.message  # decided by the other comparison
+    d = decide(req("memory_projected <= 1 GiB", check="resilience.long_outage"), {"memory_projected": (10, "MiB")},
+               validity=[floor(400, unit="MiB")])
+    assert d.status == "inconclusive" and "under 3x the measurement floor 0.3906 GiB" in d.message
+    d = decide(req("auth_ok == true", check="resilience.long_outage"), {"auth_ok": (1, "")},
+               validity=[floor(400)])
+    assert d.status == "pass"

@@ -26,7 +26,7 @@ from conformance.model.profile import Profile, Requirement, list_profiles, load_
 from conformance.model.recompute import measured_of
 from tests.helpers.cli import CLI, run_command
 
-from .mutations import EXPECTED_SKIPS, PLANS, DefectRun, Mutation, gap_reason, mutations_for
+from .mutations import EXPECTED_SKIPS, FULL_LENGTH, PLANS, DefectRun, Mutation, gap_reason, mutations_for
 
 DEFAULT_TOPOLOGY = "retail"  # what `run` brings up for a profile without a topology (engine/lifecycle.py)
 LANES = 2  # one lane of healthy runs + one of defect runs: 2 cores
@@ -38,7 +38,8 @@ def reference_topology(p: Profile) -> str:
 
 
 def shipped_profiles() -> list[Profile]:
-    return [load_profile(str(path)) for path in list_profiles()]
+    """The shipped profiles but the certification-length ones (mutations.FULL_LENGTH: hours per run)."""
+    return [p for p in (load_profile(str(path)) for path in list_profiles()) if p.id not in FULL_LENGTH]
 
 
 def own_musts(p: Profile) -> list[Requirement]:

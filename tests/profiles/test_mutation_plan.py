@@ -85,3 +85,15 @@ def test_gap_reasons_name_the_missing_emulator_feature(tmp_path):
     loose = plan_campaign([load_profile(str(profile))])
     assert loose.gaps[("loose", "L-1")] == "p99: slow-path adds 25 ms, below the bound"
     assert loose.gaps[("loose", "L-2")].startswith("max_rps: ")
+
+
+def test_certification_length_profiles_are_left_to_their_own_test():
+    from .mutations import FULL_LENGTH
+
+    assert FULL_LENGTH and not {p.id for p in PLAN.profiles} & set(FULL_LENGTH)
+    for pid in FULL_LENGTH:
+        p = load_profile(pid)
+        long = [r for r in own_musts(p) if r.check == "resilience.long_outage"]
+        assert long, pid
+        for r in long:  # each long-outage must has a defect that breaks what it bounds
+            assert mutations_for(r), f"{pid} {r.id}"

@@ -6,6 +6,8 @@ behaviour, the defect case proves a check measuring the same thing would fail.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 
@@ -138,3 +140,47 @@ def test_acknowledged_sales_survive_sigkill_and_forwarding_resumes(env, defect):
     received = central_summary(central, edge)
     assert received["count"] == 6
     assert received["digest"] == edge.get("/pos/summary").json()["digest"]
+
+
+@pytest.mark.parametrize("defect", [None, "forwarder-no-reconnect"])
+def test_forwarding_resumes_after_the_connection_is_killed(env, defect):
+    central = env.shared_central
+    link = env.link(central)
+    edge = env.edge("pos-reconnect", link.url, defects=(defect,) if defect else ())
+    assert edge.post("/pos/transactions", sale(0)).status == 201
+    env.wait_until(lambda: edge.get("/pos/status").json()["forwarded"] == 1, what="the first sale forwarded")
+    link.set_mode("refuse")  # every connection across the link is reset, new ones refused
+    for i in range(1, 4):
+        assert edge.post("/pos/transactions", sale(i)).status == 201
+    env.wait_until(lambda: edge.get("/pos/status").json()["forward_failures"] >= 1, what="a failed attempt")
+    link.set_mode("pass")
+    if defect:
+        time.sleep(3)  # several retry intervals (forward_retry_max_s is 1 s): none comes
+        status = edge.get("/pos/status").json()
+        assert status["pending"] == 3 and status["forwarded"] == 1
+        return
+    env.wait_until(lambda: edge.get("/pos/status").json()["pending"] == 0, what="the backlog forwarded")
+    assert central_summary(central, edge)["count"] == 4
+
+
+def _rss(process) -> int:
+    with open(f"/proc/{process.pid}/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+@pytest.mark.parametrize("defect", [None, "unbounded-backlog"])
+def test_the_backlog_does_not_grow_memory(env, defect):
+    central = env.shared_central
+    link = env.link(central)
+    link.set_mode("refuse")
+    edge = env.edge("pos-backlog", link.url, defects=(defect,) if defect else ())
+    for i in range(20):  # warm-up: first-time allocations
+        edge.post("/pos/transactions", sale(1000 + i))
+    before = _rss(edge.proc)
+    for i in range(200):
+        assert edge.post("/pos/transactions", sale(i)).status == 201
+    grown = _rss(edge.proc) - before
+    if defect:
+        assert grown > 40 * 2**20, grown  # 200 x 256 KiB = 50 MiB kept
+    else:
+        assert grown < 8 * 2**20, grown

@@ -20,6 +20,9 @@ class Param:
     required: bool = False
     default: object = None
     items: QuantityItems | ChoiceItems | None = None  # what each list element (or a str param) must be
+    # An outage's length: --duration-scale multiplies it (model/scaling.py), so a quick profile's 5 s cut
+    # can run for hours and a full-length profile's day-long outage can be rehearsed in minutes.
+    scales: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ measured once, judged by each requirement's expectation).
 """
 
 from . import CheckSpec, ChoiceItems, Param, QuantityItems
-from ..units import BITRATE, BOOL, COUNT, RATIO, TIME
+from ..units import BITRATE, BOOL, COUNT, RATIO, SIZE, TIME
 
 
 _ENDPOINT = Param("str", "the site endpoint its clients use", default="api")
@@ -40,7 +40,7 @@ CHECKS = [
         metrics={"availability": RATIO, "p99": TIME, "pos_accepted": RATIO, "cache_served": BOOL,
                  "auth_ok": BOOL, "probes": COUNT},
         params={
-            "duration": Param("duration", "how long the WAN stays cut", default="5 s"),
+            "duration": Param("duration", "how long the WAN stays cut", default="5 s", scales=True),
             "rate": Param("number", "steady probe: requests per second (open loop)", default=20),
             "path": Param("str", "steady probe: path requested at the site", default="/health"),
             "probe_timeout": Param("duration", "steady probe: timeout of each request", default="1 s"),
@@ -66,7 +66,7 @@ CHECKS = [
         metrics={"delivered_ratio": RATIO, "duplicates": COUNT, "digest_match": BOOL, "sync_time": TIME,
                  "created": COUNT},
         params={
-            "duration": Param("duration", "how long the outage lasts", default="5 s"),
+            "duration": Param("duration", "how long the outage lasts", default="5 s", scales=True),
             "records": Param("int", "sales made during the outage", default=20),
             "outage": Param("str", "partition (the site's WAN is cut, as cut_mode says) or central (the "
                                    "uplink site is stopped: connections are refused, nothing in flight "
@@ -148,6 +148,41 @@ CHECKS = [
             "op_timeout": _OP_TIMEOUT,
             "endpoint": _ENDPOINT,
             "central_endpoint": _CENTRAL_ENDPOINT,
+        },
+    ),
+    CheckSpec(
+        name="resilience.long_outage",
+        summary="Cut the site's WAN for a long outage while selling and holding a client session, and "
+                "check what only a long outage shows: the backlog's growth in memory and on disk "
+                "(projected to the profile's length when --duration-scale shortened it), a token that "
+                "runs out during the cut renewed at the site, and every sale at central after the heal "
+                "although the cut killed every connection (catch-up time).",
+        metrics={"memory_growth": SIZE, "memory_projected": SIZE, "disk_growth": SIZE, "disk_projected": SIZE,
+                 "auth_ok": BOOL, "renewals": COUNT, "delivered_ratio": RATIO, "duplicates": COUNT,
+                 "catch_up_time": TIME, "created": COUNT},
+        params={
+            "duration": Param("duration", "how long the WAN stays cut", default="60 s", scales=True),
+            "pos_rate": Param("number", "sales per second during the cut (and the baseline before it)", default=2),
+            "token_ttl": Param("duration", "lifetime of the token central issues before the cut (default: a "
+                                           "third of the cut, so it runs out during it)", default=None,
+                               scales=True),
+            "baseline": Param("duration", "warm-up: the same sales with the WAN up before the cut, so first-time "
+                                          "allocations are not taken for growth (default: a tenth of the cut, "
+                                          "3 s to 5 min)", default=None),
+            "sample_every": Param("duration", "time between memory and disk samples (default: a sixtieth of "
+                                              "the cut, 0.5 s to 1 min)", default=None),
+            "checkpoint_every": Param("duration", "how often what was measured so far is written to results.json "
+                                                  "(default: a twentieth of the cut, at least 10 s)", default=None),
+            "cut_mode": _cut_mode("drop", "drop by default: a long outage kills every connection"),
+            "timeout": Param("duration", "give up waiting for the catch-up this long after the heal",
+                             default="60 s"),
+            "settle": Param("duration", "keep watching this long after the catch-up for late duplicates",
+                            default="1 s"),
+            "host": Param("str", "with several hosts: part of the one to measure memory and disk on", default=None),
+            "op_timeout": _OP_TIMEOUT,
+            "endpoint": _ENDPOINT,
+            "central_endpoint": _CENTRAL_ENDPOINT,
+            "scaled_from": _SCALED,
         },
     ),
 ]

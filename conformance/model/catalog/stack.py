@@ -54,7 +54,8 @@ CHECKS = [
                                              "its rounding: during the cut the paths are read only once this "
                                              "long has passed since they were fetched, so what is served is "
                                              "an expired copy", default="3 s"),
-            "duration": Param("duration", "how long the expired paths are read during the cut", default="2 s"),
+            "duration": Param("duration", "how long the expired paths are read during the cut", default="2 s",
+                              scales=True),
             "cut_mode": _cut_mode("drop by default: an origin that is gone, not slow"),
             "op_timeout": _OP_TIMEOUT,
             "scaled_from": _SCALED,
@@ -79,7 +80,7 @@ CHECKS = [
                                           "run's tag are counted", default="#"),
             "messages": Param("int", "messages published during the cut", default=50),
             "duration": Param("duration", "how long the WAN stays cut (messages are published in its first "
-                                          "80 %)", default="3 s"),
+                                          "80 %)", default="3 s", scales=True),
             "cut_mode": _cut_mode("drop by default: the bridge's connection dies, as in a long outage"),
             "timeout": Param("duration", "give up waiting for the messages at central this long after the heal",
                              default="20 s"),

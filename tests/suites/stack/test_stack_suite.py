@@ -4,6 +4,8 @@ cache; a local mosquitto for the bridge, in tests/measure/test_mqtt.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import contextlib
 import importlib.util
 
@@ -71,6 +73,7 @@ class FakeEdge:
         self.site = site
         self.target = Target("t", sites or [site])
         self.params = dict(params or {})
+        self.requirement = SimpleNamespace(unscaled={})  # run without --duration-scale
         self.allowed_hosts = {"127.0.0.1", "::1", "localhost"}
         self.ca_file = None
         self.emulation = None

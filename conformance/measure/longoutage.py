@@ -1,0 +1,164 @@
+"""What only a long outage shows: the backlog's growth in memory and on disk, tokens that run out during
+the cut, and the catch-up after it (the resilience.long_outage check).
+
+Growth is sampled through the whole cut and judged as a rate, so a cut shortened by --duration-scale
+still speaks about the real length: the projection is the rate times the profile's outage length. The
+rate is robust to the allocator's steps: the mean of the last third of the samples less the mean of the
+first third, over the time between their centres. Its noise is the scatter of the samples about a
+straight line through them: twice the standard error of the rate, projected over the real length, is
+what a flat but noisy series could read (`noise_projected`), so a cut shortened so far that its noise
+alone could break the budget is said to be so (the verdict's measurement floor). The same sales run
+for a while before the cut (the warm-up), so first-time allocations are not taken for growth.
+
+Tokens: the client holds a token central issued before the cut, with a lifetime shorter than the cut,
+and renews it at the site (POST /auth/renew) whenever less than half of its lifetime is left, as any
+client library does. After the first token's expiry, the site must still accept the renewed one.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..model.errors import MeasurementError
+from .http import Client
+from .pacing import spawn
+
+Sample = tuple[float, float | None, float | None]  # (monotonic time, memory bytes, disk bytes)
+
+
+class GrowthSampler:
+    """Samples memory and disk use every `every` s in a thread until stopped; marks where the cut began."""
+
+    def __init__(self, read: Callable[[], tuple[float | None, float | None]], every: float):
+        self.read, self.every = read, max(every, 0.2)
+        self.samples: list[Sample] = []
+        self.errors: list[str] = []
+        self.cut_index: int | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> GrowthSampler:
+        self._thread = spawn(self._run)
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                memory, disk = self.read()
+            except MeasurementError as exc:  # one failed sample is a gap, not the end of the measurement
+                self.errors.append(str(exc))
+                memory = disk = None
+            with self._lock:
+                self.samples.append((began, memory, disk))
+            self._stop.wait(max(0.0, self.every - (time.monotonic() - began)))
+
+    def mark_cut(self) -> None:
+        with self._lock:
+            self.cut_index = len(self.samples)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(30.0, 3 * self.every))
+
+    def snapshot(self) -> tuple[list[Sample], int]:
+        with self._lock:
+            return list(self.samples), self.cut_index if self.cut_index is not None else 0
+
+
+@dataclass
+class Growth:
+    """One resource's growth over the cut, and what it projects to over the real outage."""
+
+    measured: float | None  # bytes: the robust rate times the cut's length
+    rate: float | None  # bytes per second
+    projected: float | None  # bytes over the real length
+    noise_projected: float | None  # what the samples' scatter alone could project to (2 standard errors)
+    samples: int = 0
+    series: list[tuple[float, float]] = field(default_factory=list)  # (s since the cut, bytes)
+
+
+def growth(samples: list[Sample], cut_index: int, which: int, cut_s: float, real_s: float) -> Growth:
+    """The growth of column `which` (1 memory, 2 disk) over the samples from `cut_index` on."""
+    during = [(s[0], float(v)) for s in samples[cut_index:] if (v := s[which]) is not None]
+    if len(during) < 6:
+        return Growth(None, None, None, None, len(during))
+    t0 = during[0][0]
+    third = len(during) // 3
+    first, last = during[:third], during[-third:]
+    span = statistics.fmean(t for t, _ in last) - statistics.fmean(t for t, _ in first)
+    if span <= 0:
+        return Growth(None, None, None, None, len(during))
+    rate = (statistics.fmean(v for _, v in last) - statistics.fmean(v for _, v in first)) / span
+    # The scatter about the least-squares line; the difference of two means of `third` samples each
+    # has a standard error of sigma * sqrt(2 / third).
+    slope, intercept = statistics.linear_regression([t - t0 for t, _ in during], [v for _, v in during])
+    sigma = statistics.pstdev([v - (intercept + slope * (t - t0)) for t, v in during])
+    noise_rate = 2 * sigma * (2 / third) ** 0.5 / span
+    return Growth(measured=rate * cut_s, rate=rate, projected=max(rate, 0.0) * real_s,
+                  noise_projected=noise_rate * real_s, samples=len(during),
+                  series=[(round(t - t0, 3), v) for t, v in during])
+
+
+class TokenKeeper:
+    """A client's session through the cut: a token from central, renewed at the site before it runs out."""
+
+    def __init__(self, site: Client, central: Client, subject: str, ttl: float, op_timeout: float):
+        self.site, self.central, self.subject, self.ttl, self.op_timeout = site, central, subject, ttl, op_timeout
+        self.token: str | None = None
+        self.first_expiry: float | None = None  # wall clock
+        self.expires_at: float | None = None
+        self.renewals = 0
+        self.failures: list[str] = []
+        self.renewed_by: set[str] = set()
+        self._stop = threading.Event()
+
+    def obtain(self) -> None:
+        """Before the cut: a token from central, and the site accepts it."""
+        issued = self.central.json("POST", "/auth/token", {"subject": self.subject, "ttl_s": self.ttl},
+                                   what="a token from central")
+        if not issued.get("token") or not isinstance(issued.get("expires_at"), (int, float)):
+            raise MeasurementError("central issued no token with an expiry")
+        self.token, self.expires_at = issued["token"], float(issued["expires_at"])
+        self.first_expiry = self.expires_at
+        check = self.check()
+        if not check.ok:
+            raise MeasurementError(f"before the cut the site already rejects central's fresh token: {check.describe()}")
+
+    def check(self):
+        return self.site.call("GET", "/auth/check", headers={"Authorization": f"Bearer {self.token}"},
+                              timeout=self.op_timeout)
+
+    def start(self) -> TokenKeeper:
+        self._thread = spawn(self._run)
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            assert self.expires_at is not None
+            due = self.expires_at - self.ttl / 2  # renew with half the lifetime left
+            self._stop.wait(max(0.0, due - time.time()))
+            if self._stop.is_set():
+                return
+            r = self.site.call("POST", "/auth/renew", headers={"Authorization": f"Bearer {self.token}"},
+                               timeout=self.op_timeout)
+            body = r.json() if r.ok else None
+            body = body if isinstance(body, dict) else {}
+            if r.status == 200 and body.get("token") and isinstance(body.get("expires_at"), (int, float)):
+                self.token, self.expires_at = body["token"], float(body["expires_at"])
+                self.renewals += 1
+                self.renewed_by.add(str(body.get("renewed_by") or "?"))
+                continue
+            self.failures.append(f"renewal at {time.time() - (self.first_expiry or 0):+.1f} s from the first "
+                                 f"token's expiry: {r.describe()}")
+            if self.expires_at <= time.time():
+                return  # the session is gone: nothing left to renew
+            self._stop.wait(min(1.0, self.ttl / 10))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.op_timeout + 5)

@@ -1,0 +1,28 @@
+"""What a measured outage stood for: the note every outage check records with its verdict.
+
+An outage runs as long as its params say, which --duration-scale may have changed from the profile's
+value (Requirement.unscaled), and which a quick profile documents as standing for a longer real one
+(`scaled_from: "hours"`). The note says both, so no report passes off a 72 s cut as a 2 h one.
+"""
+
+from __future__ import annotations
+
+
+def fmt_seconds(seconds: float) -> str:
+    """'72 s', '2 h', '1.5 min', '1 d' as people write lengths."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and (seconds / size) == round(seconds / size, 2):
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def outage_note(unscaled: dict[str, float], params: dict, what: str, seconds: float,
+                param: str = "duration") -> str | None:
+    """'--duration-scale: the 72 s cut stands for the profile's 2 h' (or the scaled_from note); None
+    when the outage ran as the profile says and the profile says nothing about it."""
+    if param in unscaled:
+        return (f"duration scaled: the {seconds:.3g} s {what} stands for the profile's "
+                f"{fmt_seconds(unscaled[param])}")
+    if params.get("scaled_from"):
+        return f"scaled down: the {seconds:g} s {what} stands for {params['scaled_from']}"
+    return None
