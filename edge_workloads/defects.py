@@ -29,8 +29,8 @@ DEFECTS: dict[str, str] = {
     "health-waits-on-wan": "GET /health calls central over the WAN first and answers 503 when it cannot",
     "blocking-io": "every request blocks the event loop for ~8 ms (a synchronous call in async code)",
     # what only a long outage shows (resilience.long_outage)
-    "unbounded-backlog": "every sale also keeps a 256 KiB send buffer in memory that is never freed: memory "
-                         "grows with the backlog, without bound",
+    "unbounded-backlog": "every sale made while central is unreachable also keeps a 256 KiB send buffer in "
+                         "memory that is never freed: memory grows with the backlog, without bound",
     "renew-at-central-only": "POST /auth/renew is passed on to central: a token that runs out during an "
                              "outage cannot be renewed",
     "forwarder-no-reconnect": "the sales forwarder gives up after its first failed attempt and never "

@@ -58,7 +58,7 @@ class PosService:
         self._writer = GroupCommit(site.db, _insert)
         # no-fsync defect: acknowledged sales that only live in memory until the lazy writer runs.
         self._unwritten: dict[str, tuple] = {}
-        # unbounded-backlog defect: a send buffer per sale, kept for good (see create)
+        # unbounded-backlog defect: a send buffer per sale made while central is unreachable, kept for good
         self._send_buffers: list[bytes] = []
         m = site.metrics
         m.counter("pos_transactions_total", "POS transactions accepted.")
@@ -118,7 +118,8 @@ class PosService:
                 self.site.metrics.inc("pos_transactions_total")
             return reply(_created(row), status=201, headers=_location(row))
 
-        if self.site.has("unbounded-backlog"):   # the defect: memory that grows with every sale, never freed
+        if self.site.has("unbounded-backlog") and self.last_forward_error is not None:
+            # the defect: an in-memory retry queue that is never trimmed, so memory grows with the backlog
             self._send_buffers.append(bytes([len(self._send_buffers) % 251 + 1]) * SEND_BUFFER_BYTES)
         outcome, existing = await self._writer.submit(row, _comparable(record))
         if outcome == "conflict":

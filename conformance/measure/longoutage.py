@@ -1,14 +1,14 @@
 """What only a long outage shows: the backlog's growth in memory and on disk, tokens that run out during
 the cut, and the catch-up after it (the resilience.long_outage check).
 
-Growth is sampled through the whole cut and judged as a rate, so a cut shortened by --duration-scale
-still speaks about the real length: the projection is the rate times the profile's outage length. The
-rate is robust to the allocator's steps: the mean of the last third of the samples less the mean of the
-first third, over the time between their centres. Its noise is the scatter of the samples about a
-straight line through them: twice the standard error of the rate, projected over the real length, is
-what a flat but noisy series could read (`noise_projected`), so a cut shortened so far that its noise
-alone could break the budget is said to be so (the verdict's measurement floor). The same sales run
-for a while before the cut (the warm-up), so first-time allocations are not taken for growth.
+Growth is sampled through a warm-up before the cut (the same sales, with the WAN up) and through the
+cut, and judged as rates, so a cut shortened by --duration-scale still speaks about the real length.
+Each rate is the least-squares slope of its samples. What the backlog adds is the cut's rate less the
+warm-up's: caches and logs that fill with any sale (a database's page cache, a write-ahead log before
+its checkpoint) grow alike in both and cancel, and what grows only while the site cannot forward is
+left. The projection is that difference times the profile's outage length. Its noise is twice the
+standard error of the difference, projected the same way (`noise_projected`): a budget that the
+noise alone could break is the verdict's measurement floor.
 
 Tokens: the client holds a token central issued before the cut, with a lifetime shorter than the cut,
 and renews it at the site (POST /auth/renew) whenever less than half of its lifetime is left, as any
@@ -72,35 +72,45 @@ class GrowthSampler:
 
 @dataclass
 class Growth:
-    """One resource's growth over the cut, and what it projects to over the real outage."""
+    """One resource's growth over the cut, and what the backlog projects to over the real outage."""
 
-    measured: float | None  # bytes: the robust rate times the cut's length
-    rate: float | None  # bytes per second
-    projected: float | None  # bytes over the real length
-    noise_projected: float | None  # what the samples' scatter alone could project to (2 standard errors)
+    measured: float | None  # bytes: the cut's rate times its length
+    rate: float | None  # bytes per second during the cut
+    backlog_rate: float | None  # the cut's rate less the warm-up's
+    projected: float | None  # bytes: the backlog's rate (at least 0) over the real length
+    noise_projected: float | None  # what the noise alone could project to (2 standard errors)
     samples: int = 0
     series: list[tuple[float, float]] = field(default_factory=list)  # (s since the cut, bytes)
 
 
+def slope(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares slope of (t, value) points and its standard error (0 for fewer than 3 points)."""
+    ts = [t for t, _ in points]
+    vs = [v for _, v in points]
+    if len(points) < 2 or max(ts) == min(ts):
+        return 0.0, 0.0
+    rate, intercept = statistics.linear_regression(ts, vs)
+    if len(points) < 3:
+        return rate, 0.0
+    t_mean = statistics.fmean(ts)
+    residual = sum((v - (intercept + rate * t)) ** 2 for t, v in points) / (len(points) - 2)
+    return rate, (residual / sum((t - t_mean) ** 2 for t in ts)) ** 0.5
+
+
 def growth(samples: list[Sample], cut_index: int, which: int, cut_s: float, real_s: float) -> Growth:
-    """The growth of column `which` (1 memory, 2 disk) over the samples from `cut_index` on."""
-    during = [(s[0], float(v)) for s in samples[cut_index:] if (v := s[which]) is not None]
+    """The growth of column `which` (1 memory, 2 disk): the samples before `cut_index` are the warm-up."""
+    def column(rows: list[Sample]) -> list[tuple[float, float]]:
+        return [(s[0], float(v)) for s in rows if (v := s[which]) is not None]
+
+    during, before = column(samples[cut_index:]), column(samples[:cut_index])
     if len(during) < 6:
-        return Growth(None, None, None, None, len(during))
+        return Growth(None, None, None, None, None, len(during))
+    rate, rate_se = slope(during)
+    base, base_se = slope(before) if len(before) >= 4 else (0.0, 0.0)
+    backlog = rate - base
     t0 = during[0][0]
-    third = len(during) // 3
-    first, last = during[:third], during[-third:]
-    span = statistics.fmean(t for t, _ in last) - statistics.fmean(t for t, _ in first)
-    if span <= 0:
-        return Growth(None, None, None, None, len(during))
-    rate = (statistics.fmean(v for _, v in last) - statistics.fmean(v for _, v in first)) / span
-    # The scatter about the least-squares line; the difference of two means of `third` samples each
-    # has a standard error of sigma * sqrt(2 / third).
-    slope, intercept = statistics.linear_regression([t - t0 for t, _ in during], [v for _, v in during])
-    sigma = statistics.pstdev([v - (intercept + slope * (t - t0)) for t, v in during])
-    noise_rate = 2 * sigma * (2 / third) ** 0.5 / span
-    return Growth(measured=rate * cut_s, rate=rate, projected=max(rate, 0.0) * real_s,
-                  noise_projected=noise_rate * real_s, samples=len(during),
+    return Growth(measured=rate * cut_s, rate=rate, backlog_rate=backlog, projected=max(backlog, 0.0) * real_s,
+                  noise_projected=2 * (rate_se ** 2 + base_se ** 2) ** 0.5 * real_s, samples=len(during),
                   series=[(round(t - t0, 3), v) for t, v in during])
 
 

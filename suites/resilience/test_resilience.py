@@ -369,7 +369,7 @@ def _long_outage(edge, rec) -> None:
     duration = float(p["duration"])
     real = float(edge.requirement.unscaled.get("duration", duration))  # what the cut stands for
     token_ttl = float(p.get("token_ttl") or duration / 3)
-    baseline = float(p.get("baseline") or min(max(duration / 10, 3.0), 300.0))
+    baseline = float(p.get("baseline") or min(max(duration / 4, 5.0), 600.0))
     every = float(p.get("sample_every") or min(max(duration / 60, 0.5), 60.0))
     checkpoint_every = float(p.get("checkpoint_every") or max(duration / 20, 10.0))
     rate = max(float(p["pos_rate"]), 1.0 / duration)
@@ -438,7 +438,9 @@ def _long_outage(edge, rec) -> None:
             noise = f" (the samples' scatter alone could read {g.noise_projected / MiB:.1f} MiB)" \
                 if g.noise_projected is not None else ""
             rec.note(f"{metric}: {g.measured / MiB:+.1f} MiB over the {duration:g} s cut ({g.rate / 1024:+.1f} KiB/s "
-                     f"from {g.samples} samples), {g.projected / MiB:.1f} MiB over {fmt_seconds(real)}{noise}")
+                     f"from {g.samples} samples; {g.backlog_rate / 1024:+.1f} KiB/s against the warm-up with the WAN "
+                     "up), "
+                     f"so the backlog adds {g.projected / MiB:.1f} MiB over {fmt_seconds(real)}{noise}")
             if g.noise_projected:
                 rec.evidence("floor", metric=f"{metric}_projected", value=round(g.noise_projected / MiB, 3),
                              unit="MiB", reason="what the samples' scatter alone could project to")

@@ -174,8 +174,9 @@ def test_the_backlog_does_not_grow_memory(env, defect):
     link = env.link(central)
     link.set_mode("refuse")
     edge = env.edge("pos-backlog", link.url, defects=(defect,) if defect else ())
-    for i in range(20):  # warm-up: first-time allocations
+    for i in range(20):  # warm-up: first-time allocations, and the first failed forwarding attempt
         edge.post("/pos/transactions", sale(1000 + i))
+    env.wait_until(lambda: edge.get("/pos/status").json()["forward_failures"] >= 1, what="a failed attempt")
     before = _rss(edge.proc)
     for i in range(200):
         assert edge.post("/pos/transactions", sale(i)).status == 201

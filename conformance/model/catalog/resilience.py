@@ -166,9 +166,10 @@ CHECKS = [
             "token_ttl": Param("duration", "lifetime of the token central issues before the cut (default: a "
                                            "third of the cut, so it runs out during it)", default=None,
                                scales=True),
-            "baseline": Param("duration", "warm-up: the same sales with the WAN up before the cut, so first-time "
-                                          "allocations are not taken for growth (default: a tenth of the cut, "
-                                          "3 s to 5 min)", default=None),
+            "baseline": Param("duration", "warm-up: the same sales with the WAN up before the cut; its growth "
+                                          "rate is taken from the cut's, so what grows with any sale (caches, "
+                                          "logs) is not blamed on the backlog (default: a quarter of the cut, "
+                                          "5 s to 10 min)", default=None),
             "sample_every": Param("duration", "time between memory and disk samples (default: a sixtieth of "
                                               "the cut, 0.5 s to 1 min)", default=None),
             "checkpoint_every": Param("duration", "how often what was measured so far is written to results.json "
