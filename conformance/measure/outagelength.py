@@ -9,16 +9,21 @@ from __future__ import annotations
 
 
 def fmt_seconds(seconds: float) -> str:
-    """'72 s', '2 h', '1.5 min', '1 d' as people write lengths."""
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and (seconds / size) == round(seconds / size, 2):
+    """'72 s', '2 h', '1.5 min', '1 d' as people write lengths: the largest unit that gives a whole or
+    a half number."""
+    units = (("d", 86400), ("h", 3600), ("min", 60))
+    for unit, size in units:
+        if seconds >= size and (2 * seconds / size).is_integer():
             return f"{seconds / size:g} {unit}"
-    return f"{seconds:.3g} s"
+    if seconds < 100:
+        return f"{seconds:.3g} s"
+    unit, size = next((u, s) for u, s in units if seconds >= s)
+    return f"{seconds / size:.1f} {unit}"
 
 
 def outage_note(unscaled: dict[str, float], params: dict, what: str, seconds: float,
                 param: str = "duration") -> str | None:
-    """'--duration-scale: the 72 s cut stands for the profile's 2 h' (or the scaled_from note); None
+    """'duration scaled: the 72 s cut stands for the profile's 2 h' (or the scaled_from note); None
     when the outage ran as the profile says and the profile says nothing about it."""
     if param in unscaled:
         return (f"duration scaled: the {seconds:.3g} s {what} stands for the profile's "

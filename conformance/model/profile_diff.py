@@ -16,8 +16,9 @@ from typing import Any
 from .profile import Profile, Requirement
 
 # The fields that change what is checked or how it is judged, then the texts.
-FIELDS = ("check", "level", "expect", "params", "applies_to", "sites", "sample", "title", "rationale", "source")
-TEXT_FIELDS = ("rationale", "source")
+FIELDS = ("check", "level", "expect", "params", "applies_to", "sites", "sample", "title", "rationale", "cites",
+          "basis", "source")
+TEXT_FIELDS = ("rationale", "cites", "basis", "source")
 
 
 @dataclass
@@ -85,6 +86,10 @@ def compare_requirements(old: Requirement, new: Requirement) -> list[Change]:
             a, b = _quorum(old), _quorum(new)
         elif name == "sample":
             a, b = _sample(old), _sample(new)
+        elif name == "cites":
+            a, b = "; ".join(c.text for c in old.cites), "; ".join(c.text for c in new.cites)
+        elif name == "basis":
+            a, b = old.basis.text, new.basis.text
         else:
             a, b = getattr(old, name), getattr(new, name)
         if a != b:

@@ -467,7 +467,7 @@ def _progress(sampler, poster, keeper, cut_at: float, duration: float, real: flo
     elapsed = time.monotonic() - cut_at
     stands = f", standing for {fmt_seconds(real)}" if real != duration else ""
     summary = (f"cut {elapsed / duration:.0%} ({fmt_seconds(round(elapsed))} of {fmt_seconds(duration)}{stands}), "
-               f"{poster.count or len(poster.results)} sales, {keeper.renewals} token renewals")
+               f"{poster.count or len(poster.results):,} sales, {keeper.renewals} token renewals")
     progress = {"summary": summary, "elapsed_s": round(elapsed, 1), "cut_s": duration, "real_s": real,
                 "sales_attempted": poster.count or len(poster.results), "renewals": keeper.renewals,
                 "renewal_failures": len(keeper.failures)}

@@ -54,3 +54,13 @@ def test_too_few_samples_measure_nothing():
 def test_without_a_warm_up_the_cut_rate_is_the_backlogs():
     g = growth(samples(0, warm=0), 0, 1, cut_s=72, real_s=7200)
     assert g.backlog_rate == pytest.approx(8e3, rel=0.2)
+
+
+def test_what_a_measured_outage_stood_for():
+    from conformance.measure.outagelength import fmt_seconds, outage_note
+
+    assert [fmt_seconds(s) for s in (72, 7200, 86400, 90, 5400, 0.5)] == ["72 s", "2 h", "1 d", "1.5 min", "1.5 h",
+                                                                        "0.5 s"]
+    assert outage_note({"duration": 7200}, {}, "cut", 72) == "duration scaled: the 72 s cut stands for the profile's 2 h"
+    assert outage_note({}, {"scaled_from": "hours"}, "cut", 3) == "scaled down: the 3 s cut stands for hours"
+    assert outage_note({}, {}, "cut", 3) is None

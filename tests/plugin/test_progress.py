@@ -122,3 +122,21 @@ def test_interleaved_suites_under_xdist_print_one_line_each_not_one_per_check(mo
         progress.pytest_runtest_logstart(f"{('security', 'functional')[i % 2]}/test_x.py::t[R@s{i}]", ("", 0, ""))
         progress.pytest_runtest_logreport(SimpleNamespace(when="teardown", nodeid="x", outcome="passed"))
     assert [line.split("] ")[-1] for line in lines[1:]] == ["0:00 security", "0:00 functional"]
+
+
+def test_a_long_checks_checkpoints_are_printed_as_it_goes(monkeypatch):
+    from types import SimpleNamespace
+
+    from conformance.report.progress import LiveProgress
+
+    lines = []
+    tr = SimpleNamespace(write_line=lines.append, rewrite=lambda *a, **k: None)
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: tr),
+                             option=SimpleNamespace(verbose=-1))
+    monkeypatch.setattr(sys, "stdout", open(os.devnull, "w"))  # not a terminal: plain lines
+    progress = LiveProgress(config)
+    progress.pytest_xdist_node_collection_finished(None, ["resilience/test_r.py::t[RTL-LONG-01@store-1]"])
+    progress.pytest_runtest_logstart("resilience/test_r.py::t[RTL-LONG-01@store-1]", ("", 0, ""))
+    progress.checkpoint("RTL-LONG-01@store-1: cut 40 % (48 min of 2 h), 5760 sales, 2 token renewals")
+    assert lines[-1].startswith("edge-conformance: [0/1   0%]")
+    assert lines[-1].endswith("resilience RTL-LONG-01@store-1: cut 40 % (48 min of 2 h), 5760 sales, 2 token renewals")

@@ -181,3 +181,12 @@ def test_a_broken_suite_module_is_a_located_error(tmp_path):
     result = CliRunner().invoke(main, ["profiles", "coverage", "edge-baseline", "--tests", str(bad)])
     assert result.exit_code == 2
     assert "test_bad.py:1: cannot read suite module" in result.output
+
+
+def test_diff_shows_changed_citations_and_basis():
+    full = CliRunner().invoke(main, ["profiles", "diff", "retail", "retail-full"])
+    assert full.exit_code == 0, full.output
+    s1 = full.output[full.output.index("~ RTL-RES-01"):]
+    s1 = s1[:s1.index("~ RTL-RES-02")]
+    assert "basis: changed" in s1 and "rationale: changed" in s1 and "params.duration: 3 s -> 2 h" in s1
+    assert "cites:" not in s1  # the same citations
