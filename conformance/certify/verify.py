@@ -374,7 +374,7 @@ def load_embedded_profiles(manifest: dict, members: dict[str, bytes], workdir: P
             paths.append(path)
         else:
             try:
-                profile = load_profile(str(paths[0]), resolver=embedded_resolver(mapping))
+                profile = load_profile(str(paths[0]), resolver=embedded_resolver(mapping), check_citations=False)
             except ConfigError as e:
                 v.problems.append(f"profile {item.get('id')}: the embedded files do not load: {e}")
                 continue

@@ -125,7 +125,19 @@ def plan(results_path: str | Path, opts: RunOptions, given: AbstractSet[str] = f
             raise ConfigError(source, None, "options.waivers", f"the previous run's waivers file {old['waivers']} "
                                                                "is not here (give --waivers)")
         changes["waivers"] = Path(old["waivers"])
-    if "duration_scale" not in given and old.get("duration_scale"):  # the same outage lengths
+    previous_scale = float(old.get("duration_scale") or 1)
+    if "duration_scale" in given:  # merged results keep one set of options: the outages must not differ
+        from ..model.scaling import parse_factor
+
+        try:
+            asked = parse_factor(str(opts.duration_scale)) if opts.duration_scale else 1.0
+        except ValueError as exc:
+            raise ConfigError(None, None, "--duration-scale", str(exc)) from None
+        if abs(asked - previous_scale) > 1e-12:
+            raise ConfigError(None, None, "--duration-scale",
+                              f"{asked:g} differs from the previous run's {previous_scale:g}: a re-run is merged "
+                              "into that run's results, whose outages must be as long; start a new run instead")
+    elif previous_scale != 1:  # the same outage lengths
         changes["duration_scale"] = str(old["duration_scale"])
     shard = (prev.get("scope") or {}).get("shard") or {}  # a shard's re-run stays that shard
     if "shard" not in given and shard.get("index"):

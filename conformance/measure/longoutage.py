@@ -28,6 +28,7 @@ from .http import Client
 from .pacing import spawn
 
 Sample = tuple[float, float | None, float | None]  # (monotonic time, memory bytes, disk bytes)
+MIN_RENEW_GAP_S = 1.0
 
 
 class GrowthSampler:
@@ -38,6 +39,7 @@ class GrowthSampler:
         self.samples: list[Sample] = []
         self.errors: list[str] = []
         self.cut_index: int | None = None
+        self.heal_index: int | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -50,8 +52,8 @@ class GrowthSampler:
             began = time.monotonic()
             try:
                 memory, disk = self.read()
-            except MeasurementError as exc:  # one failed sample is a gap, not the end of the measurement
-                self.errors.append(str(exc))
+            except Exception as exc:  # noqa: BLE001 - one failed sample is a gap, not the end of the measurement
+                self.errors.append(str(exc) or type(exc).__name__)
                 memory = disk = None
             with self._lock:
                 self.samples.append((began, memory, disk))
@@ -61,13 +63,23 @@ class GrowthSampler:
         with self._lock:
             self.cut_index = len(self.samples)
 
+    def mark_heal(self) -> None:
+        """What comes after the heal (the catch-up's traffic) is not the cut's growth."""
+        with self._lock:
+            self.heal_index = len(self.samples)
+
     def stop(self) -> None:
+        """Stop sampling (also when never started, and again)."""
         self._stop.set()
-        self._thread.join(timeout=max(30.0, 3 * self.every))
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=max(30.0, 3 * self.every))
 
     def snapshot(self) -> tuple[list[Sample], int]:
+        """The samples up to the heal (all of them before it), and where the cut began."""
         with self._lock:
-            return list(self.samples), self.cut_index if self.cut_index is not None else 0
+            end = self.heal_index if self.heal_index is not None else len(self.samples)
+            return list(self.samples[:end]), self.cut_index if self.cut_index is not None else 0
 
 
 @dataclass
@@ -125,6 +137,8 @@ class TokenKeeper:
         self.renewals = 0
         self.failures: list[str] = []
         self.renewed_by: set[str] = set()
+        self.shortest_lifetime: float | None = None  # the shortest lifetime a token came with
+        self._lifetime = ttl  # of the token held now, as it came (a site may cap what is asked for)
         self._stop = threading.Event()
 
     def obtain(self) -> None:
@@ -133,11 +147,17 @@ class TokenKeeper:
                                    what="a token from central")
         if not issued.get("token") or not isinstance(issued.get("expires_at"), (int, float)):
             raise MeasurementError("central issued no token with an expiry")
-        self.token, self.expires_at = issued["token"], float(issued["expires_at"])
+        self._took(issued["token"], float(issued["expires_at"]))
         self.first_expiry = self.expires_at
         check = self.check()
         if not check.ok:
             raise MeasurementError(f"before the cut the site already rejects central's fresh token: {check.describe()}")
+
+    def _took(self, token: str, expires_at: float) -> None:
+        self.token, self.expires_at = token, expires_at
+        self._lifetime = max(expires_at - time.time(), 0.0)
+        if self.shortest_lifetime is None or self._lifetime < self.shortest_lifetime:
+            self.shortest_lifetime = self._lifetime
 
     def check(self):
         return self.site.call("GET", "/auth/check", headers={"Authorization": f"Bearer {self.token}"},
@@ -150,8 +170,10 @@ class TokenKeeper:
     def _run(self) -> None:
         while not self._stop.is_set():
             assert self.expires_at is not None
-            due = self.expires_at - self.ttl / 2  # renew with half the lifetime left
-            self._stop.wait(max(0.0, due - time.time()))
+            # Renew with half the token's own lifetime left (a site may give less than was asked for),
+            # and never more often than once a second.
+            due = self.expires_at - self._lifetime / 2
+            self._stop.wait(max(MIN_RENEW_GAP_S, due - time.time()))
             if self._stop.is_set():
                 return
             r = self.site.call("POST", "/auth/renew", headers={"Authorization": f"Bearer {self.token}"},
@@ -159,7 +181,7 @@ class TokenKeeper:
             body = r.json() if r.ok else None
             body = body if isinstance(body, dict) else {}
             if r.status == 200 and body.get("token") and isinstance(body.get("expires_at"), (int, float)):
-                self.token, self.expires_at = body["token"], float(body["expires_at"])
+                self._took(body["token"], float(body["expires_at"]))
                 self.renewals += 1
                 self.renewed_by.add(str(body.get("renewed_by") or "?"))
                 continue
@@ -170,5 +192,8 @@ class TokenKeeper:
             self._stop.wait(min(1.0, self.ttl / 10))
 
     def stop(self) -> None:
+        """Stop renewing (also when never started, and again)."""
         self._stop.set()
-        self._thread.join(timeout=self.op_timeout + 5)
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=self.op_timeout + 5)

@@ -26,8 +26,10 @@ def outage_note(unscaled: dict[str, float], params: dict, what: str, seconds: fl
     """'duration scaled: the 72 s cut stands for the profile's 2 h' (or the scaled_from note); None
     when the outage ran as the profile says and the profile says nothing about it."""
     if param in unscaled:
-        return (f"duration scaled: the {seconds:.3g} s {what} stands for the profile's "
-                f"{fmt_seconds(unscaled[param])}")
+        profile = fmt_seconds(unscaled[param])
+        if seconds < unscaled[param]:
+            return f"duration scaled: the {fmt_seconds(seconds)} {what} stands for the profile's {profile}"
+        return f"duration scaled: the {what} lasted {fmt_seconds(seconds)}, the profile's {profile} lengthened"
     if params.get("scaled_from"):
         return f"scaled down: the {seconds:g} s {what} stands for {params['scaled_from']}"
     return None

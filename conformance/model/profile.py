@@ -21,8 +21,8 @@ from .errors import ConfigError, did_you_mean
 from .paths import profiles_dir
 from .sampling import Sampling, SamplingError, parse_sampling
 from .schema_errors import validate as schema_validate
-from .sources import (REGISTRY_FILE, UNSTATED, Basis, Citation, Source, check_citation, parse_basis, read_sources,
-                      registry)
+from .sources import (REGISTRY_FILE, UNSTATED, Basis, Citation, Source, check_citation, parse_basis, parse_citation,
+                      read_sources, registry)
 from .units import UnitError, parse_quantity
 from .yamlfile import YamlDoc, load_yaml
 
@@ -132,10 +132,14 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
 Resolver = Callable[[str, Path | None], Path]
 
 
-def load_profile(ref: str, resolver: Resolver | None = None) -> Profile:
-    """The profile `ref` names, its `extends` chain resolved by `resolver` (default resolve_ref)."""
+def load_profile(ref: str, resolver: Resolver | None = None, *, check_citations: bool = True) -> Profile:
+    """The profile `ref` names, its `extends` chain resolved by `resolver` (default resolve_ref).
+
+    `check_citations=False` (verify): citations are taken as written, whatever this installation's
+    bibliography holds. They decide nothing, and a bundle made where the bibliography had another key
+    must still verify."""
     resolve = resolver or resolve_ref
-    return _load(resolve(ref, None), seen=(), resolve=resolve)
+    return _load(resolve(ref, None), seen=(), resolve=resolve, checked=check_citations)
 
 
 def _display(path: Path) -> str:
@@ -148,8 +152,11 @@ def _display(path: Path) -> str:
             return str(path)
 
 
-def _load(path: Path, seen: tuple[str, ...], resolve: Resolver = resolve_ref) -> Profile:
+def _load(path: Path, seen: tuple[str, ...], resolve: Resolver = resolve_ref, checked: bool = True) -> Profile:
     display = _display(path)
+    if path.name == REGISTRY_FILE and path.parent.resolve() == profiles_dir().resolve():
+        raise ConfigError(display, None, None, "is the bibliography the profiles cite, not a profile "
+                                               "(edge-conformance profiles sources lists it)")
     doc = load_yaml(path, display)
     if not isinstance(doc.data, dict):
         raise ConfigError(display, doc.line(()) or 1, None, "a profile must be a YAML mapping with id, version, "
@@ -169,18 +176,22 @@ def _load(path: Path, seen: tuple[str, ...], resolve: Resolver = resolve_ref) ->
             parent_path = resolve(data["extends"], path.parent)
             if not parent_path.is_file():
                 raise doc.error(("extends",), f'no profile file "{data["extends"]}" (looked for {parent_path})')
-            parent = _load(parent_path, seen + (key,), resolve)
+            parent = _load(parent_path, seen + (key,), resolve, checked)
         except ConfigError as exc:
             if exc.source is None:  # an unknown name: point at our extends line
                 raise doc.error(("extends",), exc.message) from None
             raise
 
     own_sources = read_sources(doc, ("sources",), data.get("sources") or [])
-    for i, key in enumerate(own_sources):
+    inherited = parent.sources if parent else {}
+    for i, key in enumerate(own_sources if checked else ()):
         if key in registry():
             raise doc.error(("sources", i, "key"), f'source "{key}" is already in profiles/sources.yaml '
                                                    f"({registry()[key].citation()}): cite it, or use another key")
-    known_sources = {**registry(), **(parent.sources if parent else {}), **own_sources}
+        if key in inherited:
+            raise doc.error(("sources", i, "key"), f'source "{key}" is already defined by a profile this one '
+                                                   f"extends ({inherited[key].origin}): cite it, or use another key")
+    known_sources = {**registry(), **inherited, **own_sources} if checked else None
 
     raw_reqs: dict[str, tuple[dict, tuple, YamlDoc]] = {}
     order: list[str] = []
@@ -256,7 +267,7 @@ def _merge_override(base: dict, override: dict) -> dict:
 
 
 def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str,
-                       known_sources: dict[str, Source] | None = None) -> Requirement:
+                       known_sources: dict[str, Source] | None) -> Requirement:
     def err(key: str | None, message: str) -> ConfigError:
         return doc.error(where + ((key,) if key else ()), message)
 
@@ -295,7 +306,7 @@ def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str,
             sample = parse_sampling(raw["sample"], raw.get("confidence"))
         except SamplingError as exc:
             raise err(exc.field, str(exc)) from None
-    cites, basis = _sourcing(raw, where, doc, known_sources if known_sources is not None else registry())
+    cites, basis = _sourcing(raw, where, doc, known_sources)
     req = Requirement(
         id=raw["id"], title=raw["title"], level=raw["level"], check=check, applies_to=applies,
         params=params, expect=expectation, rationale=str(raw.get("rationale", "")).strip(),
@@ -306,10 +317,13 @@ def _build_requirement(raw: dict, where: tuple, doc: YamlDoc, profile_id: str,
     return req
 
 
-def _sourcing(raw: dict, where: tuple, doc: YamlDoc, known: dict[str, Source]) -> tuple[list[Citation], Basis]:
-    """The requirement's citations (each key known) and basis; an inherited one's come parsed."""
+def _sourcing(raw: dict, where: tuple, doc: YamlDoc,
+              known: dict[str, Source] | None) -> tuple[list[Citation], Basis]:
+    """The requirement's citations (each key known, unless `known` is None) and basis; an inherited
+    one's come parsed."""
     if "cites" in raw:
-        cites = [check_citation(doc, where + ("cites", i), text, known) for i, text in enumerate(raw["cites"])]
+        cites = [parse_citation(text) if known is None else check_citation(doc, where + ("cites", i), text, known)
+                 for i, text in enumerate(raw["cites"])]
     else:
         cites = list(raw.get("__cites__") or [])
     basis = parse_basis(raw["basis"]) if "basis" in raw else raw.get("__basis__") or UNSTATED

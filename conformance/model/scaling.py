@@ -55,8 +55,8 @@ def _scale(req: Requirement, factor: float, option: str) -> Requirement:
     params, unscaled = dict(req.params), {}
     for name, param in spec.params.items():
         value = params.get(name)
-        if not param.scales or not isinstance(value, (int, float)):
-            continue
+        if not param.scales or not isinstance(value, (int, float)) or value <= 0:
+            continue  # nothing to scale (a zero-length outage is the check's to refuse)
         scaled = value * factor
         if scaled < MIN_SCALED_S:
             raise ConfigError(None, None, option,

@@ -92,7 +92,7 @@ UNSTATED = Basis("unstated")
 
 
 def parse_citation(text: str) -> Citation:
-    key, _, at = text.strip().partition(" ")
+    key, at = (text.split(None, 1) + [""])[:2]
     return Citation(key, at.strip())
 
 

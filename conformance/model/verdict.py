@@ -279,7 +279,7 @@ def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity
     """An upper bound within FLOOR_RATIO of the metric's measurement floor cannot be decided (unless
     another comparison fails: then the requirement fails on that one)."""
     floors = {v.get("metric"): v for v in validity if v.get("kind") == "floor"}
-    undecided = ""
+    undecided, undecided_metrics = "", set()
     for o in outcomes:
         f = floors.get(o.comparison.metric)
         value = f.get("value") if f else None
@@ -292,12 +292,14 @@ def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity
         except (ValueError, U.UnitError):
             continue
         beyond_noise = o.measured is not None and o.measured > c.value + FLOOR_RATIO * floor
-        if c.value < FLOOR_RATIO * floor and not beyond_noise and not undecided:
-            why = f" ({f['reason']})" if f.get("reason") else ""
-            undecided = (f"{c.metric}: the budget {c.bound_text()} is under {FLOOR_RATIO:g}x the measurement floor "
-                         f"{c.show(floor)}{why}")
-    if undecided and any(o.ok is False and o.comparison.metric not in floors for o in outcomes):
-        return ""
+        if c.value < FLOOR_RATIO * floor and not beyond_noise:
+            undecided_metrics.add(c.metric)
+            if not undecided:
+                why = f" ({f['reason']})" if f.get("reason") else ""
+                undecided = (f"{c.metric}: the budget {c.bound_text()} is under {FLOOR_RATIO:g}x the measurement "
+                             f"floor {c.show(floor)}{why}")
+    if undecided and any(o.ok is False and o.comparison.metric not in undecided_metrics for o in outcomes):
+        return ""  # another comparison fails, decided: the requirement fails on it
     return undecided
 
 

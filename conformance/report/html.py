@@ -107,7 +107,8 @@ def _row(i: int, r: dict, strict: bool, sources: dict[str, dict]) -> dict:
         # Cited sources in full; the free-text `source` only for entries of profiles without `cites`.
         "cites": V.citations(r, sources),
         "basis": V.basis_text(r),
-        "source": "" if r.get("cites") else V.clean(r.get("source")),
+        "source": "" if r.get("cites") or V.as_dict(r.get("basis")).get("kind") not in (None, "unstated")
+        else V.clean(r.get("source")),
         "rationale": V.clean(r.get("rationale")),
         "notes": [V.clean(n) for n in V.as_list(r.get("notes"))],
         "params": V.clean(json.dumps(params, indent=1, sort_keys=True, default=str)) if params else "",

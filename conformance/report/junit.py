@@ -124,10 +124,13 @@ def _details(r: dict) -> str:
              f"level: {V.level(r)}"]
     if V.sampling_text(r):
         lines.append(f"sampling: {V.sampling_text(r)}")
-    if r.get("source"):
+    cites = "; ".join(f"{V.clean(V.as_dict(c).get('key'))} {V.clean(V.as_dict(c).get('at'))}".strip()
+                      for c in V.as_list(r.get("cites")))
+    basis = V.basis_text(r) if V.as_dict(r.get("basis")).get("kind") not in (None, "unstated") else ""
+    if cites or basis:
+        lines += ([f"cites: {cites}"] if cites else []) + ([f"basis: {basis}"] if basis else [])
+    elif r.get("source"):  # a profile without cites and basis: its free text as written
         lines.append(f"source: {V.clean(r['source'])}")
-    if V.basis_text(r):
-        lines.append(f"basis: {V.basis_text(r)}")
     lines.extend(f"note: {V.clean(n)}" for n in V.as_list(r.get("notes")))
     return "\n".join(lines)
 

@@ -367,6 +367,8 @@ def _long_outage(edge, rec) -> None:
     central_site, central = central_client(edge)
     name = edge.site.name
     duration = float(p["duration"])
+    if duration <= 0:
+        raise MeasurementError(f"duration must be above 0 s, got {duration:g} s")
     real = float(edge.requirement.unscaled.get("duration", duration))  # what the cut stands for
     token_ttl = float(p.get("token_ttl") or duration / 3)
     baseline = float(p.get("baseline") or min(max(duration / 4, 5.0), 600.0))
@@ -383,34 +385,42 @@ def _long_outage(edge, rec) -> None:
     _put(rec, [], notes)
     keeper = TokenKeeper(site, central, f"{tag}-user", token_ttl, op_timeout)
     keeper.obtain()
-    sampler = GrowthSampler(read, every).start() if read else None
-    # The warm-up: the same sales with the WAN up, so first-time allocations are not taken for growth.
-    warmup = Poster(site, _tag("warm"), rate, op_timeout).start(until=time.monotonic() + baseline)
-    warmup.join()
-    window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))
-    poster = Poster(site, tag, rate, op_timeout)
-    with faults.partitioned(cut_mode, duration=duration):
-        cut_at = time.monotonic()
+    sampler = GrowthSampler(read, every) if read else None
+    warmup, poster = Poster(site, _tag("warm"), rate, op_timeout), Poster(site, tag, rate, op_timeout)
+    try:  # whatever ends the check (a failed hook, Ctrl-C), nothing it started goes on into the next one
         if sampler:
-            sampler.mark_cut()
-        keeper.start()
-        poster.start(until=cut_at + duration)
-        next_checkpoint = cut_at + checkpoint_every
-        while time.monotonic() < cut_at + duration:
-            sleep_until(min(next_checkpoint, cut_at + duration))
-            if time.monotonic() >= next_checkpoint:
-                edge.checkpoint(_progress(sampler, poster, keeper, cut_at, duration, real))
-                next_checkpoint += checkpoint_every
+            sampler.start()
+        # The warm-up: the same sales with the WAN up, so what grows with any sale is not the backlog's.
+        warmup.start(until=time.monotonic() + baseline).join()
+        window, site_cpu = PressureWindow(), TreeCpu(own_site_pid(edge))
+        with faults.partitioned(cut_mode, duration=duration):
+            cut_at = time.monotonic()
+            if sampler:
+                sampler.mark_cut()
+            keeper.start()
+            poster.start(until=cut_at + duration)
+            next_checkpoint = cut_at + checkpoint_every
+            while time.monotonic() < cut_at + duration:
+                sleep_until(min(next_checkpoint, cut_at + duration))
+                if time.monotonic() >= next_checkpoint:
+                    edge.checkpoint(_progress(sampler, poster, keeper, cut_at, duration, real))
+                    next_checkpoint += checkpoint_every
+            poster.stop.set()
+            keeper.stop()
+            # The session outlived its first token: the site must accept the renewed one now.
+            late = keeper.check() if keeper.first_expiry is not None and time.time() > keeper.first_expiry else None
+            if sampler:
+                sampler.mark_heal()
+        healed_at = time.monotonic()
+    finally:
+        warmup.stop.set()
         poster.stop.set()
         keeper.stop()
-        # The session outlived its first token: the site must accept the renewed one now.
-        late = keeper.check() if keeper.first_expiry is not None and time.time() > keeper.first_expiry else None
-    healed_at = time.monotonic()
+        if sampler:
+            sampler.stop()
     _fault_log(rec, faults)
     rec.note(f"WAN cut ({cut_mode}) for {healed_at - cut_at:.1f} s")
     _scaled(rec, edge, "cut", duration)
-    if sampler:
-        sampler.stop()
 
     poster.join()
     created = poster.accepted
@@ -423,6 +433,9 @@ def _long_outage(edge, rec) -> None:
         rec.record("renewals", keeper.renewals)
         rec.note(f"token: lifetime {token_ttl:g} s, renewed {keeper.renewals} times at the site during the cut; "
                  f"after the first token's expiry the site answered {late.describe()}")
+        if keeper.shortest_lifetime is not None and keeper.shortest_lifetime < 0.9 * token_ttl:
+            rec.note(f"token: the site gave tokens as short as {keeper.shortest_lifetime:.0f} s (asked for "
+                     f"{token_ttl:g} s); the client renewed at half of each token's own lifetime")
         for failure in keeper.failures[:3]:
             rec.note(f"token {failure}")
 

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from conformance.model.errors import ConfigError
+
 from conformance.engine import rerun
 from conformance.engine.runner import RunOptions
 from conformance.model.paths import schemas_dir
@@ -150,6 +152,12 @@ def test_previous_options_are_reused_unless_given(first_run):
         assert plan.options.extra_pytest_args == ["--edge-only", "R-FLAKY@store-1"]
         given = rerun.plan("run1/results.json", RunOptions(target="other.yaml", strict=True), given={"target", "strict"})
         assert given.options.target == "other.yaml" and given.options.strict is True
+        assert plan.options.duration_scale is None  # the first run's outages were as the profile says
+        # a re-run is merged into the first run's results: its outages must be as long
+        with pytest.raises(ConfigError, match="0.01 differs from the previous run's 1: a re-run is merged"):
+            rerun.plan("run1/results.json", RunOptions(duration_scale="1/100"), given={"duration_scale"})
+        same = rerun.plan("run1/results.json", RunOptions(duration_scale="1"), given={"duration_scale"})
+        assert same.only == ["R-FLAKY@store-1"]
     finally:
         os.chdir(old)
 

@@ -64,3 +64,4 @@ def test_what_a_measured_outage_stood_for():
     assert outage_note({"duration": 7200}, {}, "cut", 72) == "duration scaled: the 72 s cut stands for the profile's 2 h"
     assert outage_note({}, {"scaled_from": "hours"}, "cut", 3) == "scaled down: the 3 s cut stands for hours"
     assert outage_note({}, {}, "cut", 3) is None
+    assert outage_note({"duration": 3}, {}, "cut", 3600) == "duration scaled: the cut lasted 1 h, the profile's 3 s lengthened"

@@ -229,7 +229,7 @@ def test_render_markdown_lists_who_cites_each_source():
 
 
 # Paths outside the repository that earlier drafts pointed to, and the name of the digest they used.
-OUTSIDE = re.compile(r"\.\./shared|/work/shared|edge-requirements-sources|EC-SOURCES")
+OUTSIDE = re.compile(r"\.\./shared|/work/shared|\"shared\"\W+\"reference\"|edge-requirements-sources|EC-SOURCES")
 
 
 def test_nothing_in_the_project_points_outside_the_repository():
@@ -245,3 +245,37 @@ def test_nothing_in_the_project_points_outside_the_repository():
             continue
         offenders += [f"{name}:{i}" for i, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
     assert not offenders, offenders[:20]
+
+
+def test_verify_takes_citations_as_written(tmp_path):
+    path = profile(tmp_path, 'cites: ["GONE-KEY §1: a key this installation does not know"]\nbasis: source\n')
+    with pytest.raises(ConfigError, match='cites unknown source "GONE-KEY"'):
+        load_profile(str(path))
+    r = load_profile(str(path), check_citations=False).requirements[0]
+    assert r.cites[0].key == "GONE-KEY" and r.cites[0].at == "§1: a key this installation does not know"
+
+
+def test_a_child_cannot_redefine_a_source_its_parent_defined(tmp_path):
+    parent = profile(tmp_path, extra="sources:\n  - {key: ACME-SPEC, title: Acme box spec}\n")
+    parent.rename(tmp_path / "parent.yaml")
+    child = write(tmp_path / "child.yaml", """\
+        id: child
+        version: '1'
+        title: c
+        extends: parent.yaml
+        sources:
+          - {key: ACME-SPEC, title: another Acme spec}
+        requirements: []
+        """)
+    with pytest.raises(ConfigError, match='source "ACME-SPEC" is already defined by a profile this one extends'):
+        load_profile(str(child))
+
+
+def test_the_bibliography_is_not_a_profile():
+    with pytest.raises(ConfigError, match="is the bibliography the profiles cite, not a profile"):
+        load_profile("sources")
+
+
+def test_a_citation_may_be_separated_by_any_whitespace(tmp_path):
+    r = load_profile(str(profile(tmp_path, 'cites: ["OSF-2018\\t§Challenges: x"]\nbasis: source\n'))).requirements[0]
+    assert (r.cites[0].key, r.cites[0].at) == ("OSF-2018", "§Challenges: x")

@@ -376,3 +376,10 @@ def test_a_floor_in_other_units_is_converted_and_other_metrics_are_untouched():
     d = decide(req("auth_ok == true", check="resilience.long_outage"), {"auth_ok": (1, "")},
                validity=[floor(400)])
     assert d.status == "pass"
+
+
+def test_a_floored_metric_that_clearly_fails_decides_beside_an_undecided_one():
+    d = decide(req("memory_projected <= 64 MiB and disk_projected <= 50 MiB", check="resilience.long_outage"),
+               {"memory_projected": (5000, "MiB"), "disk_projected": (10, "MiB")},
+               validity=[floor(5), floor(40, metric="disk_projected")])
+    assert d.status == "fail" and "memory_projected" in d.message
