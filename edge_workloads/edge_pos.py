@@ -86,7 +86,7 @@ class PosService:
         self.site.background.run("pos-forwarder", self._forward_loop)
         if self.site.has("no-fsync"):
             self.site.background.every("pos-lazy-writer", lambda: self.site.settings.lazy_write_delay_s,
-                                       self._write_unwritten)
+                                       self._write_lazily)
 
     async def stop(self) -> None:
         await self._write_unwritten()   # a clean stop keeps even the no-fsync defect's sales
@@ -222,10 +222,16 @@ class PosService:
         self.counts["pending"] -= len(seqs)
         self.counts[state] += len(seqs)
 
-    async def _write_unwritten(self) -> None:
-        if not self._unwritten:
+    async def _write_lazily(self) -> None:
+        """The no-fsync defect's writer: only sales acknowledged at least lazy_write_delay_s ago, so every
+        sale stays in memory alone that long (a crash within it loses it, whenever the writer last ran)."""
+        await self._write_unwritten(older_than=self.site.settings.lazy_write_delay_s)
+
+    async def _write_unwritten(self, older_than: float | None = None) -> None:
+        cutoff = time.time() - older_than if older_than is not None else None
+        rows = [row for row in self._unwritten.values() if cutoff is None or row[1] <= cutoff]
+        if not rows:
             return
-        rows = list(self._unwritten.values())
 
         def write(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
