@@ -154,7 +154,7 @@ CHECK_MUTATIONS: dict[str, list[Mutation]] = {
 # Certification-length profiles: their outages last hours (a campaign would take days), so the campaign
 # leaves them out. Their quick counterparts' musts are the same checks at a quick length; their own
 # long-outage musts are proven to pass healthy and fail on each defect above at --duration-scale 1/100
-# (1/300 for the defects) by the module named.
+# by the module named.
 FULL_LENGTH: dict[str, str] = {
     "retail-full": "tests/suites/resilience/test_long_outage_emulated.py",
     "satcom-full": "tests/suites/resilience/test_long_outage_emulated.py (the same check, on retail-full)",
