@@ -8,7 +8,8 @@ the run's own), and removes everything at the end.
   no management web interface: not-measured, saying so); the WAN cut, the kill and the stop are on the
   sites, through ssh; the host checks read the probe as the site's process; nothing is left;
 * defects given as `--defect` fail the same musts as on the emulated deployment (drop-on-partition:
-  RTL-RES-06, no-fsync: RTL-RES-08, leak-personal: RTL-DATA-01) on that store only;
+  RTL-RES-06 and leak-personal: RTL-DATA-01 on store-1, no-fsync: RTL-RES-08 on store-2) on their store
+  only;
 * a SIGKILL of the harness: the lab's supervisor sees its stdin close and removes the lab.
 
 Slow (the module name) and marked docker: it skips without a Docker daemon.
@@ -74,16 +75,18 @@ def test_retail_on_the_ssh_lab_measures_every_must_through_ssh_and_leaves_nothin
 
 
 def test_defects_fail_the_same_musts_on_their_store_only(docker_client, site_image, tmp_path):
-    rids = ("RTL-RES-06", "RTL-RES-08", "RTL-DATA-01")
-    code, res, output = run_edge("--profile", "retail", *LAB, "--defect", "store-1:drop-on-partition",
-                                 "--defect", "store-1:no-fsync", "--defect", "store-1:leak-personal",
-                                 *[a for rid in rids for a in ("--requirement", rid)], out=tmp_path / "out",
+    # no-fsync sits apart: a sale it holds in memory is not yet the forwarder's to drop, so on one store
+    # with drop-on-partition each would hide the other (the campaign keeps them apart too)
+    broken = {"RTL-RES-06": "store-1", "RTL-DATA-01": "store-1", "RTL-RES-08": "store-2"}
+    defects = ["store-1:drop-on-partition", "store-1:leak-personal", "store-2:no-fsync"]
+    code, res, output = run_edge("--profile", "retail", *LAB, *[a for d in defects for a in ("--defect", d)],
+                                 *[a for rid in broken for a in ("--requirement", rid)], out=tmp_path / "out",
                                  timeout=300)
-    for rid in rids:
-        assert entry(res, rid, "store-1")["status"] == "fail", (rid, entry(res, rid, "store-1"), output[-3000:])
-        assert entry(res, rid, "store-2")["status"] == "pass", (rid, entry(res, rid, "store-2"))
-    assert code == 1 and res["scope"]["defects"] == ["store-1:drop-on-partition", "store-1:no-fsync",
-                                                      "store-1:leak-personal"], (code, res["scope"])
+    for rid, site in broken.items():
+        other = "store-2" if site == "store-1" else "store-1"
+        assert entry(res, rid, site)["status"] == "fail", (rid, entry(res, rid, site), output[-3000:])
+        assert entry(res, rid, other)["status"] == "pass", (rid, entry(res, rid, other))
+    assert code == 1 and res["scope"]["defects"] == defects, (code, res["scope"])
     assert wait_for(lambda: _lab_objects(docker_client, res["run_id"]) == {"containers": [], "networks": []}, 30,
                     "the lab removed")
 
