@@ -89,7 +89,10 @@ class RealSite:
         return self.sh(f"nc -z -w 1 {self.peer} 8080")[0] == 0
 
     def ruleset(self) -> str:
-        return self.sh("nft list ruleset 2>&1; iptables-save 2>&1")[1]
+        """The firewall as rules: iptables-save's comment lines (a "Generated ... on <time>" header)
+        are left out, or two dumps a second apart would differ."""
+        out = self.sh("nft list ruleset 2>&1; iptables-save 2>&1")[1]
+        return "\n".join(line for line in out.splitlines() if not line.startswith("#"))
 
     def deadmen(self) -> str:
         return self.sh(f"pgrep -af '{DEADMAN_WORD[:-1]}[{DEADMAN_WORD[-1]}]' || true")[1].strip()
