@@ -180,32 +180,59 @@ def test_error_kinds(exc, kind):
 # --- HTTP response parser -----------------------------------------------------------------------
 
 from conformance.measure.failures import ProtocolViolation  # noqa: E402
-from conformance.measure.latency.protocols.http1 import ResponseParser  # noqa: E402
+from conformance.measure.latency.protocols.http1 import (  # noqa: E402
+    FastResponseParser,
+    ResponseParser,
+    make_response_parser,
+)
 
 CHUNKED = (b"HTTP/1.1 100 Continue\r\n\r\n"
            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5;ext=1\r\nhello\r\n1a\r\n" + b"x" * 26 + b"\r\n0\r\nTrailer: t\r\n\r\n")
+PARSERS = [ResponseParser, FastResponseParser]
 
 
+@pytest.mark.parametrize("parser_class", PARSERS)
 @pytest.mark.parametrize("step", [1, 3, 7, len(CHUNKED)])
-def test_parser_completes_exactly_at_the_end_whatever_the_packet_boundaries(step):
-    parser = ResponseParser("GET")
+def test_parser_completes_exactly_at_the_end_whatever_the_packet_boundaries(step, parser_class):
+    parser = parser_class("GET")
     pieces = [CHUNKED[i:i + step] for i in range(0, len(CHUNKED), step)]
     done = [parser.feed(piece) for piece in pieces]
     assert done[-1] is True and not any(done[:-1])
     assert parser.status == 200 and parser.reusable
 
 
-def test_parser_content_length_head_and_close_delimited():
-    parser = ResponseParser("GET")
+@pytest.mark.parametrize("parser_class", PARSERS)
+def test_parser_content_length_head_and_close_delimited(parser_class):
+    parser = parser_class("GET")
     assert not parser.feed(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab")
     assert parser.feed(b"cd") and parser.status == 404 and not parser.reusable
-    head = ResponseParser("HEAD")
+    head = make_response_parser("HEAD")
     assert head.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n")
-    until_close = ResponseParser("GET")
+    until_close = parser_class("GET")
     assert not until_close.feed(b"HTTP/1.0 200 OK\r\n\r\nsome body")
     assert until_close.eof() and not until_close.reusable
-    keep = ResponseParser("GET")
+    keep = parser_class("GET")
     assert keep.feed(b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n") and keep.reusable
     with pytest.raises(ProtocolViolation):
-        ResponseParser("GET").feed(b"SSH-2.0-OpenSSH\r\n\r\n")
+        parser_class("GET").feed(b"SSH-2.0-OpenSSH\r\n\r\n")
+
+
+@pytest.mark.parametrize("parser_class", PARSERS)
+def test_parser_is_reused_across_keep_alive_answers_and_refuses_reuse_after_unasked_bytes(parser_class):
+    parser = parser_class("GET")
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    for _ in range(3):
+        parser.reset()
+        assert parser.feed(answer) and parser.status == 200 and parser.reusable
+    parser.reset()
+    assert parser.feed(answer + b"HTTP/1.1 200 OK\r\n") and not parser.reusable
+    incomplete = parser_class("GET")
+    assert not incomplete.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort")
+    assert not incomplete.eof()  # the body was framed: a close before its end is no answer
+
+
+def test_the_prober_parses_with_httptools_except_for_head():
+    assert isinstance(make_response_parser("GET"), FastResponseParser)
+    assert isinstance(make_response_parser("POST"), FastResponseParser)
+    assert isinstance(make_response_parser("HEAD"), ResponseParser)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .timing import fine_timer_slack, new_probe_loop, now_ns
+from .timing import fine_timer_slack, new_timer_loop, now_ns
 
 HOST = "127.0.0.1"
 
@@ -237,7 +237,7 @@ class LoopbackServer(_UrlsMixin):
             self._serve()
 
     def _serve(self) -> None:
-        loop = self._loop = new_probe_loop()
+        loop = self._loop = new_timer_loop()
         try:
             loop.run_until_complete(self._servers.start())
         except BaseException as exc:  # noqa: BLE001 - the server thread reports any start failure to start()
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     behaviour = Behaviour(delay_s=args.delay_ms / 1000, stall_s=args.stall_ms / 1000,
                           stall_first_s=args.stall_first_s, stall_every_s=args.stall_every_s)
     servers = _Servers(behaviour)
-    loop = new_probe_loop()
+    loop = new_timer_loop()
     done = asyncio.Event()
 
     async def serve() -> None:

@@ -34,12 +34,14 @@ from .safety import check_target
 from .schedule import arrival_offsets_ns
 from .selfcheck import LoopLagTicker, assess, lag_stats
 from .timing import (
+    Sleeper,
     fine_timer_slack,
     gc_paused,
+    loop_kind,
     new_probe_loop,
     now_ns,
+    pinned_to_one_cpu,
     realtime_scheduling,
-    sleep_until,
     spin_ns_for,
     timer_resolution_ns,
 )
@@ -59,10 +61,12 @@ async def probe(config: ProbeConfig, protocol: Protocol | None = None) -> Latenc
         from .calibrate import measure_floor  # late: calibrate imports this module
 
         floor = (await measure_floor(config)).to_dict()
-    with gc_paused(), fine_timer_slack(), realtime_scheduling(config.realtime) as realtime:
+    with (gc_paused(), fine_timer_slack(), pinned_to_one_cpu(config.pin_cpu) as cpu,
+          realtime_scheduling(config.realtime) as realtime):
         result = await _ProbeRun(config, protocol or make_protocol(config)).execute()
     result.floor = floor
     result.realtime = realtime
+    result.cpu = cpu
     return result
 
 
@@ -109,6 +113,7 @@ class _ProbeRun:
         cpu_before, wall_before = process.cpu_times(), time.perf_counter()
 
         ticker = LoopLagTicker(config.loop_tick_interval)  # never spins: its coarse-timer error is known
+        sleeper = Sleeper(loop, spin_ns)
         tasks: set[asyncio.Future] = set()
         try:
             try:
@@ -120,10 +125,11 @@ class _ProbeRun:
                 pass
             ticker.start()
             start_ns = now_ns() + _LEAD_NS
-            schedule = await self._send_all(start_ns, spin_ns, tasks)
+            schedule = await self._send_all(start_ns, sleeper, tasks)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)  # each is bounded by the timeout
         finally:
+            sleeper.close()
             await self._wind_down(tasks, ticker)
 
         cpu_after, wall_after = process.cpu_times(), time.perf_counter()
@@ -179,6 +185,7 @@ class _ProbeRun:
             rejected=recorder.rejected,
             prober_cpu_percent=round(100 * cpu_s / max(wall_after - wall_before, 1e-9), 1),
             schedule_start_ns=start_ns,
+            loop=loop_kind(loop),
         )
 
     async def _wind_down(self, tasks: set[asyncio.Future], ticker: LoopLagTicker) -> None:
@@ -196,7 +203,7 @@ class _ProbeRun:
             finally:
                 await self.protocol.close()
 
-    async def _send_all(self, start_ns: int, spin_ns: int, tasks: set) -> _Schedule:
+    async def _send_all(self, start_ns: int, sleeper: Sleeper, tasks: set) -> _Schedule:
         """Walk the schedule, starting one task per request."""
         config = self.config
         loop = asyncio.get_running_loop()
@@ -223,7 +230,7 @@ class _ProbeRun:
             if measured and not out.first_measured_ns:
                 out.first_measured_ns = intended
 
-            await sleep_until(intended, spin_ns)
+            await sleeper.until(intended)
             now = now_ns()
             if now - intended > behind_limit_ns:
                 # This far behind on waking: the lateness until the last wait for a slot ended is the

@@ -45,6 +45,8 @@ class LatencyResult:
     schedule_start_ns: int = 0  # perf_counter_ns of schedule offset 0 (CLOCK_MONOTONIC on Linux)
     floor: dict[str, Any] | None = None  # calibrate.Floor.to_dict() when calibrated
     realtime: bool = False  # the probing thread ran under SCHED_FIFO
+    loop: str = ""  # the event loop the prober ran on: uvloop | select | epoll ...
+    cpu: int | None = None  # the CPU the probing thread was pinned to, None when not pinned
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -97,6 +99,8 @@ class LatencyResult:
             "schedule_start_ns": self.schedule_start_ns,
             "floor": self.floor,
             "realtime": self.realtime,
+            "loop": self.loop,
+            "cpu": self.cpu,
             **({"extra": self.extra} if self.extra else {}),
         }
 

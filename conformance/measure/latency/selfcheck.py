@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 
 from .histogram import UsRecorder, summarize
-from .timing import now_ns, sleep_until
+from .timing import Sleeper, now_ns
 
 
 class LoopLagTicker:
@@ -41,9 +41,16 @@ class LoopLagTicker:
             await asyncio.wait([self._task])
 
     async def _run(self) -> None:
+        sleeper = Sleeper(asyncio.get_running_loop(), self.spin_ns)
+        try:
+            await self._tick(sleeper)
+        finally:
+            sleeper.close()
+
+    async def _tick(self, sleeper: Sleeper) -> None:
         expected = now_ns() + self.interval_ns
         while True:
-            await sleep_until(expected, self.spin_ns)
+            await sleeper.until(expected)
             now = now_ns()
             self.lag.record_ns(now - expected)
             expected += self.interval_ns

@@ -1,14 +1,23 @@
-"""Clocks, precise sleeping and the event loop the prober runs on.
+"""Clocks, precise sleeping, the event loop the prober runs on, and the CPU it runs on.
 
-Why this exists: asyncio's default loop on Linux waits in epoll, whose timeout has millisecond
-resolution (CPython rounds it *up*), so `asyncio.sleep(0.0003)` really sleeps about 1 ms. An open-loop
-prober that sends every 500 us would then start most requests up to 1 ms late. select() takes a
-microsecond timeout, so the loop we create for run_probe() uses a SelectSelector; on a loop we did not
-create (probe() awaited by a caller) we sleep until 1 ms before the deadline and yield in a tight loop
-for the rest. Either way the last stretch before a send is spun (see MAX_SPIN_NS).
+Why this exists: a prober's own cost is added to every latency it reports, and on a 1-3 ms budget
+that cost decides verdicts (docs/latency.md, "Measurement floor").
+
+* The loop. uvloop (libuv, callbacks and transports in C) where it is installed: against servers the
+  prober was not tuned on it cut the floor's p50 by about a quarter (docs/benchmarks.md, latency floor).
+  Otherwise asyncio with a select() selector. EDGE_CONFORMANCE_PROBE_LOOP=uvloop|select forces one.
+* Timers. asyncio's default loop waits in epoll, whose timeout has millisecond resolution (CPython
+  rounds it *up*), so `asyncio.sleep(0.0003)` really sleeps about 1 ms; libuv's timers are whole
+  milliseconds too. An open-loop prober that sends every 500 us would then start most requests up to
+  1 ms late. select() takes a microsecond timeout; on uvloop a Sleeper arms a Linux timerfd (absolute
+  CLOCK_MONOTONIC deadline, nanoseconds) and waits for it to become readable. On a loop we did not
+  create (probe() awaited by a caller) we sleep until 1 ms before the deadline and yield in a tight
+  loop for the rest. Either way the last stretch before a send is spun (see MAX_SPIN_NS).
+* The CPU. While probing, the probing thread is pinned to one CPU (the last one it may use) when it
+  may use two or more: sends and receives stay on one warm core and never migrate mid-request.
 
 All timestamps are time.perf_counter_ns(): CLOCK_MONOTONIC on Linux, the same clock asyncio's
-loop.time() reads, and comparable across processes on one machine.
+loop.time() reads and timerfd counts in, and comparable across processes on one machine.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import ctypes
 import ctypes.util
 import gc
 import selectors
+import struct
 import sys
 import threading
 import time
@@ -125,8 +135,34 @@ def gc_paused() -> Iterator[None]:
             gc.collect(1)
 
 
+PROBE_LOOP_ENV = "EDGE_CONFORMANCE_PROBE_LOOP"
+PROBE_LOOPS = ("auto", "uvloop", "select")
+
+
+def _uvloop():
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop
+
+
+def is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.startswith("uvloop")
+
+
+def loop_kind(loop: asyncio.AbstractEventLoop) -> str:
+    """'uvloop', 'select', 'epoll', 'kqueue'...: what the result says the prober ran on."""
+    if is_uvloop(loop):
+        return "uvloop"
+    selector = getattr(loop, "_selector", None)
+    return type(selector).__name__.removesuffix("Selector").lower() if selector is not None else type(loop).__name__
+
+
 def timer_resolution_ns(loop: asyncio.AbstractEventLoop) -> int:
-    """How finely this loop can time a wake-up."""
+    """How finely this loop (with a Sleeper) can time a wake-up."""
+    if is_uvloop(loop):
+        return FINE_RESOLUTION_NS if TimerFd.available() else COARSE_RESOLUTION_NS
     selector = getattr(loop, "_selector", None)
     if isinstance(selector, selectors.SelectSelector):
         return FINE_RESOLUTION_NS
@@ -136,7 +172,20 @@ def timer_resolution_ns(loop: asyncio.AbstractEventLoop) -> int:
 
 
 def new_probe_loop(max_in_flight: int = 1) -> asyncio.AbstractEventLoop:
-    """A fresh event loop with microsecond timers when that is safe, else the default kind."""
+    """The prober's loop: uvloop with timerfd sleeps where both exist, else new_timer_loop().
+
+    EDGE_CONFORMANCE_PROBE_LOOP=select forces the asyncio loop, =uvloop asks for uvloop (still falling
+    back when it is not installed: the result's `loop` says what ran)."""
+    choice = os.environ.get(PROBE_LOOP_ENV, "auto").strip().lower() or "auto"
+    uvloop = _uvloop()
+    if choice != "select" and uvloop is not None and TimerFd.available():
+        return uvloop.new_event_loop()
+    return new_timer_loop(max_in_flight)
+
+
+def new_timer_loop(max_in_flight: int = 1) -> asyncio.AbstractEventLoop:
+    """A fresh asyncio loop with microsecond timers when that is safe, else the default kind. The
+    loopback servers use it: their injected delays are plain loop timers."""
     try:
         open_fds = psutil.Process().num_fds()
     except (psutil.Error, AttributeError):  # AttributeError: num_fds is POSIX only
@@ -144,6 +193,133 @@ def new_probe_loop(max_in_flight: int = 1) -> asyncio.AbstractEventLoop:
     if open_fds < _SELECT_MAX_FDS and max_in_flight <= _SELECT_MAX_IN_FLIGHT:
         return asyncio.SelectorEventLoop(selectors.SelectSelector())
     return asyncio.new_event_loop()
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class TimerFd:
+    """A Linux timerfd armed at an absolute CLOCK_MONOTONIC deadline in nanoseconds: a precise
+    wake-up for loops whose own timers are whole milliseconds (uvloop). Python 3.13 has
+    os.timerfd_create; this is the same two calls through libc for 3.11."""
+
+    _CLOCK_MONOTONIC, _TFD_NONBLOCK, _TFD_CLOEXEC, _TFD_TIMER_ABSTIME = 1, 0o4000, 0o2000000, 1
+    _available: bool | None = None
+
+    @classmethod
+    def available(cls) -> bool:
+        if cls._available is None:
+            cls._available = False
+            if _LIBC is not None and hasattr(_LIBC, "timerfd_create"):
+                fd = _LIBC.timerfd_create(cls._CLOCK_MONOTONIC, cls._TFD_NONBLOCK | cls._TFD_CLOEXEC)
+                if fd >= 0:
+                    os.close(fd)
+                    cls._available = True
+        return cls._available
+
+    def __init__(self) -> None:
+        assert _LIBC is not None
+        self.fd = _LIBC.timerfd_create(self._CLOCK_MONOTONIC, self._TFD_NONBLOCK | self._TFD_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+
+    def arm(self, deadline_ns: int) -> None:
+        deadline_ns = max(deadline_ns, 1)  # 0 would disarm it
+        spec = _Itimerspec(_Timespec(0, 0), _Timespec(deadline_ns // 1_000_000_000, deadline_ns % 1_000_000_000))
+        if _LIBC.timerfd_settime(self.fd, self._TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def drain(self) -> bool:
+        """True if it expired since the last drain."""
+        try:
+            return struct.unpack("Q", os.read(self.fd, 8))[0] > 0
+        except BlockingIOError:
+            return False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Sleeper:
+    """Sleeps until perf_counter_ns() deadlines on one loop, as precisely as that loop allows: a
+    timerfd on uvloop (Linux), the loop's own timers otherwise; the last `spin_ns` are spun. One per
+    sleeping task (the sender, the loop-lag ticker); close() it when done."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, spin_ns: int = 0):
+        self.loop, self.spin_ns = loop, spin_ns
+        self._timer: TimerFd | None = None
+        self._waiter: asyncio.Future | None = None
+        if is_uvloop(loop) and TimerFd.available():
+            self._timer = TimerFd()
+            loop.add_reader(self._timer.fd, self._fired)
+
+    def _fired(self) -> None:
+        if self._timer is not None and self._timer.drain():
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def until(self, deadline_ns: int) -> None:
+        if self._timer is None:
+            await sleep_until(deadline_ns, self.spin_ns)
+            return
+        wake_at = deadline_ns - self.spin_ns
+        if wake_at - now_ns() > TIMERFD_MIN_NS:
+            self._waiter = self.loop.create_future()
+            self._timer.arm(wake_at)
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        while now_ns() < deadline_ns:
+            await asyncio.sleep(0)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self._timer.fd)
+            self._timer.close()
+            self._timer = None
+
+
+# Below this, arming a timerfd and going through the loop costs more than yielding until the deadline.
+TIMERFD_MIN_NS = 20_000
+
+
+@contextlib.contextmanager
+def pinned_to_one_cpu(enabled: bool = True) -> Iterator[int | None]:
+    """Pin this thread to one CPU while inside (Linux, when it may use two or more); yields the CPU.
+
+    The last allowed CPU: the first one tends to take more of the machine's interrupts."""
+    if not enabled or not hasattr(os, "sched_getaffinity"):
+        yield None
+        return
+    try:
+        allowed = os.sched_getaffinity(0)
+    except OSError:
+        yield None
+        return
+    if len(allowed) < 2:
+        yield None
+        return
+    cpu = max(allowed)
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        yield None
+        return
+    try:
+        yield cpu
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, allowed)
 
 
 # Even with microsecond timers, a thread that sleeps wakes ~50 us late on a VM (the hypervisor has to

@@ -114,3 +114,76 @@ class ResponseParser:
                 self._chunk_state = "trailer"
             else:
                 self._chunk_state, self._remaining = "data", size
+
+
+class FastResponseParser:
+    """The same interface over httptools (llhttp, in C): about 10x less CPU per response than
+    ResponseParser (0.3 us against 3.5 us for a typical small answer, docs/latency.md). The parse runs
+    after the arrival is stamped, so this is CPU the prober no longer spends between requests, not
+    time taken off a measurement.
+
+    llhttp knows what every response but one looks like: a response to HEAD carries a Content-Length
+    and no body, and llhttp would wait for it. make_response_parser() gives HEAD the pure parser."""
+
+    def __init__(self, method: str):
+        import httptools
+
+        self.method = method
+        self._parser = httptools.HttpResponseParser(self)
+        self._error = httptools.HttpParserError
+        self.status = 0
+        self.reusable = True
+        self._complete = False
+        self._headers_done = False
+        self._framed = False  # a Content-Length or Transfer-Encoding: the body does not run until close
+
+    def reset(self) -> None:
+        self.status, self.reusable = 0, True
+        self._complete = self._headers_done = self._framed = False
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def feed(self, data: bytes) -> bool:
+        try:
+            self._parser.feed_data(data)
+        except self._error as exc:
+            raise ProtocolViolation(f"bad HTTP response: {exc}") from None
+        return self._complete
+
+    def eof(self) -> bool:
+        if self._headers_done and not self._complete and not self._framed:
+            self._complete, self.reusable = True, False  # a read-until-close body ends here
+        return self._complete
+
+    # -- httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._complete:
+            self.reusable = False  # bytes after the answer we asked for: never reuse this connection
+        self._headers_done = self._framed = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self._headers_done = True
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200 and self.status != 101:
+            return  # interim response (100 Continue...): the real one follows
+        if not self._complete:
+            self._complete = True
+            self.reusable = self.reusable and self._parser.should_keep_alive()
+
+
+def make_response_parser(method: str) -> ResponseParser | FastResponseParser:
+    """httptools' parser where it is installed and the method is not HEAD, else ours."""
+    if method != "HEAD":
+        try:
+            return FastResponseParser(method)
+        except ImportError:
+            pass
+    return ResponseParser(method)
