@@ -42,9 +42,14 @@ ENDINGS = ("measured", "assertion", "error", "not-measured", "not-applicable", "
 # may name the `metrics` it invalidates (else it invalidates the whole measurement). `floor` is what a
 # metric reads when nothing it measures happens (its noise, in `unit`): an upper bound closer to it
 # than FLOOR_RATIO times cannot tell the site from the measurement, so it is inconclusive, unless the
-# value is over the bound by more than FLOOR_RATIO floors (no noise explains that: it fails).
+# value is over the bound by more than FLOOR_RATIO floors (no noise explains that: it fails). A `strict`
+# floor (the latency prober's own floor, a bias added to every value rather than scatter around it) is
+# inconclusive whatever was measured: the harness cannot resolve such a budget at all. A bound within
+# FLOOR_NOTE_RATIO of its floor is judged, and its message says how close ("budget 3 ms is 6x the
+# measurement floor").
 VALIDITY_KINDS = ("invalid", "samples", "lower_bound", "pressure", "floor")
 FLOOR_RATIO = 3.0
+FLOOR_NOTE_RATIO = 10.0
 
 # ------------------------------------------------------------------------------------- sample counts
 
@@ -190,14 +195,16 @@ def decide(requirement: Any, site: str, *, measured: dict[str, tuple[float, str]
     if reason:
         return made("inconclusive", f"{prefix}: inconclusive: {reason}{suffix}", outcomes=outcomes)
 
+    close = near_floor(outcomes, requirement.metric_dimensions, validity)
+    close_text = f" [{close}]" if close else ""
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        detail = "; ".join(_value_text(o) for o in failed)
-        message = f"{prefix}: {'; '.join(o.describe() for o in failed)}{suffix}"
+        detail = "; ".join(_value_text(o) for o in failed) + close_text
+        message = f"{prefix}: {'; '.join(o.describe() for o in failed)}{close_text}{suffix}"
         return _waivable(made("fail", message, detail=detail, outcomes=outcomes), requirement, site, waivers)
     shown = "; ".join(o.describe().replace(", expected ", " (expected ") + ")" for o in outcomes)
-    return Decision("pass", f"{prefix}: {shown}", detail="; ".join(_value_text(o) for o in outcomes),
-                    outcomes=outcomes)
+    return Decision("pass", f"{prefix}: {shown}{close_text}",
+                    detail="; ".join(_value_text(o) for o in outcomes) + close_text, outcomes=outcomes)
 
 
 # ------------------------------------------------------------------------------------------- waivers
@@ -275,11 +282,9 @@ def _lower_bound(outcomes: list[E.Outcome], validity: list[dict]) -> str:
             f"{o.comparison.text.strip()} cannot be decided")
 
 
-def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity: list[dict]) -> str:
-    """An upper bound within FLOOR_RATIO of the metric's measurement floor cannot be decided (unless
-    another comparison fails: then the requirement fails on that one)."""
+def _floored(outcomes: list[E.Outcome], dimensions: dict[str, str], validity: list[dict]):
+    """(outcome, floor in the comparison's unit, floor evidence) for each upper bound with a floor."""
     floors = {v.get("metric"): v for v in validity if v.get("kind") == "floor"}
-    undecided, undecided_metrics = "", set()
     for o in outcomes:
         f = floors.get(o.comparison.metric)
         value = f.get("value") if f else None
@@ -291,7 +296,16 @@ def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity
             floor = U.from_base(U.to_base(float(value), str(f.get("unit") or ""), dim), c.unit, dim)
         except (ValueError, U.UnitError):
             continue
-        beyond_noise = o.measured is not None and o.measured > c.value + FLOOR_RATIO * floor
+        yield o, floor, f
+
+
+def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity: list[dict]) -> str:
+    """An upper bound within FLOOR_RATIO of the metric's measurement floor cannot be decided (unless
+    another comparison fails: then the requirement fails on that one)."""
+    undecided, undecided_metrics = "", set()
+    for o, floor, f in _floored(outcomes, dimensions, validity):
+        c = o.comparison
+        beyond_noise = not f.get("strict") and o.measured is not None and o.measured > c.value + FLOOR_RATIO * floor
         if c.value < FLOOR_RATIO * floor and not beyond_noise:
             undecided_metrics.add(c.metric)
             if not undecided:
@@ -301,6 +315,18 @@ def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity
     if undecided and any(o.ok is False and o.comparison.metric not in undecided_metrics for o in outcomes):
         return ""  # another comparison fails, decided: the requirement fails on it
     return undecided
+
+
+def near_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity: list[dict]) -> str:
+    """'p90 budget 3 ms is 6x the measurement floor 0.5 ms' for each judged upper bound closer than
+    FLOOR_NOTE_RATIO to its floor ('' when none is): said in the message and the report's row."""
+    parts = []
+    for o, floor, _f in _floored(outcomes, dimensions, validity):
+        c = o.comparison
+        if FLOOR_RATIO * floor <= c.value < FLOOR_NOTE_RATIO * floor:
+            parts.append(f"{c.metric} budget {c.show(c.value)} is {c.value / floor:.1f}x the measurement floor "
+                         f"{c.show(floor)}")
+    return "; ".join(parts)
 
 
 def pressure_figures(item: dict) -> str:

@@ -16,8 +16,10 @@ histograms of microseconds. How a measurement becomes a verdict (docs/latency.md
 * Requirements of these checks whose probe would be the same (same site, URL and probe settings) share
   one probe: it runs once and each requirement judges it by its own expectation.
 
-The harness's own floor (the `edge_calibration` fixture: HTTP against a loopback server, once per run)
-is recorded in results.json "calibration" and named in every verdict's notes.
+* The harness's own floor (the `edge_calibration` fixture: the same protocol and rate against a
+  loopback server, once per run for each) is named in every verdict's notes and recorded as `floor`
+  evidence for each latency metric: a budget under 3x its floor is inconclusive, one within 10x is
+  judged and its message says how close. The first floor measured is results.json "calibration".
 """
 
 from __future__ import annotations
@@ -122,10 +124,9 @@ def _config(edge, url: str):
         raise MeasurementError(f"probe settings: {exc}") from None
 
 
-def _probe(edge, request, url: str):
+def _probe(edge, request, config, url: str):
     """(probe result, pressure while it ran, the emulated site's own CPU use in cores or None), shared by
     every requirement that would run the very same probe on this site."""
-    config = _config(edge, url)
     return measured_once(edge, request, "latency " + repr(config), "endpoint and probe settings",
                          lambda: _run_probe(config, url))
 
@@ -145,8 +146,10 @@ def _run_probe(config, url: str):
 # from a probe to metrics and evidence for the verdict rule
 
 
-def _judge(edge, request, floor: dict, url: str, threshold: bool) -> None:
-    result, pressure, site_cores = _probe(edge, request, url)
+def _judge(edge, request, floors, url: str, threshold: bool) -> None:
+    config = _config(edge, url)
+    result, pressure, site_cores = _probe(edge, request, config, url)
+    floor = floors.for_probe(config.protocol, config.rate)
     stats = _Stats(result)
     _record(edge, stats)
     raw = {"histogram": result.histograms["latency"], "service_histogram": result.histograms["service"],
@@ -161,6 +164,7 @@ def _judge(edge, request, floor: dict, url: str, threshold: bool) -> None:
     edge.note(_probe_note(result, stats, realtime_asked=bool(_param(edge, "realtime", True))))
     # Evidence for the verdict rule, recorded before the self-check so an invalid probe keeps it too.
     edge.evidence("samples", count=stats.total)
+    _record_floor(edge, floor)
     record_pressure(edge, pressure, site_cores)
     if not result.valid:
         edge.inconclusive(f"prober self-check: {result.invalid_reason}")
@@ -219,6 +223,26 @@ def _record(edge, s: _Stats) -> None:
     edge.record("error_ratio", (s.errors / sent if sent else 0.0) * 100, "%")
     edge.record("timeout_ratio", (s.timeouts / sent if sent else 0.0) * 100, "%")
     edge.record("samples", s.total)
+
+
+# What each metric reads against a loopback server that answers at once (calibrate.Floor's keys).
+_FLOOR_KEYS = {"p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p99_9_us", "mean": "mean_us",
+               "max": "max_us"}
+
+
+def _record_floor(edge, floor: dict) -> None:
+    """`floor` evidence per latency metric (strict: the floor is a bias every value carries, so a budget
+    under 3x it cannot be resolved, whatever was measured). A floor that is not valid weighs nothing."""
+    if not isinstance(floor, dict) or floor.get("valid") is not True:
+        return
+    reason = (f"the harness's own floor: {floor.get('protocol', 'http')} at {float(floor.get('rate') or 0):g}/s "
+              "against a loopback server")
+    values = {metric: floor.get(key) for metric, key in _FLOOR_KEYS.items()}
+    if isinstance(values["p99"], (int, float)) and isinstance(values["p50"], (int, float)):
+        values["spread"] = values["p99"] - values["p50"]
+    for metric, us in values.items():
+        if isinstance(us, (int, float)) and us > 0:
+            edge.evidence("floor", metric=metric, value=round(us / 1000.0, 4), unit="ms", strict=True, reason=reason)
 
 
 def _threshold(edge) -> tuple[str, float] | None:

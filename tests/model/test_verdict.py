@@ -383,3 +383,45 @@ def test_a_floored_metric_that_clearly_fails_decides_beside_an_undecided_one():
                {"memory_projected": (5000, "MiB"), "disk_projected": (10, "MiB")},
                validity=[floor(5), floor(40, metric="disk_projected")])
     assert d.status == "fail" and "memory_projected" in d.message
+
+
+# ---------------------------------------------------------------------------------------------
+# the latency prober's own floor: a bias every value carries (strict), and budgets close to it
+
+
+def latency_floor(p50: float = 0.3, p90: float = 0.4, p99: float = 0.6) -> list[dict]:
+    reason = "the harness's own floor: http at 200/s against a loopback server"
+    return [{"kind": "floor", "metric": m, "value": v, "unit": "ms", "strict": True, "reason": reason}
+            for m, v in (("p50", p50), ("p90", p90), ("p99", p99))]
+
+
+@pytest.mark.parametrize("measured", [0.5, 1.2, 40.0])
+def test_a_latency_budget_under_3x_the_prober_floor_is_never_pass_or_fail(measured):
+    """1 ms against a 0.4 ms p90 floor (2.5x): whatever was measured, even 40 ms, the harness cannot
+    resolve that budget; the message says why."""
+    d = decide(req("p90 < 1 ms"), ms(p90=measured), validity=latency_floor())
+    assert d.status == "inconclusive", d.message
+    assert "the budget < 1 ms is under 3x the measurement floor 0.4 ms" in d.message
+    assert "the harness's own floor: http at 200/s" in d.message
+
+
+def test_a_latency_budget_within_10x_of_the_floor_is_judged_and_says_how_close():
+    passed = decide(req("p90 < 3 ms"), ms(p90=1.1), validity=latency_floor(p90=0.5))
+    assert passed.status == "pass"
+    assert "p90 budget 3 ms is 6.0x the measurement floor 0.5 ms" in passed.message
+    assert "6.0x the measurement floor" in passed.detail
+    failed = decide(req("p90 < 3 ms"), ms(p90=27.8), validity=latency_floor(p90=0.5))
+    assert failed.status == "fail" and "6.0x the measurement floor" in failed.message
+    far = decide(req("p90 < 20 ms"), ms(p90=1.1), validity=latency_floor(p90=0.5))
+    assert far.status == "pass" and "measurement floor" not in far.message  # 40x: nothing to say
+
+
+def test_a_scatter_floor_still_fails_a_value_far_beyond_it_but_a_strict_one_does_not():
+    scatter = [{**f, "strict": False} for f in latency_floor()]
+    assert decide(req("p90 < 1 ms"), ms(p90=40.0), validity=scatter).status == "fail"
+    assert decide(req("p90 < 1 ms"), ms(p90=40.0), validity=latency_floor()).status == "inconclusive"
+
+
+def test_a_clear_failure_of_an_unfloored_metric_decides_beside_a_budget_under_the_floor():
+    d = decide(req("p50 < 0.5 ms and error_ratio < 1 %"), ms(p50=0.4, error_ratio=30), validity=latency_floor())
+    assert d.status == "fail" and "error_ratio" in d.message

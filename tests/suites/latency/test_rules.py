@@ -47,6 +47,7 @@ class FakeEdge(RecordingEdge):
                                            metric_dimensions=dict(catalog.get("latency.request").metrics))
         self.params = {}
         self.measured = {}
+        self.allowed_hosts = frozenset()
 
     def record(self, metric, value, unit=""):
         self.measured[metric] = SimpleNamespace(value=float(value), unit=unit)
@@ -80,16 +81,28 @@ def test_a_failure_shifts_the_rank_among_the_answers(suite):
     assert s.percentile_us("p99") == 2_000_000
 
 
+class FakeFloors:
+    """The edge_calibration fixture's interface with a fixed floor (None: calibration failed)."""
+
+    def __init__(self, floor: dict | None = None):
+        self.floor = floor or {"valid": False, "invalid_reason": "not calibrated in this test"}
+        self.asked: list[tuple[str, float]] = []
+
+    def for_probe(self, protocol, rate):
+        self.asked.append((protocol, rate))
+        return self.floor
+
+
 def judged(suite, monkeypatch, expect: str, values_us: list[int], *, valid: bool = True,
-           pressure=None, site_cores=None):
+           pressure=None, site_cores=None, floors: FakeFloors | None = None):
     """What the suite hands the plugin for one probe (`_judge` with the probe faked), and the verdict
     the one rule (model/verdict.py) gives it."""
     result = fake_result(values_us)
     result.valid, result.invalid_reason = valid, None if valid else "prober fell behind: 30.0% of sends late"
-    monkeypatch.setattr(suite, "_probe", lambda edge, request, url: (result, pressure, site_cores))
+    monkeypatch.setattr(suite, "_probe", lambda edge, request, config, url: (result, pressure, site_cores))
     edge = FakeEdge(expect)
     try:
-        suite._judge(edge, None, {}, "http://127.0.0.1:1/health", threshold=True)
+        suite._judge(edge, None, floors or FakeFloors(), "http://127.0.0.1:1/health", threshold=True)
     except Inconclusive as exc:
         edge.validity.append({"kind": "invalid", "reason": str(exc)})  # as the plugin records it
     d = V.decide(edge.requirement, "s1", measured={k: (m.value, m.unit) for k, m in edge.measured.items()},
@@ -148,3 +161,30 @@ def test_no_sample_rule_of_its_own():
 ])
 def test_threshold_for_reports(suite, expect, threshold):
     assert suite._threshold(FakeEdge(expect)) == threshold
+
+
+FLOOR = {"protocol": "http", "rate": 200.0, "valid": True, "p50_us": 300, "p90_us": 400, "p99_us": 600,
+         "p99_9_us": 900, "max_us": 1200, "mean_us": 320.5}
+
+
+def test_the_floor_of_the_probes_own_protocol_and_rate_goes_to_the_rule_as_a_strict_floor(suite, monkeypatch):
+    floors = FakeFloors(FLOOR)
+    edge, d = judged(suite, monkeypatch, "p90 < 1 ms", [500] * 1000, floors=floors)
+    assert floors.asked == [("http", 200.0)]  # the probe's own settings (suite defaults)
+    floor_items = {v["metric"]: v for v in edge.validity if v["kind"] == "floor"}
+    assert floor_items["p90"] == {"kind": "floor", "metric": "p90", "value": 0.4, "unit": "ms", "strict": True,
+                                  "reason": "the harness's own floor: http at 200/s against a loopback server"}
+    assert floor_items["p999"]["value"] == 0.9 and floor_items["spread"]["value"] == 0.3
+    assert d.status == "inconclusive" and "under 3x the measurement floor 0.4 ms" in d.message
+    _, d = judged(suite, monkeypatch, "p90 < 3 ms", [500] * 1000, floors=FakeFloors(FLOOR))
+    assert d.status == "pass" and "p90 budget 3 ms is 7.5x the measurement floor 0.4 ms" in d.message
+    _, d = judged(suite, monkeypatch, "p90 < 3 ms", [25_000] * 1000, floors=FakeFloors(FLOOR))
+    assert d.status == "fail" and "7.5x the measurement floor" in d.message
+
+
+def test_an_invalid_floor_weighs_nothing_and_the_note_says_so(suite, monkeypatch):
+    edge, d = judged(suite, monkeypatch, "p90 < 1 ms", [500] * 1000,
+                     floors=FakeFloors({**FLOOR, "valid": False, "invalid_reason": "prober fell behind"}))
+    assert not [v for v in edge.validity if v["kind"] == "floor"]
+    assert d.status == "pass"
+    assert any("the calibration itself was invalid: prober fell behind" in n for n in edge.notes)
