@@ -227,11 +227,15 @@ class TimerFd:
         self.fd = _LIBC.timerfd_create(self._CLOCK_MONOTONIC, self._TFD_NONBLOCK | self._TFD_CLOEXEC)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        # armed once per request: one structure, rewritten in place (no allocation per request)
+        self._spec = _Itimerspec()
+        self._spec_ref = ctypes.byref(self._spec)
 
     def arm(self, deadline_ns: int) -> None:
         deadline_ns = max(deadline_ns, 1)  # 0 would disarm it
-        spec = _Itimerspec(_Timespec(0, 0), _Timespec(deadline_ns // 1_000_000_000, deadline_ns % 1_000_000_000))
-        if _LIBC.timerfd_settime(self.fd, self._TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = divmod(deadline_ns, 1_000_000_000)
+        if _LIBC.timerfd_settime(self.fd, self._TFD_TIMER_ABSTIME, self._spec_ref, None) != 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
 
     def drain(self) -> bool:
