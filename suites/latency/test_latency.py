@@ -291,6 +291,8 @@ def _probe_note(result, s: _Stats, realtime_asked: bool) -> str:
         scheduling = "SCHED_FIFO"
     else:
         scheduling = "normal scheduling" + (" (SCHED_FIFO not permitted)" if realtime_asked else "")
-    text += (f"; prober {scheduling}, send lag p99 "
+    where = "".join([f" on {result.loop}" if getattr(result, "loop", "") else "",
+                     f", pinned to CPU {result.cpu}" if getattr(result, "cpu", None) is not None else ""])
+    text += (f"; prober {scheduling}{where}, send lag p99 "
              f"{_us(lag.get('p99_us'))}, loop lag p99 {_us(loop.get('p99_us'))}")
     return text
