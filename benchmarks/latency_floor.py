@@ -16,9 +16,11 @@ harness, in two ways:
     prober on a schedule can match it, and at 1 and 5 ms the server sleeps anyway.
 The harness probes as `latency.request` does (HTTP keep-alive, `rate`/s fixed, `count` requests after
 0.5 s of warm-up, SCHED_FIFO where permitted), in two builds within the same round:
-  * current: uvloop with timerfd sleeps, httptools parser, probing thread pinned to one CPU;
-  * previous: asyncio's select() loop, the pure-Python parser, not pinned (the baseline).
-wrk runs on the CPU the prober pins to, under SCHED_FIFO as root, like the prober.
+  * current: uvloop with timerfd sleeps, httptools parser (as shipped);
+  * previous: asyncio's select() loop, the pure-Python parser (the baseline).
+`--builds` adds variants that change one factor (current_pinned: the probing thread pinned to the CPU
+it started on, ProbeConfig.pin_cpu; current_select_loop; current_pure_parser).
+wrk runs under SCHED_FIFO as root, like the prober.
 
 Figures: `floor_ratio` = harness p50 (p99) against nginx / wrk paced p50 (p99), median over rounds;
 `bias_us` at 1 and 5 ms = harness - the nearer edge of wrk's band (0 inside it). Goals (2 cores):
@@ -150,11 +152,11 @@ def run_wrk(wrk: str, url: str, gap_ms: int | None, cpu: int | None) -> dict:
 # build -> (event loop, HTTP parser, pinned): "current" is what ships, "previous" the baseline; the
 # others take one factor away at a time (--builds) to show what each is worth.
 BUILDS = {
-    "current": ("auto", make_response_parser, True),
+    "current": ("auto", make_response_parser, False),
     "previous": ("select", ResponseParser, False),
-    "current_unpinned": ("auto", make_response_parser, False),
-    "current_select_loop": ("select", make_response_parser, True),
-    "current_pure_parser": ("auto", ResponseParser, True),
+    "current_pinned": ("auto", make_response_parser, True),
+    "current_select_loop": ("select", make_response_parser, False),
+    "current_pure_parser": ("auto", ResponseParser, False),
 }
 
 
@@ -216,8 +218,7 @@ def main() -> int:
     if not wrk:
         print(json.dumps({"error": "wrk not available"}))
         return 2
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    cpu = max(allowed) if len(allowed) >= 2 else None  # where the prober pins itself
+    cpu = None  # wrk, like the shipped prober, is not pinned
     servers = {"nginx_noop": (nginx_server, (), 0.0), "sleep_1ms": (sleep_server, (1,), 1.0),
                "sleep_5ms": (sleep_server, (5,), 5.0)}
     servers = {name: servers[name] for name in args.servers.split(",")}

@@ -118,7 +118,7 @@ def _config(edge, url: str):
             method=_param(edge, "method", "GET"), body=body, headers=tuple(headers.items()),
             payload_size=_param(edge, "payload_size", 64),
             lag_limit_us=float(_param(edge, "lag_limit", 0.005)) * 1e6,
-            realtime=bool(_param(edge, "realtime", True)),
+            realtime=bool(_param(edge, "realtime", True)), pin_cpu=bool(_param(edge, "pin_cpu", False)),
             allow_hosts=frozenset(edge.allowed_hosts))
     except ConfigError as exc:  # a bad param value (or a host nobody declared): could not measure
         raise MeasurementError(f"probe settings: {exc}") from None

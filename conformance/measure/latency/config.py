@@ -87,8 +87,9 @@ class ProbeConfig:
     calibrate:     first measure the harness floor against a loopback server (result.floor).
     realtime:      run the probing thread under SCHED_FIFO (needs root or CAP_SYS_NICE; silently normal
                    otherwise, see result.realtime). Makes send timing immune to busy neighbours.
-    pin_cpu:       pin the probing thread to one CPU while it probes, when it may use two or more
-                   (result.cpu says which; sends and answers stay on one warm core).
+    pin_cpu:       pin the probing thread to the CPU it runs on while it probes, when it may use two
+                   or more (result.cpu says which). Off by default: on a 2-core VM it measured no
+                   better, in one run worse (docs/latency.md).
     """
 
     target: str
@@ -112,7 +113,7 @@ class ProbeConfig:
     allow_hosts: frozenset[str] = field(default_factory=frozenset)
     calibrate: bool = False
     realtime: bool = False
-    pin_cpu: bool = True
+    pin_cpu: bool = False
 
     def __post_init__(self) -> None:
         parsed = parse_target(self.target)

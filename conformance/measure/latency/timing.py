@@ -13,8 +13,8 @@ that cost decides verdicts (docs/latency.md, "Measurement floor").
   CLOCK_MONOTONIC deadline, nanoseconds) and waits for it to become readable. On a loop we did not
   create (probe() awaited by a caller) we sleep until 1 ms before the deadline and yield in a tight
   loop for the rest. Either way the last stretch before a send is spun (see MAX_SPIN_NS).
-* The CPU. While probing, the probing thread is pinned to one CPU (the last one it may use) when it
-  may use two or more: sends and receives stay on one warm core and never migrate mid-request.
+* The CPU. On request (ProbeConfig.pin_cpu) the probing thread is pinned to the CPU it runs on while
+  it probes. Off by default: it measured no better here, in one run worse (docs/latency.md).
 
 All timestamps are time.perf_counter_ns(): CLOCK_MONOTONIC on Linux, the same clock asyncio's
 loop.time() reads and timerfd counts in, and comparable across processes on one machine.
@@ -297,11 +297,21 @@ class Sleeper:
 TIMERFD_MIN_NS = 20_000
 
 
+def current_cpu() -> int | None:
+    """The CPU this thread runs on (glibc's sched_getcpu; os.sched_getcpu is not in Python 3.11)."""
+    getcpu = getattr(_LIBC, "sched_getcpu", None) if _LIBC is not None else None
+    if getcpu is None:
+        return None
+    cpu = getcpu()
+    return cpu if cpu >= 0 else None
+
+
 @contextlib.contextmanager
 def pinned_to_one_cpu(enabled: bool = True) -> Iterator[int | None]:
     """Pin this thread to one CPU while inside (Linux, when it may use two or more); yields the CPU.
 
-    The last allowed CPU: the first one tends to take more of the machine's interrupts."""
+    The CPU it is running on now: probes in several processes (run -n) stay where the scheduler spread
+    them instead of piling onto one CPU, and none migrates between a send and its answer."""
     if not enabled or not hasattr(os, "sched_getaffinity"):
         yield None
         return
@@ -313,7 +323,9 @@ def pinned_to_one_cpu(enabled: bool = True) -> Iterator[int | None]:
     if len(allowed) < 2:
         yield None
         return
-    cpu = max(allowed)
+    cpu = current_cpu()
+    if cpu not in allowed:
+        cpu = max(allowed)
     try:
         os.sched_setaffinity(0, {cpu})
     except OSError:

@@ -51,6 +51,10 @@ def _probe_params(endpoint: str, endpoint_doc: str) -> dict[str, Param]:
                            default="5 ms"),
         "realtime": Param("bool", "run the probing thread under SCHED_FIFO while it probes (needs root "
                                   "or CAP_SYS_NICE; otherwise it runs normally and says so)", default=True),
+        "pin_cpu": Param("bool", "pin the probing thread to the CPU it runs on while it probes. Off by "
+                                 "default: on a 2-core VM it measured no better, in one run worse "
+                                 "(docs/latency.md); for a harness machine with CPUs set aside for probing",
+                         default=False),
         "payload_size": Param("int", "bytes per tcp-echo/udp-echo request", default=64),
     }
 
