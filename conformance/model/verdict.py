@@ -43,10 +43,11 @@ ENDINGS = ("measured", "assertion", "error", "not-measured", "not-applicable", "
 # metric reads when nothing it measures happens (its noise, in `unit`): an upper bound closer to it
 # than FLOOR_RATIO times cannot tell the site from the measurement, so it is inconclusive, unless the
 # value is over the bound by more than FLOOR_RATIO floors (no noise explains that: it fails). A `strict`
-# floor (the latency prober's own floor, a bias added to every value rather than scatter around it) is
-# inconclusive whatever was measured: the harness cannot resolve such a budget at all. A bound within
-# FLOOR_NOTE_RATIO of its floor is judged, and its message says how close ("budget 3 ms is 6x the
-# measurement floor").
+# floor (the latency prober's own floor, a bias added to every value rather than scatter around it):
+# a bound under FLOOR_RATIO of it is inconclusive whatever was measured (the harness cannot resolve such
+# a budget at all); above that, a value over the bound by less than one floor is inconclusive too (the
+# harness's own share could be all of the miss), and a bound within FLOOR_NOTE_RATIO of its floor is
+# judged with its message saying how close ("budget 3 ms is 6x the measurement floor").
 VALIDITY_KINDS = ("invalid", "samples", "lower_bound", "pressure", "floor")
 FLOOR_RATIO = 3.0
 FLOOR_NOTE_RATIO = 10.0
@@ -305,13 +306,19 @@ def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity
     undecided, undecided_metrics = "", set()
     for o, floor, f in _floored(outcomes, dimensions, validity):
         c = o.comparison
-        beyond_noise = not f.get("strict") and o.measured is not None and o.measured > c.value + FLOOR_RATIO * floor
+        why = f" ({f['reason']})" if f.get("reason") else ""
+        strict = bool(f.get("strict"))
+        beyond_noise = not strict and o.measured is not None and o.measured > c.value + FLOOR_RATIO * floor
+        text = ""
         if c.value < FLOOR_RATIO * floor and not beyond_noise:
+            text = (f"{c.metric}: the budget {c.bound_text()} is under {FLOOR_RATIO:g}x the measurement "
+                    f"floor {c.show(floor)}{why}")
+        elif strict and o.measured is not None and c.value < o.measured <= c.value + floor:
+            text = (f"{c.metric} = {c.show(o.measured)} is over the budget {c.bound_text()} by less than the "
+                    f"measurement floor {c.show(floor)}{why}")
+        if text:
             undecided_metrics.add(c.metric)
-            if not undecided:
-                why = f" ({f['reason']})" if f.get("reason") else ""
-                undecided = (f"{c.metric}: the budget {c.bound_text()} is under {FLOOR_RATIO:g}x the measurement "
-                             f"floor {c.show(floor)}{why}")
+            undecided = undecided or text
     if undecided and any(o.ok is False and o.comparison.metric not in undecided_metrics for o in outcomes):
         return ""  # another comparison fails, decided: the requirement fails on it
     return undecided
@@ -319,11 +326,13 @@ def _below_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity
 
 def near_floor(outcomes: list[E.Outcome], dimensions: dict[str, str], validity: list[dict]) -> str:
     """'p90 budget 3 ms is 6x the measurement floor 0.5 ms' for each judged upper bound closer than
-    FLOOR_NOTE_RATIO to its floor ('' when none is): said in the message and the report's row."""
+    FLOOR_NOTE_RATIO to its strict floor ('' when none is): said in the message and the report's row.
+    Strict floors only: the messages of results made before them (verify recomputes those) stay as
+    they were."""
     parts = []
-    for o, floor, _f in _floored(outcomes, dimensions, validity):
+    for o, floor, f in _floored(outcomes, dimensions, validity):
         c = o.comparison
-        if FLOOR_RATIO * floor <= c.value < FLOOR_NOTE_RATIO * floor:
+        if f.get("strict") and FLOOR_RATIO * floor <= c.value < FLOOR_NOTE_RATIO * floor:
             parts.append(f"{c.metric} budget {c.show(c.value)} is {c.value / floor:.1f}x the measurement floor "
                          f"{c.show(floor)}")
     return "; ".join(parts)

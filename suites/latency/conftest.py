@@ -16,18 +16,22 @@ CALIBRATION_MAX_DURATION_S = 5.0
 
 
 class Floors:
-    """The harness's own latency floor per (protocol, rate): what the prober reports against a loopback
-    server that answers at once, with the protocol and rate of the probe it is a floor for
-    (docs/latency.md). Each is measured once per run, the first time a check asks for it; the first one
-    measured becomes results.json "calibration". A floor that cannot be measured is kept as such
-    (valid: false), never raised: the checks still measure, without a floor to weigh."""
+    """The harness's own latency floor for a probe: what the prober reports against a loopback server
+    that answers at once, with the probe's protocol, rate, arrivals, concurrency, payload size and
+    scheduling (docs/latency.md). Each is measured once per run, the first time a check asks for it; the
+    first one measured becomes results.json "calibration". A floor that cannot be measured is kept as
+    such (valid: false), never raised: the checks still measure, without a floor to weigh. The request
+    itself (method, path, body) is the loopback's no-op: the floor is the harness's cost, not the
+    target's."""
 
     def __init__(self, config: pytest.Config):
         self._config = config
-        self._floors: dict[tuple[str, float], dict[str, Any]] = {}
+        self._floors: dict[tuple, dict[str, Any]] = {}
 
-    def for_probe(self, protocol: str = "http", rate: float = CALIBRATION_RATE) -> dict[str, Any]:
-        key = (str(protocol), float(rate))
+    def for_probe(self, probe: Any) -> dict[str, Any]:
+        """The floor for `probe` (a measure.latency.ProbeConfig)."""
+        key = (str(probe.protocol), float(probe.rate), str(probe.arrivals), int(probe.max_in_flight),
+               int(probe.payload_size), bool(probe.realtime))
         if key not in self._floors:
             self._floors[key] = _measure(*key)
             plugin = run_plugin(self._config)
@@ -36,12 +40,14 @@ class Floors:
         return self._floors[key]
 
 
-def _measure(protocol: str, rate: float) -> dict[str, Any]:
+def _measure(protocol: str, rate: float, arrivals: str, max_in_flight: int, payload_size: int,
+             realtime: bool) -> dict[str, Any]:
     from conformance.measure.latency import calibrate
 
     duration = min(max(CALIBRATION_DURATION_S, CALIBRATION_MIN_SAMPLES / rate), CALIBRATION_MAX_DURATION_S)
     try:
-        return calibrate(protocol, rate, duration=duration, realtime=True).to_dict()
+        return calibrate(protocol, rate, duration=duration, arrivals=arrivals, max_in_flight=max_in_flight,
+                         payload_size=payload_size, realtime=realtime).to_dict()
     except Exception as exc:  # noqa: BLE001 - recorded; the checks still measure
         return {"protocol": protocol, "rate": rate, "valid": False,
                 "invalid_reason": f"calibration failed: {type(exc).__name__}: {exc}"}

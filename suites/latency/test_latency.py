@@ -149,7 +149,7 @@ def _run_probe(config, url: str):
 def _judge(edge, request, floors, url: str, threshold: bool) -> None:
     config = _config(edge, url)
     result, pressure, site_cores = _probe(edge, request, config, url)
-    floor = floors.for_probe(config.protocol, config.rate)
+    floor = floors.for_probe(config)
     stats = _Stats(result)
     _record(edge, stats)
     raw = {"histogram": result.histograms["latency"], "service_histogram": result.histograms["service"],
@@ -225,24 +225,43 @@ def _record(edge, s: _Stats) -> None:
     edge.record("samples", s.total)
 
 
-# What each metric reads against a loopback server that answers at once (calibrate.Floor's keys).
-_FLOOR_KEYS = {"p50": "p50_us", "p90": "p90_us", "p99": "p99_us", "p999": "p99_9_us", "mean": "mean_us",
-               "max": "max_us"}
+# What each metric reads against a loopback server that answers at once (calibrate.Floor's keys), and
+# the quantile behind it: a percentile floor is recorded only from enough samples (FLOOR_MIN_TAIL
+# beyond it), so a short calibration at a slow rate gives no p99 floor rather than a noisy one.
+_FLOOR_KEYS = {"p50": ("p50_us", 0.5), "p90": ("p90_us", 0.9), "p99": ("p99_us", 0.99), "mean": ("mean_us", 0.5)}
+# These are bias: the harness's share of every value (strict: a budget under 3x is undecidable, a miss by
+# less than one floor too). The floor's p99.9, max and spread are its scatter, not a shift of every value
+# (a bias cancels out of p99 - p50; the max and p99.9 of a few hundred samples are one or two of them),
+# so they are recorded as scatter: under 3x inconclusive unless the value is over by more than 3 floors.
+_FLOOR_SCATTER_KEYS = {"p999": ("p99_9_us", 0.999), "max": ("max_us", None)}
+FLOOR_MIN_TAIL = 2
 
 
 def _record_floor(edge, floor: dict) -> None:
-    """`floor` evidence per latency metric (strict: the floor is a bias every value carries, so a budget
-    under 3x it cannot be resolved, whatever was measured). A floor that is not valid weighs nothing."""
+    """`floor` evidence per latency metric, from a valid floor only."""
     if not isinstance(floor, dict) or floor.get("valid") is not True:
         return
     reason = (f"the harness's own floor: {floor.get('protocol', 'http')} at {float(floor.get('rate') or 0):g}/s "
               "against a loopback server")
-    values = {metric: floor.get(key) for metric, key in _FLOOR_KEYS.items()}
-    if isinstance(values["p99"], (int, float)) and isinstance(values["p50"], (int, float)):
-        values["spread"] = values["p99"] - values["p50"]
-    for metric, us in values.items():
+    samples = floor.get("samples") or 0
+
+    def enough(q: float | None) -> bool:
+        return q is None or samples * (1 - q) >= FLOOR_MIN_TAIL
+
+    def record(metric: str, us: Any, strict: bool) -> None:
         if isinstance(us, (int, float)) and us > 0:
-            edge.evidence("floor", metric=metric, value=round(us / 1000.0, 4), unit="ms", strict=True, reason=reason)
+            edge.evidence("floor", metric=metric, value=round(us / 1000.0, 4), unit="ms", strict=strict,
+                          reason=reason)
+
+    for metric, (key, q) in _FLOOR_KEYS.items():
+        if enough(q):
+            record(metric, floor.get(key), True)
+    for metric, (key, q) in _FLOOR_SCATTER_KEYS.items():
+        if enough(q):
+            record(metric, floor.get(key), False)
+    p50, p99 = floor.get("p50_us"), floor.get("p99_us")
+    if enough(0.99) and isinstance(p50, (int, float)) and isinstance(p99, (int, float)):
+        record("spread", p99 - p50, False)
 
 
 def _threshold(edge) -> tuple[str, float] | None:

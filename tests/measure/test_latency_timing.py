@@ -38,6 +38,13 @@ def test_the_prober_runs_on_uvloop_with_microsecond_timers(monkeypatch):
         loop.close()
 
 
+def test_an_unknown_loop_name_is_said_and_the_choice_is_automatic(monkeypatch):
+    monkeypatch.setenv(PROBE_LOOP_ENV, "asyncio")
+    with pytest.warns(UserWarning, match="EDGE_CONFORMANCE_PROBE_LOOP='asyncio' is not one of auto, uvloop, select"):
+        loop = new_probe_loop()
+    loop.close()
+
+
 def test_the_asyncio_loop_can_be_forced(monkeypatch):
     monkeypatch.setenv(PROBE_LOOP_ENV, "select")
     loop = new_probe_loop()

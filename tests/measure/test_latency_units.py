@@ -236,3 +236,31 @@ def test_the_prober_parses_with_httptools_except_for_head():
     assert isinstance(make_response_parser("GET"), FastResponseParser)
     assert isinstance(make_response_parser("POST"), FastResponseParser)
     assert isinstance(make_response_parser("HEAD"), ResponseParser)
+
+
+@pytest.mark.parametrize("parser_class", PARSERS)
+@pytest.mark.parametrize("tail", [b"garbage that is no response", b"HTTP/1.1 200 OK\r\n"])
+def test_bytes_after_a_complete_answer_leave_it_complete_but_not_reusable(parser_class, tail):
+    parser = parser_class("GET")
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + tail)
+    assert parser.status == 200 and not parser.reusable
+
+
+@pytest.mark.parametrize("parser_class", PARSERS)
+def test_an_interim_answer_then_a_close_is_no_answer(parser_class):
+    parser = parser_class("GET")
+    assert not parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert not parser.eof()  # the real answer never came: connection_closed, not a success
+
+
+@pytest.mark.parametrize("parser_class", PARSERS)
+def test_transfer_encoding_identity_runs_until_close(parser_class):
+    parser = parser_class("GET")
+    assert not parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nbody")
+    assert parser.eof() and not parser.reusable
+
+
+def test_switching_protocols_is_an_answer_never_reused():
+    parser = FastResponseParser("GET")
+    assert parser.feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    assert parser.status == 101 and not parser.reusable

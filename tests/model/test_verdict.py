@@ -425,3 +425,15 @@ def test_a_scatter_floor_still_fails_a_value_far_beyond_it_but_a_strict_one_does
 def test_a_clear_failure_of_an_unfloored_metric_decides_beside_a_budget_under_the_floor():
     d = decide(req("p50 < 0.5 ms and error_ratio < 1 %"), ms(p50=0.4, error_ratio=30), validity=latency_floor())
     assert d.status == "fail" and "error_ratio" in d.message
+
+
+def test_a_miss_by_less_than_the_strict_floor_is_inconclusive_beyond_it_a_fail():
+    """The floor is the harness's own share of every value: 3.2 ms against 3 ms with a 0.5 ms floor
+    may be a 2.7 ms site."""
+    d = decide(req("p90 < 3 ms"), ms(p90=3.2), validity=latency_floor(p90=0.5))
+    assert d.status == "inconclusive"
+    assert "p90 = 3.2 ms is over the budget < 3 ms by less than the measurement floor 0.5 ms" in d.message
+    assert decide(req("p90 < 3 ms"), ms(p90=3.6), validity=latency_floor(p90=0.5)).status == "fail"
+    scatter = [{**f, "strict": False} for f in latency_floor(p90=0.5)]
+    d = decide(req("p90 < 3 ms"), ms(p90=3.2), validity=scatter)
+    assert d.status == "fail" and "measurement floor" not in d.message  # no note for a scatter floor

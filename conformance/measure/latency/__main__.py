@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", action="store_true", help="measure the harness floor first")
     p.add_argument("--realtime", action="store_true",
                    help="probe under SCHED_FIFO (root): timing immune to busy neighbours")
+    p.add_argument("--pin-cpu", action="store_true",
+                   help="pin the probing thread to the CPU it runs on while it probes")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     return p
 
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             arrivals=args.arrivals, seed=args.seed, max_in_flight=args.max_in_flight, timeout=args.timeout,
             method=args.method, body=args.data.encode(), headers=headers, payload_size=args.payload_size,
             verify_tls=not args.insecure, lag_limit_us=args.lag_limit_us,
-            allow_hosts=frozenset(args.allow_host), calibrate=args.calibrate, realtime=args.realtime)
+            allow_hosts=frozenset(args.allow_host), calibrate=args.calibrate, realtime=args.realtime,
+            pin_cpu=args.pin_cpu)
         result = run_probe(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(result.summary_line())
         lag = result.send_lag
         print(f"send lag p50 {lag['p50_us']} us, p99 {lag['p99_us']} us; loop lag p99 {result.loop_lag['p99_us']} us; "
-              f"prober CPU {result.prober_cpu_percent}%{' (SCHED_FIFO)' if result.realtime else ''}")
+              f"prober CPU {result.prober_cpu_percent}%{' (SCHED_FIFO)' if result.realtime else ''} on {result.loop}"
+              f"{f', CPU {result.cpu}' if result.cpu is not None else ''}")
         if result.errors:
             print("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(result.errors.items())))
     return 0 if result.valid else 3

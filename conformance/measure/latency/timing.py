@@ -4,8 +4,9 @@ Why this exists: a prober's own cost is added to every latency it reports, and o
 that cost decides verdicts (docs/latency.md, "Measurement floor").
 
 * The loop. uvloop (libuv, callbacks and transports in C) where it is installed: against servers the
-  prober was not tuned on it cut the floor's p50 by about a quarter (docs/benchmarks.md, latency floor).
-  Otherwise asyncio with a select() selector. EDGE_CONFORMANCE_PROBE_LOOP=uvloop|select forces one.
+  prober was not tuned on it cut the floor's p50 by about a tenth on its own, and with the httptools
+  parser by 15-40 % against the previous prober (docs/latency.md, "Measurement floor"). Otherwise
+  asyncio with a select() selector. EDGE_CONFORMANCE_PROBE_LOOP=uvloop|select forces one.
 * Timers. asyncio's default loop waits in epoll, whose timeout has millisecond resolution (CPython
   rounds it *up*), so `asyncio.sleep(0.0003)` really sleeps about 1 ms; libuv's timers are whole
   milliseconds too. An open-loop prober that sends every 500 us would then start most requests up to
@@ -33,6 +34,7 @@ import struct
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import psutil
@@ -177,6 +179,9 @@ def new_probe_loop(max_in_flight: int = 1) -> asyncio.AbstractEventLoop:
     EDGE_CONFORMANCE_PROBE_LOOP=select forces the asyncio loop, =uvloop asks for uvloop (still falling
     back when it is not installed: the result's `loop` says what ran)."""
     choice = os.environ.get(PROBE_LOOP_ENV, "auto").strip().lower() or "auto"
+    if choice not in PROBE_LOOPS:
+        warnings.warn(f"{PROBE_LOOP_ENV}={choice!r} is not one of {', '.join(PROBE_LOOPS)}: using auto",
+                      stacklevel=2)
     uvloop = _uvloop()
     if choice != "select" and uvloop is not None and TimerFd.available():
         return uvloop.new_event_loop()
@@ -261,8 +266,13 @@ class Sleeper:
         self._timer: TimerFd | None = None
         self._waiter: asyncio.Future | None = None
         if is_uvloop(loop) and TimerFd.available():
-            self._timer = TimerFd()
-            loop.add_reader(self._timer.fd, self._fired)
+            timer = TimerFd()
+            try:
+                loop.add_reader(timer.fd, self._fired)
+            except BaseException:
+                timer.close()
+                raise
+            self._timer = timer
 
     def _fired(self) -> None:
         if self._timer is not None and self._timer.drain():

@@ -88,8 +88,8 @@ class FakeFloors:
         self.floor = floor or {"valid": False, "invalid_reason": "not calibrated in this test"}
         self.asked: list[tuple[str, float]] = []
 
-    def for_probe(self, protocol, rate):
-        self.asked.append((protocol, rate))
+    def for_probe(self, probe):
+        self.asked.append((probe.protocol, probe.rate))
         return self.floor
 
 
@@ -163,8 +163,8 @@ def test_threshold_for_reports(suite, expect, threshold):
     assert suite._threshold(FakeEdge(expect)) == threshold
 
 
-FLOOR = {"protocol": "http", "rate": 200.0, "valid": True, "p50_us": 300, "p90_us": 400, "p99_us": 600,
-         "p99_9_us": 900, "max_us": 1200, "mean_us": 320.5}
+FLOOR = {"protocol": "http", "rate": 200.0, "valid": True, "samples": 400, "p50_us": 300, "p90_us": 400,
+         "p99_us": 600, "p99_9_us": 900, "max_us": 1200, "mean_us": 320.5}
 
 
 def test_the_floor_of_the_probes_own_protocol_and_rate_goes_to_the_rule_as_a_strict_floor(suite, monkeypatch):
@@ -174,7 +174,9 @@ def test_the_floor_of_the_probes_own_protocol_and_rate_goes_to_the_rule_as_a_str
     floor_items = {v["metric"]: v for v in edge.validity if v["kind"] == "floor"}
     assert floor_items["p90"] == {"kind": "floor", "metric": "p90", "value": 0.4, "unit": "ms", "strict": True,
                                   "reason": "the harness's own floor: http at 200/s against a loopback server"}
-    assert floor_items["p999"]["value"] == 0.9 and floor_items["spread"]["value"] == 0.3
+    assert "p999" not in floor_items  # 400 samples: too few for a p99.9 floor
+    assert floor_items["spread"] == {**floor_items["p90"], "metric": "spread", "value": 0.3, "strict": False}
+    assert floor_items["max"]["strict"] is False and floor_items["p99"]["strict"] is True
     assert d.status == "inconclusive" and "under 3x the measurement floor 0.4 ms" in d.message
     _, d = judged(suite, monkeypatch, "p90 < 3 ms", [500] * 1000, floors=FakeFloors(FLOOR))
     assert d.status == "pass" and "p90 budget 3 ms is 7.5x the measurement floor 0.4 ms" in d.message
@@ -188,3 +190,10 @@ def test_an_invalid_floor_weighs_nothing_and_the_note_says_so(suite, monkeypatch
     assert not [v for v in edge.validity if v["kind"] == "floor"]
     assert d.status == "pass"
     assert any("the calibration itself was invalid: prober fell behind" in n for n in edge.notes)
+
+
+def test_a_short_calibration_gives_no_tail_floor(suite, monkeypatch):
+    edge, _ = judged(suite, monkeypatch, "p99 < 1 ms", [500] * 1000,
+                     floors=FakeFloors({**FLOOR, "samples": 50}))
+    metrics = {v["metric"] for v in edge.validity if v["kind"] == "floor"}
+    assert metrics == {"p50", "p90", "mean", "max"}  # 50 samples: no p99 (needs 200), p999 or spread

@@ -131,6 +131,7 @@ class FastResponseParser:
         self.method = method
         self._parser = httptools.HttpResponseParser(self)
         self._error = httptools.HttpParserError
+        self._upgrade = httptools.HttpParserUpgrade  # not a subclass of HttpParserError
         self.status = 0
         self.reusable = True
         self._complete = False
@@ -148,8 +149,15 @@ class FastResponseParser:
     def feed(self, data: bytes) -> bool:
         try:
             self._parser.feed_data(data)
+        except self._upgrade:
+            # 101 Switching Protocols: an answer, after which the connection speaks something else
+            self._complete, self.reusable = True, False
         except self._error as exc:
-            raise ProtocolViolation(f"bad HTTP response: {exc}") from None
+            if not self._complete:
+                raise ProtocolViolation(f"bad HTTP response: {exc}") from None
+            # bytes after a complete answer that are no response at all: the answer stands, the
+            # connection is out of step and is never reused (as ResponseParser does)
+            self.reusable = False
         return self._complete
 
     def eof(self) -> bool:
@@ -164,7 +172,8 @@ class FastResponseParser:
         self._headers_done = self._framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in (b"content-length", b"transfer-encoding"):
+        name = name.lower()
+        if name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value.lower()):
             self._framed = True
 
     def on_headers_complete(self) -> None:
@@ -173,7 +182,8 @@ class FastResponseParser:
 
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200 and self.status != 101:
-            return  # interim response (100 Continue...): the real one follows
+            self._headers_done = False  # interim response (100 Continue...): the real one follows
+            return
         if not self._complete:
             self._complete = True
             self.reusable = self.reusable and self._parser.should_keep_alive()
