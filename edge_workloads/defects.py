@@ -43,6 +43,9 @@ DEFECTS: dict[str, str] = {
                       "from the origin",
     "bridge-drops-queued": "the site's mosquitto bridge loses the messages published while its link to "
                            "central is down (bridged at QoS 0, nothing queued for it)",
+    # the emulated operator's tools (the supervisor applies them; the workload process ignores them)
+    "restore-loses-records": "restoring the site from a backup drops every tenth POS record of it (a faulty "
+                             "restore tool)",
     # the management interface's (every site has one)
     "expiring-cert": "the management interface's certificate expires in 7 days (issued so by the provisioner)",
     "default-credentials": "the management interface also accepts the factory default admin/admin",

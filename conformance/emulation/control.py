@@ -8,6 +8,10 @@
     POST  /sites/{name}/restart          stop + start (not counted in `restarts`)
     POST  /sites/{name}/pause            SIGSTOP the site's process group
     POST  /sites/{name}/resume           SIGCONT
+    POST  /sites/{name}/backup           a live backup of the site's data -> {"backup": NAME, "bytes",
+                                         "sha256", "files", "taken_at"} (local backend)
+    POST  /sites/{name}/wipe             stop, remove the site's data, start it empty
+    POST  /sites/{name}/restore          {"backup": NAME}: stop, replace its data with that backup, start
     POST  /sites/{name}/partition        cut the site's WAN link(s) (for a central site: every WAN
     POST  /sites/{name}/heal             link that ends at it); heal restores them
     POST  /links/{name}/partition        cut one link: "wan:<site>" or "access:<site>"
@@ -43,7 +47,8 @@ from .site import StateError
 if TYPE_CHECKING:
     from .supervisor import Supervisor
 
-SITE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume", "partition", "heal")
+SITE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume", "partition", "heal", "backup", "wipe",
+                "restore")
 LINK_ACTIONS = ("partition", "heal", "reset")
 LINK_FIELDS = ("delay_ms", "jitter_ms", "loss", "bandwidth_bps")
 
@@ -63,6 +68,14 @@ def build_app(sup: Supervisor) -> web.Application:
         if action in ("partition", "heal"):
             links = await sup.patch_links(sup.wan_links_of(name), await _cut_fields(request, action))
             return web.json_response({"links": links})
+        if action == "backup":
+            return web.json_response({**site.status(), "backup": await site.backup()})
+        if action == "restore":
+            body = await _body(request)
+            if set(body) != {"backup"} or not isinstance(body["backup"], str):
+                raise web.HTTPBadRequest(reason='restore takes {"backup": NAME} (the name backup answered)')
+            await site.restore(body["backup"])
+            return web.json_response(site.status())
         await getattr(site, action)()
         return web.json_response(site.status())
 

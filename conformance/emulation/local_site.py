@@ -114,6 +114,9 @@ class LocalSite(Site):
 
     # ------------------------------------------------------------------ reporting
 
+    def data_path(self) -> Path:
+        return self.data_dir
+
     def pid(self) -> int | None:
         proc = self.proc
         return proc.pid if proc is not None and proc.returncode is None else None

@@ -4,8 +4,10 @@ A backend (conformance.emulation.backends) runs sites its own way: the local bac
 group (sites.LocalSite), the docker backend as a container (docker.backend.DockerSite). Both are a
 `Site`: the supervisor and its control API drive them through the same calls, `start`, `stop`,
 `restart`, `kill`, `pause`, `resume`, `close` and `status`, and both are polled at the same
-`health_url`. A backend supplies only the primitives (`_alive`, `_launch`, `_halt`, `_kill`,
-`_pause`, `_resume`, `_remove`) and tells the site when what runs it ended unasked (`exited`).
+`health_url`. `backup`, `wipe` and `restore` (an operator's backup tool, emulation/backup.py) work on
+a backend that gives the site's data directory (`data_path`): the local backend. A backend supplies
+only the primitives (`_alive`, `_launch`, `_halt`, `_kill`, `_pause`, `_resume`, `_remove`) and tells
+the site when what runs it ended unasked (`exited`).
 
 The restart policy is systemd's `Restart=on-failure`, as on a real edge box: a site that dies by a
 signal or with a non-zero status without being stopped through the control API is started again
@@ -26,6 +28,7 @@ from typing import Any
 from edge_workloads.defects import readiness_path
 
 from ..model.topology import SiteSpec
+from . import backup as backups
 from .common import log
 from .procs import SpawnError
 
@@ -47,6 +50,11 @@ def workload_config(spec: SiteSpec) -> dict[str, Any]:
 
 class StateError(Exception):
     """The action does not fit the site's state (409)."""
+
+
+# The restore-loses-records defect (edge_workloads/defects.py) is the emulated operator's restore tool's
+# fault: it drops every tenth row of the POS table of what it restores.
+LOSSY_RESTORE_DEFECT, LOSSY_RESTORE_TABLE = "restore-loses-records", "pos_tx"
 
 
 class Site(ABC):
@@ -71,6 +79,7 @@ class Site(ABC):
         self.lock = asyncio.Lock()            # one lifecycle action at a time
         self._on_change = on_change or (lambda: None)
         self._restart_task: asyncio.Task | None = None
+        self.backups_taken = 0
 
     # ------------------------------------------------------------------ what a backend supplies
 
@@ -172,6 +181,65 @@ class Site(ABC):
             if await self._alive():
                 await self._resume()
                 self.state = RUNNING
+
+    # ------------------------------------------------------------------ backup and restore
+
+    def data_path(self) -> Any:
+        """The site's data directory (a Path) where the backend can reach it, else None."""
+        return None
+
+    def _backups_dir(self) -> Any:
+        data = self.data_path()
+        return data.parent / "backups" if data is not None else None
+
+    def _require_data(self, action: str) -> Any:
+        data = self.data_path()
+        if data is None:
+            raise StateError(f"site {self.name}: {action} needs the site's data directory, which this "
+                             "backend does not give (the local backend does)")
+        return data
+
+    async def backup(self) -> dict[str, Any]:
+        """A live backup of the site's data (it keeps running); answers the backup's name and size."""
+        data = self._require_data("backup")
+        async with self.lock:
+            self.backups_taken += 1
+            name = f"{self.name}-{self.backups_taken}.tar.gz"
+            try:
+                info = await asyncio.to_thread(backups.archive_site, data, self._backups_dir() / name)
+            except (backups.BackupError, OSError) as exc:
+                raise StateError(f"site {self.name}: backup failed: {exc}") from None
+        return {**{k: v for k, v in info.items() if k != "archive"}, "backup": name}
+
+    async def wipe(self) -> None:
+        """Stop the site, remove its data (a reinstalled box), start it again empty."""
+        data = self._require_data("wipe")
+        async with self.lock:
+            self.want_running = True
+            self._cancel_restart()
+            await self._halt()
+            await asyncio.to_thread(backups.wipe_site, data)
+            await self._launch_or_give_up(RESTARTING)
+
+    async def restore(self, name: str) -> None:
+        """Stop the site, replace its data with backup `name` (as `backup` answered), start it."""
+        data = self._require_data("restore")
+        archive = self._backups_dir() / name
+        if "/" in name or name.startswith(".") or not archive.is_file():
+            raise StateError(f"site {self.name}: no backup {name!r}")
+        async with self.lock:
+            self.want_running = True
+            self._cancel_restart()
+            await self._halt()
+            try:
+                await asyncio.to_thread(backups.restore_site, archive, data)
+            except (backups.BackupError, OSError) as exc:
+                await self._launch_or_give_up(RESTARTING)  # back with what it had
+                raise StateError(f"site {self.name}: restore failed: {exc}") from None
+            if LOSSY_RESTORE_DEFECT in self.spec.defects:
+                dropped = await asyncio.to_thread(backups.lose_records, data, LOSSY_RESTORE_TABLE)
+                log(f"site {self.name}: {LOSSY_RESTORE_DEFECT}: dropped {dropped} restored records")
+            await self._launch_or_give_up(RESTARTING)
 
     async def close(self, keep_logs_to: Any = None) -> None:
         """Deployment shutdown: no more restarts, and nothing of the site left running."""

@@ -90,6 +90,18 @@ class EmulatedFaults:
     def restart(self, site: str) -> dict[str, Any]:
         return self._post(f"/sites/{_q(site)}/restart")
 
+    def backup(self, site: str) -> dict[str, Any]:
+        """A live backup of the site's data: {"backup": NAME, "bytes", "sha256", "files", "taken_at"}."""
+        return self._post(f"/sites/{_q(site)}/backup")["backup"]
+
+    def wipe(self, site: str) -> dict[str, Any]:
+        """Stop the site, remove all its data, start it empty (a reinstalled box)."""
+        return self._post(f"/sites/{_q(site)}/wipe")
+
+    def restore(self, site: str, backup: str) -> dict[str, Any]:
+        """Stop the site, put back the data of `backup` (a name backup() answered), start it."""
+        return self._call("POST", f"/sites/{_q(site)}/restore", {"backup": backup})
+
     def pause(self, site: str) -> dict[str, Any]:
         """SIGSTOP: the site hangs (connections open, nothing answered) until resume()."""
         return self._post(f"/sites/{_q(site)}/pause")
