@@ -25,8 +25,9 @@ Actions: partition/heal (the site's WAN; a partition's mode is "hold", a short c
 was in flight and delivers it at heal, or "drop", a long outage that resets every connection across
 the WAN, see CUT_MODES), degrade/reset (WAN delay, jitter, loss, bandwidth; reset
 = back to normal), kill (SIGKILL-like crash), restart, stop/start (down until started), pause/resume
-(a hang). A failure to inject raises FaultError/HookError, both MeasurementError: the verdict is
-`error`, naming what failed.
+(a hang), and an operator's data actions: backup (returns a reference to the backup), wipe (the site
+reinstalled empty) and restore (from a reference backup returned). A failure to inject raises
+FaultError/HookError, both MeasurementError: the verdict is `error`, naming what failed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from typing import Any
 from ..model.errors import NotMeasured
 from .emulated import CUT_MODES, FaultError  # FaultError is a MeasurementError: the check reports `error`
 
-ACTIONS = ("partition", "heal", "degrade", "reset", "kill", "restart", "stop", "start", "pause", "resume")
+ACTIONS = ("partition", "heal", "degrade", "reset", "kill", "restart", "stop", "start", "pause", "resume",
+           "backup", "wipe", "restore")
 NOT_ALLOWED = "fault hooks not allowed"
 NOT_ALLOWED_REMEDY = "pass --allow-faults (the run may then cut, kill and restart the target's sites)"
 
@@ -165,6 +167,21 @@ class Faults:
     def resume(self) -> None:
         self._run("resume")
 
+    def backup(self) -> str:
+        """Back up the site's data while it runs; returns the reference restore() takes."""
+        reference = self._run("backup")
+        if not isinstance(reference, str) or not reference:
+            raise FaultError(f"backup of {self.name} gave no reference to restore it from")
+        return reference
+
+    def wipe(self) -> None:
+        """Remove everything the site keeps and bring it back empty (a reinstalled box)."""
+        self._run("wipe")
+
+    def restore(self, reference: str) -> None:
+        """Put back the site's data from the backup `reference` (what backup() returned)."""
+        self._run("restore", backup=reference)
+
     # -- faults that must always be undone
 
     # `duration` (s): how long the block is meant to last, when the check knows; a built-in fault on a
@@ -203,15 +220,16 @@ class Faults:
 
     # -- implementation
 
-    def _run(self, action: str, **params: Any) -> None:
+    def _run(self, action: str, **params: Any) -> Any:
         if not self.supports(action):
             skip(self._missing_reason(action), self._missing_remedy(action))
-        self._do(action, **params)
+        return self._do(action, **params)
 
     def _supports(self, action: str) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _do(self, action: str, **params: Any) -> None:  # pragma: no cover - abstract
+    def _do(self, action: str, **params: Any) -> Any:  # pragma: no cover - abstract
+        """Do it; backup returns the backup's reference, the other actions None."""
         raise NotImplementedError
 
 
@@ -227,8 +245,16 @@ class EmulatedSiteFaults(Faults):
     def _supports(self, action: str) -> bool:
         return True
 
-    def _do(self, action: str, **params: Any) -> None:
+    def _do(self, action: str, **params: Any) -> Any:
         name = self.site.name
+        if action == "backup":
+            taken = self.api.backup(name)
+            self.log.append(f"backup {name}: {taken['backup']} ({taken['files']} files, {taken['bytes']} bytes)")
+            return taken["backup"]
+        if action == "restore":
+            self.api.restore(name, params["backup"])
+            self.log.append(f"restore {name} from {params['backup']}")
+            return None
         if action == "degrade":
             self.api.degrade(name, **params)
             shown = ", ".join(f"{k}={v:g}" for k, v in params.items())

@@ -12,6 +12,9 @@ A target file may give a site hook commands (schemas/target.schema.json):
       resume:    {command: "ssh edge1 sudo systemctl kill -s CONT edge-stack"}
       stop:      {command: "ssh hub sudo systemctl stop hub-stack"}     # e.g. on central: a resync with
       start:     {command: "ssh hub sudo systemctl start hub-stack"}    # `outage: central` needs both
+      backup:    {command: "ssh edge1 sudo edge-backup create"}          # prints the backup's reference
+      wipe:      {command: "ssh edge1 sudo edge-reinstall --wipe-data"}
+      restore:   {command: "ssh edge1 sudo edge-backup restore {backup}"}
 
 * A string runs through the shell (`sh -c`), a list runs as argv without one.
 * Placeholders, replaced before running: {site}; for degrade {delay_ms} (one-way, ms), {jitter_ms},
@@ -20,9 +23,10 @@ A target file may give a site hook commands (schemas/target.schema.json):
   degrade hook with all zeros. For partition and heal, {cut_mode}: "hold" (a short cut: what was in
   flight may arrive after the heal, e.g. iptables DROP) or "drop" (a long outage: connections across
   the WAN must not survive it, e.g. DROP plus `conntrack -D` or `ss -K`, or REJECT with tcp-reset);
-  heal gets the mode of the partition it undoes; other hooks get "". They are also in the
-  environment as EDGE_SITE, EDGE_HOOK, EDGE_DELAY_MS, EDGE_JITTER_MS, EDGE_LOSS, EDGE_LOSS_PCT,
-  EDGE_BANDWIDTH_BPS, EDGE_CUT_MODE. Other braces (awk programs, shell `${VAR}`) are left alone.
+  heal gets the mode of the partition it undoes; other hooks get "". For restore, {backup}: the
+  reference the backup hook printed (its last non-empty line of standard output). They are also in
+  the environment as EDGE_SITE, EDGE_HOOK, EDGE_DELAY_MS, EDGE_JITTER_MS, EDGE_LOSS, EDGE_LOSS_PCT,
+  EDGE_BANDWIDTH_BPS, EDGE_CUT_MODE, EDGE_BACKUP. Other braces (awk programs, shell `${VAR}`) are left alone.
 * ${ENV} references are never expanded by the harness, so no secret value is ever in the argv of a
   process it starts (where any local user could read it with `ps`): the hook runs with the variables
   in its environment, and a string command's shell expands them (a `${VAR}` inside single quotes
@@ -62,8 +66,8 @@ from . import Faults, FaultError
 # action -> the hook that performs it
 HOOK_OF = {"partition": "partition", "heal": "heal", "degrade": "degrade", "reset": "degrade",
            "kill": "kill", "restart": "restart", "pause": "pause", "resume": "resume",
-           "stop": "stop", "start": "start"}
-PLACEHOLDERS = ("site", "delay_ms", "jitter_ms", "loss", "loss_pct", "bandwidth_bps", "cut_mode")
+           "stop": "stop", "start": "start", "backup": "backup", "wipe": "wipe", "restore": "restore"}
+PLACEHOLDERS = ("site", "delay_ms", "jitter_ms", "loss", "loss_pct", "bandwidth_bps", "cut_mode", "backup")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _KILL_GRACE_S = 2.0
 _GROUP_GONE_S = 3.0  # how long a killed hook's group may take to be gone before we return anyway
@@ -90,9 +94,10 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def placeholder_values(site: str, params: dict[str, Any] | None = None, cut_mode: str = "") -> dict[str, str]:
+def placeholder_values(site: str, params: dict[str, Any] | None = None, cut_mode: str = "",
+                       backup: str = "") -> dict[str, str]:
     """Every placeholder's text; degrade params that were not given are 0 (no impairment), cut_mode is
-    "" except for partition and heal."""
+    "" except for partition and heal, backup "" except for restore."""
     p = params or {}
     loss = float(p.get("loss") or 0.0)
     bandwidth = p.get("bandwidth_bps")
@@ -104,6 +109,7 @@ def placeholder_values(site: str, params: dict[str, Any] | None = None, cut_mode
         "loss_pct": _number(round(loss * 100.0, 6)),
         "bandwidth_bps": str(int(bandwidth)) if bandwidth else "0",
         "cut_mode": cut_mode,
+        "backup": backup,
     }
 
 
@@ -287,14 +293,14 @@ class HookFaults(Faults):
 
         return _hook_remedy(HOOK_OF[action], self.name)
 
-    def _do(self, action: str, **params: Any) -> None:
+    def _do(self, action: str, **params: Any) -> Any:
         if not self.allow_real:  # faults_for never builds one without permission; belt and braces
             from . import NOT_ALLOWED, NOT_ALLOWED_REMEDY, skip
 
             skip(NOT_ALLOWED, NOT_ALLOWED_REMEDY)
         hook = self.site.hooks[HOOK_OF[action]]
         values = placeholder_values(self.site.name, params if action == "degrade" else None,
-                                    cut_mode=params.get("cut_mode", ""))
+                                    cut_mode=params.get("cut_mode", ""), backup=params.get("backup", ""))
         try:
             run = run_hook(hook, values, cwd=self.cwd, secrets=S.known_secret_values(self.target))
         except HookError as exc:
@@ -302,3 +308,7 @@ class HookFaults(Faults):
             raise
         self.runs.append(run)
         self.log.append(run.describe())
+        if action == "backup":  # the backup's reference: the last line it printed
+            lines = [line.strip() for line in run.stdout.splitlines() if line.strip()]
+            return lines[-1] if lines else None
+        return None

@@ -70,9 +70,13 @@ NOTHING_TO_KILL = 3  # the kill script's exit status when no process matches
 KILL_REFUSED = 4     # ... and when kill refused (another user's process, no sudo)
 # action -> the pair it belongs to, and the hooks that make a pair go through hooks
 PAIR_OF = {"partition": "cut", "heal": "cut", "degrade": "wan", "reset": "wan", "pause": "pause",
-           "resume": "pause", "stop": "stop", "start": "stop", "kill": "kill", "restart": "restart"}
+           "resume": "pause", "stop": "stop", "start": "stop", "kill": "kill", "restart": "restart",
+           "backup": "backup", "wipe": "wipe", "restore": "restore"}
 PAIR_HOOKS = {"cut": ("partition", "heal"), "wan": ("degrade",), "pause": ("pause", "resume"),
-              "stop": ("stop", "start"), "kill": ("kill",), "restart": ("restart",)}
+              "stop": ("stop", "start"), "kill": ("kill",), "restart": ("restart",), "backup": ("backup",),
+              "wipe": ("wipe",), "restore": ("restore",)}
+# Only a hook backs up, wipes or restores a real site: no built-in fault does an operator's data work.
+DATA_ACTIONS = ("backup", "wipe", "restore")
 _NO_NETEM = ("qdisc kind is unknown", "no such file or directory", "unknown qdisc", "not supported")
 _PROCESS_RUN_ID = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.urandom(3).hex()}"
 
@@ -378,6 +382,8 @@ class OnSiteFaults(Faults):
     def builtin_supports(self, action: str) -> bool:
         g = self.grant
         pair = PAIR_OF[action]
+        if pair in DATA_ACTIONS:
+            return False
         if pair in ("cut", "wan"):
             return g.wan is not None
         if g.process is None or g.process.probe:  # probe: only once this run deployed it (engine/probes.py)
@@ -404,6 +410,8 @@ class OnSiteFaults(Faults):
     def _missing_reason(self, action: str) -> str:
         if self._by_hook(action) and self.hooks is not None:
             return self.hooks._missing_reason(action)
+        if PAIR_OF[action] in DATA_ACTIONS:
+            return f"no `{action}` hook" + self._where()
         if PAIR_OF[action] not in ("cut", "wan") and self.grant.process is not None and self.grant.process.probe:
             return f"faults.process names the probe, but this run deployed no probe on site {self.name}"
         return f"no fault hook and no built-in fault for {action}" + self._where()
@@ -412,6 +420,8 @@ class OnSiteFaults(Faults):
         if self._by_hook(action) and self.hooks is not None:
             return self.hooks._missing_remedy(action)
         pair = PAIR_OF[action]
+        if pair in DATA_ACTIONS:
+            return f"add a `{action}` hook to site {self.name} in the target file (no built-in fault does it)"
         if pair not in ("cut", "wan") and self.grant.process is not None and self.grant.process.probe:
             return "pass --deploy-probes (the grant is for the probe the run deploys)"
         if pair in ("cut", "wan"):
@@ -433,10 +443,9 @@ class OnSiteFaults(Faults):
             assert self.hooks is not None
             before = len(self.hooks.log)
             try:
-                self.hooks._do(action, **params)
+                return self.hooks._do(action, **params)
             finally:
                 self.log.extend(self.hooks.log[before:])
-            return
         try:
             getattr(self, f"_do_{action}")(**params)
         except MeasurementError as exc:

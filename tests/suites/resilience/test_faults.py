@@ -134,7 +134,7 @@ def test_placeholders_are_filled_and_env_refs_are_left_to_the_shell(monkeypatch)
     monkeypatch.setenv("EDGE_TEST_TOKEN", "s3cr3t-value")
     values = placeholder_values("store-1", {"delay_ms": 25.0, "loss": 0.05})
     assert values == {"site": "store-1", "delay_ms": "25", "jitter_ms": "0", "loss": "0.05", "loss_pct": "5",
-                      "bandwidth_bps": "0", "cut_mode": ""}
+                      "bandwidth_bps": "0", "cut_mode": "", "backup": ""}
     shown, real_cmd = render("wan.sh {site} {delay_ms} {loss_pct} ${EDGE_TEST_TOKEN} awk '{print $1}'", values)
     assert shown == "wan.sh store-1 25 5 ${EDGE_TEST_TOKEN} awk '{print $1}'"
     assert real_cmd == shown  # the value is never put in the command line: sh expands it from the environment
@@ -333,3 +333,27 @@ def test_hook_failure_is_an_error_and_heal_still_runs(tmp_path):
             pytest.fail("the body must not run")
     assert marker.exists()
     assert isinstance(HookError("x"), FaultError)
+
+
+def test_backup_wipe_and_restore_hooks_pass_the_backups_reference(tmp_path):
+    """The backup hook's last printed line is the reference; restore gets it as {backup} and $EDGE_BACKUP."""
+    log = tmp_path / "log"
+    s = site({"backup": 'echo "taking a backup of {site}"; echo "snap-{site}-7"',
+              "wipe": f'echo "wipe {{site}}" >> "{log}"',
+              "restore": f'echo "restore {{site}} {{backup}} $EDGE_BACKUP" >> "{log}"'}, name="store-9")
+    faults = faults_for(real(s), s, allow_real=True)
+    assert faults.supports("backup") and faults.supports("wipe") and faults.supports("restore")
+    reference = faults.backup()
+    assert reference == "snap-store-9-7"
+    faults.wipe()
+    faults.restore(reference)
+    assert log.read_text().splitlines() == ["wipe store-9", "restore store-9 snap-store-9-7 snap-store-9-7"]
+
+
+def test_a_backup_hook_that_prints_nothing_gives_no_reference_and_missing_hooks_skip(tmp_path):
+    s = site({"backup": "true"})
+    faults = faults_for(real(s), s, allow_real=True)
+    with pytest.raises(FaultError, match="backup of edge-1 gave no reference"):
+        faults.backup()
+    with pytest.raises(NotMeasured, match="no fault hook: restore"):
+        faults.restore("x")
