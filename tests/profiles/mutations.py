@@ -122,6 +122,8 @@ CHECK_MUTATIONS: dict[str, list[Mutation]] = {
     "resilience.long_outage": [M("unbounded-backlog", {"memory_growth", "memory_projected"}, family="backlog"),
                                M("renew-at-central-only", {"auth_ok"}, family="auth"),
                                M("forwarder-no-reconnect", {"delivered_ratio"}, family="forwarding")],
+    "lifecycle.backup_restore": [M("restore-loses-records", {"restored_ratio", "lost_records", "digest_match"},
+                                   family="restore")],
     "latency.request": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
     "latency.wan": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency")],
     "load.sustained": [M("slow-path", set(LATENCY_METRICS), _tight_latency_bound, family="latency"),
@@ -224,7 +226,7 @@ PLANS: dict[str, Plan] = {
                                "store-2": ["duplicate-on-retry", "extra-listener", "world-readable-key",
                                            "expiring-cert", "default-credentials", "memory-hog"],
                                "store-3": ["no-fsync"]}),
-        DefectRun("retail-b", {"store-1": ["drop-on-partition"], "store-2": ["slow-path"],
+        DefectRun("retail-b", {"store-1": ["drop-on-partition", "restore-loses-records"], "store-2": ["slow-path"],
                                "store-3": ["health-broken"]}),
         # a site that exits takes every check on it down: alone; /health waiting on the WAN: its own site
         DefectRun("retail-c", {"store-1": ["exits-after-start"], "store-2": ["health-waits-on-wan"]}),
