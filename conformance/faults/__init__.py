@@ -42,6 +42,9 @@ from .emulated import CUT_MODES, FaultError  # FaultError is a MeasurementError:
 
 ACTIONS = ("partition", "heal", "degrade", "reset", "kill", "restart", "stop", "start", "pause", "resume",
            "backup", "wipe", "restore")
+# An operator's data actions: the emulator does them where it holds the site's data directory.
+DATA_ACTIONS = ("backup", "wipe", "restore")
+DATA_BACKENDS = ("local",)
 NOT_ALLOWED = "fault hooks not allowed"
 NOT_ALLOWED_REMEDY = "pass --allow-faults (the run may then cut, kill and restart the target's sites)"
 
@@ -243,7 +246,16 @@ class EmulatedSiteFaults(Faults):
         self.api = api
 
     def _supports(self, action: str) -> bool:
+        if action in DATA_ACTIONS:
+            return (self.target.emulation or {}).get("backend", "local") in DATA_BACKENDS
         return True
+
+    def _missing_reason(self, action: str) -> str:
+        backend = (self.target.emulation or {}).get("backend")
+        return f"the emulator's {backend} backend cannot {action} a site's data" + self._where()
+
+    def _missing_remedy(self, action: str) -> str:
+        return "run it on the local backend (--backend local), which holds each site's data directory"
 
     def _do(self, action: str, **params: Any) -> Any:
         name = self.site.name

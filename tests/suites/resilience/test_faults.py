@@ -357,3 +357,15 @@ def test_a_backup_hook_that_prints_nothing_gives_no_reference_and_missing_hooks_
         faults.backup()
     with pytest.raises(NotMeasured, match="no fault hook: restore"):
         faults.restore("x")
+
+
+def test_the_emulators_data_actions_need_the_local_backend():
+    s = site()
+    for backend, supported in (("local", True), ("docker", False)):
+        t = Target(name="emu", sites=[s], emulation={"run_id": "r", "backend": backend,
+                                                     "control_url": "http://127.0.0.1:9"})
+        faults = faults_for(t, s)
+        assert [faults.supports(a) for a in ("backup", "wipe", "restore")] == [supported] * 3
+    with pytest.raises(NotMeasured, match="docker backend cannot backup") as err:
+        faults.require("backup", "wipe", "restore")
+    assert "--backend local" in err.value.remedy
