@@ -7,8 +7,9 @@ emulator's supervisor or the target's hooks); every request has a timeout.
 The site's own records decide, read through its ordinary API: each sale acknowledged before the backup
 must be back (GET /pos/transactions/{id}), none made after it may be (the restore returns to the
 backed-up state, it does not merge), and the site's summary of its records (count and digest,
-GET /pos/summary) must equal the one read just before the backup. The wipe must be seen to empty the
-site, or the restore proved nothing.
+GET /pos/summary) must equal the one read just before the backup. The sales after the backup are
+local-only: they never reach central, so central holds nothing the restore takes from the site. The
+wipe must be seen to empty the site, or the restore proved nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .sales import Poster, missing_sales
 
 Found = tuple[list[tuple[str, Any, str]], list[str], dict[str, Any]]
 SUMMARY_PATH = "/pos/summary"
+LOCAL_ONLY = {"local_only": True}
 
 
 def _summary(site: Client, timeout: float, when: str) -> dict[str, Any]:
@@ -33,8 +35,8 @@ def _summary(site: Client, timeout: float, when: str) -> dict[str, Any]:
     return body
 
 
-def _sell(site: Client, tag: str, count: int, op_timeout: float, when: str) -> list[str]:
-    poster = Poster(site, tag, 1.0, op_timeout).burst(max(1, count))
+def _sell(site: Client, tag: str, count: int, op_timeout: float, when: str, extra: dict | None = None) -> list[str]:
+    poster = Poster(site, tag, 1.0, op_timeout, extra).burst(max(1, count))
     poster.join()
     if not poster.accepted:
         raise MeasurementError(f"no sale was acknowledged {when}: {poster.first_failure()}")
@@ -49,7 +51,10 @@ def backup_restore(site: Client, backup: Callable[[], str], wipe: Callable[[], A
     before = _sell(site, f"{tag}-before", records, op_timeout, "before the backup")
     summary_before = _summary(site, op_timeout, "before the backup")
     reference = backup()
-    later = _sell(site, f"{tag}-after", after, op_timeout, "after the backup")
+    # Local-only (never forwarded): central never holds what the restore takes away from the site, so the
+    # site leaves this check in step with central and a later check comparing the two (a resync's
+    # digest) sees nothing of this one.
+    later = _sell(site, f"{tag}-after", after, op_timeout, "after the backup", LOCAL_ONLY)
 
     wipe()
     if wait_healthy(site, path, timeout) is None:

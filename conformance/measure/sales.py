@@ -19,8 +19,10 @@ ACCEPTED = (200, 201)
 class Poster:
     """Sales on an open-loop schedule (one thread per sale, so a slow answer never delays the next)."""
 
-    def __init__(self, site: Client, tag: str, rate: float, timeout: float):
+    def __init__(self, site: Client, tag: str, rate: float, timeout: float, extra: dict | None = None):
+        """`extra`: fields added to every sale (e.g. {"local_only": True}: a sale that never leaves the site)."""
         self.site, self.tag, self.rate, self.timeout = site, tag, rate, timeout
+        self.extra = dict(extra or {})
         self.lock = threading.Lock()
         self.results: list[tuple[str, Reply]] = []
         self.threads: list[threading.Thread] = []
@@ -30,7 +32,7 @@ class Poster:
     def post_one(self, index: int) -> None:
         sale_id = f"{self.tag}-{index}"
         body = {"id": sale_id, "amount": round(1 + index % 50 * 0.5, 2),
-                "items": [{"sku": "resilience-check", "qty": 1 + index % 3}]}
+                "items": [{"sku": "resilience-check", "qty": 1 + index % 3}], **self.extra}
         reply = self.site.call("POST", "/pos/transactions", body, timeout=self.timeout)
         with self.lock:
             self.results.append((sale_id, reply))
