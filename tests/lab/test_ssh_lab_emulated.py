@@ -5,8 +5,8 @@ and kills, pauses, stops and starts the probes through their keeper without --al
 the run's own), and removes everything at the end.
 
 * healthy: every must of retail is measured and passes, except BASE-SEC-02 (a store server of the lab has
-  no management web interface: not-measured, saying so); the WAN cut, the kill and the stop are on the
-  sites, through ssh; the host checks read the probe as the site's process; nothing is left;
+  no management web interface) and RTL-LCM-01 (the lab has no backup tool: no `backup` hook), each
+  not-measured, saying so; the WAN cut, the kill and the stop are on the sites, through ssh; the host checks read the probe as the site's process; nothing is left;
 * defects given as `--defect` fail the same musts as on the emulated deployment (drop-on-partition:
   RTL-RES-06 and leak-personal: RTL-DATA-01 on store-1, no-fsync: RTL-RES-08 on store-2) on their store
   only;
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.docker
 
 LAB = ("--target", "emulated:ssh-lab", "--backend", "docker")
 NO_MGMT = "BASE-SEC-02"  # the lab's servers have no management web interface
+NO_BACKUP = "RTL-LCM-01"  # nor a backup tool: a real site gives `backup`, `wipe` and `restore` hooks
 
 
 def _lab_objects(client, run_id: str) -> dict[str, list[str]]:
@@ -52,12 +53,16 @@ def test_retail_on_the_ssh_lab_measures_every_must_through_ssh_and_leaves_nothin
     # CI worker beside it): inconclusive by its own self-check or pressure figures, never a verdict on the lab.
     harness_busy = ("prober self-check", "machine was starved")
     bad = [(r["id"], r["site"], r["status"], r.get("message")) for r in musts
-           if r["status"] != "pass" and r["id"] != NO_MGMT
+           if r["status"] != "pass" and r["id"] not in (NO_MGMT, NO_BACKUP)
            and not (r["status"] == "inconclusive" and any(why in (r.get("message") or "") for why in harness_busy))]
     assert not bad, (bad, output[-3000:])
     for site in ("hq", "store-1", "store-2"):
         r = entry(res, NO_MGMT, site)
         assert r["status"] == "not-measured" and "declares no mgmt endpoint" in r["message"], r
+    for site in ("store-1", "store-2"):
+        r = entry(res, NO_BACKUP, site)
+        assert r["status"] == "not-measured" and "no `backup` hook" in r["message"], r
+        assert "add a `backup` hook to site" in r["ended"]["remedy"], r
     assert code == 3 and res["verdict"] == "incomplete", (code, output[-2000:])
     assert res["target"]["kind"] == "emulated" and res["target"]["lab"]["topology"] == "ssh-lab"
     assert res["target"]["probes_deployed"] == ["hq", "store-1", "store-2"]
